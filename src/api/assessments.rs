@@ -1,0 +1,333 @@
+//! `Microsoft.Security/assessments` (api-versions 2020-01-01 and 2021-06-01): create or replace,
+//! get, list at any scope, delete. Every accepted write moves the scores in the same transaction.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::metadata::{self, MetadataJson};
+use super::scores::view;
+use super::{json, ok, Ctx};
+use crate::arm::paging::{Cursor, Page};
+use crate::arm::{api_version, format_time, ApiError, ApiResult, ResourceId};
+use crate::catalog;
+use crate::score::Status;
+use crate::store::{Assessment, AssessmentInput, Outcome, ScoreView, Write};
+
+/// Parse and validate a PUT body (or an NDJSON import line) into a write. `target_prefix` names
+/// where fields sit in the client's document, for error targets.
+pub fn parse_input(resource: &ResourceId, name: &str, body: &Value, view: &ScoreView) -> ApiResult<AssessmentInput> {
+    let known = catalog::builtin().assessment(name).is_some() || view.custom_metadata.contains_key(&name.to_ascii_lowercase());
+    if !known {
+        return Err(ApiError::invalid_field(
+            "name",
+            format!(
+                "The assessment name '{name}' is not a known assessment metadata: use the name of a built-in \
+                 recommendation (GET /providers/Microsoft.Security/assessmentMetadata) or create custom metadata \
+                 in the subscription first."
+            ),
+        ));
+    }
+    let Some(body) = body.as_object() else {
+        return Err(ApiError::invalid_field("", "The request body must be a JSON object."));
+    };
+    let props = match body.get("properties") {
+        Some(Value::Object(p)) => p,
+        Some(_) => return Err(ApiError::invalid_field("properties", "'properties' must be an object.")),
+        None => return Err(ApiError::invalid_field("properties", "The required field 'properties' is missing.")),
+    };
+    let resource_details = parse_resource_details(props.get("resourceDetails"))?;
+
+    let status = match props.get("status") {
+        Some(Value::Object(s)) => s,
+        Some(_) => return Err(ApiError::invalid_field("properties.status", "'status' must be an object.")),
+        None => {
+            return Err(ApiError::invalid_field("properties.status", "The required field 'status' is missing."))
+        }
+    };
+    let code = match status.get("code") {
+        Some(Value::String(c)) => Status::parse(c).ok_or_else(|| {
+            ApiError::invalid_field(
+                "properties.status.code",
+                format!("The status code '{c}' is invalid. Allowed values: 'Healthy', 'Unhealthy', 'NotApplicable'."),
+            )
+        })?,
+        Some(_) => return Err(ApiError::invalid_field("properties.status.code", "'code' must be a string.")),
+        None => {
+            return Err(ApiError::invalid_field(
+                "properties.status.code",
+                "The required field 'status.code' is missing. Allowed values: 'Healthy', 'Unhealthy', 'NotApplicable'.",
+            ))
+        }
+    };
+    let cause = optional_string(status, "cause", "properties.status.cause")?;
+    let description = optional_string(status, "description", "properties.status.description")?;
+
+    let additional_data = match props.get("additionalData") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => {
+            if let Some((k, _)) = map.iter().find(|(_, v)| !v.is_string()) {
+                return Err(ApiError::invalid_field(
+                    format!("properties.additionalData.{k}"),
+                    "Every value of 'additionalData' must be a string.",
+                ));
+            }
+            Some(map.clone())
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "properties.additionalData",
+                "'additionalData' must be an object of string values.",
+            ))
+        }
+    };
+    let partner_name = match props.get("partnersData") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(p)) => {
+            let name = required_string(p, "partnerName", "properties.partnersData.partnerName")?;
+            required_string(p, "secret", "properties.partnersData.secret")?;
+            Some(name)
+        }
+        Some(_) => return Err(ApiError::invalid_field("properties.partnersData", "'partnersData' must be an object.")),
+    };
+    Ok(AssessmentInput {
+        resource: resource.clone(),
+        name: name.to_string(),
+        status: code,
+        cause,
+        description,
+        resource_details,
+        additional_data,
+        partner_name,
+    })
+}
+
+fn optional_string(obj: &Map<String, Value>, key: &str, target: &str) -> ApiResult<Option<String>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::invalid_field(target, format!("'{key}' must be a string."))),
+    }
+}
+
+fn required_string(obj: &Map<String, Value>, key: &str, target: &str) -> ApiResult<String> {
+    match obj.get(key) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            Err(ApiError::invalid_field(target, format!("The required field '{key}' is missing or empty.")))
+        }
+        Some(_) => Err(ApiError::invalid_field(target, format!("'{key}' must be a string."))),
+    }
+}
+
+/// `resourceDetails`, discriminated by `source` (the spec's ResourceDetails and its subtypes).
+/// Stored normalised: the canonical `source` and the subtype's fields; Azure's `id` is read-only
+/// and always the assessed resource.
+fn parse_resource_details(value: Option<&Value>) -> ApiResult<Value> {
+    const T: &str = "properties.resourceDetails";
+    let obj = match value {
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err(ApiError::invalid_field(T, "'resourceDetails' must be an object.")),
+        None => return Err(ApiError::invalid_field(T, "The required field 'resourceDetails' is missing.")),
+    };
+    // The official PUT example answers with `Source`; accept either spelling from clients.
+    let source = obj.get("source").or_else(|| obj.get("Source"));
+    let source = match source {
+        Some(Value::String(s)) => s.as_str(),
+        _ => {
+            return Err(ApiError::invalid_field(
+                format!("{T}.source"),
+                "The required field 'resourceDetails.source' is missing. Allowed values: 'Azure', 'OnPremise', 'OnPremiseSql'.",
+            ))
+        }
+    };
+    let (canonical, required): (&str, &[&str]) = if source.eq_ignore_ascii_case("Azure") {
+        ("Azure", &[])
+    } else if source.eq_ignore_ascii_case("OnPremise") {
+        ("OnPremise", &["workspaceId", "vmuuid", "sourceComputerId", "machineName"])
+    } else if source.eq_ignore_ascii_case("OnPremiseSql") {
+        ("OnPremiseSql", &["workspaceId", "vmuuid", "sourceComputerId", "machineName", "serverName", "databaseName"])
+    } else {
+        return Err(ApiError::invalid_field(
+            format!("{T}.source"),
+            format!("The resource details source '{source}' is invalid. Allowed values: 'Azure', 'OnPremise', 'OnPremiseSql'."),
+        ));
+    };
+    let mut out = Map::new();
+    out.insert("source".into(), Value::String(canonical.into()));
+    for field in required {
+        let v = required_string(obj, field, &format!("{T}.{field}"))?;
+        out.insert((*field).into(), Value::String(v));
+    }
+    Ok(Value::Object(out))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusJson<'a> {
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_change_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_evaluation_date: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Links {
+    azure_portal_uri: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PartnersJson<'a> {
+    partner_name: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AssessmentProperties<'a> {
+    resource_details: Value,
+    display_name: String,
+    status: StatusJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    additional_data: Option<&'a Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    links: Option<Links>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<MetadataJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partners_data: Option<PartnersJson<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct AssessmentJson<'a> {
+    id: String,
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    properties: AssessmentProperties<'a>,
+}
+
+#[derive(Default, Clone, Copy)]
+pub struct Expand {
+    pub links: bool,
+    pub metadata: bool,
+}
+
+pub fn render<'a>(a: &'a Assessment, api_version: &str, expand: Expand, view: &ScoreView) -> AssessmentJson<'a> {
+    let mut details = a.resource_details.clone();
+    if let Value::Object(map) = &mut details {
+        if map.get("source").and_then(Value::as_str) == Some("Azure") {
+            map.insert("id".into(), Value::String(a.resource_id.clone()));
+        }
+    }
+    let dates = api_version == api_version::V2021_06_01;
+    let meta = metadata::lookup(&a.name, Some(view));
+    AssessmentJson {
+        id: format!("{}/providers/Microsoft.Security/assessments/{}", a.resource_id, a.name),
+        name: &a.name,
+        kind: "Microsoft.Security/assessments",
+        properties: AssessmentProperties {
+            resource_details: details,
+            display_name: meta.as_ref().map_or_else(|| a.name.clone(), |m| m.display_name()),
+            status: StatusJson {
+                code: a.status.as_str(),
+                cause: a.cause.as_deref(),
+                description: a.description.as_deref(),
+                status_change_date: dates.then(|| format_time(a.status_change_date)),
+                first_evaluation_date: dates.then(|| format_time(a.first_evaluation_date)),
+            },
+            additional_data: a.additional_data.as_ref(),
+            links: expand.links.then(|| Links {
+                azure_portal_uri: format!(
+                    "https://portal.azure.com/#blade/Microsoft_Azure_Security/RecommendationsBlade/assessmentKey/{}",
+                    a.name
+                ),
+            }),
+            metadata: if expand.metadata { meta.map(|m| m.properties()) } else { None },
+            partners_data: a.partner_name.as_deref().map(|partner_name| PartnersJson { partner_name }),
+        },
+    }
+}
+
+fn expand(ctx: &Ctx<'_>) -> ApiResult<Expand> {
+    let values = ctx.expand(&["links", "metadata"])?;
+    Ok(Expand { links: values.contains(&"links"), metadata: values.contains(&"metadata") })
+}
+
+fn not_found(resource: &ResourceId, name: &str) -> ApiError {
+    ApiError::ResourceNotFound {
+        resource_type: "assessments".into(),
+        name: name.to_string(),
+        subscription: resource.subscription().to_string(),
+    }
+}
+
+pub async fn get(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResult<Response> {
+    let view = view(ctx, resource.subscription()).await?;
+    let expand = expand(ctx)?;
+    let a = ctx.state.store.assessment(resource, name).await?.ok_or_else(|| not_found(resource, name))?;
+    ok(&render(&a, ctx.api_version, expand, &view))
+}
+
+pub async fn put(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResult<Response> {
+    let view = view(ctx, resource.subscription()).await?;
+    let body: Value = serde_json::from_slice(&ctx.body).map_err(|e| {
+        ApiError::invalid_field("", format!("The request content is not valid JSON: {e}."))
+    })?;
+    let input = parse_input(resource, name, &body, &view)?;
+    let outcome = ctx.state.store.apply(&[Write::Put(input)]).await?.pop();
+    let (status, stored) = match outcome {
+        Some(Outcome::Created(a)) => (StatusCode::CREATED, a),
+        Some(Outcome::Replaced(a)) => (StatusCode::OK, a),
+        Some(Outcome::NoSubscription) => return Err(ApiError::SubscriptionNotFound(resource.subscription().to_string())),
+        other => return Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome of a put: {other:?}"))),
+    };
+    Ok(json(status, &render(&stored, ctx.api_version, Expand::default(), &view)))
+}
+
+pub async fn delete(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResult<Response> {
+    view(ctx, resource.subscription()).await?;
+    let write = Write::Delete { resource: resource.clone(), name: name.to_string() };
+    match ctx.state.store.apply(&[write]).await?.pop() {
+        Some(Outcome::Deleted) => Ok(StatusCode::OK.into_response()),
+        Some(Outcome::Absent) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Some(Outcome::NoSubscription) => Err(ApiError::SubscriptionNotFound(resource.subscription().to_string())),
+        other => Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome of a delete: {other:?}"))),
+    }
+}
+
+pub async fn list(ctx: &Ctx<'_>, scope: &ResourceId) -> ApiResult<Response> {
+    let view = view(ctx, scope.subscription()).await?;
+    let expand = expand(ctx)?;
+    let after = match ctx.cursor()? {
+        None => None,
+        Some(Cursor::After(r, n)) => Some((r, n)),
+        Some(Cursor::Offset(_)) => {
+            return Err(ApiError::BadRequest {
+                target: Some("$skipToken".into()),
+                message: "The $skipToken does not belong to this list.".into(),
+            })
+        }
+    };
+    let size = ctx.page_size();
+    // One more than a page tells whether another page follows.
+    let mut rows = ctx.state.store.assessments(scope, after.as_ref(), size + 1).await?;
+    let more = rows.len() > size;
+    rows.truncate(size);
+    let next_link = if more {
+        rows.last().map(|a| {
+            ctx.next_link(&Cursor::After(a.resource_id.to_ascii_lowercase(), a.name.to_ascii_lowercase()))
+        })
+    } else {
+        None
+    };
+    let value = rows.iter().map(|a| render(a, ctx.api_version, expand, &view)).collect();
+    ok(&Page { value, next_link })
+}

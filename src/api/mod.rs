@@ -1,0 +1,269 @@
+//! The HTTP surface: the ARM routes (parsed into an [`Endpoint`] by [`route`], then one handler
+//! module per resource family), the extension API and the operations endpoints.
+//!
+//! Every response leaves through [`router`]'s outer layers: ARM headers, the CloudError shape for
+//! failures raised before a handler (panics, timeouts), and request logging.
+
+pub mod assessments;
+pub mod ext;
+mod metadata;
+pub mod route;
+mod scores;
+mod subscriptions;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::arm::error::JSON_CONTENT_TYPE;
+use crate::arm::headers::{arm_headers, HeaderConfig};
+use crate::arm::paging::Cursor;
+use crate::arm::{ApiError, ApiResult};
+use crate::store::Store;
+pub use route::Endpoint;
+
+/// Settings of the API that come from the command line.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Items per page of every list (`--page-size`).
+    pub page_size: usize,
+    /// Largest accepted request body in bytes.
+    pub max_body: usize,
+    /// Served over HTTPS (adds HSTS; nextLinks use https).
+    pub https: bool,
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { page_size: 100, max_body: 4 << 20, https: false, request_timeout: Duration::from_secs(60) }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<ApiConfig>,
+}
+
+/// Everything a handler needs to know about one ARM request.
+pub struct Ctx<'a> {
+    pub state: &'a AppState,
+    pub method: Method,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+    pub api_version: &'static str,
+    pub query: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Ctx<'_> {
+    /// A query parameter, matched case-insensitively by name.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        query_param(&self.query, name)
+    }
+
+    pub fn cursor(&self) -> ApiResult<Option<Cursor>> {
+        self.query("$skipToken").map(Cursor::decode).transpose()
+    }
+
+    pub fn page_size(&self) -> usize {
+        self.state.config.page_size
+    }
+
+    /// The absolute URL of the next page: same host, path and parameters, a new `$skipToken`.
+    pub fn next_link(&self, cursor: &Cursor) -> String {
+        let scheme = if self.state.config.https { "https" } else { "http" };
+        let host = self
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| self.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("127.0.0.1");
+        let mut query: Vec<&str> = self
+            .uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|pair| {
+                let key = pair.split('=').next().unwrap_or("");
+                !pair.is_empty()
+                    && !key.eq_ignore_ascii_case("$skipToken")
+                    && !key.eq_ignore_ascii_case("%24skipToken")
+            })
+            .collect();
+        let token = format!("$skipToken={}", cursor.encode());
+        query.push(&token);
+        format!("{scheme}://{host}{}?{}", self.uri.path(), query.join("&"))
+    }
+
+    /// `$expand`, checked against the values this endpoint documents.
+    pub fn expand(&self, allowed: &[&'static str]) -> ApiResult<Vec<&'static str>> {
+        let Some(raw) = self.query("$expand") else { return Ok(Vec::new()) };
+        raw.split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                allowed.iter().find(|a| a.eq_ignore_ascii_case(v)).copied().ok_or_else(|| ApiError::BadRequest {
+                    target: Some("$expand".into()),
+                    message: format!(
+                        "The $expand value '{v}' is not supported here. Supported values: '{}'.",
+                        allowed.join("', '")
+                    ),
+                })
+            })
+            .collect()
+    }
+}
+
+pub fn query_param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {
+    query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// A JSON response with ARM's content type.
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut r = (status, bytes).into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+            r
+        }
+        Err(e) => ApiError::Internal(e.into()).into_response(),
+    }
+}
+
+pub fn ok<T: Serialize>(body: &T) -> ApiResult<Response> {
+    Ok(json(StatusCode::OK, body))
+}
+
+/// The service's router, with every layer.
+pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
+    let ops = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz));
+    Router::new()
+        .merge(ops)
+        .merge(ext::router())
+        .method_not_allowed_fallback(ext::method_not_allowed)
+        .fallback(arm)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(timeout_layer(config.request_timeout)))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn_with_state(HeaderConfig { https: config.https }, arm_headers))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "store not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+        }
+    }
+}
+
+fn timeout_layer(
+    limit: Duration,
+) -> impl Fn(Request, axum::middleware::Next) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
+       + Clone
+       + Send
+       + Sync
+       + 'static {
+    move |req, next| {
+        Box::pin(async move {
+            match tokio::time::timeout(limit, next.run(req)).await {
+                Ok(r) => r,
+                Err(_) => ApiError::Timeout(limit.as_secs()).into_response(),
+            }
+        })
+    }
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
+}
+
+/// The ARM surface: parse, check method and api-version, then dispatch.
+async fn arm(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+    let requested_version = query_param(&query, "api-version").map(str::to_string);
+    let endpoint = match Endpoint::parse(parts.uri.path(), requested_version.as_deref().unwrap_or("")) {
+        Ok(e) => e,
+        Err(e) if requested_version.is_none() && e.status() == StatusCode::NOT_FOUND => {
+            return ApiError::MissingApiVersion.into_response()
+        }
+        Err(e) => return e.into_response(),
+    };
+    if !endpoint.allows(&parts.method) {
+        return ApiError::MethodNotAllowed { method: parts.method, allow: endpoint.allow() }.into_response();
+    }
+    let api_version = match endpoint.family().check(requested_version.as_deref()) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let body = match read_body(body, state.config.max_body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let ctx = Ctx {
+        state: &state,
+        method: parts.method.clone(),
+        uri: &parts.uri,
+        headers: &parts.headers,
+        api_version,
+        query,
+        body,
+    };
+    let label = endpoint.label();
+    let result = match endpoint {
+        Endpoint::SecureScores { sub } => scores::list_scores(&ctx, sub).await,
+        Endpoint::SecureScore { sub, name } => scores::get_score(&ctx, sub, &name).await,
+        Endpoint::SecureScoreControls { sub, score } => scores::list_controls(&ctx, sub, Some(&score)).await,
+        Endpoint::Controls { sub } => scores::list_controls(&ctx, sub, None).await,
+        Endpoint::Definitions => scores::list_definitions(&ctx, None).await,
+        Endpoint::SubscriptionDefinitions { sub } => scores::list_definitions(&ctx, Some(sub)).await,
+        Endpoint::Assessments { scope } => assessments::list(&ctx, &scope).await,
+        Endpoint::Assessment { resource, name } => match ctx.method {
+            Method::PUT => assessments::put(&ctx, &resource, &name).await,
+            Method::DELETE => assessments::delete(&ctx, &resource, &name).await,
+            _ => assessments::get(&ctx, &resource, &name).await,
+        },
+        Endpoint::MetadataList => metadata::list(&ctx, None).await,
+        Endpoint::Metadata { name } => metadata::get(&ctx, None, &name).await,
+        Endpoint::SubscriptionMetadataList { sub } => metadata::list(&ctx, Some(sub)).await,
+        Endpoint::SubscriptionMetadata { sub, name } => match ctx.method {
+            Method::PUT => metadata::put(&ctx, sub, &name).await,
+            Method::DELETE => metadata::delete(&ctx, sub, &name).await,
+            _ => metadata::get(&ctx, Some(sub), &name).await,
+        },
+        Endpoint::Subscriptions => subscriptions::list(&ctx).await,
+        Endpoint::Subscription { sub } => subscriptions::get(&ctx, sub).await,
+        Endpoint::Tenants => subscriptions::tenants(&ctx).await,
+    };
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    tracing::debug!(endpoint = label, status = response.status().as_u16(), "request");
+    response
+}
+
+/// Read a body up to `limit` bytes; larger bodies are a 413 CloudError.
+async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if too_large {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::BadRequest { target: None, message: format!("The request body could not be read: {e}.") }
+        }
+    })
+}

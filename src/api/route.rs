@@ -1,0 +1,219 @@
+//! Requests are parsed into an [`Endpoint`] before any handler runs. ARM paths are matched
+//! case-insensitively, with or without a trailing slash; `{resourceId}` and `{scope}` are
+//! multi-segment ids parsed into [`ResourceId`]s here, once.
+
+use axum::http::Method;
+use percent_encoding::percent_decode_str;
+use uuid::Uuid;
+
+use crate::arm::{parse_subscription_id, ApiError, Family, ResourceId};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Endpoint {
+    SecureScores { sub: Uuid },
+    SecureScore { sub: Uuid, name: String },
+    SecureScoreControls { sub: Uuid, score: String },
+    Controls { sub: Uuid },
+    Definitions,
+    SubscriptionDefinitions { sub: Uuid },
+    Assessments { scope: ResourceId },
+    Assessment { resource: ResourceId, name: String },
+    MetadataList,
+    Metadata { name: String },
+    SubscriptionMetadataList { sub: Uuid },
+    SubscriptionMetadata { sub: Uuid, name: String },
+    Subscriptions,
+    Subscription { sub: Uuid },
+    Tenants,
+}
+
+const GET: &str = "GET";
+const GET_PUT_DELETE: &str = "GET, PUT, DELETE";
+
+impl Endpoint {
+    pub fn family(&self) -> Family {
+        use Endpoint::*;
+        match self {
+            SecureScores { .. } | SecureScore { .. } => Family::SECURE_SCORES,
+            SecureScoreControls { .. } => Family::SECURE_SCORE_CONTROLS,
+            Controls { .. } => Family::CONTROLS,
+            Definitions | SubscriptionDefinitions { .. } => Family::DEFINITIONS,
+            Assessments { .. } | Assessment { .. } => Family::ASSESSMENTS,
+            MetadataList | Metadata { .. } | SubscriptionMetadataList { .. } | SubscriptionMetadata { .. } => {
+                Family::METADATA
+            }
+            Subscriptions | Subscription { .. } | Tenants => Family::ARM,
+        }
+    }
+
+    /// The methods the endpoint answers, as an `Allow` header value.
+    pub fn allow(&self) -> &'static str {
+        match self {
+            Endpoint::Assessment { .. } | Endpoint::SubscriptionMetadata { .. } => GET_PUT_DELETE,
+            _ => GET,
+        }
+    }
+
+    pub fn allows(&self, method: &Method) -> bool {
+        self.allow().split(", ").any(|m| m == method.as_str())
+    }
+
+    /// A low-cardinality label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        use Endpoint::*;
+        match self {
+            SecureScores { .. } => "SecureScores_List",
+            SecureScore { .. } => "SecureScores_Get",
+            SecureScoreControls { .. } => "SecureScoreControls_ListBySecureScore",
+            Controls { .. } => "SecureScoreControls_List",
+            Definitions => "SecureScoreControlDefinitions_List",
+            SubscriptionDefinitions { .. } => "SecureScoreControlDefinitions_ListBySubscription",
+            Assessments { .. } => "Assessments_List",
+            Assessment { .. } => "Assessments",
+            MetadataList => "AssessmentsMetadata_List",
+            Metadata { .. } => "AssessmentsMetadata_Get",
+            SubscriptionMetadataList { .. } => "AssessmentsMetadata_ListBySubscription",
+            SubscriptionMetadata { .. } => "AssessmentsMetadata_InSubscription",
+            Subscriptions => "Subscriptions_List",
+            Subscription { .. } => "Subscriptions_Get",
+            Tenants => "Tenants_List",
+        }
+    }
+
+    /// Route a path. `api_version` is only used to word errors.
+    pub fn parse(path: &str, api_version: &str) -> Result<Endpoint, ApiError> {
+        let decoded: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect();
+        let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
+        let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        let security = (0..segs.len().saturating_sub(1))
+            .rev()
+            .find(|&i| eq(segs[i], "providers") && eq(segs[i + 1], "Microsoft.Security"));
+        let unknown_type = |namespace: &str, rest: &[&str]| {
+            // Name the type as ARM does: the type segments without the names between them.
+            let resource_type: Vec<&str> = rest.iter().step_by(2).copied().collect();
+            ApiError::UnknownResourceType {
+                namespace: namespace.to_string(),
+                resource_type: resource_type.join("/"),
+                version: api_version.to_string(),
+            }
+        };
+        let unknown_path = || ApiError::UnknownPath(format!("/{}", segs.join("/")));
+
+        let Some(i) = security else {
+            return match segs.as_slice() {
+                [s] if eq(s, "subscriptions") => Ok(Endpoint::Subscriptions),
+                [s, id] if eq(s, "subscriptions") => Ok(Endpoint::Subscription { sub: parse_subscription_id(id)? }),
+                [t] if eq(t, "tenants") => Ok(Endpoint::Tenants),
+                [s, id, rest @ ..] if eq(s, "subscriptions") => {
+                    parse_subscription_id(id)?;
+                    match rest {
+                        [p, ns, tail @ ..] if eq(p, "providers") && !tail.is_empty() => Err(unknown_type(ns, tail)),
+                        _ => Err(unknown_path()),
+                    }
+                }
+                _ => Err(unknown_path()),
+            };
+        };
+        let (scope, rest) = (&segs[..i], &segs[i + 2..]);
+        let name = |s: &str| s.to_string();
+        match scope {
+            [] => match rest {
+                [t] if eq(t, "secureScoreControlDefinitions") => Ok(Endpoint::Definitions),
+                [t] if eq(t, "assessmentMetadata") => Ok(Endpoint::MetadataList),
+                [t, n] if eq(t, "assessmentMetadata") => Ok(Endpoint::Metadata { name: name(n) }),
+                _ => Err(unknown_type("Microsoft.Security", rest)),
+            },
+            [s, id] if eq(s, "subscriptions") => {
+                let sub = parse_subscription_id(id)?;
+                match rest {
+                    [t] if eq(t, "secureScores") => Ok(Endpoint::SecureScores { sub }),
+                    [t, n] if eq(t, "secureScores") => Ok(Endpoint::SecureScore { sub, name: name(n) }),
+                    [t, n, c] if eq(t, "secureScores") && eq(c, "secureScoreControls") => {
+                        Ok(Endpoint::SecureScoreControls { sub, score: name(n) })
+                    }
+                    [t] if eq(t, "secureScoreControls") => Ok(Endpoint::Controls { sub }),
+                    [t] if eq(t, "secureScoreControlDefinitions") => Ok(Endpoint::SubscriptionDefinitions { sub }),
+                    [t] if eq(t, "assessmentMetadata") => Ok(Endpoint::SubscriptionMetadataList { sub }),
+                    [t, n] if eq(t, "assessmentMetadata") => Ok(Endpoint::SubscriptionMetadata { sub, name: name(n) }),
+                    [t] if eq(t, "assessments") => {
+                        Ok(Endpoint::Assessments { scope: ResourceId::from_segments(scope)? })
+                    }
+                    [t, n] if eq(t, "assessments") => {
+                        Ok(Endpoint::Assessment { resource: ResourceId::from_segments(scope)?, name: name(n) })
+                    }
+                    _ => Err(unknown_type("Microsoft.Security", rest)),
+                }
+            }
+            [s, ..] if eq(s, "subscriptions") => {
+                let resource = ResourceId::from_segments(scope)?;
+                match rest {
+                    [t] if eq(t, "assessments") => Ok(Endpoint::Assessments { scope: resource }),
+                    [t, n] if eq(t, "assessments") => Ok(Endpoint::Assessment { resource, name: name(n) }),
+                    _ => Err(unknown_type("Microsoft.Security", rest)),
+                }
+            }
+            _ => Err(unknown_path()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: &str = "20ff7fc3-e762-44dd-bd96-b71116dcdc23";
+
+    fn parse(p: &str) -> Result<Endpoint, ApiError> {
+        Endpoint::parse(p, "2020-01-01")
+    }
+
+    #[test]
+    fn routes_case_insensitively_with_trailing_slashes() {
+        let sub = Uuid::parse_str(S).unwrap();
+        let want = Endpoint::SecureScore { sub, name: "ascScore".into() };
+        assert_eq!(parse(&format!("/subscriptions/{S}/providers/Microsoft.Security/secureScores/ascScore")).unwrap(), want);
+        assert_eq!(
+            parse(&format!("/SUBSCRIPTIONS/{S}/PROVIDERS/microsoft.security/securescores/ascScore/")).unwrap(),
+            want
+        );
+        assert_eq!(
+            parse("/providers/Microsoft.Security/secureScoreControlDefinitions").unwrap(),
+            Endpoint::Definitions
+        );
+        assert_eq!(parse("/subscriptions").unwrap(), Endpoint::Subscriptions);
+    }
+
+    #[test]
+    fn routes_multi_segment_resource_ids() {
+        let p = format!(
+            "/subscriptions/{S}/resourceGroups/myRg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss2/providers/Microsoft.Security/assessments/21300918-b2e3-0346-785f-c77ff57d243b"
+        );
+        match parse(&p).unwrap() {
+            Endpoint::Assessment { resource, name } => {
+                assert!(resource.as_str().ends_with("/vmss2"));
+                assert_eq!(name, "21300918-b2e3-0346-785f-c77ff57d243b");
+            }
+            other => panic!("{other:?}"),
+        }
+        let p = format!("/subscriptions/{S}/resourceGroups/myRg/providers/Microsoft.Security/assessments");
+        assert!(matches!(parse(&p).unwrap(), Endpoint::Assessments { .. }));
+    }
+
+    #[test]
+    fn errors() {
+        assert!(matches!(
+            parse("/subscriptions/not-a-guid/providers/Microsoft.Security/secureScores"),
+            Err(ApiError::InvalidSubscriptionId(_))
+        ));
+        let e = parse(&format!("/subscriptions/{S}/providers/Microsoft.Security/alerts")).unwrap_err();
+        assert_eq!(e.code(), "InvalidResourceType");
+        assert!(e.to_string().contains("'alerts'"));
+        let e = parse(&format!("/subscriptions/{S}/providers/Microsoft.Compute/virtualMachines/x")).unwrap_err();
+        assert!(e.to_string().contains("'Microsoft.Compute'"));
+        assert!(matches!(parse("/nothing/here"), Err(ApiError::UnknownPath(_))));
+    }
+}

@@ -1,0 +1,78 @@
+//! api-version rules of docs/ARM.md: which versions each resource family accepts, and the error a
+//! request gets when its version is missing or unsupported.
+
+use super::error::ApiError;
+
+/// A family of endpoints that share their supported api-versions (newest first).
+#[derive(Debug, Clone, Copy)]
+pub struct Family {
+    /// The Microsoft.Security resource type named in errors; `None` for ARM-owned endpoints.
+    resource_type: Option<&'static str>,
+    supported: &'static [&'static str],
+}
+
+pub const V2020_01_01: &str = "2020-01-01";
+pub const V2021_06_01: &str = "2021-06-01";
+
+const SECURE_SCORE_VERSIONS: &[&str] = &[V2020_01_01, "2020-01-01-preview"];
+const ASSESSMENT_VERSIONS: &[&str] = &[V2021_06_01, V2020_01_01];
+/// What the SDKs and `az` send to ARM's own subscription and tenant endpoints.
+const ARM_VERSIONS: &[&str] = &[
+    "2022-12-01",
+    "2022-09-01",
+    "2021-01-01",
+    "2020-01-01",
+    "2019-11-01",
+    "2019-06-01",
+    "2018-06-01",
+    "2016-06-01",
+];
+
+impl Family {
+    pub const fn security(resource_type: &'static str, supported: &'static [&'static str]) -> Self {
+        Family { resource_type: Some(resource_type), supported }
+    }
+    pub const SECURE_SCORES: Family = Family::security("secureScores", SECURE_SCORE_VERSIONS);
+    pub const SECURE_SCORE_CONTROLS: Family =
+        Family::security("secureScores/secureScoreControls", SECURE_SCORE_VERSIONS);
+    pub const CONTROLS: Family = Family::security("secureScoreControls", SECURE_SCORE_VERSIONS);
+    pub const DEFINITIONS: Family =
+        Family::security("secureScoreControlDefinitions", SECURE_SCORE_VERSIONS);
+    pub const ASSESSMENTS: Family = Family::security("assessments", ASSESSMENT_VERSIONS);
+    pub const METADATA: Family = Family::security("assessmentMetadata", ASSESSMENT_VERSIONS);
+    pub const ARM: Family = Family { resource_type: None, supported: ARM_VERSIONS };
+
+    /// Check the request's api-version; returns the canonical spelling of the version.
+    pub fn check(self, requested: Option<&str>) -> Result<&'static str, ApiError> {
+        let Some(requested) = requested.filter(|v| !v.is_empty()) else {
+            return Err(ApiError::MissingApiVersion);
+        };
+        if let Some(v) = self.supported.iter().find(|v| v.eq_ignore_ascii_case(requested)) {
+            return Ok(v);
+        }
+        let version = requested.to_string();
+        Err(match self.resource_type {
+            Some(resource_type) => {
+                ApiError::UnsupportedApiVersion { resource_type, version, supported: self.supported }
+            }
+            None => ApiError::InvalidApiVersion { version, supported: self.supported },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(Family::SECURE_SCORES.check(Some("2020-01-01")).unwrap(), "2020-01-01");
+        assert_eq!(Family::ASSESSMENTS.check(Some("2021-06-01")).unwrap(), "2021-06-01");
+        assert!(matches!(Family::SECURE_SCORES.check(None), Err(ApiError::MissingApiVersion)));
+        let e = Family::SECURE_SCORES.check(Some("2021-06-01")).unwrap_err();
+        assert_eq!(e.code(), "InvalidResourceType");
+        assert_eq!(e.to_string(), "The resource type 'secureScores' could not be found in the namespace 'Microsoft.Security' for api version '2021-06-01'. The supported api-versions are '2020-01-01,2020-01-01-preview'.");
+        let e = Family::ARM.check(Some("1999-01-01")).unwrap_err();
+        assert_eq!(e.code(), "InvalidApiVersionParameter");
+    }
+}

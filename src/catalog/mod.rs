@@ -1,0 +1,175 @@
+//! The built-in catalogue: the 16 secure score controls (with their assessment memberships) and the
+//! 557 built-in assessment metadata they reference. The data files in `data/` are copied verbatim
+//! from the project's reference catalogue; `data/PROVENANCE.md` says where every field comes from.
+//!
+//! The catalogue is parsed once, on first use, and then shared as `&'static` by the store (to know
+//! which controls an assessment counts toward) and the API (to render definitions and metadata).
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// The one built-in secure score (initiative): all built-in controls.
+pub const ASC_SCORE: &str = "ascScore";
+pub const ASC_SCORE_DISPLAY_NAME: &str = "ASC score";
+
+const CONTROLS_JSON: &str = include_str!("data/controls.json");
+const ASSESSMENTS_JSON: &str = include_str!("data/assessments.json");
+
+/// A built-in secure score control (`secureScoreControlDefinitions` item).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlDef {
+    /// Lowercase GUID.
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub max_score: i64,
+    pub source_type: String,
+    /// Assessment metadata keys, in the recorded order.
+    pub assessment_definitions: Vec<String>,
+}
+
+/// Built-in assessment metadata as the catalogue knows it. Fields no source gives are `None`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssessmentDef {
+    pub name: String,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub severity: Option<String>,
+    pub categories: Option<Vec<String>>,
+    pub user_impact: Option<String>,
+    pub implementation_effort: Option<String>,
+    pub threats: Option<Vec<String>>,
+    pub remediation_description: Option<String>,
+    pub policy_definition_id: Option<String>,
+    pub assessment_type: String,
+    pub preview: Option<bool>,
+    /// The controls this assessment belongs to (lowercase GUIDs).
+    pub controls: Vec<String>,
+}
+
+impl AssessmentDef {
+    /// Only built-in, non-preview recommendations move the score (docs/SCORING.md).
+    pub fn counts_toward_score(&self) -> bool {
+        self.assessment_type == "BuiltIn" && self.preview != Some(true)
+    }
+
+    /// The name to show. Where no public source names a key we say so rather than invent a name.
+    pub fn display_name(&self) -> String {
+        match &self.display_name {
+            Some(name) => name.clone(),
+            None => format!("Built-in assessment {} (no public name known)", self.name),
+        }
+    }
+}
+
+pub struct Catalog {
+    controls: Vec<ControlDef>,
+    assessments: Vec<AssessmentDef>,
+    control_index: HashMap<String, usize>,
+    assessment_index: HashMap<String, usize>,
+}
+
+static BUILTIN: LazyLock<Catalog> = LazyLock::new(|| {
+    // The files are compiled in and covered by tests: a parse failure is a build defect.
+    let controls: Vec<ControlDef> =
+        serde_json::from_str(CONTROLS_JSON).expect("embedded controls.json parses");
+    let assessments: Vec<AssessmentDef> =
+        serde_json::from_str(ASSESSMENTS_JSON).expect("embedded assessments.json parses");
+    Catalog::new(controls, assessments)
+});
+
+/// The built-in catalogue.
+pub fn builtin() -> &'static Catalog {
+    &BUILTIN
+}
+
+impl Catalog {
+    fn new(mut controls: Vec<ControlDef>, mut assessments: Vec<AssessmentDef>) -> Self {
+        for c in &mut controls {
+            c.name.make_ascii_lowercase();
+            for a in &mut c.assessment_definitions {
+                a.make_ascii_lowercase();
+            }
+        }
+        for a in &mut assessments {
+            a.name.make_ascii_lowercase();
+            for c in &mut a.controls {
+                c.make_ascii_lowercase();
+            }
+        }
+        let control_index = controls.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+        let assessment_index =
+            assessments.iter().enumerate().map(|(i, a)| (a.name.clone(), i)).collect();
+        Catalog { controls, assessments, control_index, assessment_index }
+    }
+
+    /// Controls in catalogue order (the order of the recorded Azure response).
+    pub fn controls(&self) -> &[ControlDef] {
+        &self.controls
+    }
+
+    pub fn control(&self, name: &str) -> Option<&ControlDef> {
+        self.control_index.get(&name.to_ascii_lowercase()).map(|&i| &self.controls[i])
+    }
+
+    pub fn assessments(&self) -> &[AssessmentDef] {
+        &self.assessments
+    }
+
+    pub fn assessment(&self, name: &str) -> Option<&AssessmentDef> {
+        self.assessment_index.get(&name.to_ascii_lowercase()).map(|&i| &self.assessments[i])
+    }
+
+    /// The controls an assessment of metadata `name` counts toward: empty for unknown, custom and
+    /// preview recommendations, which appear in the API but never move the score.
+    pub fn scored_controls(&self, name: &str) -> &[String] {
+        match self.assessment(name) {
+            Some(a) if a.counts_toward_score() => &a.controls,
+            _ => &[],
+        }
+    }
+
+    pub fn max_score(&self, control: &str) -> i64 {
+        self.control(control).map_or(0, |c| c.max_score)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_is_complete_and_consistent() {
+        let cat = builtin();
+        assert_eq!(cat.controls().len(), 16);
+        assert_eq!(cat.assessments().len(), 557);
+        assert_eq!(cat.controls().iter().map(|c| c.max_score).sum::<i64>(), 58);
+        // Every membership is kept, in both directions.
+        for c in cat.controls() {
+            for a in &c.assessment_definitions {
+                let def = cat.assessment(a).expect("member assessment exists");
+                assert!(def.controls.contains(&c.name), "{a} lists {}", c.name);
+            }
+        }
+        let refs: usize = cat.assessments().iter().map(|a| a.controls.len()).sum();
+        let members: usize = cat.controls().iter().map(|c| c.assessment_definitions.len()).sum();
+        assert_eq!(refs, members);
+    }
+
+    #[test]
+    fn unnamed_assessments_say_so() {
+        let unnamed = builtin().assessments().iter().find(|a| a.display_name.is_none()).unwrap();
+        assert!(unnamed.display_name().contains("no public name known"));
+    }
+
+    #[test]
+    fn lookups_are_case_insensitive() {
+        let cat = builtin();
+        assert!(cat.control("34A42FB3-E6DB-409C-B56B-7B1DB6B8AEE0").is_some());
+        assert_eq!(cat.max_score("34a42fb3-e6db-409c-b56b-7b1db6b8aee0"), 10);
+        assert!(cat.scored_controls("00000000-0000-0000-0000-000000000000").is_empty());
+    }
+}

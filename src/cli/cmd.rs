@@ -1,0 +1,171 @@
+//! Execution of the commands defined in `structs`.
+
+use anyhow::{bail, Context, Result};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+
+use super::structs::{Command, LogFormat, Output, ServeArgs, SubscriptionsCommand, Target};
+use crate::api::ApiConfig;
+use crate::demo;
+use crate::server::{self, Application, AuthMode, ServeOptions, TlsMode};
+use crate::store::{Store, StoreConfig, Subscription};
+
+pub async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Subscriptions(cmd) => subscriptions(cmd).await,
+        Command::Import(args) => crate::import::run(args).await,
+    }
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SECURESCORE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    init_logging(args.log_format);
+    if args.database_url.is_some() {
+        bail!("--database-url: the PostgreSQL engine is not part of this build yet; use --data-dir (SQLite) or --memory");
+    }
+    let store = if args.memory {
+        StoreConfig::Memory
+    } else {
+        StoreConfig::Sqlite { data_dir: args.data_dir.clone() }
+    };
+    let tls = match (&args.tls_cert, &args.tls_key, args.insecure_http) {
+        (_, _, true) => TlsMode::Insecure,
+        (Some(cert), Some(key), _) => TlsMode::Files { cert: cert.clone(), key: key.clone() },
+        _ => TlsMode::Local(args.data_dir.clone()),
+    };
+    let options = ServeOptions {
+        listen: args.listen,
+        store,
+        tls,
+        auth: args.auth,
+        demo: args.demo,
+        api: ApiConfig { page_size: args.page_size as usize, max_body: args.max_body_bytes, ..ApiConfig::default() },
+        max_connections: 10_000,
+    };
+    let app = Application::build(options).await?;
+    print_banner(&app, &args);
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    };
+    app.run_until(shutdown).await
+}
+
+fn print_banner(app: &Application, args: &ServeArgs) {
+    let base = app.base_url();
+    let sub = demo::DEMO_SUBSCRIPTION;
+    println!("securescore listening on {base}");
+    if args.auth == AuthMode::Any {
+        println!("WARNING: --auth any: every well-formed bearer token is accepted with full access. Never expose this server.");
+    }
+    let ca = app.ca_path().map(|p| p.display().to_string());
+    if let Some(ca) = &ca {
+        println!("CA certificate: {ca}  (trust it: curl --cacert, connection_verify=, REQUESTS_CA_BUNDLE=)");
+    }
+    let cacert = ca.as_ref().map(|c| format!("--cacert {c} ")).unwrap_or_default();
+    println!();
+    println!("curl:");
+    println!("  curl {cacert}-H \"Authorization: Bearer $TOKEN\" '{base}/subscriptions/{sub}/providers/Microsoft.Security/secureScores/ascScore?api-version=2020-01-01'");
+    println!("Python SDK (azure-identity + azure-mgmt-security):");
+    println!("  cred = ClientSecretCredential(TENANT, CLIENT_ID, SECRET, authority=\"{base}\", disable_instance_discovery=True, connection_verify=\"{}\")", ca.as_deref().unwrap_or("CA.pem"));
+    println!("  SecurityCenter(cred, \"{sub}\", base_url=\"{base}\", connection_verify=\"{}\").secure_scores.get(\"ascScore\")", ca.as_deref().unwrap_or("CA.pem"));
+    println!("Azure CLI:");
+    println!("  export REQUESTS_CA_BUNDLE=<system CAs + {}> AZURE_CORE_INSTANCE_DISCOVERY=false", ca.as_deref().unwrap_or("CA.pem"));
+    println!("  az cloud register -n securescore --endpoint-resource-manager {base}/ && az cloud set -n securescore");
+    println!("  az security secure-scores show -n ascScore --subscription {sub}");
+    if args.demo {
+        println!();
+        println!("Demo subscription: {sub} ({})", demo::DEMO_SUBSCRIPTION_NAME);
+    }
+}
+
+/// A store on a data directory, for commands that work without a server.
+pub async fn open_data_dir(target: &Target) -> Result<Store> {
+    let Some(dir) = &target.data_dir else {
+        bail!("say where to work: --data-dir DIR (a data directory) or --endpoint URL (a running server)");
+    };
+    if !dir.join("securescore.db").exists() {
+        bail!("{} holds no securescore database; start `securescore serve --data-dir {}` once, or check the path", dir.display(), dir.display());
+    }
+    Store::open(&StoreConfig::Sqlite { data_dir: dir.clone() }).await
+}
+
+fn subscription_table(subs: &[Subscription]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(["Subscription", "Name", "Tenant", "State"]);
+    for s in subs {
+        t.add_row([s.id.to_string(), s.display_name.clone(), s.tenant_id.to_string(), s.state.clone()]);
+    }
+    t
+}
+
+fn subscription_json(s: &Subscription) -> serde_json::Value {
+    serde_json::json!({"subscriptionId": s.id, "displayName": s.display_name, "tenantId": s.tenant_id, "state": s.state})
+}
+
+async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
+    match cmd {
+        SubscriptionsCommand::Add { id, name, tenant, target, output } => {
+            let sub = if let Some(endpoint) = &target.endpoint {
+                let client = crate::client::Client::new(endpoint, &target)?;
+                let body = serde_json::json!({"displayName": name, "tenantId": tenant});
+                let v = client.put_json(&format!("/securescore/v1/subscriptions/{id}"), &body).await?;
+                serde_json::from_value::<crate::api::ext::SubscriptionBody>(v)?.into_subscription()
+            } else {
+                let store = open_data_dir(&target).await?;
+                let tenant = match tenant {
+                    Some(t) => t,
+                    None => server::default_tenant(&store).await?,
+                };
+                let sub = Subscription { id, display_name: name, tenant_id: tenant, state: "Enabled".into() };
+                store.put_subscription(&sub).await?;
+                sub
+            };
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&subscription_json(&sub))?),
+                Output::Table => println!("{}", subscription_table(std::slice::from_ref(&sub))),
+            }
+        }
+        SubscriptionsCommand::List { target, output } => {
+            let subs = if let Some(endpoint) = &target.endpoint {
+                let client = crate::client::Client::new(endpoint, &target)?;
+                let v = client.get_json("/securescore/v1/subscriptions").await?;
+                let list: Vec<crate::api::ext::SubscriptionBody> =
+                    serde_json::from_value(v.get("value").cloned().unwrap_or_default()).context("unexpected answer")?;
+                list.into_iter().map(|s| s.into_subscription()).collect()
+            } else {
+                open_data_dir(&target).await?.subscriptions().await?
+            };
+            match output {
+                Output::Json => {
+                    let v: Vec<_> = subs.iter().map(subscription_json).collect();
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                }
+                Output::Table => println!("{}", subscription_table(&subs)),
+            }
+        }
+        SubscriptionsCommand::Remove { id, target } => {
+            let removed = if let Some(endpoint) = &target.endpoint {
+                let client = crate::client::Client::new(endpoint, &target)?;
+                client.delete(&format!("/securescore/v1/subscriptions/{id}")).await?
+            } else {
+                open_data_dir(&target).await?.remove_subscription(id).await?
+            };
+            if !removed {
+                bail!("subscription {id} does not exist (nothing removed)");
+            }
+            println!("removed subscription {id} and all its data");
+        }
+    }
+    Ok(())
+}
+

@@ -1,0 +1,6 @@
+//! The command line: definitions here (`structs`), execution in `cmd`.
+
+pub mod cmd;
+pub mod structs;
+
+pub use structs::Cli;

@@ -1,0 +1,155 @@
+//! Command-line definitions. These names are a contract: tests, docs and users rely on them.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::server::AuthMode;
+
+#[derive(Debug, Parser)]
+#[command(name = "securescore", version, about = "An Azure-compatible Defender for Cloud secure score service that computes scores from assessments.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (ARM secure score and assessments API, extension API, operations endpoints).
+    Serve(ServeArgs),
+    /// Manage subscriptions, on a data directory or against a running server.
+    #[command(subcommand)]
+    Subscriptions(SubscriptionsCommand),
+    /// Import assessments from an NDJSON file (one assessment per line; see the README).
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Data directory of the embedded SQLite store (also holds the local CA and keys).
+    #[arg(long, env = "SECURESCORE_DATA_DIR", default_value = "./securescore-data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Use port 0 for any free port.
+    #[arg(long, env = "SECURESCORE_LISTEN", default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// Data directory: SQLite database (WAL), generated CA and server certificate.
+    #[arg(long, env = "SECURESCORE_DATA_DIR", default_value = "./securescore-data")]
+    pub data_dir: PathBuf,
+    /// Keep the data in memory only (lost on exit). TLS material still lives in --data-dir.
+    #[arg(long)]
+    pub memory: bool,
+    /// PostgreSQL URL for scale-out (postgres://...). Not available in this build yet.
+    #[arg(long, env = "SECURESCORE_DATABASE_URL", conflicts_with = "memory")]
+    pub database_url: Option<String>,
+    /// Seed the demo subscription 20ff7fc3-e762-44dd-bd96-b71116dcdc23 with the official example data.
+    #[arg(long)]
+    pub demo: bool,
+    /// Serve this certificate chain (PEM) instead of one from the generated local CA.
+    #[arg(long, requires = "tls_key", conflicts_with = "insecure_http")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert", conflicts_with = "insecure_http")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP. Azure's clients refuse it; meant for curl, benchmarks and proxies.
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// strict: every ARM request needs a valid token; any: accept any well-formed bearer token.
+    #[arg(long, value_enum, env = "SECURESCORE_AUTH", default_value = "strict")]
+    pub auth: AuthMode,
+    /// Items per page of every list response (nextLink paging).
+    #[arg(long, env = "SECURESCORE_PAGE_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub page_size: u32,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Log format on stderr.
+    #[arg(long, value_enum, env = "SECURESCORE_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub enum Output {
+    /// A readable table.
+    #[default]
+    Table,
+    /// JSON, for scripts.
+    Json,
+}
+
+/// Where a client command works: a data directory, or a server's extension API.
+#[derive(Debug, Args, Clone)]
+pub struct Target {
+    /// Work on this data directory (safe while a server runs on it).
+    #[arg(long, env = "SECURESCORE_DATA_DIR", conflicts_with = "endpoint")]
+    pub data_dir: Option<PathBuf>,
+    /// Work against this server instead, e.g. https://127.0.0.1:8443.
+    #[arg(long, env = "SECURESCORE_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// CA certificate (PEM) to trust for --endpoint (the server's DATA_DIR/ca.pem).
+    #[arg(long, env = "SECURESCORE_CA")]
+    pub ca: Option<PathBuf>,
+    /// Bearer token for --endpoint.
+    #[arg(long, env = "SECURESCORE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscriptionsCommand {
+    /// Create (or rename) a subscription.
+    Add {
+        /// Subscription id (a GUID).
+        #[arg(long)]
+        id: uuid::Uuid,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Tenant (a GUID); default: the data directory's default tenant.
+        #[arg(long)]
+        tenant: Option<uuid::Uuid>,
+        #[command(flatten)]
+        target: Target,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// List subscriptions.
+    List {
+        #[command(flatten)]
+        target: Target,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Remove a subscription and all its data (assessments, scores, history).
+    Remove {
+        /// Subscription id (a GUID).
+        #[arg(long)]
+        id: uuid::Uuid,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// NDJSON file of assessments ('-' for standard input).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
+    /// Lines per transaction.
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: usize,
+    /// Output format of the summary.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+}

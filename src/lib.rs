@@ -1,0 +1,37 @@
+//! # securescore — a map of the modules (read this first)
+//!
+//! securescore serves the Microsoft Defender for Cloud secure score API (ARM provider
+//! `Microsoft.Security`, api-version 2020-01-01) and the assessments API that feeds it, and
+//! computes the scores itself from the assessments users push.
+//!
+//! A request travels: [`server`] (TCP/TLS, HTTP/1.1 + h2) → [`api::router`] (outer layers: ARM
+//! headers, panics and timeouts as CloudErrors) → [`api::route::Endpoint::parse`] (the path
+//! becomes a typed endpoint; [`arm`] checks api-version, ids, paging) → a handler in [`api`] →
+//! [`store::Store`] (reads: cached [`store::ScoreView`]s; writes: one transaction that also
+//! maintains the per-control counters and the score history) → the engine (SQLite).
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`arm`] | ARM conventions: typed resource ids, api-versions, the CloudError catalogue, paging, headers, time format |
+//! | [`api`] | routers and handlers, one module per resource family; the extension API (`api::ext`) |
+//! | [`score`] | the scoring engine of docs/SCORING.md: pure, no I/O, property-tested |
+//! | [`catalog`] | the built-in controls and assessment metadata (data files + provenance) |
+//! | [`store`] | one `Store` handle over a crate-private engine trait; SQLite engine; the read model; a conformance suite every engine runs |
+//! | [`import`] | NDJSON bulk ingest, shared by the extension endpoint and the CLI |
+//! | [`demo`] | `serve --demo`: the official example data, written through the normal write path |
+//! | [`tls`] | the local CA and server certificate, or the user's PEM files |
+//! | [`server`] | `Application::build` (binds, port 0 friendly) and `run_until` |
+//! | [`cli`] | command definitions (`cli::structs`) apart from their execution (`cli::cmd`) |
+//! | [`client`] | the CLI's HTTP client for `--endpoint` |
+
+pub mod api;
+pub mod arm;
+pub mod catalog;
+pub mod cli;
+pub mod client;
+pub mod demo;
+pub mod import;
+pub mod score;
+pub mod server;
+pub mod store;
+pub mod tls;

@@ -1,0 +1,173 @@
+//! The `serve` command's runtime: open the store, build the router, bind the listener and serve
+//! HTTP/1.1 and HTTP/2, over TLS unless `--insecure-http`.
+//!
+//! [`Application::build`] binds first (port 0 works) so tests and the CLI learn the real address
+//! before serving; [`Application::run_until`] serves until the shutdown future resolves.
+
+use anyhow::{Context, Result};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use crate::api::{self, ApiConfig, AppState};
+use crate::store::{Store, StoreConfig};
+use crate::tls;
+
+/// How the server speaks to clients.
+#[derive(Debug, Clone)]
+pub enum TlsMode {
+    /// A local CA and server certificate generated into this directory.
+    Local(PathBuf),
+    /// The user's certificate chain and key.
+    Files { cert: PathBuf, key: PathBuf },
+    /// Plain HTTP (`--insecure-http`).
+    Insecure,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Every ARM request needs a valid bearer token (the default).
+    Strict,
+    /// Emulator mode: any well-formed bearer token is accepted with full access.
+    Any,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub store: StoreConfig,
+    pub tls: TlsMode,
+    pub auth: AuthMode,
+    pub demo: bool,
+    pub api: ApiConfig,
+    /// Most connections served at once; further ones wait in the accept queue.
+    pub max_connections: usize,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: AppState,
+    base_url: String,
+    ca_path: Option<PathBuf>,
+    max_connections: usize,
+}
+
+/// The tenant of subscriptions created without one, fixed per data directory.
+pub async fn default_tenant(store: &Store) -> Result<Uuid> {
+    let text = store.meta_or_init("default_tenant", || Uuid::new_v4().to_string()).await?;
+    Ok(Uuid::parse_str(&text)?)
+}
+
+/// Install the one crypto provider of the process (rustls and jsonwebtoken share aws-lc-rs).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+impl Application {
+    pub async fn build(options: ServeOptions) -> Result<Application> {
+        install_crypto_provider();
+        let store = Store::open(&options.store).await?;
+        let tls = match &options.tls {
+            TlsMode::Local(dir) => Some(tls::local(dir)?),
+            TlsMode::Files { cert, key } => Some(tls::from_files(cert, key)?),
+            TlsMode::Insecure => None,
+        };
+        if options.demo {
+            let tenant = default_tenant(&store).await?;
+            crate::demo::seed(&store, tenant).await?;
+        }
+        // Notice writes of other processes (the CLI on the same data directory) within a second.
+        store.watch_changes(Duration::from_millis(500));
+
+        let listener = TcpListener::bind(options.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}: is another server running there?", options.listen))?;
+        let addr = listener.local_addr()?;
+        let https = tls.is_some();
+        let base_url = format!("{}://{}", if https { "https" } else { "http" }, addr);
+        let api = ApiConfig { https, ..options.api };
+        let ca_path = tls.as_ref().and_then(|t| t.ca_path.clone());
+        Ok(Application {
+            listener,
+            tls: tls.map(|t| t.config),
+            state: AppState { store, config: Arc::new(api) },
+            base_url,
+            ca_path,
+            max_connections: options.max_connections,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+    pub fn ca_path(&self) -> Option<&PathBuf> {
+        self.ca_path.as_ref()
+    }
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let router = api::router(self.state.clone());
+        let acceptor = self.tls.map(tokio_rustls::TlsAcceptor::from);
+        let limit = Arc::new(Semaphore::new(self.max_connections));
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                p = limit.clone().acquire_owned() => p?,
+                () = &mut shutdown => break,
+            };
+            let (stream, peer) = tokio::select! {
+                r = self.listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let service = TowerToHyperService::new(router.clone());
+            let acceptor = acceptor.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let builder = Builder::new(TokioExecutor::new());
+                let result = match acceptor {
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(tls) => watcher.watch(builder.serve_connection(TokioIo::new(tls), service).into_owned()).await,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    },
+                    None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
+                };
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        // Let in-flight requests finish, but not forever.
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(Duration::from_secs(10)) => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! The engine abstraction (crate-private) and the records it stores. An engine owns SQL and
+//! transactions; the scoring arithmetic it applies on every write is `score::step`, so every
+//! engine maintains exactly the same state.
+
+use anyhow::Result;
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::arm::ResourceId;
+use crate::score::{ControlCounts, ScoreDetails, Status};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub id: Uuid,
+    pub display_name: String,
+    pub tenant_id: Uuid,
+    /// ARM subscription state, e.g. `Enabled`.
+    pub state: String,
+}
+
+/// What a client writes for one assessment (already validated).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssessmentInput {
+    pub resource: ResourceId,
+    pub name: String,
+    pub status: Status,
+    pub cause: Option<String>,
+    pub description: Option<String>,
+    pub resource_details: serde_json::Value,
+    pub additional_data: Option<serde_json::Map<String, serde_json::Value>>,
+    pub partner_name: Option<String>,
+}
+
+/// A stored assessment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// The resource id with the casing of its first write.
+    pub resource_id: String,
+    pub name: String,
+    pub status: Status,
+    pub cause: Option<String>,
+    pub description: Option<String>,
+    pub resource_details: serde_json::Value,
+    pub additional_data: Option<serde_json::Map<String, serde_json::Value>>,
+    pub partner_name: Option<String>,
+    pub first_evaluation_date: OffsetDateTime,
+    pub status_change_date: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub enum Write {
+    Put(AssessmentInput),
+    Delete { resource: ResourceId, name: String },
+}
+
+impl Write {
+    pub fn resource(&self) -> &ResourceId {
+        match self {
+            Write::Put(a) => &a.resource,
+            Write::Delete { resource, .. } => resource,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Created(Assessment),
+    Replaced(Assessment),
+    Deleted,
+    /// Delete of an assessment that did not exist.
+    Absent,
+    /// The resource's subscription does not exist: nothing was written.
+    NoSubscription,
+}
+
+/// A secure score as it was from `at` on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPoint {
+    pub at: OffsetDateTime,
+    pub score: ScoreDetails,
+    pub weight: i64,
+}
+
+#[async_trait]
+pub(crate) trait Engine: Send + Sync + 'static {
+    /// A counter bumped by every write transaction, by any process.
+    async fn generation(&self) -> Result<i64>;
+    async fn meta(&self, key: &str) -> Result<Option<String>>;
+    /// Set a value unless one exists; returns the value in force.
+    async fn set_meta_if_absent(&self, key: &str, value: &str) -> Result<String>;
+
+    async fn put_subscription(&self, sub: &Subscription) -> Result<bool>;
+    async fn subscription(&self, id: Uuid) -> Result<Option<Subscription>>;
+    async fn subscriptions(&self) -> Result<Vec<Subscription>>;
+    async fn remove_subscription(&self, id: Uuid) -> Result<bool>;
+
+    /// Apply writes in one transaction, maintaining tallies, counts and history.
+    async fn apply(&self, writes: &[Write], now: OffsetDateTime) -> Result<Vec<Outcome>>;
+    async fn assessment(&self, resource_key: &str, name_key: &str) -> Result<Option<Assessment>>;
+    async fn assessments(
+        &self,
+        scope: &ResourceId,
+        after: Option<&(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<Assessment>>;
+
+    async fn control_counts(&self, subscription: Uuid) -> Result<Vec<(String, ControlCounts)>>;
+    async fn recompute_counts(&self, subscription: Uuid) -> Result<BTreeMap<String, ControlCounts>>;
+
+    async fn history(
+        &self,
+        subscription: Uuid,
+        initiative: &str,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Vec<HistoryPoint>>;
+    async fn history_before(
+        &self,
+        subscription: Uuid,
+        initiative: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<HistoryPoint>>;
+
+    async fn custom_metadata(&self, subscription: Uuid) -> Result<Vec<(String, serde_json::Value)>>;
+    async fn put_custom_metadata(&self, subscription: Uuid, name: &str, properties: &serde_json::Value) -> Result<()>;
+    async fn delete_custom_metadata(&self, subscription: Uuid, name: &str) -> Result<bool>;
+}

@@ -1,0 +1,236 @@
+//! Storage: one [`Store`] handle over a crate-private [`Engine`] (SQLite today; PostgreSQL plugs in
+//! beside it without touching handlers), plus the read model the API serves from.
+//!
+//! - Every write goes through [`Store::apply`]: the engine updates assessments, the maintained
+//!   per-control counters and the score history in **one transaction**, so a read never scans
+//!   assessments and a crash never leaves counters and assessments out of step.
+//! - Reads of scores are served from [`ScoreView`]s cached in memory. A local write drops the views
+//!   it touched; writes by other processes (the CLI on the same data directory, other replicas) are
+//!   noticed by polling the engine's generation counter ([`Store::watch_changes`]).
+
+mod engine;
+mod sqlite;
+mod view;
+
+#[cfg(test)]
+mod conformance;
+
+pub use engine::{Assessment, AssessmentInput, HistoryPoint, Outcome, Subscription, Write};
+pub use view::{ControlView, ScoreView};
+
+use anyhow::Result;
+use engine::Engine;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::arm::ResourceId;
+use crate::score::ControlCounts;
+
+/// Where the data lives. Chosen from the command line (`--data-dir`, `--memory`).
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// SQLite in WAL mode at `DIR/securescore.db`.
+    Sqlite { data_dir: PathBuf },
+    /// A throw-away in-memory SQLite database.
+    Memory,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Box<dyn Engine>,
+    views: RwLock<HashMap<Uuid, Arc<ScoreView>>>,
+    /// Bumped whenever views are dropped, so that a view computed from data read before the drop
+    /// is not cached after it.
+    epoch: AtomicU64,
+    seen_generation: AtomicI64,
+}
+
+impl Store {
+    pub async fn open(config: &StoreConfig) -> Result<Store> {
+        let engine: Box<dyn Engine> = match config {
+            StoreConfig::Sqlite { data_dir } => Box::new(sqlite::SqliteEngine::open(data_dir).await?),
+            StoreConfig::Memory => Box::new(sqlite::SqliteEngine::memory().await?),
+        };
+        let seen = engine.generation().await?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                engine,
+                views: RwLock::new(HashMap::new()),
+                epoch: AtomicU64::new(0),
+                seen_generation: AtomicI64::new(seen),
+            }),
+        })
+    }
+
+    fn engine(&self) -> &dyn Engine {
+        self.inner.engine.as_ref()
+    }
+
+    /// The score read model of a subscription; `None` when the subscription does not exist.
+    pub async fn view(&self, subscription: Uuid) -> Result<Option<Arc<ScoreView>>> {
+        if let Some(v) = self.inner.views.read().expect("views lock").get(&subscription) {
+            return Ok(Some(v.clone()));
+        }
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
+        let Some(sub) = self.engine().subscription(subscription).await? else { return Ok(None) };
+        let counts = self.engine().control_counts(subscription).await?;
+        let custom = self.engine().custom_metadata(subscription).await?;
+        let view = Arc::new(ScoreView::build(sub, counts.into_iter().collect(), custom));
+        let mut views = self.inner.views.write().expect("views lock");
+        if self.inner.epoch.load(Ordering::Acquire) == epoch {
+            views.insert(subscription, view.clone());
+        }
+        Ok(Some(view))
+    }
+
+    fn invalidate(&self, subscriptions: impl IntoIterator<Item = Uuid>) {
+        let mut views = self.inner.views.write().expect("views lock");
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        for s in subscriptions {
+            views.remove(&s);
+        }
+    }
+
+    fn invalidate_all(&self) {
+        let mut views = self.inner.views.write().expect("views lock");
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        views.clear();
+    }
+
+    /// Apply assessment writes in one transaction; scores and history move with them.
+    pub async fn apply(&self, writes: &[Write]) -> Result<Vec<Outcome>> {
+        let now = OffsetDateTime::now_utc();
+        let result = self.engine().apply(writes, now).await;
+        self.invalidate(writes.iter().map(|w| w.resource().subscription()));
+        result
+    }
+
+    pub async fn assessment(&self, resource: &ResourceId, name: &str) -> Result<Option<Assessment>> {
+        self.engine().assessment(resource.key(), &name.to_ascii_lowercase()).await
+    }
+
+    /// Assessments at or below `scope`, ordered by (resource key, name key), after the cursor.
+    pub async fn assessments(
+        &self,
+        scope: &ResourceId,
+        after: Option<&(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<Assessment>> {
+        self.engine().assessments(scope, after, limit).await
+    }
+
+    /// The counters as a full scan of the assessments computes them (verification only).
+    pub async fn recompute_counts(&self, subscription: Uuid) -> Result<BTreeMap<String, ControlCounts>> {
+        self.engine().recompute_counts(subscription).await
+    }
+
+    /// The maintained counters, straight from the engine (no cache).
+    pub async fn maintained_counts(&self, subscription: Uuid) -> Result<BTreeMap<String, ControlCounts>> {
+        let counts = self.engine().control_counts(subscription).await?;
+        Ok(counts.into_iter().filter(|(_, c)| c.is_assessed()).collect())
+    }
+
+    pub async fn subscription(&self, id: Uuid) -> Result<Option<Subscription>> {
+        self.engine().subscription(id).await
+    }
+
+    pub async fn subscriptions(&self) -> Result<Vec<Subscription>> {
+        self.engine().subscriptions().await
+    }
+
+    /// Create or update a subscription; true when created.
+    pub async fn put_subscription(&self, sub: &Subscription) -> Result<bool> {
+        let created = self.engine().put_subscription(sub).await?;
+        self.invalidate([sub.id]);
+        Ok(created)
+    }
+
+    /// Remove a subscription and all its data; false when it did not exist.
+    pub async fn remove_subscription(&self, id: Uuid) -> Result<bool> {
+        let removed = self.engine().remove_subscription(id).await?;
+        self.invalidate([id]);
+        Ok(removed)
+    }
+
+    pub async fn history(
+        &self,
+        subscription: Uuid,
+        initiative: &str,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Vec<HistoryPoint>> {
+        self.engine().history(subscription, initiative, from, to).await
+    }
+
+    /// The latest history point at or before `at` (the score in force then).
+    pub async fn history_before(
+        &self,
+        subscription: Uuid,
+        initiative: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<HistoryPoint>> {
+        self.engine().history_before(subscription, initiative, at).await
+    }
+
+    pub async fn custom_metadata(&self, subscription: Uuid) -> Result<Vec<(String, serde_json::Value)>> {
+        self.engine().custom_metadata(subscription).await
+    }
+
+    pub async fn put_custom_metadata(
+        &self,
+        subscription: Uuid,
+        name: &str,
+        properties: &serde_json::Value,
+    ) -> Result<()> {
+        self.engine().put_custom_metadata(subscription, name, properties).await?;
+        self.invalidate([subscription]);
+        Ok(())
+    }
+
+    pub async fn delete_custom_metadata(&self, subscription: Uuid, name: &str) -> Result<bool> {
+        let deleted = self.engine().delete_custom_metadata(subscription, name).await?;
+        self.invalidate([subscription]);
+        Ok(deleted)
+    }
+
+    /// A value of this data directory, created with `init` on first use (e.g. the default tenant).
+    pub async fn meta_or_init(&self, key: &str, init: impl FnOnce() -> String) -> Result<String> {
+        if let Some(v) = self.engine().meta(key).await? {
+            return Ok(v);
+        }
+        self.engine().set_meta_if_absent(key, &init()).await
+    }
+
+    /// Poll the engine's generation counter and drop cached views when another process wrote.
+    pub fn watch_changes(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match store.engine().generation().await {
+                    Ok(g) if g != store.inner.seen_generation.swap(g, Ordering::AcqRel) => {
+                        store.invalidate_all();
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot poll the store's generation"),
+                }
+            }
+        })
+    }
+
+    /// Is the store answering? (`/readyz`)
+    pub async fn ping(&self) -> Result<()> {
+        self.engine().generation().await.map(|_| ())
+    }
+}

@@ -1,0 +1,58 @@
+//! The read model of one subscription: its controls' counts and scores and its secure score,
+//! computed once from the maintained counters and then served from memory until a write drops it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::engine::Subscription;
+use crate::catalog::{self, ControlDef};
+use crate::score::{self, ControlCounts, ControlScore, SecureScore};
+
+#[derive(Debug)]
+pub struct ControlView {
+    pub def: &'static ControlDef,
+    pub counts: ControlCounts,
+    pub score: ControlScore,
+}
+
+#[derive(Debug)]
+pub struct ScoreView {
+    pub subscription: Subscription,
+    /// Assessed controls only (h + u + na > 0), in catalogue order.
+    pub controls: Vec<ControlView>,
+    /// `ascScore`: all built-in controls.
+    pub secure_score: SecureScore,
+    /// The subscription's custom assessment metadata: lowercase name → (name, properties).
+    pub custom_metadata: BTreeMap<String, (String, serde_json::Value)>,
+}
+
+impl ScoreView {
+    pub fn build(
+        subscription: Subscription,
+        counts: HashMap<String, ControlCounts>,
+        custom_metadata: Vec<(String, serde_json::Value)>,
+    ) -> Self {
+        let controls: Vec<ControlView> = catalog::builtin()
+            .controls()
+            .iter()
+            .filter_map(|def| {
+                let counts = *counts.get(&def.name)?;
+                counts.is_assessed().then(|| ControlView {
+                    def,
+                    counts,
+                    score: score::control_score(def.max_score, &counts),
+                })
+            })
+            .collect();
+        let secure_score = score::secure_score(controls.iter().map(|c| &c.score));
+        ScoreView {
+            subscription,
+            controls,
+            secure_score,
+            custom_metadata: custom_metadata.into_iter().map(|(n, p)| (n.to_ascii_lowercase(), (n, p))).collect(),
+        }
+    }
+
+    pub fn control(&self, name: &str) -> Option<&ControlView> {
+        self.controls.iter().find(|c| c.def.name.eq_ignore_ascii_case(name))
+    }
+}
