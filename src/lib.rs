@@ -18,6 +18,7 @@
 //! | [`catalog`] | the built-in controls and assessment metadata (data files + provenance) |
 //! | [`store`] | one `Store` handle over a crate-private engine trait; SQLite engine; the read model; a conformance suite every engine runs |
 //! | [`import`] | NDJSON bulk ingest, shared by the extension endpoint and the CLI |
+//! | [`identity`] | the built-in Entra ID-compatible authority (tokens, JWKS, sign-in page), authentication of every request (JWT) apart from authorization (RBAC), trusted external issuers |
 //! | [`demo`] | `serve --demo`: the official example data, written through the normal write path |
 //! | [`tls`] | the local CA and server certificate, or the user's PEM files |
 //! | [`server`] | `Application::build` (binds, port 0 friendly) and `run_until` |
@@ -30,6 +31,7 @@ pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod demo;
+pub mod identity;
 pub mod import;
 pub mod score;
 pub mod server;

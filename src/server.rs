@@ -18,6 +18,8 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::api::{self, ApiConfig, AppState};
+use crate::identity::demo::DemoCredentials;
+use crate::identity::Identity;
 use crate::store::{Store, StoreConfig};
 use crate::tls;
 
@@ -59,6 +61,9 @@ pub struct Application {
     base_url: String,
     ca_path: Option<PathBuf>,
     max_connections: usize,
+    demo_credentials: Option<DemoCredentials>,
+    key_dir: Option<PathBuf>,
+    persistent: bool,
 }
 
 /// The tenant of subscriptions created without one, fixed per data directory.
@@ -81,28 +86,53 @@ impl Application {
             TlsMode::Files { cert, key } => Some(tls::from_files(cert, key)?),
             TlsMode::Insecure => None,
         };
+        // Identity material lives in the data directory (also under --memory, beside the TLS files).
+        let key_dir = match (&options.store, &options.tls) {
+            (StoreConfig::Sqlite { data_dir }, _) | (_, TlsMode::Local(data_dir)) => {
+                Some(data_dir.clone())
+            }
+            _ => None,
+        };
+        let persistent = matches!(options.store, StoreConfig::Sqlite { .. });
+        let mut demo_credentials = None;
         if options.demo {
             let tenant = default_tenant(&store).await?;
             crate::demo::seed(&store, tenant).await?;
+            demo_credentials =
+                Some(crate::identity::demo::ensure(&store, tenant, key_dir.as_deref()).await?);
         }
         // Notice writes of other processes (the CLI on the same data directory) within a second.
         store.watch_changes(Duration::from_millis(500));
 
-        let listener = TcpListener::bind(options.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}: is another server running there?", options.listen))?;
+        let listener = TcpListener::bind(options.listen).await.with_context(|| {
+            format!("cannot listen on {}: is another server running there?", options.listen)
+        })?;
         let addr = listener.local_addr()?;
         let https = tls.is_some();
         let base_url = format!("{}://{}", if https { "https" } else { "http" }, addr);
         let api = ApiConfig { https, ..options.api };
         let ca_path = tls.as_ref().and_then(|t| t.ca_path.clone());
+        let identity = Arc::new(
+            Identity::open(
+                store.clone(),
+                options.auth,
+                key_dir.as_deref(),
+                &api.trust_issuers,
+                https,
+            )
+            .await?,
+        );
+        identity.prefetch();
         Ok(Application {
             listener,
             tls: tls.map(|t| t.config),
-            state: AppState { store, config: Arc::new(api) },
+            state: AppState { store, config: Arc::new(api), identity },
             base_url,
             ca_path,
             max_connections: options.max_connections,
+            demo_credentials,
+            key_dir,
+            persistent,
         })
     }
 
@@ -118,8 +148,27 @@ impl Application {
     pub fn store(&self) -> &Store {
         &self.state.store
     }
+    /// The identity state: keys (tests sign tokens with them), trusted issuers.
+    pub fn identity(&self) -> &Arc<Identity> {
+        &self.state.identity
+    }
+    /// The demo principal's credentials (`--demo`).
+    pub fn demo_credentials(&self) -> Option<&DemoCredentials> {
+        self.demo_credentials.as_ref()
+    }
+    /// Does the store outlive the process (a data directory, not `--memory`)?
+    pub fn store_is_persistent(&self) -> bool {
+        self.persistent
+    }
+    /// Where the signing keys (and the demo credentials) live; `None`: in memory.
+    pub fn key_dir(&self) -> Option<&PathBuf> {
+        self.key_dir.as_ref()
+    }
 
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
         let router = api::router(self.state.clone());
         let acceptor = self.tls.map(tokio_rustls::TlsAcceptor::from);
         let limit = Arc::new(Semaphore::new(self.max_connections));
@@ -150,13 +199,29 @@ impl Application {
                 let builder = Builder::new(TokioExecutor::new());
                 let result = match acceptor {
                     Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(tls) => watcher.watch(builder.serve_connection(TokioIo::new(tls), service).into_owned()).await,
+                        Ok(tls) => {
+                            watcher
+                                .watch(
+                                    builder
+                                        .serve_connection(TokioIo::new(tls), service)
+                                        .into_owned(),
+                                )
+                                .await
+                        }
                         Err(e) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
                             return;
                         }
                     },
-                    None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
+                    None => {
+                        watcher
+                            .watch(
+                                builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .into_owned(),
+                            )
+                            .await
+                    }
                 };
                 if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -62,12 +62,17 @@ struct List<T: Serialize> {
 
 pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
     let subs = ctx.state.store.subscriptions().await?;
-    let value: Vec<_> = subs.iter().map(render).collect();
+    let value: Vec<_> = subs.iter().filter(|s| ctx.principal.sees(s)).map(render).collect();
     ok(&List { count: Count { kind: "Total", value: value.len() }, value })
 }
 
 pub async fn get(ctx: &Ctx<'_>, id: Uuid) -> ApiResult<Response> {
-    let sub = ctx.state.store.subscription(id).await?.ok_or_else(|| ApiError::SubscriptionNotFound(id.to_string()))?;
+    let sub = ctx
+        .state
+        .store
+        .subscription(id)
+        .await?
+        .ok_or_else(|| ApiError::SubscriptionNotFound(id.to_string()))?;
     ok(&render(&sub))
 }
 
@@ -81,7 +86,8 @@ struct TenantJson {
 }
 
 pub async fn tenants(ctx: &Ctx<'_>) -> ApiResult<Response> {
-    let mut tenants: Vec<Uuid> = ctx.state.store.subscriptions().await?.iter().map(|s| s.tenant_id).collect();
+    let mut tenants: Vec<Uuid> =
+        ctx.state.store.subscriptions().await?.iter().map(|s| s.tenant_id).collect();
     tenants.push(crate::server::default_tenant(&ctx.state.store).await?);
     tenants.sort();
     tenants.dedup();

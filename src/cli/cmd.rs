@@ -5,7 +5,6 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use super::structs::{Command, LogFormat, Output, ServeArgs, SubscriptionsCommand, Target};
 use crate::api::ApiConfig;
-use crate::demo;
 use crate::server::{self, Application, AuthMode, ServeOptions, TlsMode};
 use crate::store::{Store, StoreConfig, Subscription};
 
@@ -14,6 +13,10 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Subscriptions(cmd) => subscriptions(cmd).await,
         Command::Import(args) => crate::import::run(args).await,
+        Command::Principals(cmd) => super::identity::principals(cmd).await,
+        Command::Roles(cmd) => super::identity::roles(cmd).await,
+        Command::Token(args) => super::identity::token(args).await,
+        Command::Keys(cmd) => super::identity::keys(cmd).await,
     }
 }
 
@@ -48,7 +51,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         tls,
         auth: args.auth,
         demo: args.demo,
-        api: ApiConfig { page_size: args.page_size as usize, max_body: args.max_body_bytes, ..ApiConfig::default() },
+        api: ApiConfig {
+            page_size: args.page_size as usize,
+            max_body: args.max_body_bytes,
+            trust_issuers: args.trust_issuer.clone(),
+            ..ApiConfig::default()
+        },
         max_connections: 10_000,
     };
     let app = Application::build(options).await?;
@@ -62,7 +70,6 @@ async fn serve(args: ServeArgs) -> Result<()> {
 
 fn print_banner(app: &Application, args: &ServeArgs) {
     let base = app.base_url();
-    let sub = demo::DEMO_SUBSCRIPTION;
     println!("securescore listening on {base}");
     if args.auth == AuthMode::Any {
         println!("WARNING: --auth any: every well-formed bearer token is accepted with full access. Never expose this server.");
@@ -71,21 +78,7 @@ fn print_banner(app: &Application, args: &ServeArgs) {
     if let Some(ca) = &ca {
         println!("CA certificate: {ca}  (trust it: curl --cacert, connection_verify=, REQUESTS_CA_BUNDLE=)");
     }
-    let cacert = ca.as_ref().map(|c| format!("--cacert {c} ")).unwrap_or_default();
-    println!();
-    println!("curl:");
-    println!("  curl {cacert}-H \"Authorization: Bearer $TOKEN\" '{base}/subscriptions/{sub}/providers/Microsoft.Security/secureScores/ascScore?api-version=2020-01-01'");
-    println!("Python SDK (azure-identity + azure-mgmt-security):");
-    println!("  cred = ClientSecretCredential(TENANT, CLIENT_ID, SECRET, authority=\"{base}\", disable_instance_discovery=True, connection_verify=\"{}\")", ca.as_deref().unwrap_or("CA.pem"));
-    println!("  SecurityCenter(cred, \"{sub}\", base_url=\"{base}\", connection_verify=\"{}\").secure_scores.get(\"ascScore\")", ca.as_deref().unwrap_or("CA.pem"));
-    println!("Azure CLI:");
-    println!("  export REQUESTS_CA_BUNDLE=<system CAs + {}> AZURE_CORE_INSTANCE_DISCOVERY=false", ca.as_deref().unwrap_or("CA.pem"));
-    println!("  az cloud register -n securescore --endpoint-resource-manager {base}/ && az cloud set -n securescore");
-    println!("  az security secure-scores show -n ascScore --subscription {sub}");
-    if args.demo {
-        println!();
-        println!("Demo subscription: {sub} ({})", demo::DEMO_SUBSCRIPTION_NAME);
-    }
+    super::identity::print_access_help(app, &args.data_dir, ca.as_deref(), args.demo);
 }
 
 /// A store on a data directory, for commands that work without a server.
@@ -103,7 +96,12 @@ fn subscription_table(subs: &[Subscription]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(["Subscription", "Name", "Tenant", "State"]);
     for s in subs {
-        t.add_row([s.id.to_string(), s.display_name.clone(), s.tenant_id.to_string(), s.state.clone()]);
+        t.add_row([
+            s.id.to_string(),
+            s.display_name.clone(),
+            s.tenant_id.to_string(),
+            s.state.clone(),
+        ]);
     }
     t
 }
@@ -118,7 +116,8 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
             let sub = if let Some(endpoint) = &target.endpoint {
                 let client = crate::client::Client::new(endpoint, &target)?;
                 let body = serde_json::json!({"displayName": name, "tenantId": tenant});
-                let v = client.put_json(&format!("/securescore/v1/subscriptions/{id}"), &body).await?;
+                let v =
+                    client.put_json(&format!("/securescore/v1/subscriptions/{id}"), &body).await?;
                 serde_json::from_value::<crate::api::ext::SubscriptionBody>(v)?.into_subscription()
             } else {
                 let store = open_data_dir(&target).await?;
@@ -126,12 +125,19 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
                     Some(t) => t,
                     None => server::default_tenant(&store).await?,
                 };
-                let sub = Subscription { id, display_name: name, tenant_id: tenant, state: "Enabled".into() };
+                let sub = Subscription {
+                    id,
+                    display_name: name,
+                    tenant_id: tenant,
+                    state: "Enabled".into(),
+                };
                 store.put_subscription(&sub).await?;
                 sub
             };
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&subscription_json(&sub))?),
+                Output::Json => {
+                    println!("{}", serde_json::to_string_pretty(&subscription_json(&sub))?)
+                }
                 Output::Table => println!("{}", subscription_table(std::slice::from_ref(&sub))),
             }
         }
@@ -140,7 +146,8 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
                 let client = crate::client::Client::new(endpoint, &target)?;
                 let v = client.get_json("/securescore/v1/subscriptions").await?;
                 let list: Vec<crate::api::ext::SubscriptionBody> =
-                    serde_json::from_value(v.get("value").cloned().unwrap_or_default()).context("unexpected answer")?;
+                    serde_json::from_value(v.get("value").cloned().unwrap_or_default())
+                        .context("unexpected answer")?;
                 list.into_iter().map(|s| s.into_subscription()).collect()
             } else {
                 open_data_dir(&target).await?.subscriptions().await?
@@ -168,4 +175,3 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
     }
     Ok(())
 }
-

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use crate::server::AuthMode;
 
 #[derive(Debug, Parser)]
-#[command(name = "securescore", version, about = "An Azure-compatible Defender for Cloud secure score service that computes scores from assessments.")]
+#[command(
+    name = "securescore",
+    version,
+    about = "An Azure-compatible Defender for Cloud secure score service that computes scores from assessments."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -22,6 +26,17 @@ pub enum Command {
     Subscriptions(SubscriptionsCommand),
     /// Import assessments from an NDJSON file (one assessment per line; see the README).
     Import(ImportArgs),
+    /// Manage the built-in authority's principals (service principals and users).
+    #[command(subcommand)]
+    Principals(super::identity_structs::PrincipalsCommand),
+    /// Manage Azure role assignments (Owner, Contributor, Reader, Security Admin, ...) at / or /subscriptions/{id}.
+    #[command(subcommand)]
+    Roles(super::identity_structs::RolesCommand),
+    /// Print an access token signed with a data directory's key (the last line of stdout), for curl.
+    Token(super::identity_structs::TokenArgs),
+    /// Manage the built-in authority's signing keys (list, rotate).
+    #[command(subcommand)]
+    Keys(super::identity_structs::KeysCommand),
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +75,9 @@ pub struct ServeArgs {
     /// strict: every ARM request needs a valid token; any: accept any well-formed bearer token.
     #[arg(long, value_enum, env = "SECURESCORE_AUTH", default_value = "strict")]
     pub auth: AuthMode,
+    /// Also accept tokens of this external authority: its issuer URL (e.g. https://login.microsoftonline.com/TENANT/v2.0) or OpenID configuration URL. Repeatable.
+    #[arg(long = "trust-issuer", value_name = "URL")]
+    pub trust_issuer: Vec<String>,
     /// Items per page of every list response (nextLink paging).
     #[arg(long, env = "SECURESCORE_PAGE_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub page_size: u32,

@@ -84,7 +84,7 @@ pub struct HistoryPoint {
 }
 
 #[async_trait]
-pub(crate) trait Engine: Send + Sync + 'static {
+pub(crate) trait Engine: super::identity::IdentityEngine + Send + Sync + 'static {
     /// A counter bumped by every write transaction, by any process.
     async fn generation(&self) -> Result<i64>;
     async fn meta(&self, key: &str) -> Result<Option<String>>;
@@ -107,7 +107,8 @@ pub(crate) trait Engine: Send + Sync + 'static {
     ) -> Result<Vec<Assessment>>;
 
     async fn control_counts(&self, subscription: Uuid) -> Result<Vec<(String, ControlCounts)>>;
-    async fn recompute_counts(&self, subscription: Uuid) -> Result<BTreeMap<String, ControlCounts>>;
+    async fn recompute_counts(&self, subscription: Uuid)
+        -> Result<BTreeMap<String, ControlCounts>>;
 
     async fn history(
         &self,
@@ -123,7 +124,13 @@ pub(crate) trait Engine: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> Result<Option<HistoryPoint>>;
 
-    async fn custom_metadata(&self, subscription: Uuid) -> Result<Vec<(String, serde_json::Value)>>;
-    async fn put_custom_metadata(&self, subscription: Uuid, name: &str, properties: &serde_json::Value) -> Result<()>;
+    async fn custom_metadata(&self, subscription: Uuid)
+        -> Result<Vec<(String, serde_json::Value)>>;
+    async fn put_custom_metadata(
+        &self,
+        subscription: Uuid,
+        name: &str,
+        properties: &serde_json::Value,
+    ) -> Result<()>;
     async fn delete_custom_metadata(&self, subscription: Uuid, name: &str) -> Result<bool>;
 }

@@ -1,0 +1,300 @@
+//! Authentication: who sent an ARM request, from its bearer token, validated as docs/ARM.md says.
+//!
+//! Security note: RS256 only — `none`, HS* and every other algorithm are refused before any key
+//! is looked at, so a public key can never be used as an HMAC secret. The key is chosen by `kid`:
+//! the built-in authority's ring (re-read once if the kid is unknown: another process may have
+//! rotated), else the JWKS of the trusted external authority that `iss` names. Then `exp`/`nbf`
+//! (5 minutes of skew), the issuer's form and tenant, the audience and a principal claim. Each
+//! failure has its own ARM code, message and `error_description`; nothing about the server's keys
+//! leaks into them.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+use super::token::{normalise_audience, ALLOWED_AUDIENCES, CLOCK_SKEW_SECS};
+use super::Identity;
+
+/// Why a request is not authenticated: the ARM code, the message, and the challenge's description.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthFailure {
+    pub code: &'static str,
+    pub message: String,
+    pub description: String,
+}
+
+pub const INVALID_TOKEN_MESSAGE: &str = "The access token is invalid.";
+
+impl AuthFailure {
+    fn invalid(description: impl Into<String>) -> Self {
+        AuthFailure {
+            code: "InvalidAuthenticationToken",
+            message: INVALID_TOKEN_MESSAGE.into(),
+            description: description.into(),
+        }
+    }
+
+    pub fn missing_header() -> Self {
+        AuthFailure {
+            code: "AuthenticationFailed",
+            message: "Authentication failed. The 'Authorization' header is missing.".into(),
+            description: "The authentication failed because of missing 'Authorization' header."
+                .into(),
+        }
+    }
+
+    pub fn bad_header() -> Self {
+        AuthFailure {
+            code: "AuthenticationFailed",
+            message: "Authentication failed. The 'Authorization' header is provided in an invalid format.".into(),
+            description: "The 'Authorization' header must be 'Bearer <access token>'.".into(),
+        }
+    }
+
+    /// The token's tenant is not the subscription's.
+    pub fn wrong_tenant(iss: &str, expected_tenant: &str, authority: &str) -> Self {
+        AuthFailure {
+            code: "InvalidAuthenticationTokenTenant",
+            message: format!(
+                "The access token is from the wrong issuer '{iss}'. It must match the tenant \
+                 'https://sts.windows.net/{expected_tenant}/' associated with this subscription. Please use the \
+                 authority (URL) '{authority}/{expected_tenant}' to get the token. Note, if the subscription is \
+                 transferred to another tenant there is no impact to the services, but information about new \
+                 tenant could take time to propagate (up to an hour). If you just transferred your subscription \
+                 and see this error message, please try back later."
+            ),
+            description: format!("The access token's tenant is not the subscription's tenant '{expected_tenant}'."),
+        }
+    }
+}
+
+/// A validated token's principal.
+#[derive(Debug, Clone)]
+pub struct TokenIdentity {
+    /// `oid`, else `puid`, else `altsecid`; lowercase.
+    pub object_id: String,
+    /// `tid`.
+    pub tenant: String,
+    pub issuer: String,
+    /// `upn` of a user, else `appid`/`azp` of an application (ARM's 403 names it).
+    pub client: String,
+}
+
+/// ARM's time format in its messages: `M/d/yyyy h:mm:ss tt`, UTC.
+pub fn arm_time(unix: i64) -> String {
+    let Ok(t) = OffsetDateTime::from_unix_timestamp(unix) else { return unix.to_string() };
+    let (h, pm) = match t.hour() {
+        0 => (12, false),
+        h @ 1..=11 => (h, false),
+        12 => (12, true),
+        h => (h - 12, true),
+    };
+    format!(
+        "{}/{}/{} {}:{:02}:{:02} {}",
+        u8::from(t.month()),
+        t.day(),
+        t.year(),
+        h,
+        t.minute(),
+        t.second(),
+        if pm { "PM" } else { "AM" }
+    )
+}
+
+/// The bearer token of an `Authorization` header value.
+pub fn bearer(header: Option<&str>) -> Result<&str, AuthFailure> {
+    let value = header.ok_or_else(AuthFailure::missing_header)?.trim();
+    let (scheme, token) = value.split_once(' ').ok_or_else(AuthFailure::bad_header)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("Bearer") || token.is_empty() {
+        return Err(AuthFailure::bad_header());
+    }
+    Ok(token)
+}
+
+/// Three dot-separated, non-empty base64url segments (what `--auth any` accepts).
+pub fn well_formed(token: &str) -> bool {
+    let segs: Vec<&str> = token.split('.').collect();
+    segs.len() == 3
+        && segs.iter().all(|s| {
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+fn segment_json(segment: &str, what: &str) -> Result<Map<String, Value>, AuthFailure> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(segment.trim_end_matches('='))
+        .map_err(|_| AuthFailure::invalid(format!("The token's {what} is not base64url.")))?;
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(AuthFailure::invalid(format!("The token's {what} is not a JSON object."))),
+    }
+}
+
+/// The claims of a JWT-shaped token, unverified (for `--auth any`'s best-effort principal).
+pub fn unverified_claims(token: &str) -> Option<Map<String, Value>> {
+    segment_json(token.split('.').nth(1)?, "payload").ok()
+}
+
+fn str_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+fn num_claim(claims: &Map<String, Value>, name: &str) -> Option<i64> {
+    claims.get(name).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+}
+
+/// Validate a bearer token.
+pub async fn validate(identity: &Identity, token: &str) -> Result<TokenIdentity, AuthFailure> {
+    let segs: Vec<&str> = token.split('.').collect();
+    if segs.len() != 3 {
+        return Err(AuthFailure::invalid(
+            "The access token is not a JWT (three dot-separated segments).",
+        ));
+    }
+    let header = segment_json(segs[0], "header")?;
+    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    if alg != "RS256" {
+        return Err(AuthFailure::invalid(format!(
+            "The token's signing algorithm '{alg}' is not accepted: tokens must be signed with RS256."
+        )));
+    }
+    let kid = str_claim(&header, "kid")
+        .ok_or_else(|| AuthFailure::invalid("The token's header has no 'kid'."))?;
+    let unverified = segment_json(segs[1], "payload")?;
+    let iss = str_claim(&unverified, "iss").unwrap_or("").to_string();
+    let tid = str_claim(&unverified, "tid").unwrap_or("").to_string();
+
+    // The key: ours by kid, else the external authority the issuer names.
+    let key: Arc<DecodingKey> = match identity.keys.find_or_reload(kid) {
+        Some(k) => Arc::new(k.decoding.clone()),
+        None => external_key(identity, &iss, &tid, kid).await?,
+    };
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+        .map_err(|_| AuthFailure::invalid("The token's signature is invalid."))?
+        .claims;
+
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let exp = num_claim(&claims, "exp")
+        .ok_or_else(|| AuthFailure::invalid("The token has no 'exp' claim."))?;
+    if now > exp + CLOCK_SKEW_SECS {
+        return Err(AuthFailure {
+            code: "ExpiredAuthenticationToken",
+            message: format!(
+                "The access token expiry UTC time '{}' is earlier than current UTC time '{}'.",
+                arm_time(exp),
+                arm_time(now)
+            ),
+            description: "The access token has expired.".into(),
+        });
+    }
+    if let Some(nbf) = num_claim(&claims, "nbf") {
+        if nbf > now + CLOCK_SKEW_SECS {
+            return Err(AuthFailure {
+                code: "InvalidAuthenticationToken",
+                message: format!(
+                    "The access token is not yet valid: its 'not before' UTC time '{}' is later than current UTC time '{}'.",
+                    arm_time(nbf),
+                    arm_time(now)
+                ),
+                description: "The access token is not yet valid.".into(),
+            });
+        }
+    }
+    let iss = str_claim(&claims, "iss").unwrap_or("").to_string();
+    let tid = str_claim(&claims, "tid")
+        .ok_or_else(|| AuthFailure::invalid("The token has no 'tid' claim."))?;
+    let v1 = format!("https://sts.windows.net/{tid}/");
+    let v2_suffix = format!("/{tid}/v2.0");
+    let well_formed_issuer = iss == v1
+        || (iss.starts_with("https://") || iss.starts_with("http://")) && iss.ends_with(&v2_suffix);
+    if !well_formed_issuer {
+        return Err(AuthFailure {
+            code: "InvalidAuthenticationTokenTenant",
+            message: format!(
+                "The access token is from the wrong issuer '{iss}'. It must be 'https://sts.windows.net/{tid}/' or \
+                 '{{authority}}/{tid}/v2.0' of a trusted authority."
+            ),
+            description: "The access token's issuer is not of a trusted authority or does not match its tenant.".into(),
+        });
+    }
+    let aud = match claims.get("aud") {
+        Some(Value::String(a)) => a.clone(),
+        Some(Value::Array(list)) => {
+            list.iter().filter_map(Value::as_str).next().unwrap_or("").to_string()
+        }
+        _ => String::new(),
+    };
+    if normalise_audience(&aud).is_none() {
+        return Err(AuthFailure {
+            code: "InvalidAuthenticationTokenAudience",
+            message: format!(
+                "The access token has been obtained for wrong audience or resource '{aud}'. It should exactly match \
+                 with one of the allowed audiences '{}'.",
+                ALLOWED_AUDIENCES.join("','")
+            ),
+            description: "The access token's audience is not Azure Resource Manager.".into(),
+        });
+    }
+    let object_id = ["oid", "puid", "altsecid"]
+        .iter()
+        .find_map(|c| str_claim(&claims, c))
+        .ok_or_else(|| AuthFailure::invalid("The token has none of the claims 'oid', 'puid', 'altsecid' that identify its principal."))?
+        .to_ascii_lowercase();
+    let client = ["upn", "unique_name", "appid", "azp"]
+        .iter()
+        .find_map(|c| str_claim(&claims, c))
+        .unwrap_or(&object_id)
+        .to_string();
+    Ok(TokenIdentity { object_id, tenant: tid.to_ascii_lowercase(), issuer: iss, client })
+}
+
+async fn external_key(
+    identity: &Identity,
+    iss: &str,
+    tid: &str,
+    kid: &str,
+) -> Result<Arc<DecodingKey>, AuthFailure> {
+    let unknown = || {
+        AuthFailure::invalid("The token's signing key is not one of a trusted authority's keys.")
+    };
+    for trusted in &identity.trusted {
+        trusted.ensure_discovered().await;
+        if trusted.issues(iss, tid) == Some(true) {
+            return trusted.key(kid).await.ok_or_else(unknown);
+        }
+    }
+    Err(unknown())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arm_time_format() {
+        // 2021-04-20T17:06:05Z
+        assert_eq!(arm_time(1618938365), "4/20/2021 5:06:05 PM");
+        assert_eq!(arm_time(1618876800), "4/20/2021 12:00:00 AM");
+    }
+
+    #[test]
+    fn bearer_header_shapes() {
+        assert_eq!(bearer(None).unwrap_err().code, "AuthenticationFailed");
+        assert_eq!(bearer(Some("Basic abc")).unwrap_err(), AuthFailure::bad_header());
+        assert_eq!(bearer(Some("Bearer ")).unwrap_err(), AuthFailure::bad_header());
+        assert_eq!(bearer(Some("bearer a.b.c")).unwrap(), "a.b.c");
+        assert!(well_formed("eyJhbGciOiJSUzI1NiJ9.e30.c2ln"));
+        assert!(!well_formed("a.b"));
+        assert!(!well_formed("a..c"));
+        assert!(!well_formed("a.b.c d"));
+    }
+}

@@ -1,0 +1,670 @@
+//! The built-in authority's HTTP endpoints, Entra ID-compatible, on the server's own host and port
+//! (docs/CLIENTS.md): OpenID configuration for any tenant segment, the token endpoint (client
+//! credentials with the secret in the body or in Basic auth, and the password grant), the JWKS,
+//! the implicit-flow sign-in page, and `GET /metadata/endpoints` for `az cloud register`.
+//! None of them needs a token. Errors are AADSTS-style JSON, as Entra's.
+//!
+//! Security note: secrets and passwords are compared with their salted hashes only and never
+//! logged; the sign-in page redirects tokens only to loopback addresses or to this server's own
+//! host (a token must not be sent to a page an attacker names), is not frameable, and escapes
+//! everything it echoes.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::token::{self, normalise_audience, Grant, DEFAULT_AUDIENCE};
+use super::{request_base, secret, Identity};
+use crate::api::{json as json_response, AppState};
+use crate::arm::format_time;
+use crate::store::{PrincipalKey, PrincipalKind, PrincipalRecord};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/metadata/endpoints", get(metadata_endpoints))
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(openid_configuration))
+        .route("/{tenant}/.well-known/openid-configuration", get(openid_configuration))
+        .route("/{tenant}/oauth2/v2.0/token", axum::routing::post(token_endpoint))
+        .route("/{tenant}/oauth2/token", axum::routing::post(token_endpoint))
+        .route("/{tenant}/discovery/v2.0/keys", get(jwks))
+        .route("/{tenant}/discovery/keys", get(jwks))
+        .route("/{tenant}/oauth2/v2.0/authorize", get(authorize_page).post(authorize_submit))
+        .route("/{tenant}/oauth2/authorize", get(authorize_page).post(authorize_submit))
+}
+
+/// A tenant segment: a GUID, or one of Entra's aliases.
+fn tenant_segment(t: &str) -> Option<Option<Uuid>> {
+    if ["common", "organizations", "consumers"].iter().any(|a| a.eq_ignore_ascii_case(t)) {
+        return Some(None);
+    }
+    Uuid::parse_str(t).ok().map(Some)
+}
+
+/// An Entra-style error: `{"error", "error_description": "AADSTS{code}: ...", "error_codes", ...}`.
+pub fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+    let trace = Uuid::new_v4();
+    let correlation = Uuid::new_v4();
+    let now = format_time(time::OffsetDateTime::now_utc());
+    let body = json!({
+        "error": error,
+        "error_description": format!("AADSTS{code}: {description} Trace ID: {trace} Correlation ID: {correlation} Timestamp: {now}"),
+        "error_codes": [code],
+        "timestamp": now,
+        "trace_id": trace,
+        "correlation_id": correlation,
+    });
+    json_response(status, &body)
+}
+
+fn tenant_not_found(t: &str) -> Response {
+    aad_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_tenant",
+        90002,
+        &format!("Tenant '{t}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
+    )
+}
+
+async fn openid_configuration(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let Some(id) = tenant_segment(&tenant) else { return tenant_not_found(&tenant) };
+    let base = request_base(state.identity.https, &headers, Some(&uri));
+    let issuer_tenant = id.map_or_else(|| "{tenantid}".to_string(), |t| t.to_string());
+    let host = base.split("://").nth(1).unwrap_or("");
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "jwks_uri": format!("{base}/{tenant}/discovery/v2.0/keys"),
+            "response_modes_supported": ["fragment"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": ["token"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "issuer": format!("{base}/{issuer_tenant}/v2.0"),
+            "request_uri_parameter_supported": false,
+            "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),
+            "grant_types_supported": ["client_credentials", "password", "implicit"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "oid", "tid", "appid", "azp", "scp", "roles", "upn", "ver"],
+            "tenant_region_scope": null,
+            "cloud_instance_name": host,
+            "cloud_graph_host_name": host,
+            "msgraph_host": host,
+        }),
+    )
+}
+
+async fn jwks(State(state): State<AppState>, Path(tenant): Path<String>) -> Response {
+    if tenant_segment(&tenant).is_none() {
+        return tenant_not_found(&tenant);
+    }
+    let keys: Vec<Value> = state.identity.keys.live().iter().map(|k| k.jwk()).collect();
+    json_response(StatusCode::OK, &json!({ "keys": keys }))
+}
+
+/// `GET /metadata/endpoints`: this server as a cloud, for `az cloud register --endpoint-resource-manager`.
+async fn metadata_endpoints(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let base = request_base(state.identity.https, &headers, Some(&uri));
+    let root = format!("{base}/");
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "portal": root,
+            "authentication": {
+                "loginEndpoint": root,
+                "audiences": ["https://management.core.windows.net/", "https://management.azure.com/"],
+                "tenant": "common",
+                "identityProvider": "AAD",
+            },
+            "media": "https://rest.media.azure.net",
+            "graphAudience": "https://graph.windows.net/",
+            "graph": "https://graph.windows.net/",
+            "name": "securescore",
+            "suffixes": {
+                "azureDataLakeStoreFileSystem": "azuredatalakestore.net",
+                "acrLoginServer": "azurecr.io",
+                "sqlServerHostname": "database.windows.net",
+                "azureDataLakeAnalyticsCatalogAndJob": "azuredatalakeanalytics.net",
+                "keyVaultDns": "vault.azure.net",
+                "storage": "core.windows.net",
+                "azureFrontDoorEndpointSuffix": "azurefd.net",
+                "storageSyncEndpointSuffix": "afs.azure.net",
+                "mhsmDns": "managedhsm.azure.net",
+                "mysqlServerEndpoint": "mysql.database.azure.com",
+                "postgresqlServerEndpoint": "postgres.database.azure.com",
+                "mariadbServerEndpoint": "mariadb.database.azure.com",
+                "synapseAnalytics": "dev.azuresynapse.net",
+                "attestationEndpoint": "attest.azure.net",
+            },
+            "batch": "https://batch.core.windows.net/",
+            "resourceManager": root,
+            "vmImageAliasDoc": "https://raw.githubusercontent.com/Azure/azure-rest-api-specs/main/arm-compute/quickstart-templates/aliases.json",
+            "activeDirectoryDataLake": "https://datalake.azure.net/",
+            "sqlManagement": "https://management.core.windows.net:8443/",
+            "microsoftGraphResourceId": "https://graph.microsoft.com/",
+            "appInsightsResourceId": "https://api.applicationinsights.io",
+            "appInsightsTelemetryChannelResourceId": "https://dc.applicationinsights.azure.com/v2/track",
+            "attestationResourceId": "https://attest.azure.net",
+            "synapseAnalyticsResourceId": "https://dev.azuresynapse.net",
+            "logAnalyticsResourceId": "https://api.loganalytics.io",
+            "ossrDbmsResourceId": "https://ossrdbms-aad.database.windows.net",
+        }),
+    )
+}
+
+fn form(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn field<'f>(form: &'f [(String, String)], name: &str) -> Option<&'f str> {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+}
+
+/// The audience a token request asks for: `scope` (v2: `{resource}/.default`, az's
+/// `https://management.azure.com//.default`, `{resource}/user_impersonation`) or `resource` (v1).
+fn requested_audience(form: &[(String, String)]) -> Result<&'static str, Response> {
+    let invalid = |r: &str| {
+        aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_resource",
+            500011,
+            &format!(
+                "The resource principal named {r} was not found in the tenant. This server issues tokens for \
+                 Azure Resource Manager only: https://management.azure.com/.default or https://management.core.windows.net/.default."
+            ),
+        )
+    };
+    if let Some(scope) = field(form, "scope") {
+        let resources: Vec<&str> = scope
+            .split_whitespace()
+            .filter(|s| !["openid", "profile", "offline_access", "email"].contains(s))
+            .collect();
+        let [one] = resources.as_slice() else {
+            return Err(aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                70011,
+                &format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
+            ));
+        };
+        let resource = one
+            .strip_suffix("/.default")
+            .or_else(|| one.strip_suffix("/user_impersonation"))
+            .unwrap_or(one);
+        return normalise_audience(resource).ok_or_else(|| invalid(resource));
+    }
+    match field(form, "resource") {
+        Some(resource) => normalise_audience(resource).ok_or_else(|| invalid(resource)),
+        None => Err(aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'scope'.",
+        )),
+    }
+}
+
+fn token_response(token: &str, expires_in: i64) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"token_type": "Bearer", "expires_in": expires_in, "access_token": token}),
+    )
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token`. `client_info` and `claims` (az's CAE request) are accepted
+/// and ignored.
+async fn token_endpoint(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let Some(tenant_id) = tenant_segment(&tenant) else { return tenant_not_found(&tenant) };
+    let mut form = form(&body);
+    // client_secret_basic: the credentials in an Authorization: Basic header.
+    if let Some((id, secret)) = basic_credentials(&headers) {
+        form.push(("client_id".into(), id));
+        form.push(("client_secret".into(), secret));
+    }
+    let authority = request_base(state.identity.https, &headers, Some(&uri));
+    let identity = &state.identity;
+    match field(&form, "grant_type") {
+        Some("client_credentials") => client_credentials(identity, &form, tenant_id, &tenant, &authority).await,
+        Some("password") => password_grant(identity, &form, tenant_id, &authority).await,
+        Some(other) => aad_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            &format!("The app requested an unsupported grant type '{other}'. This server supports client_credentials and password."),
+        ),
+        None => aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'grant_type'.",
+        ),
+    }
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("Basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let un = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    Some((un(id), un(secret)))
+}
+
+fn app_not_found(client_id: &str, tenant: &str) -> Response {
+    aad_error(
+        StatusCode::BAD_REQUEST,
+        "unauthorized_client",
+        700016,
+        &format!(
+            "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the \
+             application has not been installed by the administrator of the tenant or consented to by any user in the tenant."
+        ),
+    )
+}
+
+fn server_error(e: anyhow::Error) -> Response {
+    tracing::error!(error = format!("{e:#}"), "token endpoint failed");
+    aad_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "temporarily_unavailable",
+        50000,
+        "There was an error issuing a token.",
+    )
+}
+
+async fn client_credentials(
+    identity: &Identity,
+    form: &[(String, String)],
+    tenant_id: Option<Uuid>,
+    tenant: &str,
+    authority: &str,
+) -> Response {
+    let Some(client_id) = field(form, "client_id") else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'client_id'.",
+        );
+    };
+    let audience = match requested_audience(form) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let principal = match Uuid::parse_str(client_id) {
+        Ok(id) => match identity.store.principal(PrincipalKey::AppId(id)).await {
+            Ok(p) => p,
+            Err(e) => return server_error(e),
+        },
+        Err(_) => None,
+    };
+    let Some(principal) = principal.filter(|p| p.kind == PrincipalKind::ServicePrincipal) else {
+        return app_not_found(client_id, tenant);
+    };
+    if tenant_id.is_some_and(|t| t != principal.tenant_id) {
+        return app_not_found(client_id, tenant);
+    }
+    let Some(secret) = field(form, "client_secret") else {
+        return aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        );
+    };
+    if !secret::verify(secret, &principal.secret_hash) {
+        return aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            &format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, \
+                 not the client secret ID, for a secret added to app '{client_id}'."
+            ),
+        );
+    }
+    issue(identity, &principal, authority, audience, None)
+}
+
+fn issue(
+    identity: &Identity,
+    principal: &PrincipalRecord,
+    authority: &str,
+    audience: &str,
+    client_id: Option<Uuid>,
+) -> Response {
+    let grant = Grant { principal, authority, audience, client_id, tenant: None };
+    match token::issue(&identity.keys, &grant) {
+        Ok((token, expires_in)) => token_response(&token, expires_in),
+        Err(e) => server_error(e),
+    }
+}
+
+/// A user by name and password; `None` when either is wrong (the caller says which message).
+async fn check_user(
+    identity: &Identity,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<Option<PrincipalRecord>> {
+    let found = identity.store.principal(PrincipalKey::UserName(user)).await?;
+    Ok(found.filter(|p| p.kind == PrincipalKind::User && secret::verify(password, &p.secret_hash)))
+}
+
+async fn password_grant(
+    identity: &Identity,
+    form: &[(String, String)],
+    tenant_id: Option<Uuid>,
+    authority: &str,
+) -> Response {
+    let audience = match requested_audience(form) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let (Some(user), Some(password)) = (field(form, "username"), field(form, "password")) else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameters: 'username' and 'password'.",
+        );
+    };
+    let client = field(form, "client_id").and_then(|c| Uuid::parse_str(c).ok());
+    match check_user(identity, user, password).await {
+        Ok(Some(p)) if tenant_id.is_none_or(|t| t == p.tenant_id) => {
+            issue(identity, &p, authority, audience, client)
+        }
+        Ok(_) => aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            50126,
+            "Error validating credentials due to invalid username or password.",
+        ),
+        Err(e) => server_error(e),
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '"' => "&quot;".to_string(),
+            '\'' => "&#39;".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    r
+}
+
+/// May the sign-in page send a token to `redirect_uri`? Loopback (any port) or this server's host.
+fn redirect_allowed(redirect_uri: &str, base: &str) -> bool {
+    let Ok(uri) = redirect_uri.parse::<Uri>() else { return false };
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return false;
+    }
+    let Some(host) = uri.host() else { return false };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let own = base.split("://").nth(1).is_some_and(|authority| {
+        uri.authority().is_some_and(|a| a.as_str().eq_ignore_ascii_case(authority))
+    });
+    loopback || own
+}
+
+fn sign_in_page(params: &[(String, String)], error: Option<&str>) -> String {
+    let hidden: String = params
+        .iter()
+        .filter(|(k, _)| !["username", "password"].contains(&k.as_str()))
+        .map(|(k, v)| {
+            format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(k), escape(v))
+        })
+        .collect();
+    let error = error.map(|e| format!("<p class=\"err\">{}</p>", escape(e))).unwrap_or_default();
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign in - securescore</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"><style>body{{font-family:sans-serif;max-width:24em;margin:4em auto}}\
+         input{{display:block;width:100%;margin:.4em 0 1em;padding:.4em}}.err{{color:#a00}}</style></head><body>\
+         <h1>Sign in</h1><p>securescore's built-in authority: sign in as a user of this server to get an access token \
+         for Azure Resource Manager.</p>{error}<form method=\"post\">{hidden}\
+         <label>User name<input name=\"username\" autocomplete=\"username\" required></label>\
+         <label>Password<input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
+         <button type=\"submit\">Sign in</button></form></body></html>"
+    )
+}
+
+fn error_page(status: StatusCode, message: &str) -> Response {
+    html(
+        status,
+        format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign in - securescore</title></head>\
+             <body><h1>Sorry, we can't sign you in</h1><p>{}</p></body></html>",
+            escape(message)
+        ),
+    )
+}
+
+/// Checks shared by the page and its submission: response type, redirect URI, audience.
+fn implicit_request(
+    params: &[(String, String)],
+    base: &str,
+) -> Result<(String, &'static str), Response> {
+    let response_type = field(params, "response_type").unwrap_or("");
+    if !response_type.split_whitespace().any(|t| t == "token") {
+        return Err(error_page(
+            StatusCode::BAD_REQUEST,
+            "AADSTS700054: response_type 'token' is required: this authority supports the implicit flow only.",
+        ));
+    }
+    let Some(redirect) = field(params, "redirect_uri") else {
+        return Err(error_page(
+            StatusCode::BAD_REQUEST,
+            "AADSTS900144: The request must contain the parameter 'redirect_uri'.",
+        ));
+    };
+    if !redirect_allowed(redirect, base) {
+        return Err(error_page(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "AADSTS50011: The redirect URI '{redirect}' is not allowed: tokens are sent only to loopback addresses or to {base}."
+            ),
+        ));
+    }
+    let audience = if field(params, "scope").is_some() || field(params, "resource").is_some() {
+        match requested_audience(params) {
+            Ok(a) => a,
+            Err(_) => {
+                return Err(error_page(
+                    StatusCode::BAD_REQUEST,
+                    "AADSTS500011: this server issues tokens for Azure Resource Manager only (https://management.azure.com/.default).",
+                ))
+            }
+        }
+    } else {
+        DEFAULT_AUDIENCE
+    };
+    Ok((redirect.to_string(), audience))
+}
+
+/// `GET /{tenant}/oauth2[/v2.0]/authorize?response_type=token&client_id=..&redirect_uri=..&scope|resource=..`
+async fn authorize_page(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if tenant_segment(&tenant).is_none() {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            &format!("AADSTS90002: Tenant '{tenant}' not found."),
+        );
+    }
+    let params = form(uri.query().unwrap_or("").as_bytes());
+    let base = request_base(state.identity.https, &headers, Some(&uri));
+    if let Err(r) = implicit_request(&params, &base) {
+        return r;
+    }
+    html(StatusCode::OK, sign_in_page(&params, None))
+}
+
+/// The sign-in form's submission: on success, a redirect with the token in the fragment.
+async fn authorize_submit(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let Some(tenant_id) = tenant_segment(&tenant) else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            &format!("AADSTS90002: Tenant '{tenant}' not found."),
+        );
+    };
+    // Parameters come in the query (as the page was requested) and the form (hidden fields).
+    let mut params = form(uri.query().unwrap_or("").as_bytes());
+    for (k, v) in form(&body) {
+        params.retain(|(pk, _)| *pk != k);
+        params.push((k, v));
+    }
+    let base = request_base(state.identity.https, &headers, Some(&uri));
+    let (redirect, audience) = match implicit_request(&params, &base) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let (user, password) =
+        (field(&params, "username").unwrap_or(""), field(&params, "password").unwrap_or(""));
+    let identity = &state.identity;
+    let principal = match check_user(identity, user, password).await {
+        Ok(Some(p)) if tenant_id.is_none_or(|t| t == p.tenant_id) => p,
+        Ok(_) => {
+            return html(
+                StatusCode::UNAUTHORIZED,
+                sign_in_page(&params, Some("Your user name or password is incorrect.")),
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "sign-in failed");
+            return error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server could not sign you in. Please retry.",
+            );
+        }
+    };
+    let client = field(&params, "client_id").and_then(|c| Uuid::parse_str(c).ok());
+    let grant = Grant {
+        principal: &principal,
+        authority: &base,
+        audience,
+        client_id: client,
+        tenant: None,
+    };
+    let (token, expires_in) = match token::issue(&identity.keys, &grant) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "cannot sign a token");
+            return error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server could not sign you in. Please retry.",
+            );
+        }
+    };
+    let mut fragment = form_urlencoded::Serializer::new(String::new());
+    fragment.append_pair("access_token", &token);
+    fragment.append_pair("token_type", "Bearer");
+    fragment.append_pair("expires_in", &expires_in.to_string());
+    fragment.append_pair("scope", "user_impersonation");
+    if let Some(s) = field(&params, "state") {
+        fragment.append_pair("state", s);
+    }
+    let location =
+        format!("{}#{}", redirect.split('#').next().unwrap_or(&redirect), fragment.finish());
+    let mut r = StatusCode::FOUND.into_response();
+    match HeaderValue::from_str(&location) {
+        Ok(v) => {
+            r.headers_mut().insert(header::LOCATION, v);
+            r
+        }
+        Err(_) => {
+            error_page(StatusCode::BAD_REQUEST, "AADSTS50011: The redirect URI is not a valid URI.")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_go_to_loopback_or_home_only() {
+        let base = "https://127.0.0.1:8443";
+        assert!(redirect_allowed("http://localhost:3000/cb", base));
+        assert!(redirect_allowed("https://127.0.0.1:8443/app", base));
+        assert!(redirect_allowed("http://[::1]:9/x", base));
+        assert!(!redirect_allowed("https://evil.example/cb", base));
+        assert!(!redirect_allowed("javascript:alert(1)", base));
+        assert!(!redirect_allowed("https://127.0.0.1.evil.example/", base));
+    }
+
+    #[test]
+    fn scopes_are_normalised_including_az_double_slash() {
+        let f = |s: &str| vec![("scope".to_string(), s.to_string())];
+        assert_eq!(
+            requested_audience(&f("https://management.azure.com//.default")).ok(),
+            Some("https://management.azure.com/")
+        );
+        assert_eq!(
+            requested_audience(&f("https://management.azure.com/.default")).ok(),
+            Some("https://management.azure.com/")
+        );
+        assert_eq!(
+            requested_audience(&f(
+                "https://management.core.windows.net//.default offline_access openid profile"
+            ))
+            .ok(),
+            Some("https://management.core.windows.net/")
+        );
+        assert!(requested_audience(&f("https://graph.microsoft.com/.default")).is_err());
+        assert!(requested_audience(&[("resource".into(), "https://management.azure.com".into())])
+            .is_ok());
+    }
+}

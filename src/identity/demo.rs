@@ -1,0 +1,97 @@
+//! The demo principal of `serve --demo`: a service principal of the demo tenant with Owner on the
+//! demo subscription, whose credentials are written to `DATA_DIR/demo-credentials.json` (0600) so
+//! that the SDK, az and curl can sign in at once. The file is the source of truth across restarts:
+//! the same client id and secret keep working (also with `--memory`, where the database is new).
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{authz, keys, secret};
+use crate::demo::DEMO_SUBSCRIPTION;
+use crate::store::{PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment, Store};
+
+pub const CREDENTIALS_FILE: &str = "demo-credentials.json";
+pub const DEMO_PRINCIPAL_NAME: &str = "securescore-demo";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoCredentials {
+    pub tenant_id: Uuid,
+    pub client_id: Uuid,
+    pub client_secret: String,
+    pub subscription_id: Uuid,
+}
+
+/// Read `DIR/demo-credentials.json`, if there is one.
+pub fn read(dir: &Path) -> Result<Option<DemoCredentials>> {
+    let path = dir.join(CREDENTIALS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a demo credentials file", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Make sure the demo principal exists with Owner on the demo subscription; its credentials.
+pub async fn ensure(store: &Store, tenant: Uuid, dir: Option<&Path>) -> Result<DemoCredentials> {
+    let known = match dir {
+        Some(d) => read(d)?,
+        None => None,
+    };
+    let (client_id, client_secret) = match &known {
+        Some(c) => (c.client_id, c.client_secret.clone()),
+        None => (Uuid::new_v4(), secret::generate()),
+    };
+    let principal = match store.principal(PrincipalKey::AppId(client_id)).await? {
+        Some(p) => {
+            if !secret::verify(&client_secret, &p.secret_hash) {
+                store.set_secret_hash(p.id, &secret::hash(&client_secret)).await?;
+            }
+            p
+        }
+        None => {
+            let p = PrincipalRecord {
+                id: Uuid::new_v4(),
+                kind: PrincipalKind::ServicePrincipal,
+                display_name: DEMO_PRINCIPAL_NAME.into(),
+                app_id: Some(client_id),
+                user_name: None,
+                tenant_id: tenant,
+                secret_hash: secret::hash(&client_secret),
+                created_at: OffsetDateTime::now_utc(),
+            };
+            store.insert_principal(&p).await?;
+            p
+        }
+    };
+    store
+        .put_role_assignment(&RoleAssignment {
+            id: Uuid::new_v4(),
+            principal_id: principal.id.to_string(),
+            role_definition_id: authz::OWNER,
+            scope: format!("/subscriptions/{DEMO_SUBSCRIPTION}"),
+            created_at: OffsetDateTime::now_utc(),
+        })
+        .await?;
+    let credentials = DemoCredentials {
+        tenant_id: principal.tenant_id,
+        client_id,
+        client_secret,
+        subscription_id: DEMO_SUBSCRIPTION,
+    };
+    if let Some(dir) = dir {
+        if known.as_ref() != Some(&credentials) {
+            keys::write_private(
+                &dir.join(CREDENTIALS_FILE),
+                &serde_json::to_vec_pretty(&credentials)?,
+            )?;
+        }
+    }
+    Ok(credentials)
+}
