@@ -115,6 +115,8 @@ async fn jwks(State(state): State<AppState>, Path(tenant): Path<String>) -> Resp
 }
 
 /// `GET /metadata/endpoints`: this server as a cloud, for `az cloud register --endpoint-resource-manager`.
+/// az appends the path to the URL it is given, so `https://HOST//metadata/endpoints` must work too
+/// (the ARM dispatcher forwards it here).
 async fn metadata_endpoints(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -128,7 +130,7 @@ async fn metadata_endpoints(
             "portal": root,
             "authentication": {
                 "loginEndpoint": root,
-                "audiences": ["https://management.core.windows.net/", "https://management.azure.com/"],
+                "audiences": ["https://management.azure.com/", "https://management.core.windows.net/"],
                 "tenant": "common",
                 "identityProvider": "AAD",
             },

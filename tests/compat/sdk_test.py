@@ -1,0 +1,172 @@
+"""Azure's Python SDK against a running `securescore serve --demo`, unchanged.
+
+ClientSecretCredential -> SecurityCenter: secure scores, controls (with expand), definitions
+(both scopes), assessments create/get/list/delete at 2021-06-01, and the error mappings.
+
+Environment: SECURESCORE_URL, SECURESCORE_CA, SECURESCORE_CREDENTIALS (demo-credentials.json),
+SECURESCORE_READER (JSON with clientId/clientSecret of a Reader principal).
+Prints one PASS/FAIL line per check; exits 1 when any check failed.
+"""
+
+import json
+import os
+import sys
+import time
+import traceback
+
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.identity import ClientSecretCredential
+from azure.mgmt.security import SecurityCenter
+from azure.mgmt.security.models import AssessmentStatus, AzureResourceDetails, SecurityAssessment
+
+BASE = os.environ["SECURESCORE_URL"].rstrip("/")
+CA = os.environ["SECURESCORE_CA"]
+CREDS = json.load(open(os.environ["SECURESCORE_CREDENTIALS"]))
+READER = json.loads(os.environ["SECURESCORE_READER"])
+SUB = CREDS["subscriptionId"]
+ASSESSMENT = "4fb67663-9ab9-475d-b026-8c544cced439"
+RESOURCE = f"/subscriptions/{SUB}/resourceGroups/compat-rg/providers/Microsoft.Compute/virtualMachines/compat-vm"
+
+results = []
+
+
+def check(name):
+    def wrap(fn):
+        started = time.monotonic()
+        try:
+            fn()
+            results.append((name, True, ""))
+            print(f"PASS sdk: {name} ({time.monotonic() - started:.1f}s)", flush=True)
+        except Exception as e:  # noqa: BLE001 - every failure is reported
+            results.append((name, False, repr(e)))
+            print(f"FAIL sdk: {name}: {e!r}", flush=True)
+            traceback.print_exc()
+        return fn
+
+    return wrap
+
+
+def credential(client_id, secret):
+    return ClientSecretCredential(
+        CREDS["tenantId"], client_id, secret, authority=BASE, disable_instance_discovery=True, connection_verify=CA
+    )
+
+
+def client(cred):
+    return SecurityCenter(cred, SUB, base_url=BASE, connection_verify=CA)
+
+
+owner = client(credential(CREDS["clientId"], CREDS["clientSecret"]))
+
+
+@check("secure_scores.get(ascScore) = the documented sample")
+def _():
+    s = owner.secure_scores.get("ascScore")
+    assert s.name == "ascScore", s.name
+    assert s.max == 39 and abs(s.current - 23.53) < 1e-9 and abs(s.percentage - 0.6033) < 1e-9, (s.max, s.current, s.percentage)
+    assert s.weight == 67, s.weight
+
+
+@check("secure_scores.list()")
+def _():
+    names = [s.name for s in owner.secure_scores.list()]
+    assert names == ["ascScore"], names
+
+
+@check("secure_score_controls.list(expand=definition)")
+def _():
+    controls = list(owner.secure_score_controls.list(expand="definition"))
+    assert controls and all(c.definition is not None for c in controls), len(controls)
+
+
+@check("secure_score_controls.list_by_secure_score(ascScore, expand=definition)")
+def _():
+    controls = list(owner.secure_score_controls.list_by_secure_score("ascScore", expand="definition"))
+    assert len(controls) == 12, len(controls)
+    assert all(c.definition.max_score is not None for c in controls)
+    plain = list(owner.secure_score_controls.list_by_secure_score("ascScore"))
+    assert all(c.definition is None for c in plain)
+
+
+@check("secure_score_control_definitions.list() and list_by_subscription()")
+def _():
+    tenant = list(owner.secure_score_control_definitions.list())
+    sub = list(owner.secure_score_control_definitions.list_by_subscription())
+    assert tenant and sub and len(tenant) == len(sub), (len(tenant), len(sub))
+
+
+@check("assessments create_or_update / get / list / delete (2021-06-01)")
+def _():
+    body = SecurityAssessment(
+        resource_details=AzureResourceDetails(),
+        status=AssessmentStatus(code="Unhealthy", cause="compat", description="made by the SDK test"),
+        additional_data={"source": "compat"},
+    )
+    created = owner.assessments.create_or_update(RESOURCE, ASSESSMENT, body)
+    assert created.status.code == "Unhealthy", created.status
+    got = owner.assessments.get(RESOURCE, ASSESSMENT, expand="metadata")
+    assert got.name == ASSESSMENT and got.status.code == "Unhealthy"
+    listed = [a.name for a in owner.assessments.list(f"/subscriptions/{SUB}/resourceGroups/compat-rg")]
+    assert ASSESSMENT in listed, listed
+    owner.assessments.delete(RESOURCE, ASSESSMENT)
+    try:
+        owner.assessments.get(RESOURCE, ASSESSMENT)
+        raise AssertionError("the deleted assessment is still there")
+    except ResourceNotFoundError:
+        pass
+
+
+@check("unknown secure score -> ResourceNotFoundError")
+def _():
+    try:
+        owner.secure_scores.get("noSuchScore")
+        raise AssertionError("no error")
+    except ResourceNotFoundError as e:
+        assert "ResourceNotFound" in str(e), str(e)
+
+
+class Garbage:
+    def get_token(self, *scopes, **kwargs):
+        return AccessToken("garbage", int(time.time()) + 3600)
+
+    def get_token_info(self, *scopes, options=None):
+        from azure.core.credentials import AccessTokenInfo
+
+        return AccessTokenInfo("garbage", int(time.time()) + 3600)
+
+
+@check("garbage token -> ClientAuthenticationError (InvalidAuthenticationToken)")
+def _():
+    try:
+        client(Garbage()).secure_scores.get("ascScore")
+        raise AssertionError("no error")
+    except ClientAuthenticationError as e:
+        assert "InvalidAuthenticationToken" in str(e), str(e)
+
+
+@check("wrong client secret -> ClientAuthenticationError (AADSTS7000215)")
+def _():
+    try:
+        client(credential(CREDS["clientId"], "not-the-secret")).secure_scores.get("ascScore")
+        raise AssertionError("no error")
+    except ClientAuthenticationError as e:
+        assert "AADSTS7000215" in str(e), str(e)
+
+
+@check("a Reader reads, and writing is HttpResponseError 403 AuthorizationFailed")
+def _():
+    reader = client(credential(READER["clientId"], READER["clientSecret"]))
+    assert reader.secure_scores.get("ascScore").max == 39
+    body = SecurityAssessment(resource_details=AzureResourceDetails(), status=AssessmentStatus(code="Healthy"))
+    try:
+        reader.assessments.create_or_update(RESOURCE, ASSESSMENT, body)
+        raise AssertionError("no error")
+    except HttpResponseError as e:
+        assert e.status_code == 403, e.status_code
+        assert "AuthorizationFailed" in str(e) and "Microsoft.Security/assessments/write" in str(e), str(e)
+
+
+failed = [r for r in results if not r[1]]
+print(f"sdk: {len(results) - len(failed)} passed, {len(failed)} failed", flush=True)
+sys.exit(1 if failed else 0)
