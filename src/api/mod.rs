@@ -215,8 +215,15 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// The ARM surface: parse, check method and api-version, then dispatch.
 async fn arm(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    if parts.method == Method::GET && parts.uri.path().trim_start_matches('/') == "metadata/endpoints" {
-        return crate::identity::authority::metadata_endpoints(State(state), parts.headers, parts.uri).await;
+    if parts.method == Method::GET
+        && parts.uri.path().trim_start_matches('/') == "metadata/endpoints"
+    {
+        return crate::identity::authority::metadata_endpoints(
+            State(state),
+            parts.headers,
+            parts.uri,
+        )
+        .await;
     }
     let query: Vec<(String, String)> =
         form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();

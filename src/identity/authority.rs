@@ -117,7 +117,7 @@ async fn jwks(State(state): State<AppState>, Path(tenant): Path<String>) -> Resp
 /// `GET /metadata/endpoints`: this server as a cloud, for `az cloud register --endpoint-resource-manager`.
 /// az appends the path to the URL it is given, so `https://HOST//metadata/endpoints` must work too
 /// (the ARM dispatcher forwards it here).
-async fn metadata_endpoints(
+pub async fn metadata_endpoints(
     State(state): State<AppState>,
     headers: HeaderMap,
     uri: Uri,
@@ -180,9 +180,9 @@ fn field<'f>(form: &'f [(String, String)], name: &str) -> Option<&'f str> {
 
 /// The audience a token request asks for: `scope` (v2: `{resource}/.default`, az's
 /// `https://management.azure.com//.default`, `{resource}/user_impersonation`) or `resource` (v1).
-fn requested_audience(form: &[(String, String)]) -> Result<&'static str, Response> {
+fn requested_audience(form: &[(String, String)]) -> Result<&'static str, Box<Response>> {
     let invalid = |r: &str| {
-        aad_error(
+        Box::new(aad_error(
             StatusCode::BAD_REQUEST,
             "invalid_resource",
             500011,
@@ -190,7 +190,7 @@ fn requested_audience(form: &[(String, String)]) -> Result<&'static str, Respons
                 "The resource principal named {r} was not found in the tenant. This server issues tokens for \
                  Azure Resource Manager only: https://management.azure.com/.default or https://management.core.windows.net/.default."
             ),
-        )
+        ))
     };
     if let Some(scope) = field(form, "scope") {
         let resources: Vec<&str> = scope
@@ -198,12 +198,12 @@ fn requested_audience(form: &[(String, String)]) -> Result<&'static str, Respons
             .filter(|s| !["openid", "profile", "offline_access", "email"].contains(s))
             .collect();
         let [one] = resources.as_slice() else {
-            return Err(aad_error(
+            return Err(Box::new(aad_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_scope",
                 70011,
                 &format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
-            ));
+            )));
         };
         let resource = one
             .strip_suffix("/.default")
@@ -213,12 +213,12 @@ fn requested_audience(form: &[(String, String)]) -> Result<&'static str, Respons
     }
     match field(form, "resource") {
         Some(resource) => normalise_audience(resource).ok_or_else(|| invalid(resource)),
-        None => Err(aad_error(
+        None => Err(Box::new(aad_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             900144,
             "The request body must contain the following parameter: 'scope'.",
-        )),
+        ))),
     }
 }
 
@@ -316,7 +316,7 @@ async fn client_credentials(
     };
     let audience = match requested_audience(form) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let principal = match Uuid::parse_str(client_id) {
         Ok(id) => match identity.store.principal(PrincipalKey::AppId(id)).await {
@@ -385,7 +385,7 @@ async fn password_grant(
 ) -> Response {
     let audience = match requested_audience(form) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (Some(user), Some(password)) = (field(form, "username"), field(form, "password")) else {
         return aad_error(
@@ -489,36 +489,36 @@ fn error_page(status: StatusCode, message: &str) -> Response {
 fn implicit_request(
     params: &[(String, String)],
     base: &str,
-) -> Result<(String, &'static str), Response> {
+) -> Result<(String, &'static str), Box<Response>> {
     let response_type = field(params, "response_type").unwrap_or("");
     if !response_type.split_whitespace().any(|t| t == "token") {
-        return Err(error_page(
+        return Err(Box::new(error_page(
             StatusCode::BAD_REQUEST,
             "AADSTS700054: response_type 'token' is required: this authority supports the implicit flow only.",
-        ));
+        )));
     }
     let Some(redirect) = field(params, "redirect_uri") else {
-        return Err(error_page(
+        return Err(Box::new(error_page(
             StatusCode::BAD_REQUEST,
             "AADSTS900144: The request must contain the parameter 'redirect_uri'.",
-        ));
+        )));
     };
     if !redirect_allowed(redirect, base) {
-        return Err(error_page(
+        return Err(Box::new(error_page(
             StatusCode::BAD_REQUEST,
             &format!(
                 "AADSTS50011: The redirect URI '{redirect}' is not allowed: tokens are sent only to loopback addresses or to {base}."
             ),
-        ));
+        )));
     }
     let audience = if field(params, "scope").is_some() || field(params, "resource").is_some() {
         match requested_audience(params) {
             Ok(a) => a,
             Err(_) => {
-                return Err(error_page(
+                return Err(Box::new(error_page(
                     StatusCode::BAD_REQUEST,
                     "AADSTS500011: this server issues tokens for Azure Resource Manager only (https://management.azure.com/.default).",
-                ))
+                )))
             }
         }
     } else {
@@ -543,7 +543,7 @@ async fn authorize_page(
     let params = form(uri.query().unwrap_or("").as_bytes());
     let base = request_base(state.identity.https, &headers, Some(&uri));
     if let Err(r) = implicit_request(&params, &base) {
-        return r;
+        return *r;
     }
     html(StatusCode::OK, sign_in_page(&params, None))
 }
@@ -571,7 +571,7 @@ async fn authorize_submit(
     let base = request_base(state.identity.https, &headers, Some(&uri));
     let (redirect, audience) = match implicit_request(&params, &base) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (user, password) =
         (field(&params, "username").unwrap_or(""), field(&params, "password").unwrap_or(""));

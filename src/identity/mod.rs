@@ -49,6 +49,9 @@ use authz::Need;
 /// at once; writes by another process (the CLI on the data directory) are seen within this time.
 const ASSIGNMENT_CACHE_TTL: Duration = Duration::from_secs(1);
 
+/// A principal's role assignments and when they were read.
+type CachedAssignments = (Instant, Arc<Vec<RoleAssignment>>);
+
 pub struct Identity {
     pub mode: AuthMode,
     pub keys: keys::KeyRing,
@@ -56,7 +59,7 @@ pub struct Identity {
     pub store: Store,
     pub https: bool,
     pub default_tenant: Uuid,
-    cache: Mutex<HashMap<String, (Instant, Arc<Vec<RoleAssignment>>)>>,
+    cache: Mutex<HashMap<String, CachedAssignments>>,
 }
 
 impl Identity {
