@@ -20,8 +20,10 @@ impl Client {
         crate::server::install_crypto_provider();
         let mut builder = reqwest::Client::builder().use_rustls_tls();
         if let Some(ca) = &target.ca {
-            let pem = std::fs::read(ca).with_context(|| format!("cannot read the CA file {}", ca.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem).with_context(|| format!("{} is not a PEM certificate", ca.display()))?;
+            let pem = std::fs::read(ca)
+                .with_context(|| format!("cannot read the CA file {}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", ca.display()))?;
             builder = builder.add_root_certificate(cert);
         }
         Ok(Client {
@@ -42,7 +44,11 @@ impl Client {
     async fn answer(response: reqwest::Response) -> Result<Value> {
         let status = response.status();
         let body = response.bytes().await?;
-        let value: Value = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or(Value::Null) };
+        let value: Value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body).unwrap_or(Value::Null)
+        };
         if !status.is_success() {
             let code = value.pointer("/error/code").and_then(Value::as_str).unwrap_or("");
             let message = value.pointer("/error/message").and_then(Value::as_str).unwrap_or("");
@@ -53,7 +59,10 @@ impl Client {
 
     async fn send(&self, r: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         r.send().await.with_context(|| {
-            format!("cannot reach {} (is the server running? for HTTPS pass --ca DATA_DIR/ca.pem)", self.base)
+            format!(
+                "cannot reach {} (is the server running? for HTTPS pass --ca DATA_DIR/ca.pem)",
+                self.base
+            )
         })
     }
 
@@ -77,7 +86,9 @@ impl Client {
     /// Stream a file as NDJSON, advancing `bar` by the bytes sent.
     pub async fn upload_ndjson(&self, path: &str, file: &Path, bar: &ProgressBar) -> Result<Value> {
         use futures::StreamExt;
-        let f = tokio::fs::File::open(file).await.with_context(|| format!("cannot open {}", file.display()))?;
+        let f = tokio::fs::File::open(file)
+            .await
+            .with_context(|| format!("cannot open {}", file.display()))?;
         let bar = bar.clone();
         let stream = tokio_util_stream(f).map(move |chunk| {
             if let Ok(c) = &chunk {
@@ -94,7 +105,9 @@ impl Client {
 }
 
 /// A file as a stream of byte chunks (reqwest stops at the first error).
-fn tokio_util_stream(f: tokio::fs::File) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+fn tokio_util_stream(
+    f: tokio::fs::File,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
     use tokio::io::AsyncReadExt;
     futures::stream::unfold(f, |mut f| async move {
         let mut buf = vec![0u8; 64 * 1024];

@@ -39,7 +39,9 @@ pub fn writes_for_counts(sub: Uuid, counts: &[(&str, usize, usize, usize)]) -> R
         let Some(assessment) = cat
             .assessments()
             .iter()
-            .filter(|a| a.counts_toward_score() && a.controls.len() == 1 && a.controls[0] == control)
+            .filter(|a| {
+                a.counts_toward_score() && a.controls.len() == 1 && a.controls[0] == control
+            })
             .max_by_key(|a| a.display_name.is_some())
         else {
             bail!("the catalogue has no recommendation that belongs to control {control} alone");

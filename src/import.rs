@@ -60,10 +60,17 @@ impl Importer<'_> {
         self.report.failed += 1;
         if self.report.errors.len() < MAX_REPORTED_ERRORS {
             let (target, message) = match e {
-                ApiError::InvalidRequestContent { target, message } => (Some(target.clone()), message.clone()),
+                ApiError::InvalidRequestContent { target, message } => {
+                    (Some(target.clone()), message.clone())
+                }
                 other => (None, other.to_string()),
             };
-            self.report.errors.push(LineError { line, code: e.code().to_string(), target, message });
+            self.report.errors.push(LineError {
+                line,
+                code: e.code().to_string(),
+                target,
+                message,
+            });
         }
     }
 
@@ -87,14 +94,25 @@ impl Importer<'_> {
     async fn parse(&mut self, text: &str) -> Result<Result<Write, ApiError>> {
         let value: Value = match serde_json::from_str(text) {
             Ok(v) => v,
-            Err(e) => return Ok(Err(ApiError::invalid_field("", format!("The line is not valid JSON: {e}.")))),
+            Err(e) => {
+                return Ok(Err(ApiError::invalid_field(
+                    "",
+                    format!("The line is not valid JSON: {e}."),
+                )))
+            }
         };
         let field = |k: &str| value.get(k).and_then(Value::as_str);
         let Some(resource) = field("resourceId") else {
-            return Ok(Err(ApiError::invalid_field("resourceId", "The required field 'resourceId' is missing.")));
+            return Ok(Err(ApiError::invalid_field(
+                "resourceId",
+                "The required field 'resourceId' is missing.",
+            )));
         };
         let Some(name) = field("name") else {
-            return Ok(Err(ApiError::invalid_field("name", "The required field 'name' (the assessment name) is missing.")));
+            return Ok(Err(ApiError::invalid_field(
+                "name",
+                "The required field 'name' (the assessment name) is missing.",
+            )));
         };
         let resource = match ResourceId::parse(resource) {
             Ok(r) => r,
@@ -122,7 +140,10 @@ impl Importer<'_> {
             match outcome {
                 Outcome::Created(_) => self.report.created += 1,
                 Outcome::Replaced(_) => self.report.replaced += 1,
-                _ => self.error(*line, &ApiError::SubscriptionNotFound(write.resource().subscription().to_string())),
+                _ => self.error(
+                    *line,
+                    &ApiError::SubscriptionNotFound(write.resource().subscription().to_string()),
+                ),
             }
         }
         Ok(())
@@ -181,7 +202,15 @@ pub async fn import_lines<R: AsyncBufRead + Unpin>(
 /// `securescore import FILE`.
 pub async fn run(args: ImportArgs) -> Result<()> {
     let stdin = args.file.as_os_str() == "-";
-    let size = if stdin { None } else { Some(std::fs::metadata(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?.len()) };
+    let size = if stdin {
+        None
+    } else {
+        Some(
+            std::fs::metadata(&args.file)
+                .with_context(|| format!("cannot read {}", args.file.display()))?
+                .len(),
+        )
+    };
     let bar = match size {
         Some(len) => ProgressBar::new(len),
         None => ProgressBar::new_spinner(),
@@ -194,13 +223,18 @@ pub async fn run(args: ImportArgs) -> Result<()> {
     let report = if let Some(endpoint) = &args.target.endpoint {
         let client = crate::client::Client::new(endpoint, &args.target)?;
         let value = client.upload_ndjson("/securescore/v1/import", &args.file, &bar).await?;
-        serde_json::from_value(value).context("the server's import report is not in the expected shape")?
+        serde_json::from_value(value)
+            .context("the server's import report is not in the expected shape")?
     } else {
         let store = crate::cli::cmd::open_data_dir(&args.target).await?;
         let file: Box<dyn tokio::io::AsyncRead + Unpin + Send> = if stdin {
             Box::new(tokio::io::stdin())
         } else {
-            Box::new(tokio::fs::File::open(&args.file).await.with_context(|| format!("cannot open {}", args.file.display()))?)
+            Box::new(
+                tokio::fs::File::open(&args.file)
+                    .await
+                    .with_context(|| format!("cannot open {}", args.file.display()))?,
+            )
         };
         let reader = tokio::io::BufReader::new(file);
         import_lines(&store, reader, args.batch_size, |n| bar.set_position(n)).await?
@@ -215,16 +249,26 @@ pub async fn run(args: ImportArgs) -> Result<()> {
             );
             if !report.errors.is_empty() {
                 let mut t = comfy_table::Table::new();
-                t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED).set_header(["Line", "Code", "Target", "Message"]);
+                t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+                    .set_header(["Line", "Code", "Target", "Message"]);
                 for e in &report.errors {
-                    t.add_row([e.line.to_string(), e.code.clone(), e.target.clone().unwrap_or_default(), e.message.clone()]);
+                    t.add_row([
+                        e.line.to_string(),
+                        e.code.clone(),
+                        e.target.clone().unwrap_or_default(),
+                        e.message.clone(),
+                    ]);
                 }
                 println!("{t}");
             }
         }
     }
     if report.failed > 0 {
-        anyhow::bail!("{} of {} lines were rejected (see above); the others were applied", report.failed, report.lines);
+        anyhow::bail!(
+            "{} of {} lines were rejected (see above); the others were applied",
+            report.failed,
+            report.lines
+        );
     }
     Ok(())
 }

@@ -88,9 +88,9 @@ impl Application {
         // Notice writes of other processes (the CLI on the same data directory) within a second.
         store.watch_changes(Duration::from_millis(500));
 
-        let listener = TcpListener::bind(options.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}: is another server running there?", options.listen))?;
+        let listener = TcpListener::bind(options.listen).await.with_context(|| {
+            format!("cannot listen on {}: is another server running there?", options.listen)
+        })?;
         let addr = listener.local_addr()?;
         let https = tls.is_some();
         let base_url = format!("{}://{}", if https { "https" } else { "http" }, addr);
@@ -119,7 +119,10 @@ impl Application {
         &self.state.store
     }
 
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
         let router = api::router(self.state.clone());
         let acceptor = self.tls.map(tokio_rustls::TlsAcceptor::from);
         let limit = Arc::new(Semaphore::new(self.max_connections));
@@ -150,13 +153,29 @@ impl Application {
                 let builder = Builder::new(TokioExecutor::new());
                 let result = match acceptor {
                     Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(tls) => watcher.watch(builder.serve_connection(TokioIo::new(tls), service).into_owned()).await,
+                        Ok(tls) => {
+                            watcher
+                                .watch(
+                                    builder
+                                        .serve_connection(TokioIo::new(tls), service)
+                                        .into_owned(),
+                                )
+                                .await
+                        }
                         Err(e) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
                             return;
                         }
                     },
-                    None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
+                    None => {
+                        watcher
+                            .watch(
+                                builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .into_owned(),
+                            )
+                            .await
+                    }
                 };
                 if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");

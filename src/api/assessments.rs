@@ -17,8 +17,14 @@ use crate::store::{Assessment, AssessmentInput, Outcome, ScoreView, Write};
 
 /// Parse and validate a PUT body (or an NDJSON import line) into a write. `target_prefix` names
 /// where fields sit in the client's document, for error targets.
-pub fn parse_input(resource: &ResourceId, name: &str, body: &Value, view: &ScoreView) -> ApiResult<AssessmentInput> {
-    let known = catalog::builtin().assessment(name).is_some() || view.custom_metadata.contains_key(&name.to_ascii_lowercase());
+pub fn parse_input(
+    resource: &ResourceId,
+    name: &str,
+    body: &Value,
+    view: &ScoreView,
+) -> ApiResult<AssessmentInput> {
+    let known = catalog::builtin().assessment(name).is_some()
+        || view.custom_metadata.contains_key(&name.to_ascii_lowercase());
     if !known {
         return Err(ApiError::invalid_field(
             "name",
@@ -34,16 +40,28 @@ pub fn parse_input(resource: &ResourceId, name: &str, body: &Value, view: &Score
     };
     let props = match body.get("properties") {
         Some(Value::Object(p)) => p,
-        Some(_) => return Err(ApiError::invalid_field("properties", "'properties' must be an object.")),
-        None => return Err(ApiError::invalid_field("properties", "The required field 'properties' is missing.")),
+        Some(_) => {
+            return Err(ApiError::invalid_field("properties", "'properties' must be an object."))
+        }
+        None => {
+            return Err(ApiError::invalid_field(
+                "properties",
+                "The required field 'properties' is missing.",
+            ))
+        }
     };
     let resource_details = parse_resource_details(props.get("resourceDetails"))?;
 
     let status = match props.get("status") {
         Some(Value::Object(s)) => s,
-        Some(_) => return Err(ApiError::invalid_field("properties.status", "'status' must be an object.")),
+        Some(_) => {
+            return Err(ApiError::invalid_field("properties.status", "'status' must be an object."))
+        }
         None => {
-            return Err(ApiError::invalid_field("properties.status", "The required field 'status' is missing."))
+            return Err(ApiError::invalid_field(
+                "properties.status",
+                "The required field 'status' is missing.",
+            ))
         }
     };
     let code = match status.get("code") {
@@ -89,7 +107,12 @@ pub fn parse_input(resource: &ResourceId, name: &str, body: &Value, view: &Score
             required_string(p, "secret", "properties.partnersData.secret")?;
             Some(name)
         }
-        Some(_) => return Err(ApiError::invalid_field("properties.partnersData", "'partnersData' must be an object.")),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "properties.partnersData",
+                "'partnersData' must be an object.",
+            ))
+        }
     };
     Ok(AssessmentInput {
         resource: resource.clone(),
@@ -114,9 +137,10 @@ fn optional_string(obj: &Map<String, Value>, key: &str, target: &str) -> ApiResu
 fn required_string(obj: &Map<String, Value>, key: &str, target: &str) -> ApiResult<String> {
     match obj.get(key) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) | None | Some(Value::Null) => {
-            Err(ApiError::invalid_field(target, format!("The required field '{key}' is missing or empty.")))
-        }
+        Some(Value::String(_)) | None | Some(Value::Null) => Err(ApiError::invalid_field(
+            target,
+            format!("The required field '{key}' is missing or empty."),
+        )),
         Some(_) => Err(ApiError::invalid_field(target, format!("'{key}' must be a string."))),
     }
 }
@@ -129,7 +153,12 @@ fn parse_resource_details(value: Option<&Value>) -> ApiResult<Value> {
     let obj = match value {
         Some(Value::Object(o)) => o,
         Some(_) => return Err(ApiError::invalid_field(T, "'resourceDetails' must be an object.")),
-        None => return Err(ApiError::invalid_field(T, "The required field 'resourceDetails' is missing.")),
+        None => {
+            return Err(ApiError::invalid_field(
+                T,
+                "The required field 'resourceDetails' is missing.",
+            ))
+        }
     };
     // The official PUT example answers with `Source`; accept either spelling from clients.
     let source = obj.get("source").or_else(|| obj.get("Source"));
@@ -147,7 +176,17 @@ fn parse_resource_details(value: Option<&Value>) -> ApiResult<Value> {
     } else if source.eq_ignore_ascii_case("OnPremise") {
         ("OnPremise", &["workspaceId", "vmuuid", "sourceComputerId", "machineName"])
     } else if source.eq_ignore_ascii_case("OnPremiseSql") {
-        ("OnPremiseSql", &["workspaceId", "vmuuid", "sourceComputerId", "machineName", "serverName", "databaseName"])
+        (
+            "OnPremiseSql",
+            &[
+                "workspaceId",
+                "vmuuid",
+                "sourceComputerId",
+                "machineName",
+                "serverName",
+                "databaseName",
+            ],
+        )
     } else {
         return Err(ApiError::invalid_field(
             format!("{T}.source"),
@@ -220,7 +259,12 @@ pub struct Expand {
     pub metadata: bool,
 }
 
-pub fn render<'a>(a: &'a Assessment, api_version: &str, expand: Expand, view: &ScoreView) -> AssessmentJson<'a> {
+pub fn render<'a>(
+    a: &'a Assessment,
+    api_version: &str,
+    expand: Expand,
+    view: &ScoreView,
+) -> AssessmentJson<'a> {
     let mut details = a.resource_details.clone();
     if let Value::Object(map) = &mut details {
         if map.get("source").and_then(Value::as_str) == Some("Azure") {
@@ -272,7 +316,12 @@ fn not_found(resource: &ResourceId, name: &str) -> ApiError {
 pub async fn get(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResult<Response> {
     let view = view(ctx, resource.subscription()).await?;
     let expand = expand(ctx)?;
-    let a = ctx.state.store.assessment(resource, name).await?.ok_or_else(|| not_found(resource, name))?;
+    let a = ctx
+        .state
+        .store
+        .assessment(resource, name)
+        .await?
+        .ok_or_else(|| not_found(resource, name))?;
     ok(&render(&a, ctx.api_version, expand, &view))
 }
 
@@ -286,8 +335,14 @@ pub async fn put(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResult<
     let (status, stored) = match outcome {
         Some(Outcome::Created(a)) => (StatusCode::CREATED, a),
         Some(Outcome::Replaced(a)) => (StatusCode::OK, a),
-        Some(Outcome::NoSubscription) => return Err(ApiError::SubscriptionNotFound(resource.subscription().to_string())),
-        other => return Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome of a put: {other:?}"))),
+        Some(Outcome::NoSubscription) => {
+            return Err(ApiError::SubscriptionNotFound(resource.subscription().to_string()))
+        }
+        other => {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "unexpected outcome of a put: {other:?}"
+            )))
+        }
     };
     Ok(json(status, &render(&stored, ctx.api_version, Expand::default(), &view)))
 }
@@ -298,8 +353,12 @@ pub async fn delete(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResu
     match ctx.state.store.apply(&[write]).await?.pop() {
         Some(Outcome::Deleted) => Ok(StatusCode::OK.into_response()),
         Some(Outcome::Absent) => Ok(StatusCode::NO_CONTENT.into_response()),
-        Some(Outcome::NoSubscription) => Err(ApiError::SubscriptionNotFound(resource.subscription().to_string())),
-        other => Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome of a delete: {other:?}"))),
+        Some(Outcome::NoSubscription) => {
+            Err(ApiError::SubscriptionNotFound(resource.subscription().to_string()))
+        }
+        other => {
+            Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome of a delete: {other:?}")))
+        }
     }
 }
 
@@ -323,7 +382,10 @@ pub async fn list(ctx: &Ctx<'_>, scope: &ResourceId) -> ApiResult<Response> {
     rows.truncate(size);
     let next_link = if more {
         rows.last().map(|a| {
-            ctx.next_link(&Cursor::After(a.resource_id.to_ascii_lowercase(), a.name.to_ascii_lowercase()))
+            ctx.next_link(&Cursor::After(
+                a.resource_id.to_ascii_lowercase(),
+                a.name.to_ascii_lowercase(),
+            ))
         })
     } else {
         None

@@ -77,16 +77,30 @@ async fn list_subscriptions(State(state): State<AppState>) -> ApiResult<Response
     Ok(json(StatusCode::OK, &serde_json::json!({ "value": value })))
 }
 
-async fn get_subscription(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn get_subscription(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = parse_subscription_id(&id)?;
-    let sub = state.store.subscription(id).await?.ok_or_else(|| ApiError::SubscriptionNotFound(id.to_string()))?;
+    let sub = state
+        .store
+        .subscription(id)
+        .await?
+        .ok_or_else(|| ApiError::SubscriptionNotFound(id.to_string()))?;
     Ok(json(StatusCode::OK, &SubscriptionBody::of(&sub)))
 }
 
-async fn put_subscription(State(state): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> ApiResult<Response> {
+async fn put_subscription(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
     let id = parse_subscription_id(&id)?;
     let body: SubscriptionBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::invalid_field("", format!("Expected {{\"displayName\": string, \"tenantId\"?: GUID}}: {e}."))
+        ApiError::invalid_field(
+            "",
+            format!("Expected {{\"displayName\": string, \"tenantId\"?: GUID}}: {e}."),
+        )
     })?;
     if body.display_name.trim().is_empty() {
         return Err(ApiError::invalid_field("displayName", "'displayName' must not be empty."));
@@ -95,12 +109,23 @@ async fn put_subscription(State(state): State<AppState>, Path(id): Path<String>,
         Some(t) => t,
         None => crate::server::default_tenant(&state.store).await?,
     };
-    let sub = Subscription { id, display_name: body.display_name, tenant_id: tenant, state: body.state.unwrap_or_else(|| "Enabled".into()) };
+    let sub = Subscription {
+        id,
+        display_name: body.display_name,
+        tenant_id: tenant,
+        state: body.state.unwrap_or_else(|| "Enabled".into()),
+    };
     let created = state.store.put_subscription(&sub).await?;
-    Ok(json(if created { StatusCode::CREATED } else { StatusCode::OK }, &SubscriptionBody::of(&sub)))
+    Ok(json(
+        if created { StatusCode::CREATED } else { StatusCode::OK },
+        &SubscriptionBody::of(&sub),
+    ))
 }
 
-async fn delete_subscription(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn delete_subscription(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = parse_subscription_id(&id)?;
     if state.store.remove_subscription(id).await? {
         Ok(StatusCode::OK.into_response())
@@ -144,7 +169,9 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<Offse
         .map(|v| {
             parse_time(v).map_err(|_| ApiError::BadRequest {
                 target: Some(name.into()),
-                message: format!("'{name}' must be an RFC 3339 time such as 2026-11-27T00:00:00Z, not '{v}'."),
+                message: format!(
+                    "'{name}' must be an RFC 3339 time such as 2026-11-27T00:00:00Z, not '{v}'."
+                ),
             })
         })
         .transpose()
@@ -157,7 +184,11 @@ async fn history(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     let id = parse_subscription_id(&id)?;
-    state.store.subscription(id).await?.ok_or_else(|| ApiError::SubscriptionNotFound(id.to_string()))?;
+    state
+        .store
+        .subscription(id)
+        .await?
+        .ok_or_else(|| ApiError::SubscriptionNotFound(id.to_string()))?;
     let initiative = q.get("initiative").map_or(ASC_SCORE, String::as_str);
     if !initiative.eq_ignore_ascii_case(ASC_SCORE) {
         return Err(ApiError::ResourceNotFound {
@@ -169,7 +200,10 @@ async fn history(
     let to = time_param(&q, "to")?.unwrap_or_else(OffsetDateTime::now_utc);
     let from = time_param(&q, "from")?.unwrap_or(to - Duration::days(30));
     if from > to {
-        return Err(ApiError::BadRequest { target: Some("from".into()), message: "'from' must not be after 'to'.".into() });
+        return Err(ApiError::BadRequest {
+            target: Some("from".into()),
+            message: "'from' must not be after 'to'.".into(),
+        });
     }
     let value: Vec<Point> = match q.get("interval").map(String::as_str) {
         None | Some("") => state
@@ -218,15 +252,24 @@ async fn history(
 }
 
 /// `GET /securescore/v1/aggregate[?subscriptions=a,b]`: one score over several subscriptions.
-async fn aggregate(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+async fn aggregate(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
     let ids: Vec<Uuid> = match q.get("subscriptions").filter(|s| !s.is_empty()) {
-        Some(list) => list.split(',').map(|s| parse_subscription_id(s.trim())).collect::<ApiResult<_>>()?,
+        Some(list) => {
+            list.split(',').map(|s| parse_subscription_id(s.trim())).collect::<ApiResult<_>>()?
+        }
         None => state.store.subscriptions().await?.into_iter().map(|s| s.id).collect(),
     };
     let mut scores = Vec::new();
     let mut per = Vec::new();
     for id in ids {
-        let view = state.store.view(id).await?.ok_or_else(|| ApiError::SubscriptionNotFound(id.to_string()))?;
+        let view = state
+            .store
+            .view(id)
+            .await?
+            .ok_or_else(|| ApiError::SubscriptionNotFound(id.to_string()))?;
         scores.push(view.secure_score);
         per.push(serde_json::json!({
             "subscriptionId": id,

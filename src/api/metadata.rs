@@ -42,9 +42,11 @@ impl Meta<'_> {
     pub fn display_name(&self) -> String {
         match self {
             Meta::BuiltIn(d) => d.display_name(),
-            Meta::Custom { properties, .. } => {
-                properties.get("displayName").and_then(Value::as_str).unwrap_or_default().to_string()
-            }
+            Meta::Custom { properties, .. } => properties
+                .get("displayName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
         }
     }
 
@@ -59,7 +61,9 @@ impl Meta<'_> {
                     }
                 };
                 let s = |v: &Option<String>| v.clone().map(Value::String);
-                let list = |v: &Option<Vec<String>>| v.clone().map(|l| Value::Array(l.into_iter().map(Value::String).collect()));
+                let list = |v: &Option<Vec<String>>| {
+                    v.clone().map(|l| Value::Array(l.into_iter().map(Value::String).collect()))
+                };
                 put("displayName", Some(Value::String(d.display_name())));
                 put("policyDefinitionId", s(&d.policy_definition_id));
                 put(
@@ -100,7 +104,10 @@ fn not_found(sub: Option<Uuid>, name: &str) -> ApiError {
             name: name.to_string(),
             subscription: sub.to_string(),
         },
-        None => ApiError::TenantResourceNotFound { resource_type: "assessmentMetadata".into(), name: name.to_string() },
+        None => ApiError::TenantResourceNotFound {
+            resource_type: "assessmentMetadata".into(),
+            name: name.to_string(),
+        },
     }
 }
 
@@ -118,9 +125,14 @@ pub async fn list(ctx: &Ctx<'_>, sub: Option<Uuid>) -> ApiResult<Response> {
         Some(sub) => Some(view(ctx, sub).await?),
         None => None,
     };
-    let mut all: Vec<Meta<'_>> = catalog::builtin().assessments().iter().map(Meta::BuiltIn).collect();
+    let mut all: Vec<Meta<'_>> =
+        catalog::builtin().assessments().iter().map(Meta::BuiltIn).collect();
     if let Some(view) = &view {
-        all.extend(view.custom_metadata.values().map(|(name, properties)| Meta::Custom { name, properties }));
+        all.extend(
+            view.custom_metadata
+                .values()
+                .map(|(name, properties)| Meta::Custom { name, properties }),
+        );
     }
     let cursor = ctx.cursor()?;
     ok(&page_of(&all, cursor.as_ref(), ctx.page_size(), |c| ctx.next_link(c), Meta::resource)?)
@@ -145,16 +157,22 @@ const THREATS: &[&str] = &[
 fn parse_custom(body: &Value) -> ApiResult<Value> {
     let props = match body.get("properties") {
         Some(Value::Object(p)) => p,
-        _ => return Err(ApiError::invalid_field("properties", "The required object 'properties' is missing.")),
+        _ => {
+            return Err(ApiError::invalid_field(
+                "properties",
+                "The required object 'properties' is missing.",
+            ))
+        }
     };
     let target = |f: &str| format!("properties.{f}");
     let string = |f: &str, required: bool| -> ApiResult<Option<String>> {
         match props.get(f) {
             Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
             None | Some(Value::Null) if !required => Ok(None),
-            Some(Value::String(_)) | None | Some(Value::Null) => {
-                Err(ApiError::invalid_field(target(f), format!("The required field '{f}' is missing or empty.")))
-            }
+            Some(Value::String(_)) | None | Some(Value::Null) => Err(ApiError::invalid_field(
+                target(f),
+                format!("The required field '{f}' is missing or empty."),
+            )),
             Some(_) => Err(ApiError::invalid_field(target(f), format!("'{f}' must be a string."))),
         }
     };
@@ -164,26 +182,36 @@ fn parse_custom(body: &Value) -> ApiResult<Value> {
             Some(a) => Ok(Some(Value::String((*a).to_string()))),
             None => Err(ApiError::invalid_field(
                 target(f),
-                format!("The value '{v}' of '{f}' is invalid. Allowed values: '{}'.", allowed.join("', '")),
+                format!(
+                    "The value '{v}' of '{f}' is invalid. Allowed values: '{}'.",
+                    allowed.join("', '")
+                ),
             )),
         }
     };
     let list_of = |f: &str, allowed: &[&str]| -> ApiResult<Option<Value>> {
         let Some(v) = props.get(f).filter(|v| !v.is_null()) else { return Ok(None) };
         let Some(items) = v.as_array() else {
-            return Err(ApiError::invalid_field(target(f), format!("'{f}' must be an array of strings.")));
+            return Err(ApiError::invalid_field(
+                target(f),
+                format!("'{f}' must be an array of strings."),
+            ));
         };
         let mut out = Vec::new();
         for item in items {
             let s = item.as_str().map(str::to_string);
             if s.is_none() {
-                return Err(ApiError::invalid_field(target(f), format!("'{f}' must be an array of strings.")));
+                return Err(ApiError::invalid_field(
+                    target(f),
+                    format!("'{f}' must be an array of strings."),
+                ));
             }
             out.extend(one_of(f, s, allowed)?);
         }
         Ok(Some(Value::Array(out)))
     };
-    let assessment_type = one_of("assessmentType", string("assessmentType", true)?, &["CustomerManaged"])?;
+    let assessment_type =
+        one_of("assessmentType", string("assessmentType", true)?, &["CustomerManaged"])?;
     let mut p = Map::new();
     let mut put = |k: &str, v: Option<Value>| {
         if let Some(v) = v {
@@ -200,12 +228,17 @@ fn parse_custom(body: &Value) -> ApiResult<Value> {
     put("categories", categories);
     put("severity", one_of("severity", string("severity", true)?, SEVERITIES)?);
     put("userImpact", one_of("userImpact", string("userImpact", false)?, LEVELS)?);
-    put("implementationEffort", one_of("implementationEffort", string("implementationEffort", false)?, LEVELS)?);
+    put(
+        "implementationEffort",
+        one_of("implementationEffort", string("implementationEffort", false)?, LEVELS)?,
+    );
     put("threats", list_of("threats", THREATS)?);
     match props.get("preview") {
         None | Some(Value::Null) => {}
         Some(Value::Bool(b)) => put("preview", Some(Value::Bool(*b))),
-        Some(_) => return Err(ApiError::invalid_field(target("preview"), "'preview' must be a boolean.")),
+        Some(_) => {
+            return Err(ApiError::invalid_field(target("preview"), "'preview' must be a boolean."))
+        }
     }
     put("assessmentType", assessment_type);
     Ok(Value::Object(p))
@@ -219,8 +252,9 @@ pub async fn put(ctx: &Ctx<'_>, sub: Uuid, name: &str) -> ApiResult<Response> {
             format!("'{name}' is the name of a built-in assessment metadata; choose another name (a new GUID)."),
         ));
     }
-    let body: Value = serde_json::from_slice(&ctx.body)
-        .map_err(|e| ApiError::invalid_field("", format!("The request content is not valid JSON: {e}.")))?;
+    let body: Value = serde_json::from_slice(&ctx.body).map_err(|e| {
+        ApiError::invalid_field("", format!("The request content is not valid JSON: {e}."))
+    })?;
     let properties = parse_custom(&body)?;
     ctx.state.store.put_custom_metadata(sub, name, &properties).await?;
     ok(&Meta::Custom { name, properties: &properties }.resource())

@@ -42,7 +42,12 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { page_size: 100, max_body: 4 << 20, https: false, request_timeout: Duration::from_secs(60) }
+        ApiConfig {
+            page_size: 100,
+            max_body: 4 << 20,
+            https: false,
+            request_timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -110,12 +115,14 @@ impl Ctx<'_> {
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .map(|v| {
-                allowed.iter().find(|a| a.eq_ignore_ascii_case(v)).copied().ok_or_else(|| ApiError::BadRequest {
-                    target: Some("$expand".into()),
-                    message: format!(
+                allowed.iter().find(|a| a.eq_ignore_ascii_case(v)).copied().ok_or_else(|| {
+                    ApiError::BadRequest {
+                        target: Some("$expand".into()),
+                        message: format!(
                         "The $expand value '{v}' is not supported here. Supported values: '{}'.",
                         allowed.join("', '")
                     ),
+                    }
                 })
             })
             .collect()
@@ -131,7 +138,8 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => {
             let mut r = (status, bytes).into_response();
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
             r
         }
         Err(e) => ApiError::Internal(e.into()).into_response(),
@@ -145,9 +153,7 @@ pub fn ok<T: Serialize>(body: &T) -> ApiResult<Response> {
 /// The service's router, with every layer.
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
-    let ops = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz));
+    let ops = Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz));
     Router::new()
         .merge(ops)
         .merge(ext::router())
@@ -156,7 +162,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(axum::middleware::from_fn(timeout_layer(config.request_timeout)))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn_with_state(HeaderConfig { https: config.https }, arm_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            HeaderConfig { https: config.https },
+            arm_headers,
+        ))
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -171,7 +180,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 fn timeout_layer(
     limit: Duration,
-) -> impl Fn(Request, axum::middleware::Next) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
+) -> impl Fn(
+    Request,
+    axum::middleware::Next,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
        + Clone
        + Send
        + Sync
@@ -196,15 +208,17 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
     let query: Vec<(String, String)> =
         form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     let requested_version = query_param(&query, "api-version").map(str::to_string);
-    let endpoint = match Endpoint::parse(parts.uri.path(), requested_version.as_deref().unwrap_or("")) {
-        Ok(e) => e,
-        Err(e) if requested_version.is_none() && e.status() == StatusCode::NOT_FOUND => {
-            return ApiError::MissingApiVersion.into_response()
-        }
-        Err(e) => return e.into_response(),
-    };
+    let endpoint =
+        match Endpoint::parse(parts.uri.path(), requested_version.as_deref().unwrap_or("")) {
+            Ok(e) => e,
+            Err(e) if requested_version.is_none() && e.status() == StatusCode::NOT_FOUND => {
+                return ApiError::MissingApiVersion.into_response()
+            }
+            Err(e) => return e.into_response(),
+        };
     if !endpoint.allows(&parts.method) {
-        return ApiError::MethodNotAllowed { method: parts.method, allow: endpoint.allow() }.into_response();
+        return ApiError::MethodNotAllowed { method: parts.method, allow: endpoint.allow() }
+            .into_response();
     }
     let api_version = match endpoint.family().check(requested_version.as_deref()) {
         Ok(v) => v,
@@ -227,10 +241,14 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
     let result = match endpoint {
         Endpoint::SecureScores { sub } => scores::list_scores(&ctx, sub).await,
         Endpoint::SecureScore { sub, name } => scores::get_score(&ctx, sub, &name).await,
-        Endpoint::SecureScoreControls { sub, score } => scores::list_controls(&ctx, sub, Some(&score)).await,
+        Endpoint::SecureScoreControls { sub, score } => {
+            scores::list_controls(&ctx, sub, Some(&score)).await
+        }
         Endpoint::Controls { sub } => scores::list_controls(&ctx, sub, None).await,
         Endpoint::Definitions => scores::list_definitions(&ctx, None).await,
-        Endpoint::SubscriptionDefinitions { sub } => scores::list_definitions(&ctx, Some(sub)).await,
+        Endpoint::SubscriptionDefinitions { sub } => {
+            scores::list_definitions(&ctx, Some(sub)).await
+        }
         Endpoint::Assessments { scope } => assessments::list(&ctx, &scope).await,
         Endpoint::Assessment { resource, name } => match ctx.method {
             Method::PUT => assessments::put(&ctx, &resource, &name).await,
@@ -263,7 +281,10 @@ async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
         if too_large {
             ApiError::PayloadTooLarge { limit }
         } else {
-            ApiError::BadRequest { target: None, message: format!("The request body could not be read: {e}.") }
+            ApiError::BadRequest {
+                target: None,
+                message: format!("The request body could not be read: {e}."),
+            }
         }
     })
 }

@@ -39,9 +39,10 @@ impl Endpoint {
             Controls { .. } => Family::CONTROLS,
             Definitions | SubscriptionDefinitions { .. } => Family::DEFINITIONS,
             Assessments { .. } | Assessment { .. } => Family::ASSESSMENTS,
-            MetadataList | Metadata { .. } | SubscriptionMetadataList { .. } | SubscriptionMetadata { .. } => {
-                Family::METADATA
-            }
+            MetadataList
+            | Metadata { .. }
+            | SubscriptionMetadataList { .. }
+            | SubscriptionMetadata { .. } => Family::METADATA,
             Subscriptions | Subscription { .. } | Tenants => Family::ARM,
         }
     }
@@ -106,12 +107,16 @@ impl Endpoint {
         let Some(i) = security else {
             return match segs.as_slice() {
                 [s] if eq(s, "subscriptions") => Ok(Endpoint::Subscriptions),
-                [s, id] if eq(s, "subscriptions") => Ok(Endpoint::Subscription { sub: parse_subscription_id(id)? }),
+                [s, id] if eq(s, "subscriptions") => {
+                    Ok(Endpoint::Subscription { sub: parse_subscription_id(id)? })
+                }
                 [t] if eq(t, "tenants") => Ok(Endpoint::Tenants),
                 [s, id, rest @ ..] if eq(s, "subscriptions") => {
                     parse_subscription_id(id)?;
                     match rest {
-                        [p, ns, tail @ ..] if eq(p, "providers") && !tail.is_empty() => Err(unknown_type(ns, tail)),
+                        [p, ns, tail @ ..] if eq(p, "providers") && !tail.is_empty() => {
+                            Err(unknown_type(ns, tail))
+                        }
                         _ => Err(unknown_path()),
                     }
                 }
@@ -131,20 +136,29 @@ impl Endpoint {
                 let sub = parse_subscription_id(id)?;
                 match rest {
                     [t] if eq(t, "secureScores") => Ok(Endpoint::SecureScores { sub }),
-                    [t, n] if eq(t, "secureScores") => Ok(Endpoint::SecureScore { sub, name: name(n) }),
+                    [t, n] if eq(t, "secureScores") => {
+                        Ok(Endpoint::SecureScore { sub, name: name(n) })
+                    }
                     [t, n, c] if eq(t, "secureScores") && eq(c, "secureScoreControls") => {
                         Ok(Endpoint::SecureScoreControls { sub, score: name(n) })
                     }
                     [t] if eq(t, "secureScoreControls") => Ok(Endpoint::Controls { sub }),
-                    [t] if eq(t, "secureScoreControlDefinitions") => Ok(Endpoint::SubscriptionDefinitions { sub }),
-                    [t] if eq(t, "assessmentMetadata") => Ok(Endpoint::SubscriptionMetadataList { sub }),
-                    [t, n] if eq(t, "assessmentMetadata") => Ok(Endpoint::SubscriptionMetadata { sub, name: name(n) }),
+                    [t] if eq(t, "secureScoreControlDefinitions") => {
+                        Ok(Endpoint::SubscriptionDefinitions { sub })
+                    }
+                    [t] if eq(t, "assessmentMetadata") => {
+                        Ok(Endpoint::SubscriptionMetadataList { sub })
+                    }
+                    [t, n] if eq(t, "assessmentMetadata") => {
+                        Ok(Endpoint::SubscriptionMetadata { sub, name: name(n) })
+                    }
                     [t] if eq(t, "assessments") => {
                         Ok(Endpoint::Assessments { scope: ResourceId::from_segments(scope)? })
                     }
-                    [t, n] if eq(t, "assessments") => {
-                        Ok(Endpoint::Assessment { resource: ResourceId::from_segments(scope)?, name: name(n) })
-                    }
+                    [t, n] if eq(t, "assessments") => Ok(Endpoint::Assessment {
+                        resource: ResourceId::from_segments(scope)?,
+                        name: name(n),
+                    }),
                     _ => Err(unknown_type("Microsoft.Security", rest)),
                 }
             }
@@ -152,7 +166,9 @@ impl Endpoint {
                 let resource = ResourceId::from_segments(scope)?;
                 match rest {
                     [t] if eq(t, "assessments") => Ok(Endpoint::Assessments { scope: resource }),
-                    [t, n] if eq(t, "assessments") => Ok(Endpoint::Assessment { resource, name: name(n) }),
+                    [t, n] if eq(t, "assessments") => {
+                        Ok(Endpoint::Assessment { resource, name: name(n) })
+                    }
                     _ => Err(unknown_type("Microsoft.Security", rest)),
                 }
             }
@@ -175,9 +191,18 @@ mod tests {
     fn routes_case_insensitively_with_trailing_slashes() {
         let sub = Uuid::parse_str(S).unwrap();
         let want = Endpoint::SecureScore { sub, name: "ascScore".into() };
-        assert_eq!(parse(&format!("/subscriptions/{S}/providers/Microsoft.Security/secureScores/ascScore")).unwrap(), want);
         assert_eq!(
-            parse(&format!("/SUBSCRIPTIONS/{S}/PROVIDERS/microsoft.security/securescores/ascScore/")).unwrap(),
+            parse(&format!(
+                "/subscriptions/{S}/providers/Microsoft.Security/secureScores/ascScore"
+            ))
+            .unwrap(),
+            want
+        );
+        assert_eq!(
+            parse(&format!(
+                "/SUBSCRIPTIONS/{S}/PROVIDERS/microsoft.security/securescores/ascScore/"
+            ))
+            .unwrap(),
             want
         );
         assert_eq!(
@@ -199,7 +224,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let p = format!("/subscriptions/{S}/resourceGroups/myRg/providers/Microsoft.Security/assessments");
+        let p = format!(
+            "/subscriptions/{S}/resourceGroups/myRg/providers/Microsoft.Security/assessments"
+        );
         assert!(matches!(parse(&p).unwrap(), Endpoint::Assessments { .. }));
     }
 
@@ -209,10 +236,12 @@ mod tests {
             parse("/subscriptions/not-a-guid/providers/Microsoft.Security/secureScores"),
             Err(ApiError::InvalidSubscriptionId(_))
         ));
-        let e = parse(&format!("/subscriptions/{S}/providers/Microsoft.Security/alerts")).unwrap_err();
+        let e =
+            parse(&format!("/subscriptions/{S}/providers/Microsoft.Security/alerts")).unwrap_err();
         assert_eq!(e.code(), "InvalidResourceType");
         assert!(e.to_string().contains("'alerts'"));
-        let e = parse(&format!("/subscriptions/{S}/providers/Microsoft.Compute/virtualMachines/x")).unwrap_err();
+        let e = parse(&format!("/subscriptions/{S}/providers/Microsoft.Compute/virtualMachines/x"))
+            .unwrap_err();
         assert!(e.to_string().contains("'Microsoft.Compute'"));
         assert!(matches!(parse("/nothing/here"), Err(ApiError::UnknownPath(_))));
     }

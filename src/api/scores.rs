@@ -98,7 +98,10 @@ fn check_score_name(sub: Uuid, name: &str) -> ApiResult<()> {
 
 fn secure_score(view: &ScoreView) -> Resource<SecureScoreProperties> {
     Resource {
-        id: format!("/subscriptions/{}/providers/Microsoft.Security/secureScores/{ASC_SCORE}", view.subscription.id),
+        id: format!(
+            "/subscriptions/{}/providers/Microsoft.Security/secureScores/{ASC_SCORE}",
+            view.subscription.id
+        ),
         name: ASC_SCORE.to_string(),
         kind: "Microsoft.Security/secureScores",
         properties: SecureScoreProperties {
@@ -123,7 +126,10 @@ pub async fn list_scores(ctx: &Ctx<'_>, sub: Uuid) -> ApiResult<Response> {
     ok(&page_of(views, cursor.as_ref(), ctx.page_size(), |c| ctx.next_link(c), secure_score)?)
 }
 
-fn definition<'a>(def: &'a ControlDef, with_description: bool) -> Resource<DefinitionProperties<'a>> {
+fn definition<'a>(
+    def: &'a ControlDef,
+    with_description: bool,
+) -> Resource<DefinitionProperties<'a>> {
     Resource {
         id: format!("/providers/Microsoft.Security/secureScoreControlDefinitions/{}", def.name),
         name: def.name.clone(),
@@ -136,7 +142,9 @@ fn definition<'a>(def: &'a ControlDef, with_description: bool) -> Resource<Defin
             assessment_definitions: def
                 .assessment_definitions
                 .iter()
-                .map(|a| Link { id: format!("/providers/Microsoft.Security/assessmentMetadata/{a}") })
+                .map(|a| Link {
+                    id: format!("/providers/Microsoft.Security/assessmentMetadata/{a}"),
+                })
                 .collect(),
         },
     }
@@ -172,7 +180,13 @@ pub async fn list_controls(ctx: &Ctx<'_>, sub: Uuid, score: Option<&str>) -> Api
     let expand = ctx.expand(&["definition"])?.contains(&"definition");
     let cursor = ctx.cursor()?;
     let id = view.subscription.id;
-    ok(&page_of(&view.controls, cursor.as_ref(), ctx.page_size(), |c| ctx.next_link(c), |c| control(id, c, expand))?)
+    ok(&page_of(
+        &view.controls,
+        cursor.as_ref(),
+        ctx.page_size(),
+        |c| ctx.next_link(c),
+        |c| control(id, c, expand),
+    )?)
 }
 
 /// SecureScoreControlDefinitions_List (tenant) and _ListBySubscription.
@@ -182,5 +196,11 @@ pub async fn list_definitions(ctx: &Ctx<'_>, sub: Option<Uuid>) -> ApiResult<Res
     }
     let cursor = ctx.cursor()?;
     let defs = catalog::builtin().controls();
-    ok(&page_of(defs, cursor.as_ref(), ctx.page_size(), |c| ctx.next_link(c), |d| definition(d, true))?)
+    ok(&page_of(
+        defs,
+        cursor.as_ref(),
+        ctx.page_size(),
+        |c| ctx.next_link(c),
+        |d| definition(d, true),
+    )?)
 }

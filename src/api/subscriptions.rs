@@ -67,7 +67,12 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
 }
 
 pub async fn get(ctx: &Ctx<'_>, id: Uuid) -> ApiResult<Response> {
-    let sub = ctx.state.store.subscription(id).await?.ok_or_else(|| ApiError::SubscriptionNotFound(id.to_string()))?;
+    let sub = ctx
+        .state
+        .store
+        .subscription(id)
+        .await?
+        .ok_or_else(|| ApiError::SubscriptionNotFound(id.to_string()))?;
     ok(&render(&sub))
 }
 
@@ -81,7 +86,8 @@ struct TenantJson {
 }
 
 pub async fn tenants(ctx: &Ctx<'_>) -> ApiResult<Response> {
-    let mut tenants: Vec<Uuid> = ctx.state.store.subscriptions().await?.iter().map(|s| s.tenant_id).collect();
+    let mut tenants: Vec<Uuid> =
+        ctx.state.store.subscriptions().await?.iter().map(|s| s.tenant_id).collect();
     tenants.push(crate::server::default_tenant(&ctx.state.store).await?);
     tenants.sort();
     tenants.dedup();

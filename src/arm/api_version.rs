@@ -52,9 +52,11 @@ impl Family {
         }
         let version = requested.to_string();
         Err(match self.resource_type {
-            Some(resource_type) => {
-                ApiError::UnsupportedApiVersion { resource_type, version, supported: self.supported }
-            }
+            Some(resource_type) => ApiError::UnsupportedApiVersion {
+                resource_type,
+                version,
+                supported: self.supported,
+            },
             None => ApiError::InvalidApiVersion { version, supported: self.supported },
         })
     }

@@ -12,7 +12,11 @@ pub enum ApiError {
     MissingApiVersion,
     /// An api-version a Microsoft.Security resource type does not support.
     #[error("The resource type '{resource_type}' could not be found in the namespace 'Microsoft.Security' for api version '{version}'. The supported api-versions are '{}'.", supported.join(","))]
-    UnsupportedApiVersion { resource_type: &'static str, version: String, supported: &'static [&'static str] },
+    UnsupportedApiVersion {
+        resource_type: &'static str,
+        version: String,
+        supported: &'static [&'static str],
+    },
     /// An api-version an ARM-owned endpoint (`/subscriptions`, `/tenants`) does not support.
     #[error("The api-version '{version}' is invalid. The supported versions are '{}'.", supported.join(","))]
     InvalidApiVersion { version: String, supported: &'static [&'static str] },
@@ -147,7 +151,11 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{cause:#}"), "internal error");
         }
         let body = CloudError {
-            error: CloudErrorBody { code: self.code(), message: self.to_string(), target: self.target() },
+            error: CloudErrorBody {
+                code: self.code(),
+                message: self.to_string(),
+                target: self.target(),
+            },
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (status, bytes).into_response();

@@ -15,7 +15,8 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-request-id");
 static CORRELATION_ID: HeaderName = HeaderName::from_static("x-ms-correlation-request-id");
 static ROUTING_ID: HeaderName = HeaderName::from_static("x-ms-routing-request-id");
 static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-client-request-id");
-static RETURN_CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-return-client-request-id");
+static RETURN_CLIENT_REQUEST_ID: HeaderName =
+    HeaderName::from_static("x-ms-return-client-request-id");
 
 /// The request id of a request, available to handlers and logs as an extension.
 #[derive(Debug, Clone, Copy)]
@@ -26,19 +27,20 @@ pub struct HeaderConfig {
     pub https: bool,
 }
 
-pub async fn arm_headers(State(config): State<HeaderConfig>, mut request: Request, next: Next) -> Response {
+pub async fn arm_headers(
+    State(config): State<HeaderConfig>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let request_id = Uuid::new_v4();
-    let correlation = request
-        .headers()
-        .get(&CORRELATION_ID)
-        .filter(|v| v.len() <= 128)
-        .cloned();
+    let correlation = request.headers().get(&CORRELATION_ID).filter(|v| v.len() <= 128).cloned();
     let client_request_id = echo_client_request_id(request.headers());
     request.extensions_mut().insert(RequestId(request_id));
 
     let mut response = next.run(request).await;
 
-    let id_value = HeaderValue::from_str(&request_id.to_string()).expect("a GUID is a header value");
+    let id_value =
+        HeaderValue::from_str(&request_id.to_string()).expect("a GUID is a header value");
     let now = OffsetDateTime::now_utc();
     let routing = format!(
         "{REGION}:{:04}{:02}{:02}T{:02}{:02}{:02}Z:{request_id}",
@@ -63,7 +65,10 @@ pub async fn arm_headers(State(config): State<HeaderConfig>, mut request: Reques
     h.insert("expires", HeaderValue::from_static("-1"));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     if config.https {
-        h.insert("strict-transport-security", HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+        h.insert(
+            "strict-transport-security",
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
     }
     response
 }

@@ -32,7 +32,8 @@ pub fn format_time(t: OffsetDateTime) -> String {
 }
 
 pub fn parse_time(text: &str) -> anyhow::Result<OffsetDateTime> {
-    OffsetDateTime::parse(text, &Rfc3339).with_context(|| format!("'{text}' is not an RFC 3339 time"))
+    OffsetDateTime::parse(text, &Rfc3339)
+        .with_context(|| format!("'{text}' is not an RFC 3339 time"))
 }
 
 #[cfg(test)]

@@ -33,9 +33,11 @@ impl Cursor {
     }
 
     pub fn decode(token: &str) -> Result<Cursor, ApiError> {
-        let invalid = || ApiError::BadRequest {
+        let invalid = || {
+            ApiError::BadRequest {
             target: Some("$skipToken".into()),
             message: format!("The $skipToken '{token}' is invalid. Use the nextLink of the previous page as it is."),
+        }
         };
         let bytes = URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|_| invalid())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
@@ -81,9 +83,16 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_are_url_safe() {
-        for c in [Cursor::Offset(0), Cursor::Offset(12345), Cursor::After("/subscriptions/x/rg?>".into(), "n".into())] {
+        for c in [
+            Cursor::Offset(0),
+            Cursor::Offset(12345),
+            Cursor::After("/subscriptions/x/rg?>".into(), "n".into()),
+        ] {
             let t = c.encode();
-            assert!(t.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_'), "{t}");
+            assert!(
+                t.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_'),
+                "{t}"
+            );
             assert_eq!(Cursor::decode(&t).unwrap(), c);
         }
         assert!(Cursor::decode("!!").is_err());

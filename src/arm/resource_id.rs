@@ -39,11 +39,13 @@ impl ResourceId {
     /// Parse path segments such as `subscriptions/{s}/resourceGroups/{rg}/providers/{ns}/{type}/{name}/...`.
     pub fn from_segments(segments: &[&str]) -> Result<Self, ApiError> {
         let text = format!("/{}", segments.join("/"));
-        let invalid = || ApiError::BadRequest {
+        let invalid = || {
+            ApiError::BadRequest {
             target: Some("resourceId".into()),
             message: format!(
                 "The resource id '{text}' is invalid: expected 'subscriptions/{{subscriptionId}}[/resourceGroups/{{name}}][/providers/{{namespace}}/{{type}}/{{name}}[/{{type}}/{{name}}]...]'."
             ),
+        }
         };
         let [first, sub, rest @ ..] = segments else { return Err(invalid()) };
         if !first.eq_ignore_ascii_case("subscriptions") {
@@ -52,7 +54,9 @@ impl ResourceId {
         let subscription = parse_subscription_id(sub)?;
         let (kind, after_group) = match rest {
             [] => (ScopeKind::Subscription, rest),
-            [rg, name, tail @ ..] if rg.eq_ignore_ascii_case("resourceGroups") && valid_name(name) => {
+            [rg, name, tail @ ..]
+                if rg.eq_ignore_ascii_case("resourceGroups") && valid_name(name) =>
+            {
                 if tail.is_empty() {
                     (ScopeKind::ResourceGroup, tail)
                 } else {
@@ -97,7 +101,10 @@ impl ResourceId {
 
 /// A name segment: not empty, no characters ARM forbids in resource names.
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && !s.chars().any(|c| matches!(c, '<' | '>' | '%' | '&' | ':' | '\\' | '?' | '#') || c.is_control())
+    !s.is_empty()
+        && !s
+            .chars()
+            .any(|c| matches!(c, '<' | '>' | '%' | '&' | ':' | '\\' | '?' | '#') || c.is_control())
 }
 
 impl std::fmt::Display for ResourceId {
@@ -131,16 +138,23 @@ mod tests {
         .unwrap();
         assert_eq!(nested.kind(), ScopeKind::Resource);
         let sub_level =
-            ResourceId::parse(&format!("subscriptions/{S}/providers/Microsoft.Web/sites/x")).unwrap();
+            ResourceId::parse(&format!("subscriptions/{S}/providers/Microsoft.Web/sites/x"))
+                .unwrap();
         assert_eq!(sub_level.kind(), ScopeKind::Resource);
     }
 
     #[test]
     fn rejects_malformed_ids() {
-        assert!(matches!(ResourceId::parse("subscriptions/nope"), Err(ApiError::InvalidSubscriptionId(_))));
+        assert!(matches!(
+            ResourceId::parse("subscriptions/nope"),
+            Err(ApiError::InvalidSubscriptionId(_))
+        ));
         assert!(ResourceId::parse("tenants/x").is_err());
         assert!(ResourceId::parse(&format!("subscriptions/{S}/resourceGroups")).is_err());
-        assert!(ResourceId::parse(&format!("subscriptions/{S}/resourceGroups/rg/providers/Microsoft.Compute/vms")).is_err());
+        assert!(ResourceId::parse(&format!(
+            "subscriptions/{S}/resourceGroups/rg/providers/Microsoft.Compute/vms"
+        ))
+        .is_err());
         assert!(ResourceId::parse(&format!("subscriptions/{S}/foo/bar")).is_err());
     }
 }

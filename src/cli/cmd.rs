@@ -48,7 +48,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
         tls,
         auth: args.auth,
         demo: args.demo,
-        api: ApiConfig { page_size: args.page_size as usize, max_body: args.max_body_bytes, ..ApiConfig::default() },
+        api: ApiConfig {
+            page_size: args.page_size as usize,
+            max_body: args.max_body_bytes,
+            ..ApiConfig::default()
+        },
         max_connections: 10_000,
     };
     let app = Application::build(options).await?;
@@ -79,7 +83,10 @@ fn print_banner(app: &Application, args: &ServeArgs) {
     println!("  cred = ClientSecretCredential(TENANT, CLIENT_ID, SECRET, authority=\"{base}\", disable_instance_discovery=True, connection_verify=\"{}\")", ca.as_deref().unwrap_or("CA.pem"));
     println!("  SecurityCenter(cred, \"{sub}\", base_url=\"{base}\", connection_verify=\"{}\").secure_scores.get(\"ascScore\")", ca.as_deref().unwrap_or("CA.pem"));
     println!("Azure CLI:");
-    println!("  export REQUESTS_CA_BUNDLE=<system CAs + {}> AZURE_CORE_INSTANCE_DISCOVERY=false", ca.as_deref().unwrap_or("CA.pem"));
+    println!(
+        "  export REQUESTS_CA_BUNDLE=<system CAs + {}> AZURE_CORE_INSTANCE_DISCOVERY=false",
+        ca.as_deref().unwrap_or("CA.pem")
+    );
     println!("  az cloud register -n securescore --endpoint-resource-manager {base}/ && az cloud set -n securescore");
     println!("  az security secure-scores show -n ascScore --subscription {sub}");
     if args.demo {
@@ -103,7 +110,12 @@ fn subscription_table(subs: &[Subscription]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(["Subscription", "Name", "Tenant", "State"]);
     for s in subs {
-        t.add_row([s.id.to_string(), s.display_name.clone(), s.tenant_id.to_string(), s.state.clone()]);
+        t.add_row([
+            s.id.to_string(),
+            s.display_name.clone(),
+            s.tenant_id.to_string(),
+            s.state.clone(),
+        ]);
     }
     t
 }
@@ -118,7 +130,8 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
             let sub = if let Some(endpoint) = &target.endpoint {
                 let client = crate::client::Client::new(endpoint, &target)?;
                 let body = serde_json::json!({"displayName": name, "tenantId": tenant});
-                let v = client.put_json(&format!("/securescore/v1/subscriptions/{id}"), &body).await?;
+                let v =
+                    client.put_json(&format!("/securescore/v1/subscriptions/{id}"), &body).await?;
                 serde_json::from_value::<crate::api::ext::SubscriptionBody>(v)?.into_subscription()
             } else {
                 let store = open_data_dir(&target).await?;
@@ -126,12 +139,19 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
                     Some(t) => t,
                     None => server::default_tenant(&store).await?,
                 };
-                let sub = Subscription { id, display_name: name, tenant_id: tenant, state: "Enabled".into() };
+                let sub = Subscription {
+                    id,
+                    display_name: name,
+                    tenant_id: tenant,
+                    state: "Enabled".into(),
+                };
                 store.put_subscription(&sub).await?;
                 sub
             };
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&subscription_json(&sub))?),
+                Output::Json => {
+                    println!("{}", serde_json::to_string_pretty(&subscription_json(&sub))?)
+                }
                 Output::Table => println!("{}", subscription_table(std::slice::from_ref(&sub))),
             }
         }
@@ -140,7 +160,8 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
                 let client = crate::client::Client::new(endpoint, &target)?;
                 let v = client.get_json("/securescore/v1/subscriptions").await?;
                 let list: Vec<crate::api::ext::SubscriptionBody> =
-                    serde_json::from_value(v.get("value").cloned().unwrap_or_default()).context("unexpected answer")?;
+                    serde_json::from_value(v.get("value").cloned().unwrap_or_default())
+                        .context("unexpected answer")?;
                 list.into_iter().map(|s| s.into_subscription()).collect()
             } else {
                 open_data_dir(&target).await?.subscriptions().await?
@@ -168,4 +189,3 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
     }
     Ok(())
 }
-

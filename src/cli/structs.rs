@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use crate::server::AuthMode;
 
 #[derive(Debug, Parser)]
-#[command(name = "securescore", version, about = "An Azure-compatible Defender for Cloud secure score service that computes scores from assessments.")]
+#[command(
+    name = "securescore",
+    version,
+    about = "An Azure-compatible Defender for Cloud secure score service that computes scores from assessments."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

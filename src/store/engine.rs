@@ -50,6 +50,8 @@ pub struct Assessment {
 }
 
 #[derive(Debug, Clone)]
+// Writes are short-lived batch items; boxing the common variant would only add allocations.
+#[allow(clippy::large_enum_variant)]
 pub enum Write {
     Put(AssessmentInput),
     Delete { resource: ResourceId, name: String },
@@ -107,7 +109,8 @@ pub(crate) trait Engine: Send + Sync + 'static {
     ) -> Result<Vec<Assessment>>;
 
     async fn control_counts(&self, subscription: Uuid) -> Result<Vec<(String, ControlCounts)>>;
-    async fn recompute_counts(&self, subscription: Uuid) -> Result<BTreeMap<String, ControlCounts>>;
+    async fn recompute_counts(&self, subscription: Uuid)
+        -> Result<BTreeMap<String, ControlCounts>>;
 
     async fn history(
         &self,
@@ -123,7 +126,13 @@ pub(crate) trait Engine: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> Result<Option<HistoryPoint>>;
 
-    async fn custom_metadata(&self, subscription: Uuid) -> Result<Vec<(String, serde_json::Value)>>;
-    async fn put_custom_metadata(&self, subscription: Uuid, name: &str, properties: &serde_json::Value) -> Result<()>;
+    async fn custom_metadata(&self, subscription: Uuid)
+        -> Result<Vec<(String, serde_json::Value)>>;
+    async fn put_custom_metadata(
+        &self,
+        subscription: Uuid,
+        name: &str,
+        properties: &serde_json::Value,
+    ) -> Result<()>;
     async fn delete_custom_metadata(&self, subscription: Uuid, name: &str) -> Result<bool>;
 }

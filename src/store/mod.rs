@@ -57,7 +57,9 @@ struct Inner {
 impl Store {
     pub async fn open(config: &StoreConfig) -> Result<Store> {
         let engine: Box<dyn Engine> = match config {
-            StoreConfig::Sqlite { data_dir } => Box::new(sqlite::SqliteEngine::open(data_dir).await?),
+            StoreConfig::Sqlite { data_dir } => {
+                Box::new(sqlite::SqliteEngine::open(data_dir).await?)
+            }
             StoreConfig::Memory => Box::new(sqlite::SqliteEngine::memory().await?),
         };
         let seen = engine.generation().await?;
@@ -114,7 +116,11 @@ impl Store {
         result
     }
 
-    pub async fn assessment(&self, resource: &ResourceId, name: &str) -> Result<Option<Assessment>> {
+    pub async fn assessment(
+        &self,
+        resource: &ResourceId,
+        name: &str,
+    ) -> Result<Option<Assessment>> {
         self.engine().assessment(resource.key(), &name.to_ascii_lowercase()).await
     }
 
@@ -129,12 +135,18 @@ impl Store {
     }
 
     /// The counters as a full scan of the assessments computes them (verification only).
-    pub async fn recompute_counts(&self, subscription: Uuid) -> Result<BTreeMap<String, ControlCounts>> {
+    pub async fn recompute_counts(
+        &self,
+        subscription: Uuid,
+    ) -> Result<BTreeMap<String, ControlCounts>> {
         self.engine().recompute_counts(subscription).await
     }
 
     /// The maintained counters, straight from the engine (no cache).
-    pub async fn maintained_counts(&self, subscription: Uuid) -> Result<BTreeMap<String, ControlCounts>> {
+    pub async fn maintained_counts(
+        &self,
+        subscription: Uuid,
+    ) -> Result<BTreeMap<String, ControlCounts>> {
         let counts = self.engine().control_counts(subscription).await?;
         Ok(counts.into_iter().filter(|(_, c)| c.is_assessed()).collect())
     }
@@ -181,7 +193,10 @@ impl Store {
         self.engine().history_before(subscription, initiative, at).await
     }
 
-    pub async fn custom_metadata(&self, subscription: Uuid) -> Result<Vec<(String, serde_json::Value)>> {
+    pub async fn custom_metadata(
+        &self,
+        subscription: Uuid,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
         self.engine().custom_metadata(subscription).await
     }
 
@@ -223,7 +238,10 @@ impl Store {
                         store.invalidate_all();
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot poll the store's generation"),
+                    Err(e) => tracing::warn!(
+                        error = format!("{e:#}"),
+                        "cannot poll the store's generation"
+                    ),
                 }
             }
         })

@@ -9,7 +9,8 @@
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
 use std::collections::{BTreeMap, HashMap};
@@ -124,7 +125,8 @@ fn counts_from_row(row: &SqliteRow) -> Result<ControlCounts> {
     })
 }
 
-const ASSESSMENT_COLUMNS: &str = "resource_id, name, status, cause, description, resource_details, \
+const ASSESSMENT_COLUMNS: &str =
+    "resource_id, name, status, cause, description, resource_details, \
      additional_data, partner_name, first_evaluation_date, status_change_date";
 
 /// One (control, resource) step of the maintained state, in SQL around `score::step`.
@@ -214,7 +216,11 @@ async fn step(
 }
 
 /// Record the subscription's secure score if it differs from the last recorded one.
-async fn record_history(tx: &mut Transaction<'_, Sqlite>, subscription: &str, now: OffsetDateTime) -> Result<()> {
+async fn record_history(
+    tx: &mut Transaction<'_, Sqlite>,
+    subscription: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
     let rows = sqlx::query("SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = ?1")
         .bind(subscription)
         .fetch_all(&mut **tx)
@@ -279,7 +285,9 @@ fn history_from_row(row: &SqliteRow) -> Result<HistoryPoint> {
 #[async_trait]
 impl Engine for SqliteEngine {
     async fn generation(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT value FROM generation WHERE id = 1").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT value FROM generation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn meta(&self, key: &str) -> Result<Option<String>> {
@@ -296,7 +304,10 @@ impl Engine for SqliteEngine {
             .bind(value)
             .execute(&mut *tx)
             .await?;
-        let v = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1").bind(key).fetch_one(&mut *tx).await?;
+        let v = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(v)
     }
@@ -304,10 +315,11 @@ impl Engine for SqliteEngine {
     async fn put_subscription(&self, sub: &Subscription) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let id = sub.id.to_string();
-        let existed: Option<String> = sqlx::query_scalar("SELECT id FROM subscriptions WHERE id = ?1")
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let existed: Option<String> =
+            sqlx::query_scalar("SELECT id FROM subscriptions WHERE id = ?1")
+                .bind(&id)
+                .fetch_optional(&mut *tx)
+                .await?;
         sqlx::query(
             "INSERT INTO subscriptions (id, display_name, tenant_id, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, \
@@ -346,13 +358,22 @@ impl Engine for SqliteEngine {
     async fn remove_subscription(&self, id: Uuid) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let id = id.to_string();
-        for table in ["assessments", "resource_tallies", "control_counts", "score_history", "custom_metadata"] {
+        for table in [
+            "assessments",
+            "resource_tallies",
+            "control_counts",
+            "score_history",
+            "custom_metadata",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE subscription_id = ?1"))
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
         }
-        let removed = sqlx::query("DELETE FROM subscriptions WHERE id = ?1").bind(&id).execute(&mut *tx).await?;
+        let removed = sqlx::query("DELETE FROM subscriptions WHERE id = ?1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
         bump_generation(&mut tx).await?;
         tx.commit().await?;
         Ok(removed.rows_affected() > 0)
@@ -372,10 +393,11 @@ impl Engine for SqliteEngine {
             let known = match exists.get(&sub) {
                 Some(&known) => known,
                 None => {
-                    let found: Option<String> = sqlx::query_scalar("SELECT id FROM subscriptions WHERE id = ?1")
-                        .bind(&sub_text)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                    let found: Option<String> =
+                        sqlx::query_scalar("SELECT id FROM subscriptions WHERE id = ?1")
+                            .bind(&sub_text)
+                            .fetch_optional(&mut *tx)
+                            .await?;
                     exists.insert(sub, found.is_some());
                     found.is_some()
                 }
@@ -401,16 +423,22 @@ impl Engine for SqliteEngine {
             let old = existing.as_ref().map(|a| a.status);
             let new = match write {
                 Write::Put(input) => {
-                    let (first_evaluation_date, status_change_date, resource_id, stored_name) = match &existing {
-                        Some(e) => (
-                            e.first_evaluation_date,
-                            if e.status == input.status { e.status_change_date } else { now },
-                            e.resource_id.clone(),
-                            e.name.clone(),
-                        ),
-                        None => (now, now, input.resource.as_str().to_string(), input.name.clone()),
-                    };
-                    let additional = input.additional_data.as_ref().map(|m| serde_json::Value::Object(m.clone()).to_string());
+                    let (first_evaluation_date, status_change_date, resource_id, stored_name) =
+                        match &existing {
+                            Some(e) => (
+                                e.first_evaluation_date,
+                                if e.status == input.status { e.status_change_date } else { now },
+                                e.resource_id.clone(),
+                                e.name.clone(),
+                            ),
+                            None => {
+                                (now, now, input.resource.as_str().to_string(), input.name.clone())
+                            }
+                        };
+                    let additional = input
+                        .additional_data
+                        .as_ref()
+                        .map(|m| serde_json::Value::Object(m.clone()).to_string());
                     sqlx::query(
                         "INSERT INTO assessments (resource_key, name_key, subscription_id, resource_id, name, status, cause, \
                          description, resource_details, additional_data, partner_name, first_evaluation_date, status_change_date) \
@@ -447,16 +475,22 @@ impl Engine for SqliteEngine {
                         first_evaluation_date,
                         status_change_date,
                     };
-                    outcomes.push(if existing.is_some() { Outcome::Replaced(stored) } else { Outcome::Created(stored) });
+                    outcomes.push(if existing.is_some() {
+                        Outcome::Replaced(stored)
+                    } else {
+                        Outcome::Created(stored)
+                    });
                     Some(input.status)
                 }
                 Write::Delete { .. } => {
                     if existing.is_some() {
-                        sqlx::query("DELETE FROM assessments WHERE resource_key = ?1 AND name_key = ?2")
-                            .bind(resource.key())
-                            .bind(&name_key)
-                            .execute(&mut *tx)
-                            .await?;
+                        sqlx::query(
+                            "DELETE FROM assessments WHERE resource_key = ?1 AND name_key = ?2",
+                        )
+                        .bind(resource.key())
+                        .bind(&name_key)
+                        .execute(&mut *tx)
+                        .await?;
                         outcomes.push(Outcome::Deleted);
                     } else {
                         outcomes.push(Outcome::Absent);
@@ -531,17 +565,26 @@ impl Engine for SqliteEngine {
             .collect()
     }
 
-    async fn recompute_counts(&self, subscription: Uuid) -> Result<BTreeMap<String, ControlCounts>> {
-        let rows = sqlx::query("SELECT resource_key, name_key, status FROM assessments WHERE subscription_id = ?1")
-            .bind(subscription.to_string())
-            .fetch_all(&self.pool)
-            .await?;
+    async fn recompute_counts(
+        &self,
+        subscription: Uuid,
+    ) -> Result<BTreeMap<String, ControlCounts>> {
+        let rows = sqlx::query(
+            "SELECT resource_key, name_key, status FROM assessments WHERE subscription_id = ?1",
+        )
+        .bind(subscription.to_string())
+        .fetch_all(&self.pool)
+        .await?;
         let cat = catalog::builtin();
         let mut items: Vec<(String, Vec<&str>, Status)> = Vec::with_capacity(rows.len());
         for row in &rows {
             let name: String = row.try_get("name_key")?;
             let controls = cat.scored_controls(&name).iter().map(String::as_str).collect();
-            items.push((row.try_get("resource_key")?, controls, parse_status(row.try_get("status")?)?));
+            items.push((
+                row.try_get("resource_key")?,
+                controls,
+                parse_status(row.try_get("status")?)?,
+            ));
         }
         Ok(score::recompute(items.iter().map(|(r, c, s)| (r.as_str(), c.as_slice(), *s))))
     }
@@ -587,7 +630,10 @@ impl Engine for SqliteEngine {
         .transpose()
     }
 
-    async fn custom_metadata(&self, subscription: Uuid) -> Result<Vec<(String, serde_json::Value)>> {
+    async fn custom_metadata(
+        &self,
+        subscription: Uuid,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
         let rows = sqlx::query("SELECT name, properties FROM custom_metadata WHERE subscription_id = ?1 ORDER BY name_key")
             .bind(subscription.to_string())
             .fetch_all(&self.pool)
@@ -600,7 +646,12 @@ impl Engine for SqliteEngine {
             .collect()
     }
 
-    async fn put_custom_metadata(&self, subscription: Uuid, name: &str, properties: &serde_json::Value) -> Result<()> {
+    async fn put_custom_metadata(
+        &self,
+        subscription: Uuid,
+        name: &str,
+        properties: &serde_json::Value,
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO custom_metadata (subscription_id, name_key, name, properties) VALUES (?1, ?2, ?3, ?4) \
@@ -619,11 +670,12 @@ impl Engine for SqliteEngine {
 
     async fn delete_custom_metadata(&self, subscription: Uuid, name: &str) -> Result<bool> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query("DELETE FROM custom_metadata WHERE subscription_id = ?1 AND name_key = ?2")
-            .bind(subscription.to_string())
-            .bind(name.to_ascii_lowercase())
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM custom_metadata WHERE subscription_id = ?1 AND name_key = ?2")
+                .bind(subscription.to_string())
+                .bind(name.to_ascii_lowercase())
+                .execute(&mut *tx)
+                .await?;
         bump_generation(&mut tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)

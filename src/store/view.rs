@@ -48,7 +48,10 @@ impl ScoreView {
             subscription,
             controls,
             secure_score,
-            custom_metadata: custom_metadata.into_iter().map(|(n, p)| (n.to_ascii_lowercase(), (n, p))).collect(),
+            custom_metadata: custom_metadata
+                .into_iter()
+                .map(|(n, p)| (n.to_ascii_lowercase(), (n, p)))
+                .collect(),
         }
     }
 
