@@ -48,6 +48,8 @@ pub struct ServeOptions {
     pub auth: AuthMode,
     pub demo: bool,
     pub api: ApiConfig,
+    /// Request budgets; `None` turns throttling off (`--no-throttle`).
+    pub throttle: Option<crate::arm::throttle::ThrottleConfig>,
     /// Most connections served at once; further ones wait in the accept queue.
     pub max_connections: usize,
 }
@@ -99,7 +101,11 @@ impl Application {
         Ok(Application {
             listener,
             tls: tls.map(|t| t.config),
-            state: AppState { store, config: Arc::new(api) },
+            state: AppState {
+                store,
+                config: Arc::new(api),
+                throttle: Arc::new(crate::arm::throttle::Throttle::new(options.throttle)),
+            },
             base_url,
             ca_path,
             max_connections: options.max_connections,

@@ -24,6 +24,7 @@ use std::time::Duration;
 use crate::arm::error::JSON_CONTENT_TYPE;
 use crate::arm::headers::{arm_headers, HeaderConfig};
 use crate::arm::paging::Cursor;
+use crate::arm::throttle::{Kind, Throttle};
 use crate::arm::{ApiError, ApiResult};
 use crate::store::Store;
 pub use route::Endpoint;
@@ -55,6 +56,7 @@ impl Default for ApiConfig {
 pub struct AppState {
     pub store: Store,
     pub config: Arc<ApiConfig>,
+    pub throttle: Arc<Throttle>,
 }
 
 /// Everything a handler needs to know about one ARM request.
@@ -224,6 +226,13 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
+    // The budget is per principal; until requests carry an identity, per bearer credential.
+    let principal = parts.headers.get(header::AUTHORIZATION).map(principal_key).unwrap_or_default();
+    let kind = if parts.method == Method::GET { Kind::Read } else { Kind::Write };
+    let remaining = match state.throttle.take(&principal, endpoint.subscription(), kind) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
     let body = match read_body(body, state.config.max_body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
@@ -267,9 +276,19 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
         Endpoint::Subscription { sub } => subscriptions::get(&ctx, sub).await,
         Endpoint::Tenants => subscriptions::tenants(&ctx).await,
     };
-    let response = result.unwrap_or_else(IntoResponse::into_response);
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    if let Some(remaining) = remaining {
+        response.headers_mut().insert(kind.header(), HeaderValue::from(remaining));
+    }
     tracing::debug!(endpoint = label, status = response.status().as_u16(), "request");
     response
+}
+
+/// A stable, non-reversible key of a credential (never keep or log tokens themselves).
+fn principal_key(value: &HeaderValue) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(value.as_bytes());
+    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Read a body up to `limit` bytes; larger bodies are a 413 CloudError.

@@ -53,6 +53,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
             max_body: args.max_body_bytes,
             ..ApiConfig::default()
         },
+        throttle: (!args.no_throttle).then_some(crate::arm::throttle::ThrottleConfig {
+            reads: args.throttle_reads,
+            writes: args.throttle_writes,
+        }),
         max_connections: 10_000,
     };
     let app = Application::build(options).await?;

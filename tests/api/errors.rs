@@ -175,3 +175,42 @@ async fn oversized_and_malformed_bodies() {
     assert_cloud_error(&r, 400, "InvalidRequestContent");
     assert_eq!(app.get(&path).await.status, 404, "nothing was written");
 }
+
+#[tokio::test]
+async fn budgets_throttle_with_retry_after_and_report_what_is_left() {
+    use securescore::arm::throttle::{Budget, ThrottleConfig};
+    let app = spawn_with(Options {
+        throttle: Some(ThrottleConfig {
+            reads: Budget { bucket: 3.0, per_second: 0.1 },
+            writes: Budget { bucket: 200.0, per_second: 10.0 },
+        }),
+        ..Options::default()
+    })
+    .await;
+    let remaining: Vec<Option<String>> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(
+                app.get(&score_path(DEMO))
+                    .await
+                    .header("x-ms-ratelimit-remaining-subscription-reads")
+                    .map(str::to_string),
+            );
+        }
+        v
+    };
+    assert_eq!(remaining, vec![Some("2".into()), Some("1".into()), Some("0".into())]);
+    let r = app.get(&score_path(DEMO)).await;
+    assert_eq!((r.status, r.code()), (429, "SubscriptionRequestsThrottled"));
+    assert_eq!(r.header("retry-after"), Some("10"));
+    // Writes have their own budget.
+    let resource = format!("/subscriptions/{DEMO}/resourceGroups/rg");
+    let w = app
+        .put(
+            &assessment_path(&resource, "21300918-b2e3-0346-785f-c77ff57d243b", "2021-06-01"),
+            &assessment_body("Healthy"),
+        )
+        .await;
+    assert_eq!(w.status, 201);
+    assert_eq!(w.header("x-ms-ratelimit-remaining-subscription-writes"), Some("199"));
+}

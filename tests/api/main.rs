@@ -57,11 +57,18 @@ pub struct Options {
     pub tls: TlsMode,
     pub page_size: usize,
     pub demo: bool,
+    pub throttle: Option<securescore::arm::throttle::ThrottleConfig>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { store: StoreConfig::Memory, tls: TlsMode::Insecure, page_size: 100, demo: true }
+        Options {
+            store: StoreConfig::Memory,
+            tls: TlsMode::Insecure,
+            page_size: 100,
+            demo: true,
+            throttle: None,
+        }
     }
 }
 
@@ -85,6 +92,7 @@ pub async fn spawn_with(o: Options) -> TestApp {
         auth: AuthMode::Any,
         demo: o.demo,
         api: ApiConfig { page_size: o.page_size, ..ApiConfig::default() },
+        throttle: o.throttle,
         max_connections: 1000,
     };
     let app = Application::build(options).await.expect("the server starts");
