@@ -65,6 +65,9 @@ impl Kind {
     }
 }
 
+/// Whose budget: (principal, subscription, reads or writes).
+type BucketKey = (String, Option<Uuid>, Kind);
+
 struct Bucket {
     tokens: f64,
     at: Instant,
@@ -75,7 +78,7 @@ const PRUNE_AT: usize = 10_000;
 
 pub struct Throttle {
     config: Option<ThrottleConfig>,
-    buckets: Mutex<HashMap<(String, Option<Uuid>, Kind), Bucket>>,
+    buckets: Mutex<HashMap<BucketKey, Bucket>>,
 }
 
 impl Throttle {
