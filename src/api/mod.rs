@@ -7,6 +7,7 @@
 pub mod assessments;
 pub mod ext;
 mod metadata;
+mod ops;
 pub mod route;
 mod scores;
 mod subscriptions;
@@ -15,14 +16,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::arm::error::JSON_CONTENT_TYPE;
-use crate::arm::headers::{arm_headers, HeaderConfig};
+use crate::arm::headers::{arm_headers, HeaderConfig, RequestId};
 use crate::arm::paging::Cursor;
 use crate::arm::throttle::{Kind, Throttle};
 use crate::arm::{ApiError, ApiResult};
@@ -155,9 +155,8 @@ pub fn ok<T: Serialize>(body: &T) -> ApiResult<Response> {
 /// The service's router, with every layer.
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
-    let ops = Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz));
     Router::new()
-        .merge(ops)
+        .merge(ops::router())
         .merge(ext::router())
         .method_not_allowed_fallback(ext::method_not_allowed)
         .fallback(arm)
@@ -168,16 +167,6 @@ pub fn router(state: AppState) -> Router {
             HeaderConfig { https: config.https },
             arm_headers,
         ))
-}
-
-async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => "ready".into_response(),
-        Err(e) => {
-            tracing::warn!(error = format!("{e:#}"), "store not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
-        }
-    }
 }
 
 fn timeout_layer(
@@ -206,6 +195,8 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The ARM surface: parse, check method and api-version, then dispatch.
 async fn arm(State(state): State<AppState>, request: Request) -> Response {
+    let started = std::time::Instant::now();
+    let request_id = request.extensions().get::<RequestId>().map(|r| r.0);
     let (parts, body) = request.into_parts();
     let query: Vec<(String, String)> =
         form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
@@ -280,7 +271,8 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
     if let Some(remaining) = remaining {
         response.headers_mut().insert(kind.header(), HeaderValue::from(remaining));
     }
-    tracing::debug!(endpoint = label, status = response.status().as_u16(), "request");
+    ops::record(label, response.status(), started.elapsed());
+    tracing::debug!(request_id = ?request_id, endpoint = label, status = response.status().as_u16(), "request");
     response
 }
 

@@ -214,3 +214,19 @@ async fn budgets_throttle_with_retry_after_and_report_what_is_left() {
     assert_eq!(w.status, 201);
     assert_eq!(w.header("x-ms-ratelimit-remaining-subscription-writes"), Some("199"));
 }
+
+#[tokio::test]
+async fn operations_endpoints() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz").await.text, "ok");
+    assert_eq!(app.get("/readyz").await.text, "ready");
+    app.get(&score_path(DEMO)).await;
+    let m = app.get("/metrics").await;
+    assert_eq!(m.status, 200);
+    assert!(
+        m.text.contains("securescore_requests_total{endpoint=\"SecureScores_Get\",status=\"200\"}"),
+        "{}",
+        m.text
+    );
+    assert!(m.text.contains("securescore_request_duration_seconds"));
+}
