@@ -50,6 +50,8 @@ pub struct ServeOptions {
     pub auth: AuthMode,
     pub demo: bool,
     pub api: ApiConfig,
+    /// Request budgets; `None` turns throttling off (`--no-throttle`).
+    pub throttle: Option<crate::arm::throttle::ThrottleConfig>,
     /// Most connections served at once; further ones wait in the accept queue.
     pub max_connections: usize,
 }
@@ -126,7 +128,12 @@ impl Application {
         Ok(Application {
             listener,
             tls: tls.map(|t| t.config),
-            state: AppState { store, config: Arc::new(api), identity },
+            state: AppState {
+                store,
+                config: Arc::new(api),
+                throttle: Arc::new(crate::arm::throttle::Throttle::new(options.throttle)),
+                identity,
+            },
             base_url,
             ca_path,
             max_connections: options.max_connections,

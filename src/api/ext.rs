@@ -299,3 +299,24 @@ async fn aggregate(
 pub async fn method_not_allowed(method: Method) -> Response {
     ApiError::MethodNotAllowed { method, allow: "GET, PUT, DELETE, POST" }.into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    /// The extension API's OpenAPI document describes every route the router serves.
+    #[test]
+    fn openapi_document_lists_every_route() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/extension-openapi.json"))
+                .expect("the document parses");
+        let paths = doc["paths"].as_object().expect("paths");
+        let source = include_str!("ext.rs");
+        for line in source.lines().filter(|l| {
+            l.trim_start().starts_with(".route(\"")
+                || l.trim_start().starts_with("\"/securescore/v1")
+        }) {
+            let path = line.split('"').nth(1).expect("a quoted path");
+            assert!(paths.contains_key(path), "{path} is not documented");
+        }
+        assert_eq!(paths.len(), 5);
+    }
+}

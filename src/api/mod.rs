@@ -7,6 +7,7 @@
 pub mod assessments;
 pub mod ext;
 mod metadata;
+mod ops;
 pub mod route;
 mod scores;
 mod subscriptions;
@@ -15,15 +16,15 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::arm::error::JSON_CONTENT_TYPE;
-use crate::arm::headers::{arm_headers, HeaderConfig};
+use crate::arm::headers::{arm_headers, HeaderConfig, RequestId};
 use crate::arm::paging::Cursor;
+use crate::arm::throttle::{Kind, Throttle};
 use crate::arm::{ApiError, ApiResult};
 use crate::store::Store;
 pub use route::Endpoint;
@@ -58,6 +59,7 @@ impl Default for ApiConfig {
 pub struct AppState {
     pub store: Store,
     pub config: Arc<ApiConfig>,
+    pub throttle: Arc<Throttle>,
     pub identity: Arc<crate::identity::Identity>,
 }
 
@@ -159,9 +161,8 @@ pub fn ok<T: Serialize>(body: &T) -> ApiResult<Response> {
 /// The service's router, with every layer.
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
-    let ops = Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz));
     Router::new()
-        .merge(ops)
+        .merge(ops::router())
         .merge(ext::router().route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::identity::guard_ext,
@@ -176,16 +177,6 @@ pub fn router(state: AppState) -> Router {
             HeaderConfig { https: config.https },
             arm_headers,
         ))
-}
-
-async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => "ready".into_response(),
-        Err(e) => {
-            tracing::warn!(error = format!("{e:#}"), "store not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
-        }
-    }
 }
 
 fn timeout_layer(
@@ -214,6 +205,8 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The ARM surface: parse, check method and api-version, then dispatch.
 async fn arm(State(state): State<AppState>, request: Request) -> Response {
+    let started = std::time::Instant::now();
+    let request_id = request.extensions().get::<RequestId>().map(|r| r.0);
     let (parts, body) = request.into_parts();
     if parts.method == Method::GET
         && parts.uri.path().trim_start_matches('/') == "metadata/endpoints"
@@ -254,6 +247,16 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
     .await
     {
         Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    // The budget is per principal: its object id, or (under --auth any) its bearer credential.
+    let budget_key = match principal.tenant {
+        Some(_) => principal.object_id.clone(),
+        None => parts.headers.get(header::AUTHORIZATION).map(principal_key).unwrap_or_default(),
+    };
+    let kind = if parts.method == Method::GET { Kind::Read } else { Kind::Write };
+    let remaining = match state.throttle.take(&budget_key, endpoint.subscription(), kind) {
+        Ok(r) => r,
         Err(e) => return e.into_response(),
     };
     let body = match read_body(body, state.config.max_body).await {
@@ -300,9 +303,20 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
         Endpoint::Subscription { sub } => subscriptions::get(&ctx, sub).await,
         Endpoint::Tenants => subscriptions::tenants(&ctx).await,
     };
-    let response = result.unwrap_or_else(IntoResponse::into_response);
-    tracing::debug!(endpoint = label, status = response.status().as_u16(), "request");
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    if let Some(remaining) = remaining {
+        response.headers_mut().insert(kind.header(), HeaderValue::from(remaining));
+    }
+    ops::record(label, response.status(), started.elapsed());
+    tracing::debug!(request_id = ?request_id, endpoint = label, status = response.status().as_u16(), "request");
     response
+}
+
+/// A stable, non-reversible key of a credential (never keep or log tokens themselves).
+fn principal_key(value: &HeaderValue) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(value.as_bytes());
+    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Read a body up to `limit` bytes; larger bodies are a 413 CloudError.

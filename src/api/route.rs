@@ -47,6 +47,24 @@ impl Endpoint {
         }
     }
 
+    /// The subscription the request is about, if any (budgets and authorization are per subscription).
+    pub fn subscription(&self) -> Option<Uuid> {
+        use Endpoint::*;
+        match self {
+            SecureScores { sub }
+            | SecureScore { sub, .. }
+            | SecureScoreControls { sub, .. }
+            | Controls { sub }
+            | SubscriptionDefinitions { sub }
+            | SubscriptionMetadataList { sub }
+            | SubscriptionMetadata { sub, .. }
+            | Subscription { sub } => Some(*sub),
+            Assessments { scope } => Some(scope.subscription()),
+            Assessment { resource, .. } => Some(resource.subscription()),
+            Definitions | MetadataList | Metadata { .. } | Subscriptions | Tenants => None,
+        }
+    }
+
     /// The methods the endpoint answers, as an `Allow` header value.
     pub fn allow(&self) -> &'static str {
         match self {

@@ -6,6 +6,7 @@ pub mod error;
 pub mod headers;
 pub mod paging;
 pub mod resource_id;
+pub mod throttle;
 
 pub use api_version::Family;
 pub use error::{ApiError, ApiResult};

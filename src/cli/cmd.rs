@@ -57,6 +57,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
             trust_issuers: args.trust_issuer.clone(),
             ..ApiConfig::default()
         },
+        throttle: (!args.no_throttle).then_some(crate::arm::throttle::ThrottleConfig {
+            reads: args.throttle_reads,
+            writes: args.throttle_writes,
+        }),
         max_connections: 10_000,
     };
     let app = Application::build(options).await?;

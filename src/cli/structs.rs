@@ -84,6 +84,15 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Turn request throttling off (benchmarks, load tests).
+    #[arg(long)]
+    pub no_throttle: bool,
+    /// Read budget per principal and subscription: BUCKET:REFILL_PER_SECOND (ARM: 250:25).
+    #[arg(long, default_value = "250:25")]
+    pub throttle_reads: crate::arm::throttle::Budget,
+    /// Write budget per principal and subscription: BUCKET:REFILL_PER_SECOND (ARM: 200:10).
+    #[arg(long, default_value = "200:10")]
+    pub throttle_writes: crate::arm::throttle::Budget,
     /// Log format on stderr.
     #[arg(long, value_enum, env = "SECURESCORE_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -1,1 +1,221 @@
+//! One conformance suite, run against every engine: each test takes a fresh [`Store`] from every
+//! entry of [`engines`]. A new engine (PostgreSQL) joins by adding itself there.
 
+use serde_json::json;
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::*;
+use crate::score::Status;
+
+struct Fixture {
+    name: &'static str,
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn engines() -> Vec<Fixture> {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let sqlite = Store::open(&StoreConfig::Sqlite { data_dir: dir.path().to_path_buf() })
+        .await
+        .expect("sqlite opens");
+    let memory = Store::open(&StoreConfig::Memory).await.expect("memory opens");
+    vec![
+        Fixture { name: "sqlite", store: sqlite, _dir: Some(dir) },
+        Fixture { name: "memory", store: memory, _dir: None },
+    ]
+}
+
+const EP: &str = "21300918-b2e3-0346-785f-c77ff57d243b"; // "Enable endpoint protection" only
+
+fn sub(id: Uuid) -> Subscription {
+    Subscription { id, display_name: "t".into(), tenant_id: Uuid::nil(), state: "Enabled".into() }
+}
+
+fn put(resource: &str, name: &str, status: Status) -> Write {
+    Write::Put(AssessmentInput {
+        resource: ResourceId::parse(resource).expect("valid id"),
+        name: name.into(),
+        status,
+        cause: None,
+        description: None,
+        resource_details: json!({"source": "Azure"}),
+        additional_data: None,
+        partner_name: None,
+    })
+}
+
+fn del(resource: &str, name: &str) -> Write {
+    Write::Delete { resource: ResourceId::parse(resource).expect("valid id"), name: name.into() }
+}
+
+#[tokio::test]
+async fn subscriptions_crud() {
+    for f in engines().await {
+        let id = Uuid::new_v4();
+        assert!(f.store.put_subscription(&sub(id)).await.unwrap(), "{}", f.name);
+        assert!(!f
+            .store
+            .put_subscription(&Subscription { display_name: "u".into(), ..sub(id) })
+            .await
+            .unwrap());
+        assert_eq!(f.store.subscription(id).await.unwrap().unwrap().display_name, "u");
+        assert_eq!(f.store.subscriptions().await.unwrap().len(), 1);
+        assert!(f.store.remove_subscription(id).await.unwrap());
+        assert!(!f.store.remove_subscription(id).await.unwrap());
+        assert!(f.store.view(id).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn writes_report_outcomes_and_keep_first_casing() {
+    for f in engines().await {
+        let id = Uuid::new_v4();
+        f.store.put_subscription(&sub(id)).await.unwrap();
+        let r = format!(
+            "/subscriptions/{id}/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/VM1"
+        );
+        let out = f
+            .store
+            .apply(&[
+                put(&r, EP, Status::Unhealthy),
+                put(&r.to_lowercase(), &EP.to_uppercase(), Status::Healthy),
+            ])
+            .await
+            .unwrap();
+        assert!(matches!(out[0], Outcome::Created(_)), "{}", f.name);
+        let Outcome::Replaced(a) = &out[1] else { panic!("{}: {:?}", f.name, out[1]) };
+        assert_eq!(a.resource_id, r);
+        assert_eq!(a.name, EP);
+        assert_eq!(a.status, Status::Healthy);
+        assert!(a.status_change_date >= a.first_evaluation_date);
+        let out = f.store.apply(&[del(&r, EP), del(&r, EP)]).await.unwrap();
+        assert_eq!(out, vec![Outcome::Deleted, Outcome::Absent]);
+        let other = format!("/subscriptions/{}/resourceGroups/rg", Uuid::new_v4());
+        assert_eq!(
+            f.store.apply(&[put(&other, EP, Status::Healthy)]).await.unwrap(),
+            vec![Outcome::NoSubscription]
+        );
+    }
+}
+
+#[tokio::test]
+async fn scopes_list_in_key_order_with_cursors() {
+    for f in engines().await {
+        let id = Uuid::new_v4();
+        f.store.put_subscription(&sub(id)).await.unwrap();
+        let mut writes = Vec::new();
+        for rg in ["a", "b", "a-b"] {
+            for vm in 0..3 {
+                writes.push(put(&format!("/subscriptions/{id}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/vm{vm}"), EP, Status::Healthy));
+            }
+        }
+        f.store.apply(&writes).await.unwrap();
+        let scope = |s: &str| ResourceId::parse(s).unwrap();
+        let all =
+            f.store.assessments(&scope(&format!("/subscriptions/{id}")), None, 100).await.unwrap();
+        assert_eq!(all.len(), 9, "{}", f.name);
+        let rg_a = f
+            .store
+            .assessments(&scope(&format!("/subscriptions/{id}/resourceGroups/A")), None, 100)
+            .await
+            .unwrap();
+        assert_eq!(rg_a.len(), 3, "{}: the prefix 'a' must not match 'a-b'", f.name);
+        let first =
+            f.store.assessments(&scope(&format!("/subscriptions/{id}")), None, 4).await.unwrap();
+        let last = first.last().unwrap();
+        let cursor = (last.resource_id.to_ascii_lowercase(), last.name.to_ascii_lowercase());
+        let rest = f
+            .store
+            .assessments(&scope(&format!("/subscriptions/{id}")), Some(&cursor), 100)
+            .await
+            .unwrap();
+        assert_eq!(first.len() + rest.len(), 9);
+        let keys: Vec<String> =
+            first.iter().chain(&rest).map(|a| a.resource_id.to_ascii_lowercase()).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+    }
+}
+
+#[tokio::test]
+async fn counters_history_and_views_follow_writes() {
+    for f in engines().await {
+        let id = Uuid::new_v4();
+        f.store.put_subscription(&sub(id)).await.unwrap();
+        let r = format!("/subscriptions/{id}/resourceGroups/rg");
+        f.store.apply(&[put(&r, EP, Status::Unhealthy)]).await.unwrap();
+        let v = f.store.view(id).await.unwrap().unwrap();
+        assert_eq!(v.secure_score.score.max, 2, "{}", f.name);
+        assert_eq!(v.controls.len(), 1);
+        f.store.apply(&[put(&r, EP, Status::Healthy)]).await.unwrap();
+        assert_eq!(
+            f.store.view(id).await.unwrap().unwrap().secure_score.score.current,
+            2.0,
+            "a write drops the view"
+        );
+        assert_eq!(
+            f.store.maintained_counts(id).await.unwrap(),
+            f.store.recompute_counts(id).await.unwrap()
+        );
+        let now = OffsetDateTime::now_utc();
+        let h = f
+            .store
+            .history(id, "ascScore", now - time::Duration::hours(1), now + time::Duration::hours(1))
+            .await
+            .unwrap();
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[1].score.current, 2.0);
+        let at = f
+            .store
+            .history_before(id, "ascScore", now + time::Duration::hours(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(at, h[1]);
+        assert!(f.store.remove_subscription(id).await.unwrap());
+        assert!(f.store.recompute_counts(id).await.unwrap().is_empty());
+        assert!(f.store.maintained_counts(id).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn custom_metadata_and_meta() {
+    for f in engines().await {
+        let id = Uuid::new_v4();
+        f.store.put_subscription(&sub(id)).await.unwrap();
+        f.store.put_custom_metadata(id, "My-Check", &json!({"displayName": "x"})).await.unwrap();
+        let v = f.store.view(id).await.unwrap().unwrap();
+        assert!(v.custom_metadata.contains_key("my-check"), "{}", f.name);
+        assert_eq!(f.store.custom_metadata(id).await.unwrap()[0].0, "My-Check");
+        assert!(f.store.delete_custom_metadata(id, "my-check").await.unwrap());
+        assert!(f.store.view(id).await.unwrap().unwrap().custom_metadata.is_empty());
+        let a = f.store.meta_or_init("k", || "v1".into()).await.unwrap();
+        let b = f.store.meta_or_init("k", || "v2".into()).await.unwrap();
+        assert_eq!((a.as_str(), b.as_str()), ("v1", "v1"));
+    }
+}
+
+#[tokio::test]
+async fn another_handle_on_the_same_data_sees_writes_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::Sqlite { data_dir: dir.path().to_path_buf() };
+    let server = Store::open(&config).await.unwrap();
+    let cli = Store::open(&config).await.unwrap();
+    let id = Uuid::new_v4();
+    server.put_subscription(&sub(id)).await.unwrap();
+    let _watch = server.watch_changes(Duration::from_millis(50));
+    assert_eq!(server.view(id).await.unwrap().unwrap().secure_score.score.max, 0);
+    cli.apply(&[put(&format!("/subscriptions/{id}/resourceGroups/rg"), EP, Status::Healthy)])
+        .await
+        .unwrap();
+    let mut seen = false;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if server.view(id).await.unwrap().unwrap().secure_score.score.max == 2 {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen);
+}

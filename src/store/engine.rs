@@ -50,6 +50,8 @@ pub struct Assessment {
 }
 
 #[derive(Debug, Clone)]
+// Writes are short-lived batch items; boxing the common variant would only add allocations.
+#[allow(clippy::large_enum_variant)]
 pub enum Write {
     Put(AssessmentInput),
     Delete { resource: ResourceId, name: String },

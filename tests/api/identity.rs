@@ -70,6 +70,7 @@ async fn spawn(auth: AuthMode, trust: Vec<String>, data_dir: bool) -> IdApp {
         auth,
         demo: true,
         api: ApiConfig { trust_issuers: trust, ..ApiConfig::default() },
+        throttle: None,
         max_connections: 100,
     };
     let app = Application::build(options).await.expect("the server starts");

@@ -1,0 +1,156 @@
+//! ARM's request budgets: token buckets per principal and subscription, one for reads and one for
+//! writes (docs/ARM.md: reads 250 refilled 25/s, writes 200 refilled 10/s). A request over budget
+//! is a 429 CloudError with `Retry-After`; every answered request reports what is left in
+//! `x-ms-ratelimit-remaining-subscription-{reads,writes}`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+use uuid::Uuid;
+
+use super::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    pub bucket: f64,
+    pub per_second: f64,
+}
+
+impl std::str::FromStr for Budget {
+    type Err = String;
+    /// `BUCKET:PER_SECOND`, e.g. `250:25`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (b, r) = s
+            .split_once(':')
+            .ok_or_else(|| format!("'{s}' is not BUCKET:PER_SECOND, e.g. 250:25"))?;
+        let bucket: f64 = b.parse().map_err(|_| format!("bucket '{b}' is not a number"))?;
+        let per_second: f64 = r.parse().map_err(|_| format!("refill '{r}' is not a number"))?;
+        if bucket < 1.0 || per_second <= 0.0 {
+            return Err(
+                "the bucket must hold at least 1 request and refill faster than 0 per second"
+                    .into(),
+            );
+        }
+        Ok(Budget { bucket, per_second })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ThrottleConfig {
+    pub reads: Budget,
+    pub writes: Budget,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            reads: Budget { bucket: 250.0, per_second: 25.0 },
+            writes: Budget { bucket: 200.0, per_second: 10.0 },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Read,
+    Write,
+}
+
+impl Kind {
+    pub fn header(self) -> &'static str {
+        match self {
+            Kind::Read => "x-ms-ratelimit-remaining-subscription-reads",
+            Kind::Write => "x-ms-ratelimit-remaining-subscription-writes",
+        }
+    }
+}
+
+/// Whose budget: (principal, subscription, reads or writes).
+type BucketKey = (String, Option<Uuid>, Kind);
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Buckets beyond this many are pruned of the full (idle) ones.
+const PRUNE_AT: usize = 10_000;
+
+pub struct Throttle {
+    config: Option<ThrottleConfig>,
+    buckets: Mutex<HashMap<BucketKey, Bucket>>,
+}
+
+impl Throttle {
+    /// `None` turns throttling off (benchmarks).
+    pub fn new(config: Option<ThrottleConfig>) -> Self {
+        Throttle { config, buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Take one request from the principal's budget; returns what is left.
+    pub fn take(
+        &self,
+        principal: &str,
+        subscription: Option<Uuid>,
+        kind: Kind,
+    ) -> Result<Option<u64>, ApiError> {
+        let Some(config) = self.config else { return Ok(None) };
+        let budget = match kind {
+            Kind::Read => config.reads,
+            Kind::Write => config.writes,
+        };
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().expect("throttle lock");
+        if buckets.len() > PRUNE_AT {
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.at).as_secs_f64() * budget.per_second
+                    < budget.bucket
+            });
+        }
+        let b = buckets
+            .entry((principal.to_string(), subscription, kind))
+            .or_insert(Bucket { tokens: budget.bucket, at: now });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * budget.per_second)
+            .min(budget.bucket);
+        b.at = now;
+        if b.tokens < 1.0 {
+            let retry_after = ((1.0 - b.tokens) / budget.per_second).ceil().max(1.0) as u64;
+            return Err(ApiError::Throttled {
+                budget: match kind {
+                    Kind::Read => "subscription reads",
+                    Kind::Write => "subscription writes",
+                },
+                retry_after,
+            });
+        }
+        b.tokens -= 1.0;
+        Ok(Some(b.tokens.floor() as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_drain_and_say_when_to_retry() {
+        let t = Throttle::new(Some(ThrottleConfig {
+            reads: Budget { bucket: 3.0, per_second: 0.5 },
+            writes: "2:1".parse().unwrap(),
+        }));
+        let s = Some(Uuid::nil());
+        assert_eq!(t.take("p", s, Kind::Read).unwrap(), Some(2));
+        assert_eq!(t.take("p", s, Kind::Read).unwrap(), Some(1));
+        assert_eq!(t.take("p", s, Kind::Read).unwrap(), Some(0));
+        let e = t.take("p", s, Kind::Read).unwrap_err();
+        assert_eq!(e.code(), "SubscriptionRequestsThrottled");
+        assert!(matches!(e, ApiError::Throttled { retry_after: 2, .. }));
+        // Other principals, subscriptions and kinds have their own buckets.
+        assert!(t.take("q", s, Kind::Read).is_ok());
+        assert!(t.take("p", None, Kind::Read).is_ok());
+        assert!(t.take("p", s, Kind::Write).is_ok());
+        assert_eq!(Throttle::new(None).take("p", s, Kind::Read).unwrap(), None);
+        assert!("x".parse::<Budget>().is_err());
+        assert!("0:1".parse::<Budget>().is_err());
+    }
+}
