@@ -14,6 +14,12 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Subscriptions(cmd) => subscriptions(cmd).await,
         Command::Import(args) => crate::import::run(args).await,
+        Command::Scores(cmd) => super::read::scores(cmd).await,
+        Command::Controls(args) => super::read::controls(args).await,
+        Command::Definitions(args) => super::read::definitions(args).await,
+        Command::Assessments(args) => super::read::assessments(args).await,
+        Command::History(args) => super::read::history(args).await,
+        Command::Aggregate(args) => super::read::aggregate(args).await,
     }
 }
 
