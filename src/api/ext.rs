@@ -18,10 +18,11 @@ use std::collections::HashMap;
 use time::{Duration, OffsetDateTime, Time};
 use uuid::Uuid;
 
+use super::scores::ScoreJson;
 use super::{json, AppState};
 use crate::arm::{format_time, parse_subscription_id, parse_time, ApiError, ApiResult};
 use crate::catalog::ASC_SCORE;
-use crate::score::{self, ScoreDetails};
+use crate::score;
 use crate::store::Subscription;
 
 pub const PREFIX: &str = "/securescore/v1";
@@ -139,19 +140,6 @@ async fn import(State(state): State<AppState>, body: Body) -> ApiResult<Response
     let reader = tokio::io::BufReader::new(tokio_util::io::StreamReader::new(stream));
     let report = crate::import::import_lines(&state.store, reader, 500, |_| {}).await?;
     Ok(json(StatusCode::OK, &report))
-}
-
-#[derive(Serialize)]
-struct ScoreJson {
-    max: i64,
-    current: f64,
-    percentage: f64,
-}
-
-impl From<ScoreDetails> for ScoreJson {
-    fn from(s: ScoreDetails) -> Self {
-        ScoreJson { max: s.max, current: s.current, percentage: s.percentage }
-    }
 }
 
 #[derive(Serialize)]
