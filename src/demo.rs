@@ -15,7 +15,7 @@ pub const DEMO_SUBSCRIPTION: Uuid = uuid::uuid!("20ff7fc3-e762-44dd-bd96-b71116d
 pub const DEMO_SUBSCRIPTION_NAME: &str = "securescore demo";
 
 /// (control, healthy, unhealthy, not applicable) resources: the official example data.
-const EXAMPLE: &[(&str, usize, usize, usize)] = &[
+pub const EXAMPLE: &[(&str, usize, usize, usize)] = &[
     ("a9909064-42b4-4d34-8143-275477afe18b", 0, 0, 1),
     ("34a42fb3-e6db-409c-b56b-7b1db6b8aee0", 1, 0, 0),
     ("76763537-9feb-42d3-b4f4-78c01117be80", 7, 0, 1),

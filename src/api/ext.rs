@@ -7,7 +7,7 @@
 //! - `GET /aggregate`: a score over several subscriptions, with its formula
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,10 +18,11 @@ use std::collections::HashMap;
 use time::{Duration, OffsetDateTime, Time};
 use uuid::Uuid;
 
+use super::scores::ScoreJson;
 use super::{json, AppState};
 use crate::arm::{format_time, parse_subscription_id, parse_time, ApiError, ApiResult};
 use crate::catalog::ASC_SCORE;
-use crate::score::{self, ScoreDetails};
+use crate::score;
 use crate::store::Subscription;
 
 pub const PREFIX: &str = "/securescore/v1";
@@ -142,19 +143,6 @@ async fn import(State(state): State<AppState>, body: Body) -> ApiResult<Response
 }
 
 #[derive(Serialize)]
-struct ScoreJson {
-    max: i64,
-    current: f64,
-    percentage: f64,
-}
-
-impl From<ScoreDetails> for ScoreJson {
-    fn from(s: ScoreDetails) -> Self {
-        ScoreJson { max: s.max, current: s.current, percentage: s.percentage }
-    }
-}
-
-#[derive(Serialize)]
 struct Point {
     #[serde(skip_serializing_if = "Option::is_none")]
     at: Option<String>,
@@ -162,6 +150,12 @@ struct Point {
     date: Option<String>,
     score: ScoreJson,
     weight: i64,
+}
+
+/// Query parameters; parsed here rather than by an extractor so that nothing can answer a
+/// non-CloudError rejection.
+fn query_map(raw: Option<String>) -> HashMap<String, String> {
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect()
 }
 
 fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<OffsetDateTime>> {
@@ -181,8 +175,9 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<Offse
 async fn history(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
+    let q = query_map(q);
     let id = parse_subscription_id(&id)?;
     state
         .store
@@ -252,10 +247,8 @@ async fn history(
 }
 
 /// `GET /securescore/v1/aggregate[?subscriptions=a,b]`: one score over several subscriptions.
-async fn aggregate(
-    State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
+async fn aggregate(State(state): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let q = query_map(q);
     let ids: Vec<Uuid> = match q.get("subscriptions").filter(|s| !s.is_empty()) {
         Some(list) => {
             list.split(',').map(|s| parse_subscription_id(s.trim())).collect::<ApiResult<_>>()?

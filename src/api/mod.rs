@@ -250,14 +250,18 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
         Err(e) => return e.into_response(),
     };
     // The budget is per principal: its object id, or (under --auth any) its bearer credential.
-    let budget_key = match principal.tenant {
-        Some(_) => principal.object_id.clone(),
-        None => parts.headers.get(header::AUTHORIZATION).map(principal_key).unwrap_or_default(),
-    };
     let kind = if parts.method == Method::GET { Kind::Read } else { Kind::Write };
-    let remaining = match state.throttle.take(&budget_key, endpoint.subscription(), kind) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
+    let remaining = if state.throttle.enabled() {
+        let budget_key = match principal.tenant {
+            Some(_) => principal.object_id.clone(),
+            None => parts.headers.get(header::AUTHORIZATION).map(principal_key).unwrap_or_default(),
+        };
+        match state.throttle.take(&budget_key, endpoint.subscription(), kind) {
+            Ok(r) => r,
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        None
     };
     let body = match read_body(body, state.config.max_body).await {
         Ok(b) => b,

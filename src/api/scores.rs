@@ -23,7 +23,7 @@ struct Resource<P: Serialize> {
 }
 
 #[derive(Serialize)]
-struct ScoreJson {
+pub(super) struct ScoreJson {
     max: i64,
     current: f64,
     percentage: f64,

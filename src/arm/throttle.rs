@@ -87,6 +87,10 @@ impl Throttle {
         Throttle { config, buckets: Mutex::new(HashMap::new()) }
     }
 
+    pub fn enabled(&self) -> bool {
+        self.config.is_some()
+    }
+
     /// Take one request from the principal's budget; returns what is left.
     pub fn take(
         &self,

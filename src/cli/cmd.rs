@@ -17,6 +17,12 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Roles(cmd) => super::identity::roles(cmd).await,
         Command::Token(args) => super::identity::token(args).await,
         Command::Keys(cmd) => super::identity::keys(cmd).await,
+        Command::Scores(cmd) => super::read::scores(cmd).await,
+        Command::Controls(args) => super::read::controls(args).await,
+        Command::Definitions(args) => super::read::definitions(args).await,
+        Command::Assessments(args) => super::read::assessments(args).await,
+        Command::History(args) => super::read::history(args).await,
+        Command::Aggregate(args) => super::read::aggregate(args).await,
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod cmd;
 pub mod identity;
 pub mod identity_structs;
+pub mod read;
 pub mod structs;
 
 pub use structs::Cli;

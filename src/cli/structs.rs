@@ -37,6 +37,110 @@ pub enum Command {
     /// Manage the built-in authority's signing keys (list, rotate).
     #[command(subcommand)]
     Keys(super::identity_structs::KeysCommand),
+    /// Secure scores of a subscription, from any ARM endpoint (this server or Azure).
+    #[command(subcommand)]
+    Scores(ScoresCommand),
+    /// Secure score controls of a subscription, sorted by potential score increase.
+    Controls(ControlsArgs),
+    /// Secure score control definitions (tenant level, or as seen by a subscription).
+    Definitions(ReadArgs),
+    /// Assessments at a scope (subscription, resource group or resource).
+    Assessments(AssessmentsArgs),
+    /// The secure score history of a subscription (extension API).
+    History(HistoryArgs),
+    /// One score over several subscriptions (extension API).
+    Aggregate(AggregateArgs),
+}
+
+/// Where a read command goes and how it prints.
+#[derive(Debug, Args, Clone)]
+pub struct ReadArgs {
+    /// ARM endpoint: this server (default) or https://management.azure.com.
+    #[arg(long, env = "SECURESCORE_ENDPOINT", default_value = "https://127.0.0.1:8443")]
+    pub endpoint: String,
+    /// CA certificate (PEM) to trust, e.g. DATA_DIR/ca.pem (default: ./securescore-data/ca.pem when it exists).
+    #[arg(long, env = "SECURESCORE_CA")]
+    pub ca: Option<PathBuf>,
+    /// Bearer token (`securescore token`, or `az account get-access-token` for Azure).
+    #[arg(long, env = "SECURESCORE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Subscription id (required by subscription-level commands).
+    #[arg(long, short = 's', env = "SECURESCORE_SUBSCRIPTION")]
+    pub subscription: Option<uuid::Uuid>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+impl ReadArgs {
+    pub fn target(&self) -> Target {
+        let ca = self.ca.clone().or_else(|| {
+            let default = PathBuf::from("./securescore-data/ca.pem");
+            default.exists().then_some(default)
+        });
+        Target {
+            data_dir: None,
+            endpoint: Some(self.endpoint.clone()),
+            ca,
+            token: self.token.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScoresCommand {
+    /// List the secure scores of a subscription.
+    List(ReadArgs),
+    /// Show one secure score.
+    Show {
+        /// Secure score name.
+        #[arg(default_value = "ascScore")]
+        name: String,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ControlsArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Only the controls of this secure score.
+    #[arg(long)]
+    pub score: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AssessmentsArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Scope: /subscriptions/{id}[/resourceGroups/{rg}[/providers/...]] (default: the subscription).
+    #[arg(long)]
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Start (RFC 3339); default 30 days before --to.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End (RFC 3339); default now.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// `day` for the score at the end of each day instead of every change.
+    #[arg(long)]
+    pub interval: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AggregateArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Comma-separated subscription ids (default: all).
+    #[arg(long)]
+    pub subscriptions: Option<String>,
 }
 
 #[derive(Debug, Args)]

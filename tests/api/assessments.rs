@@ -113,21 +113,7 @@ async fn pushing_the_worked_example_through_the_api_yields_the_documented_sample
     let app = spawn_with(Options { demo: false, ..Options::default() }).await;
     let sub = Uuid::parse_str(DEMO).unwrap();
     app.add_subscription(sub).await;
-    let counts: Vec<(&str, usize, usize, usize)> = vec![
-        ("a9909064-42b4-4d34-8143-275477afe18b", 0, 0, 1),
-        ("34a42fb3-e6db-409c-b56b-7b1db6b8aee0", 1, 0, 0),
-        ("76763537-9feb-42d3-b4f4-78c01117be80", 7, 0, 1),
-        ("4db8d6cf-075b-4149-a813-da09ca2ae120", 0, 1, 0),
-        ("27b24961-75ba-4fe4-8909-97286d5dd5ee", 1, 4, 0),
-        ("2d85f639-0bea-4a4a-b6c6-608952a1414a", 1, 1, 0),
-        ("99fc8df2-e0f5-40f8-9415-a7f7ca948b5a", 0, 1, 0),
-        ("12136bd9-dc24-44f2-9587-7be3af6aac14", 0, 1, 0),
-        ("61702b76-1fab-41f2-bcbc-50b7870dcf38", 0, 1, 0),
-        ("0e55495e-034f-4abc-8293-767229250176", 5, 1, 0),
-        ("f9d5432b-8f7b-45e9-b90c-e214a30f6a02", 1, 0, 0),
-        ("8fd574ec-43cf-426e-a439-a67cbaf2d564", 1, 0, 0),
-    ];
-    for w in writes_for_counts(sub, &counts).unwrap() {
+    for w in writes_for_counts(sub, securescore::demo::EXAMPLE).unwrap() {
         let Write::Put(a) = w else { unreachable!() };
         let r = app
             .put(

@@ -174,3 +174,53 @@ async fn cli_works_on_a_data_directory_while_the_server_runs() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_commands_print_tables_and_json() {
+    let app = spawn_app().await;
+    let common = ["--endpoint", app.base.as_str(), "--token", ANY_TOKEN, "--subscription", DEMO];
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend_from_slice(&common);
+        let out = cli(&all);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let shown: serde_json::Value =
+        serde_json::from_str(&run(&["scores", "show", "-o", "json"])).unwrap();
+    assert_eq!(shown["properties"]["score"]["current"], 23.53);
+    assert!(run(&["scores", "list"]).contains("60.33%"));
+    let controls: serde_json::Value =
+        serde_json::from_str(&run(&["controls", "-o", "json"])).unwrap();
+    let names: Vec<&str> = controls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["properties"]["displayName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[0], "Apply system updates", "sorted by potential increase (6)");
+    assert!(run(&["controls"]).contains("Potential increase"));
+    assert!(run(&["definitions"]).contains("Enable MFA"));
+    let assessments: serde_json::Value =
+        serde_json::from_str(&run(&["assessments", "-o", "json"])).unwrap();
+    assert_eq!(
+        assessments.as_array().unwrap().len(),
+        29,
+        "one per assessed resource of the example"
+    );
+    assert!(run(&["history"]).contains("23.53"));
+    assert!(run(&["aggregate"]).contains("(weighted)"));
+    let out = cli(&[
+        "scores",
+        "show",
+        "nope",
+        "--endpoint",
+        &app.base,
+        "--token",
+        ANY_TOKEN,
+        "--subscription",
+        DEMO,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(ResourceNotFound)"));
+}
