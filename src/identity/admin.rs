@@ -5,14 +5,13 @@
 
 use anyhow::{bail, Result};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -251,9 +250,10 @@ async fn post_reset_secret(
 async fn list_assignments(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     admin(&state, &headers).await?;
+    let q = crate::api::ext::query_map(q);
     let principal = match q.get("principalId").filter(|p| !p.is_empty()) {
         Some(who) => Some(match resolve(&state.store, who).await? {
             Some(p) => p.id.to_string(),
