@@ -208,6 +208,8 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
     let started = std::time::Instant::now();
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0);
     let (parts, body) = request.into_parts();
+    // `az cloud register` asks for `https://HOST//metadata/endpoints` (a double slash), which the
+    // router's `/metadata/endpoints` route does not match.
     if parts.method == Method::GET
         && parts.uri.path().trim_start_matches('/') == "metadata/endpoints"
     {

@@ -262,11 +262,13 @@ pub async fn authorize(
 ) -> ApiResult<Principal> {
     let identity = &state.identity;
     let need = authz::need(endpoint, method, uri.path());
-    let subscription = match &need {
-        Need::Action { subscription, .. } => state.store.subscription(*subscription).await?,
+    // From the cached read model: authorization must not cost a database read per request.
+    let view = match &need {
+        Need::Action { subscription, .. } => state.store.view(*subscription).await?,
         _ => None,
     };
-    let challenge_tenant = subscription.as_ref().map_or(identity.default_tenant, |s| s.tenant_id);
+    let subscription = view.as_ref().map(|v| &v.subscription);
+    let challenge_tenant = subscription.map_or(identity.default_tenant, |s| s.tenant_id);
     let principal = match identity.authenticate(headers).await {
         Ok(p) => p,
         Err(f) => return Err(identity.unauthenticated(headers, Some(uri), challenge_tenant, f)),
