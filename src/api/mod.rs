@@ -18,7 +18,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::Serialize;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::arm::error::JSON_CONTENT_TYPE;
@@ -156,6 +156,26 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
 
 pub fn ok<T: Serialize>(body: &T) -> ApiResult<Response> {
     Ok(json(StatusCode::OK, body))
+}
+
+/// A 200 JSON response whose body is rendered once into `memo` and then served as it is. Only for
+/// bodies that cannot vary between requests (the caller makes sure: no paging, no per-request data).
+pub fn memoized<T: Serialize>(
+    memo: &OnceLock<Bytes>,
+    render: impl FnOnce() -> ApiResult<T>,
+) -> ApiResult<Response> {
+    let bytes = match memo.get() {
+        Some(b) => b.clone(),
+        None => {
+            let b = Bytes::from(
+                serde_json::to_vec(&render()?).map_err(|e| ApiError::Internal(e.into()))?,
+            );
+            memo.get_or_init(|| b).clone()
+        }
+    };
+    let mut r = (StatusCode::OK, bytes).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+    Ok(r)
 }
 
 /// The service's router, with every layer.

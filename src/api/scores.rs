@@ -2,11 +2,12 @@
 //! the control definitions — all rendered from the subscription's [`ScoreView`].
 
 use axum::response::Response;
+use bytes::Bytes;
 use serde::Serialize;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
 
-use super::{ok, Ctx};
+use super::{memoized, ok, Ctx};
 use crate::arm::paging::page_of;
 use crate::arm::{ApiError, ApiResult};
 use crate::catalog::{self, ControlDef, ASC_SCORE, ASC_SCORE_DISPLAY_NAME};
@@ -112,20 +113,6 @@ fn secure_score(view: &ScoreView) -> Resource<SecureScoreProperties> {
     }
 }
 
-pub async fn get_score(ctx: &Ctx<'_>, sub: Uuid, name: &str) -> ApiResult<Response> {
-    let view = view(ctx, sub).await?;
-    check_score_name(sub, name)?;
-    ok(&secure_score(&view))
-}
-
-pub async fn list_scores(ctx: &Ctx<'_>, sub: Uuid) -> ApiResult<Response> {
-    let view = view(ctx, sub).await?;
-    let cursor = ctx.cursor()?;
-    // One initiative today (ascScore); the list pages like every other list.
-    let views = std::slice::from_ref(&*view);
-    ok(&page_of(views, cursor.as_ref(), ctx.page_size(), |c| ctx.next_link(c), secure_score)?)
-}
-
 fn definition<'a>(
     def: &'a ControlDef,
     with_description: bool,
@@ -149,7 +136,6 @@ fn definition<'a>(
         },
     }
 }
-
 fn control<'a>(sub: Uuid, c: &'a ControlView, expand: bool) -> Resource<ControlProperties<'a>> {
     Resource {
         id: format!(
@@ -171,6 +157,37 @@ fn control<'a>(sub: Uuid, c: &'a ControlView, expand: bool) -> Resource<ControlP
     }
 }
 
+/// Bodies memoized in a [`ScoreView`]: a view's bodies never change, a write replaces the view.
+#[derive(Clone, Copy)]
+enum Memo {
+    Score = 0,
+    Scores = 1,
+    Controls = 2,
+    ControlsExpanded = 3,
+}
+
+/// Definitions are the same for every subscription and request (when they fit on one page).
+static DEFINITIONS: OnceLock<Bytes> = OnceLock::new();
+
+pub async fn get_score(ctx: &Ctx<'_>, sub: Uuid, name: &str) -> ApiResult<Response> {
+    let view = view(ctx, sub).await?;
+    check_score_name(sub, name)?;
+    memoized(&view.memo[Memo::Score as usize], || Ok(secure_score(&view)))
+}
+
+pub async fn list_scores(ctx: &Ctx<'_>, sub: Uuid) -> ApiResult<Response> {
+    let view = view(ctx, sub).await?;
+    let cursor = ctx.cursor()?;
+    // One initiative today (ascScore); the list pages like every other list.
+    let views = std::slice::from_ref(&*view);
+    let page =
+        || page_of(views, cursor.as_ref(), ctx.page_size(), |c| ctx.next_link(c), secure_score);
+    if cursor.is_none() {
+        return memoized(&view.memo[Memo::Scores as usize], page);
+    }
+    ok(&page()?)
+}
+
 /// SecureScoreControls_List and _ListBySecureScore (`score` = the secure score name).
 pub async fn list_controls(ctx: &Ctx<'_>, sub: Uuid, score: Option<&str>) -> ApiResult<Response> {
     let view = view(ctx, sub).await?;
@@ -180,13 +197,20 @@ pub async fn list_controls(ctx: &Ctx<'_>, sub: Uuid, score: Option<&str>) -> Api
     let expand = ctx.expand(&["definition"])?.contains(&"definition");
     let cursor = ctx.cursor()?;
     let id = view.subscription.id;
-    ok(&page_of(
-        &view.controls,
-        cursor.as_ref(),
-        ctx.page_size(),
-        |c| ctx.next_link(c),
-        |c| control(id, c, expand),
-    )?)
+    let page = || {
+        page_of(
+            &view.controls,
+            cursor.as_ref(),
+            ctx.page_size(),
+            |c| ctx.next_link(c),
+            |c| control(id, c, expand),
+        )
+    };
+    if cursor.is_none() && view.controls.len() <= ctx.page_size() {
+        let memo = if expand { Memo::ControlsExpanded } else { Memo::Controls };
+        return memoized(&view.memo[memo as usize], page);
+    }
+    ok(&page()?)
 }
 
 /// SecureScoreControlDefinitions_List (tenant) and _ListBySubscription.
@@ -196,11 +220,17 @@ pub async fn list_definitions(ctx: &Ctx<'_>, sub: Option<Uuid>) -> ApiResult<Res
     }
     let cursor = ctx.cursor()?;
     let defs = catalog::builtin().controls();
-    ok(&page_of(
-        defs,
-        cursor.as_ref(),
-        ctx.page_size(),
-        |c| ctx.next_link(c),
-        |d| definition(d, true),
-    )?)
+    let page = || {
+        page_of(
+            defs,
+            cursor.as_ref(),
+            ctx.page_size(),
+            |c| ctx.next_link(c),
+            |d| definition(d, true),
+        )
+    };
+    if cursor.is_none() && defs.len() <= ctx.page_size() {
+        return memoized(&DEFINITIONS, page);
+    }
+    ok(&page()?)
 }

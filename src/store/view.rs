@@ -1,7 +1,9 @@
 //! The read model of one subscription: its controls' counts and scores and its secure score,
 //! computed once from the maintained counters and then served from memory until a write drops it.
 
+use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 
 use super::engine::Subscription;
 use crate::catalog::{self, ControlDef};
@@ -23,6 +25,9 @@ pub struct ScoreView {
     pub secure_score: SecureScore,
     /// The subscription's custom assessment metadata: lowercase name → (name, properties).
     pub custom_metadata: BTreeMap<String, (String, serde_json::Value)>,
+    /// Response bodies the API rendered from this view, kept until a write replaces the view
+    /// (indexed by the API; see `api::scores`).
+    pub memo: [OnceLock<Bytes>; 4],
 }
 
 impl ScoreView {
@@ -48,6 +53,7 @@ impl ScoreView {
             subscription,
             controls,
             secure_score,
+            memo: Default::default(),
             custom_metadata: custom_metadata
                 .into_iter()
                 .map(|(n, p)| (n.to_ascii_lowercase(), (n, p)))
