@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::arm::error::JSON_CONTENT_TYPE;
-use crate::arm::headers::{arm_headers, HeaderConfig, RequestId};
+use crate::arm::headers::{ArmLayer, RequestId};
 use crate::arm::paging::Cursor;
 use crate::arm::throttle::{Kind, Throttle};
 use crate::arm::{ApiError, ApiResult};
@@ -191,36 +191,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(ext::method_not_allowed)
         .fallback(arm)
         .with_state(state)
-        .layer(axum::middleware::from_fn(timeout_layer(config.request_timeout)))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn_with_state(
-            HeaderConfig { https: config.https },
-            arm_headers,
-        ))
-}
-
-fn timeout_layer(
-    limit: Duration,
-) -> impl Fn(
-    Request,
-    axum::middleware::Next,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
-       + Clone
-       + Send
-       + Sync
-       + 'static {
-    move |req, next| {
-        Box::pin(async move {
-            match tokio::time::timeout(limit, next.run(req)).await {
-                Ok(r) => r,
-                Err(_) => ApiError::Timeout(limit.as_secs()).into_response(),
-            }
-        })
-    }
-}
-
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
+        .layer(ArmLayer { https: config.https, timeout: config.request_timeout })
 }
 
 /// The ARM surface: parse, check method and api-version, then dispatch.

@@ -101,12 +101,13 @@ impl Endpoint {
 
     /// Route a path. `api_version` is only used to word errors.
     pub fn parse(path: &str, api_version: &str) -> Result<Endpoint, ApiError> {
-        let decoded: Vec<String> = path
+        // Borrowed unless a segment has percent-escapes: routing allocates little per request.
+        let decoded: Vec<std::borrow::Cow<'_, str>> = path
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .map(|s| percent_decode_str(s).decode_utf8_lossy())
             .collect();
-        let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
+        let segs: Vec<&str> = decoded.iter().map(|s| s.as_ref()).collect();
         let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
         let security = (0..segs.len().saturating_sub(1))
             .rev()
