@@ -6,7 +6,6 @@
 
 use anyhow::{Context, Result};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -77,6 +76,40 @@ pub async fn default_tenant(store: &Store) -> Result<Uuid> {
 /// Install the one crypto provider of the process (rustls and jsonwebtoken share aws-lc-rs).
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// Serve one connection. HTTP/2 only when TLS negotiated it (ALPN `h2`); otherwise HTTP/1.1
+/// directly — no protocol sniffing on every connection (measurable on the hot path).
+async fn serve_connection<S>(
+    stream: tokio::net::TcpStream,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    service: S,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> Result<()>
+where
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let http1 = hyper::server::conn::http1::Builder::new();
+    match acceptor {
+        None => watcher.watch(http1.serve_connection(TokioIo::new(stream), service)).await?,
+        Some(acceptor) => {
+            let tls = acceptor.accept(stream).await?;
+            if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                watcher.watch(h2.serve_connection(TokioIo::new(tls), service)).await?;
+            } else {
+                watcher.watch(http1.serve_connection(TokioIo::new(tls), service)).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Application {
@@ -203,34 +236,7 @@ impl Application {
             let watcher = graceful.watcher();
             tokio::spawn(async move {
                 let _permit = permit;
-                let builder = Builder::new(TokioExecutor::new());
-                let result = match acceptor {
-                    Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(tls) => {
-                            watcher
-                                .watch(
-                                    builder
-                                        .serve_connection(TokioIo::new(tls), service)
-                                        .into_owned(),
-                                )
-                                .await
-                        }
-                        Err(e) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                    },
-                    None => {
-                        watcher
-                            .watch(
-                                builder
-                                    .serve_connection(TokioIo::new(stream), service)
-                                    .into_owned(),
-                            )
-                            .await
-                    }
-                };
-                if let Err(e) = result {
+                if let Err(e) = serve_connection(stream, acceptor, service, watcher).await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             });
