@@ -108,7 +108,7 @@ async fn put_subscription(
     }
     let tenant = match body.tenant_id {
         Some(t) => t,
-        None => crate::server::default_tenant(&state.store).await?,
+        None => state.identity.default_tenant,
     };
     let sub = Subscription {
         id,
@@ -247,14 +247,20 @@ async fn history(
 }
 
 /// `GET /securescore/v1/aggregate[?subscriptions=a,b]`: one score over several subscriptions.
+/// The subscriptions an aggregate covers: `?subscriptions=a,b`, or all of them.
+pub(crate) async fn aggregate_subscriptions(
+    state: &AppState,
+    query: Option<&str>,
+) -> ApiResult<Vec<Uuid>> {
+    let q = query_map(query.map(str::to_string));
+    match q.get("subscriptions").filter(|s| !s.is_empty()) {
+        Some(list) => list.split(',').map(|s| parse_subscription_id(s.trim())).collect(),
+        None => Ok(state.store.subscriptions().await?.into_iter().map(|s| s.id).collect()),
+    }
+}
+
 async fn aggregate(State(state): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
-    let q = query_map(q);
-    let ids: Vec<Uuid> = match q.get("subscriptions").filter(|s| !s.is_empty()) {
-        Some(list) => {
-            list.split(',').map(|s| parse_subscription_id(s.trim())).collect::<ApiResult<_>>()?
-        }
-        None => state.store.subscriptions().await?.into_iter().map(|s| s.id).collect(),
-    };
+    let ids = aggregate_subscriptions(&state, q.as_deref()).await?;
     let mut scores = Vec::new();
     let mut per = Vec::new();
     for id in ids {

@@ -22,12 +22,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::arm::error::JSON_CONTENT_TYPE;
-use crate::arm::headers::{ArmLayer, RequestId};
+use crate::arm::headers::{ArmLayer, ArmService, RequestId};
 use crate::arm::paging::Cursor;
 use crate::arm::throttle::{Kind, Throttle};
 use crate::arm::{ApiError, ApiResult};
 use crate::store::Store;
 pub use route::Endpoint;
+use tower::Layer;
 
 /// Settings of the API that come from the command line.
 #[derive(Debug, Clone)]
@@ -92,13 +93,7 @@ impl Ctx<'_> {
 
     /// The absolute URL of the next page: same host, path and parameters, a new `$skipToken`.
     pub fn next_link(&self, cursor: &Cursor) -> String {
-        let scheme = if self.state.config.https { "https" } else { "http" };
-        let host = self
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| self.uri.authority().map(|a| a.as_str()))
-            .unwrap_or("127.0.0.1");
+        let base = crate::arm::request_base(self.state.config.https, self.headers, Some(self.uri));
         let mut query: Vec<&str> = self
             .uri
             .query()
@@ -113,7 +108,7 @@ impl Ctx<'_> {
             .collect();
         let token = format!("$skipToken={}", cursor.encode());
         query.push(&token);
-        format!("{scheme}://{host}{}?{}", self.uri.path(), query.join("&"))
+        format!("{base}{}?{}", self.uri.path(), query.join("&"))
     }
 
     /// `$expand`, checked against the values this endpoint documents.
@@ -178,10 +173,10 @@ pub fn memoized<T: Serialize>(
     Ok(r)
 }
 
-/// The service's router, with every layer.
-pub fn router(state: AppState) -> Router {
-    let config = state.config.clone();
-    Router::new()
+/// The service: the router, inside the one outer layer (which must see requests before routing).
+pub fn router(state: AppState) -> ArmService<Router> {
+    let outer = ArmLayer { https: state.config.https, timeout: state.config.request_timeout };
+    let router = Router::new()
         .merge(ops::router())
         .merge(ext::router().route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -190,8 +185,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::identity::router())
         .method_not_allowed_fallback(ext::method_not_allowed)
         .fallback(arm)
-        .with_state(state)
-        .layer(ArmLayer { https: config.https, timeout: config.request_timeout })
+        .with_state(state);
+    outer.layer(router)
 }
 
 /// The ARM surface: parse, check method and api-version, then dispatch.
@@ -199,18 +194,6 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
     let started = std::time::Instant::now();
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0);
     let (parts, body) = request.into_parts();
-    // `az cloud register` asks for `https://HOST//metadata/endpoints` (a double slash), which the
-    // router's `/metadata/endpoints` route does not match.
-    if parts.method == Method::GET
-        && parts.uri.path().trim_start_matches('/') == "metadata/endpoints"
-    {
-        return crate::identity::authority::metadata_endpoints(
-            State(state),
-            parts.headers,
-            parts.uri,
-        )
-        .await;
-    }
     let query: Vec<(String, String)> =
         form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     let requested_version = query_param(&query, "api-version").map(str::to_string);

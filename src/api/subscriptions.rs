@@ -88,7 +88,7 @@ struct TenantJson {
 pub async fn tenants(ctx: &Ctx<'_>) -> ApiResult<Response> {
     let mut tenants: Vec<Uuid> =
         ctx.state.store.subscriptions().await?.iter().map(|s| s.tenant_id).collect();
-    tenants.push(crate::server::default_tenant(&ctx.state.store).await?);
+    tenants.push(ctx.state.identity.default_tenant);
     tenants.sort();
     tenants.dedup();
     let value: Vec<_> = tenants

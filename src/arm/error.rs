@@ -46,8 +46,6 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("The request did not complete within {0} seconds.")]
     Timeout(u64),
-    #[error("A conflicting request is in progress: {0}")]
-    Conflict(String),
     /// Authentication failures carry their own ARM code and a `WWW-Authenticate` challenge.
     #[error("{message}")]
     Unauthenticated { code: &'static str, message: String, challenge: String },
@@ -88,7 +86,6 @@ impl ApiError {
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Conflict(_) => StatusCode::CONFLICT,
             Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             AuthorizationFailed { .. } => StatusCode::FORBIDDEN,
             Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -112,7 +109,6 @@ impl ApiError {
             BadRequest { .. } => "BadRequest",
             PayloadTooLarge { .. } => "RequestContentTooLarge",
             Timeout(_) => "RequestTimeout",
-            Conflict(_) => "Conflict",
             Unauthenticated { code, .. } => code,
             AuthorizationFailed { .. } => "AuthorizationFailed",
             Throttled { .. } => "SubscriptionRequestsThrottled",

@@ -13,6 +13,7 @@ pub use error::{ApiError, ApiResult};
 pub use resource_id::{parse_subscription_id, ResourceId, ScopeKind};
 
 use anyhow::Context;
+use axum::http::{header, HeaderMap, Uri};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -35,6 +36,22 @@ pub fn format_time(t: OffsetDateTime) -> String {
 pub fn parse_time(text: &str) -> anyhow::Result<OffsetDateTime> {
     OffsetDateTime::parse(text, &Rfc3339)
         .with_context(|| format!("'{text}' is not an RFC 3339 time"))
+}
+
+/// `{scheme}://{host}` as the client reached the server: absolute URLs we hand out (nextLinks,
+/// authority endpoints) point at the host the client used.
+pub fn request_base(https: bool, headers: &HeaderMap, uri: Option<&Uri>) -> String {
+    let scheme = if https { "https" } else { "http" };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        })
+        .map(str::to_string)
+        .or_else(|| uri.and_then(|u| u.authority()).map(|a| a.to_string()))
+        .unwrap_or_else(|| "127.0.0.1".into());
+    format!("{scheme}://{host}")
 }
 
 #[cfg(test)]

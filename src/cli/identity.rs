@@ -77,9 +77,7 @@ pub async fn principals(cmd: PrincipalsCommand) -> Result<()> {
                 None => {
                     let store = open_data_dir(&target).await?;
                     let (p, secret) = admin::create_principal(&store, new).await?;
-                    let mut v = principal_json(&p);
-                    v["secret"] = json!(secret);
-                    v
+                    admin::principal_with_secret(&p, &secret)
                 }
             };
             show_secret(output, &v)
@@ -129,9 +127,7 @@ pub async fn principals(cmd: PrincipalsCommand) -> Result<()> {
                         bail!("no principal '{id}'")
                     };
                     let secret = admin::reset_secret(&store, &p).await?;
-                    let mut v = principal_json(&p);
-                    v["secret"] = json!(secret);
-                    v
+                    admin::principal_with_secret(&p, &secret)
                 }
             };
             show_secret(output, &v)

@@ -33,6 +33,13 @@ pub fn principal_json(p: &PrincipalRecord) -> Value {
     })
 }
 
+/// A principal with the secret (or password) it was just given: the one answer that shows it.
+pub fn principal_with_secret(p: &PrincipalRecord, secret: &str) -> Value {
+    let mut v = principal_json(p);
+    v["secret"] = json!(secret);
+    v
+}
+
 pub fn assignment_json(a: &RoleAssignment) -> Value {
     json!({
         "id": a.id,
@@ -217,8 +224,7 @@ async fn post_principal(
     admin(&state, &headers).await?;
     let new: NewPrincipal = body(&bytes, "{\"displayName\", \"kind\"?: \"ServicePrincipal\"|\"User\", \"userName\"?, \"password\"?, \"tenantId\"?}")?;
     let (p, secret) = create_principal(&state.store, new).await.map_err(bad)?;
-    let mut v = principal_json(&p);
-    v["secret"] = json!(secret);
+    let v = principal_with_secret(&p, &secret);
     Ok(json_response(StatusCode::CREATED, &v))
 }
 
@@ -242,8 +248,7 @@ async fn post_reset_secret(
     admin(&state, &headers).await?;
     let p = find(&state, &id).await?;
     let secret = reset_secret(&state.store, &p).await?;
-    let mut v = principal_json(&p);
-    v["secret"] = json!(secret);
+    let v = principal_with_secret(&p, &secret);
     Ok(json_response(StatusCode::OK, &v))
 }
 

@@ -21,9 +21,10 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::token::{self, normalise_audience, Grant, DEFAULT_AUDIENCE};
-use super::{request_base, secret, Identity};
+use super::{secret, Identity};
 use crate::api::{json as json_response, AppState};
 use crate::arm::format_time;
+use crate::arm::request_base;
 use crate::store::{PrincipalKey, PrincipalKind, PrincipalRecord};
 
 pub fn router() -> Router<AppState> {
@@ -115,9 +116,8 @@ async fn jwks(State(state): State<AppState>, Path(tenant): Path<String>) -> Resp
 }
 
 /// `GET /metadata/endpoints`: this server as a cloud, for `az cloud register --endpoint-resource-manager`.
-/// az appends the path to the URL it is given, so `https://HOST//metadata/endpoints` must work too
-/// (the ARM dispatcher forwards it here).
-pub async fn metadata_endpoints(
+/// az asks for `https://HOST//metadata/endpoints`; the outer layer collapses the double slash.
+async fn metadata_endpoints(
     State(state): State<AppState>,
     headers: HeaderMap,
     uri: Uri,

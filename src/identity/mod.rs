@@ -128,7 +128,7 @@ impl Identity {
         let description = failure.description.replace(['"', '\\'], "'");
         format!(
             "Bearer authorization_uri=\"{}/{tenant}\", error=\"invalid_token\", error_description=\"{description}\"",
-            request_base(self.https, headers, uri)
+            crate::arm::request_base(self.https, headers, uri)
         )
     }
 
@@ -183,21 +183,6 @@ impl Identity {
             }
         }
     }
-}
-
-/// `{scheme}://{host}` as the client reached the server (authority URLs are given on that host).
-pub fn request_base(https: bool, headers: &HeaderMap, uri: Option<&Uri>) -> String {
-    let scheme = if https { "https" } else { "http" };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-        })
-        .map(str::to_string)
-        .or_else(|| uri.and_then(|u| u.authority()).map(|a| a.to_string()))
-        .unwrap_or_else(|| "127.0.0.1".into());
-    format!("{scheme}://{host}")
 }
 
 #[derive(Debug, Clone)]
@@ -277,7 +262,7 @@ pub async fn authorize(
     let Some(sub) = subscription else { return Ok(principal) };
     if let Some(tid) = principal.tenant {
         if tid != sub.tenant_id {
-            let base = request_base(identity.https, headers, Some(uri));
+            let base = crate::arm::request_base(identity.https, headers, Some(uri));
             let f = AuthFailure::wrong_tenant(&principal.issuer, &sub.tenant_id.to_string(), &base);
             return Err(identity.unauthenticated(headers, Some(uri), sub.tenant_id, f));
         }
@@ -350,19 +335,7 @@ async fn ext_principal(
             require(state, headers, authz::SCORE_READ, Some(parse_subscription_id(id)?)).await
         }
         ["aggregate"] => {
-            let query: Vec<(String, String)> =
-                form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
-            let listed = query
-                .iter()
-                .find(|(k, v)| k == "subscriptions" && !v.is_empty())
-                .map(|(_, v)| v.clone());
-            let ids: Vec<Uuid> = match listed {
-                Some(list) => list
-                    .split(',')
-                    .map(|s| parse_subscription_id(s.trim()))
-                    .collect::<ApiResult<_>>()?,
-                None => state.store.subscriptions().await?.into_iter().map(|s| s.id).collect(),
-            };
+            let ids = crate::api::ext::aggregate_subscriptions(state, uri.query()).await?;
             let principal =
                 require(state, headers, authz::SCORE_READ, ids.first().copied()).await?;
             for id in ids {
