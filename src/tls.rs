@@ -43,6 +43,11 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
+/// Install the one crypto provider of the process (rustls and jsonwebtoken share aws-lc-rs).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// File name of the local CA certificate in the data directory; clients trust this file.
 pub const CA_CERT_FILE: &str = "ca.pem";
 /// File name of the local CA's private key in the data directory.
