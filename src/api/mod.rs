@@ -2,10 +2,13 @@
 //! module per resource family), the extension API and the operations endpoints.
 //!
 //! Every response leaves through [`router`]'s outer layers: ARM headers, the CloudError shape for
-//! failures raised before a handler (panics, timeouts), and request logging.
+//! failures raised before a handler (panics, timeouts, request heads over the limits), and request
+//! logging. Bodies are read, under one limit, by [`extract`], whose extractors also turn every
+//! rejection of the non-ARM routes into a CloudError.
 
 pub mod assessments;
 pub mod ext;
+pub mod extract;
 mod metadata;
 mod ops;
 pub mod route;
@@ -189,11 +192,20 @@ pub fn router(state: AppState) -> ArmService<Router> {
     outer.layer(router)
 }
 
-/// The ARM surface: parse, check method and api-version, then dispatch.
+/// The ARM surface: parse, check method and api-version, then dispatch. Everything that needs no
+/// body (routing, api-version, authentication, budgets) is decided before the body is read.
 async fn arm(State(state): State<AppState>, request: Request) -> Response {
     let started = std::time::Instant::now();
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0);
-    let (parts, body) = request.into_parts();
+    if !route::is_arm_path(request.uri().path()) {
+        return ApiError::NotFound(request.uri().path().to_string()).into_response();
+    }
+    let (mut parts, body) = request.into_parts();
+    // HEAD is a GET without the body: routed, authorized and answered as one.
+    let head = parts.method == Method::HEAD;
+    if head {
+        parts.method = Method::GET;
+    }
     let query: Vec<(String, String)> =
         form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     let requested_version = query_param(&query, "api-version").map(str::to_string);
@@ -206,7 +218,7 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
             Err(e) => return e.into_response(),
         };
     if !endpoint.allows(&parts.method) {
-        return ApiError::MethodNotAllowed { method: parts.method, allow: endpoint.allow() }
+        return ApiError::MethodNotAllowed { method: parts.method, allow: Some(endpoint.allow()) }
             .into_response();
     }
     let api_version = match endpoint.family().check(requested_version.as_deref()) {
@@ -239,7 +251,7 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
     } else {
         None
     };
-    let body = match read_body(body, state.config.max_body).await {
+    let body = match extract::read_body(body, state.config.max_body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
@@ -287,6 +299,9 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
     if let Some(remaining) = remaining {
         response.headers_mut().insert(kind.header(), HeaderValue::from(remaining));
     }
+    if head {
+        without_body(&mut response);
+    }
     ops::record(label, response.status(), started.elapsed());
     tracing::debug!(request_id = ?request_id, endpoint = label, status = response.status().as_u16(), "request");
     response
@@ -299,19 +314,11 @@ fn principal_key(value: &HeaderValue) -> String {
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Read a body up to `limit` bytes; larger bodies are a 413 CloudError.
-async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if too_large {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::BadRequest {
-                target: None,
-                message: format!("The request body could not be read: {e}."),
-            }
-        }
-    })
+/// A HEAD answer: the GET's headers (its length included), no body.
+fn without_body(response: &mut Response) {
+    use hyper::body::Body as _;
+    if let Some(length) = response.body().size_hint().exact() {
+        response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    *response.body_mut() = Body::empty();
 }

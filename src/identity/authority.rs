@@ -9,8 +9,7 @@
 //! host (a token must not be sent to a page an attacker names), is not frameable, and escapes
 //! everything it echoes.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,9 +21,11 @@ use uuid::Uuid;
 
 use super::token::{self, normalise_audience, Grant, DEFAULT_AUDIENCE};
 use super::{secret, Identity};
+use crate::api::extract::{Body, Path};
 use crate::api::{json as json_response, AppState};
 use crate::arm::format_time;
 use crate::arm::request_base;
+use crate::arm::ApiError;
 use crate::store::{PrincipalKey, PrincipalKind, PrincipalRecord};
 
 pub fn router() -> Router<AppState> {
@@ -62,6 +63,15 @@ pub fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) 
         "correlation_id": correlation,
     });
     json_response(status, &body)
+}
+
+/// A request the OAuth endpoints cannot read (its path or body): RFC 6749's `invalid_request`,
+/// with the status the same failure has everywhere else (400, or 413 for a body over the limit).
+fn invalid_request(e: &ApiError) -> Response {
+    json_response(
+        e.status(),
+        &json!({"error": "invalid_request", "error_description": e.to_string()}),
+    )
 }
 
 fn tenant_not_found(t: &str) -> Response {
@@ -233,11 +243,15 @@ fn token_response(token: &str, expires_in: i64) -> Response {
 /// and ignored.
 async fn token_endpoint(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    tenant: Result<Path<String>, ApiError>,
     headers: HeaderMap,
     uri: Uri,
-    body: Bytes,
+    body: Result<Body, ApiError>,
 ) -> Response {
+    let (Path(tenant), Body(body)) = match (tenant, body) {
+        (Ok(t), Ok(b)) => (t, b),
+        (Err(e), _) | (_, Err(e)) => return invalid_request(&e),
+    };
     let Some(tenant_id) = tenant_segment(&tenant) else { return tenant_not_found(&tenant) };
     let mut form = form(&body);
     // client_secret_basic: the credentials in an Authorization: Basic header.
@@ -551,11 +565,15 @@ async fn authorize_page(
 /// The sign-in form's submission: on success, a redirect with the token in the fragment.
 async fn authorize_submit(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    tenant: Result<Path<String>, ApiError>,
     headers: HeaderMap,
     uri: Uri,
-    body: Bytes,
+    body: Result<Body, ApiError>,
 ) -> Response {
+    let (Path(tenant), Body(body)) = match (tenant, body) {
+        (Ok(t), Ok(b)) => (t, b),
+        (Err(e), _) | (_, Err(e)) => return invalid_request(&e),
+    };
     let Some(tenant_id) = tenant_segment(&tenant) else {
         return error_page(
             StatusCode::BAD_REQUEST,
