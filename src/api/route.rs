@@ -117,11 +117,22 @@ impl Endpoint {
     /// Route a raw (still percent-encoded) path. `api_version` is only used to word errors.
     pub fn parse(path: &str, api_version: &str) -> Result<Endpoint, ApiError> {
         // Borrowed unless a segment has percent-escapes: routing allocates little per request.
-        let decoded: Vec<std::borrow::Cow<'_, str>> = path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(decode_segment)
-            .collect::<Result<_, _>>()?;
+        // A trailing slash is allowed; an empty segment inside the path is an empty name (the
+        // outer layer has collapsed the leading slashes already).
+        let trimmed = path.trim_matches('/');
+        let decoded: Vec<std::borrow::Cow<'_, str>> = match trimmed {
+            "" => Vec::new(),
+            _ => trimmed
+                .split('/')
+                .map(|s| match s {
+                    "" => Err(ApiError::InvalidResourceName {
+                        name: String::new(),
+                        reason: "a name is empty (two slashes in a row).",
+                    }),
+                    s => decode_segment(s),
+                })
+                .collect::<Result<_, _>>()?,
+        };
         let segs: Vec<&str> = decoded.iter().map(|s| s.as_ref()).collect();
         let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
         let security = (0..segs.len().saturating_sub(1))
@@ -297,6 +308,10 @@ mod tests {
         // An encoded character that is allowed decodes to the same resource as the plain one.
         let plain = parse(&format!("{rg}/my-rg/{a}/x")).unwrap();
         assert_eq!(parse(&format!("{rg}/my%2Drg/{a}/x")).unwrap(), plain);
+        // An empty name is refused rather than skipped: skipping would move the names after it.
+        let e = parse(&format!("{rg}//providers/Microsoft.Compute/vms/vm/{a}/x")).unwrap_err();
+        assert_eq!(e.code(), "InvalidResourceName");
+        assert!(parse(&format!("{rg}/rg/{a}/x/")).is_ok(), "a trailing slash is fine");
         assert!(Endpoint::SecureScores { sub: Uuid::nil() }.allows(&Method::HEAD));
         assert!(is_arm_path("/SUBSCRIPTIONS/x") && is_arm_path("//providers"));
         assert!(!is_arm_path("/whatever") && !is_arm_path("/"));

@@ -261,3 +261,22 @@ async fn extension_and_identity_paths_answer_cloud_errors_for_bad_segments() {
     assert_eq!(r.body["error"], "invalid_request");
     assert!(r.body["error_description"].as_str().unwrap().contains("UTF-8"));
 }
+
+#[tokio::test]
+async fn leading_slashes_are_collapsed_but_an_empty_name_is_refused() {
+    let app = spawn_app().await;
+    // A base URL ending in '/' joined with an absolute path: served.
+    assert_eq!(app.get(&format!("/{}", score_path(DEMO))).await.status, 200);
+    assert_eq!(app.get("//metadata/endpoints?api-version=2022-09-01").await.status, 200);
+    // Inside the path, '//' is an empty name: skipping it would read `providers` as the resource
+    // group's name and store the assessment under another id.
+    let resource = format!(
+        "/subscriptions/{DEMO}/resourceGroups//providers/Microsoft.Compute/virtualMachines/vm"
+    );
+    let r = app
+        .put(&assessment_path(&resource, EP_VMSS, "2021-06-01"), &assessment_body("Healthy"))
+        .await;
+    assert_invalid_name(r.status, r.code(), r.header("content-type"), &r.text);
+    // A trailing slash is still fine.
+    assert_eq!(app.get(&score_path(DEMO).replace("?", "/?")).await.status, 200);
+}
