@@ -34,8 +34,16 @@ pub enum ApiError {
     UnknownResourceType { namespace: String, resource_type: String, version: String },
     #[error("The requested path '{0}' does not match any resource type of this server.")]
     UnknownPath(String),
+    /// A path outside the ARM namespaces (`/subscriptions`, `/providers`, `/tenants`) that no
+    /// route of this server serves.
+    #[error("The requested path '{0}' was not found on this server.")]
+    NotFound(String),
+    /// A name segment of the path that cannot be a resource name; `reason` names the rule.
+    #[error("Resource name '{name}' is invalid: {reason}")]
+    InvalidResourceName { name: String, reason: &'static str },
+    /// `allow` is `None` where the router itself adds the `Allow` header (the non-ARM routes).
     #[error("The requested resource does not support http method '{method}'.")]
-    MethodNotAllowed { method: Method, allow: &'static str },
+    MethodNotAllowed { method: Method, allow: Option<&'static str> },
     /// A body or field a client sent is invalid; `target` names the field.
     #[error("{message}")]
     InvalidRequestContent { target: String, message: String },
@@ -44,6 +52,10 @@ pub enum ApiError {
     BadRequest { target: Option<String>, message: String },
     #[error("The request content was too large: the limit is {limit} bytes.")]
     PayloadTooLarge { limit: usize },
+    #[error("The request URI is {length} bytes long; the limit is {limit} bytes.")]
+    UriTooLong { length: usize, limit: usize },
+    #[error("The request headers are too large: {what}; the limit is {limit}.")]
+    HeadersTooLarge { what: String, limit: usize },
     #[error("The request did not complete within {0} seconds.")]
     Timeout(u64),
     /// Authentication failures carry their own ARM code and a `WWW-Authenticate` challenge.
@@ -76,15 +88,19 @@ impl ApiError {
             | UnsupportedApiVersion { .. }
             | InvalidApiVersion { .. }
             | InvalidSubscriptionId(_)
+            | InvalidResourceName { .. }
             | InvalidRequestContent { .. }
             | BadRequest { .. } => StatusCode::BAD_REQUEST,
             SubscriptionNotFound(_)
             | ResourceNotFound { .. }
             | TenantResourceNotFound { .. }
             | UnknownResourceType { .. }
-            | UnknownPath(_) => StatusCode::NOT_FOUND,
+            | UnknownPath(_)
+            | NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             AuthorizationFailed { .. } => StatusCode::FORBIDDEN,
@@ -104,10 +120,15 @@ impl ApiError {
             SubscriptionNotFound(_) => "SubscriptionNotFound",
             ResourceNotFound { .. } | TenantResourceNotFound { .. } => "ResourceNotFound",
             UnknownResourceType { .. } | UnknownPath(_) => "InvalidResourceType",
+            NotFound(_) => "NotFound",
+            InvalidResourceName { .. } => "InvalidResourceName",
             MethodNotAllowed { .. } => "MethodNotAllowed",
             InvalidRequestContent { .. } => "InvalidRequestContent",
             BadRequest { .. } => "BadRequest",
             PayloadTooLarge { .. } => "RequestContentTooLarge",
+            // Decisions: ARM's front door answers these without a documented code.
+            UriTooLong { .. } => "RequestUriTooLong",
+            HeadersTooLarge { .. } => "RequestHeaderFieldsTooLarge",
             Timeout(_) => "RequestTimeout",
             Unauthenticated { code, .. } => code,
             AuthorizationFailed { .. } => "AuthorizationFailed",
@@ -158,7 +179,7 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
         match &self {
-            ApiError::MethodNotAllowed { allow, .. } => {
+            ApiError::MethodNotAllowed { allow: Some(allow), .. } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
             ApiError::Throttled { retry_after, .. } => {
