@@ -211,10 +211,11 @@ pub fn assessment_path(resource: &str, name: &str, version: &str) -> String {
     format!("{resource}/providers/Microsoft.Security/assessments/{name}?api-version={version}")
 }
 
-/// An official example document of the vendored spec.
+/// An official example document of the spec, from the copies in `tests/fixtures/azure-spec`
+/// (see its PROVENANCE.md).
 pub fn example(rel: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/azure-spec/security/resource-manager/Microsoft.Security/stable/2020-01-01/examples")
+        .join("tests/fixtures/azure-spec/security/resource-manager/Microsoft.Security/stable/2020-01-01/examples")
         .join(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
