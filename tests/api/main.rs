@@ -2,6 +2,7 @@
 //! `spawn_app()` gives each test a fresh in-memory store; `spawn_sqlite(dir)` a data directory.
 
 mod assessments;
+mod cli_paging;
 mod errors;
 mod identity;
 mod ingest;
@@ -25,6 +26,8 @@ pub const ANY_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.e30.c2ln";
 
 pub struct TestApp {
     pub base: String,
+    /// The bearer token `request()` sends (also for the CLI's `--token`).
+    pub token: String,
     pub http: reqwest::Client,
     pub store: Store,
     pub ca: Option<PathBuf>,
@@ -116,6 +119,7 @@ pub async fn spawn_with(o: Options) -> TestApp {
     });
     TestApp {
         base,
+        token: ANY_TOKEN.to_string(),
         http: http.build().unwrap(),
         store,
         ca,
@@ -147,8 +151,7 @@ impl TestApp {
         } else {
             format!("{}{path}", self.base)
         };
-        let mut r =
-            self.http.request(method, url).header("authorization", format!("Bearer {ANY_TOKEN}"));
+        let mut r = self.http.request(method, url).bearer_auth(&self.token);
         for (k, v) in headers {
             r = r.header(*k, *v);
         }
