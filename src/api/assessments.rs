@@ -652,7 +652,7 @@ mod tests {
             if let (Some(s), Some(props)) = (status, doc["properties"].as_object_mut()) {
                 props.insert("status".into(), s);
             }
-            let e = parse_input(&resource(), BUILT_IN, &doc, &view()).err().expect("no status object");
+            let e = parse_input(&resource(), BUILT_IN, &doc, &view()).expect_err("no status object");
             prop_assert_eq!(e.code(), "InvalidRequestContent");
             prop_assert!(matches!(&e, ApiError::InvalidRequestContent { target, .. } if target == "properties.status"), "{e:?}");
         }
