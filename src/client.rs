@@ -183,6 +183,7 @@ fn tokio_util_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn client(endpoint: &str) -> Client {
         let target = Target { data_dir: None, endpoint: None, ca: None, token: Some("t".into()) };
@@ -210,6 +211,58 @@ mod tests {
             let e = c.next_url(elsewhere).unwrap_err().to_string();
             assert!(e.contains("leaves the endpoint"), "{elsewhere}: {e}");
         }
+    }
+
+    /// A server whose lists answer whatever `page` says for `?page=N`.
+    async fn pages(page: fn(&str, u32) -> Value) -> (String, tokio::task::JoinHandle<()>) {
+        use axum::extract::{Query, State};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("bound"));
+        let handler =
+            |State((base, page)): State<(String, fn(&str, u32) -> Value)>,
+             Query(q): Query<std::collections::HashMap<String, u32>>| async move {
+                axum::Json(page(&base, q.get("page").copied().unwrap_or(0)))
+            };
+        let app = axum::Router::new()
+            .route("/list", axum::routing::get(handler))
+            .with_state((base.clone(), page));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (base, server)
+    }
+
+    #[tokio::test]
+    async fn get_all_reads_absolute_and_relative_next_links_to_the_end() {
+        let (base, server) = pages(|base, n| match n {
+            0 => json!({"value": [0, 1], "nextLink": format!("{base}/list?page=1")}),
+            1 => json!({"value": [2], "nextLink": "/list?page=2"}),
+            _ => json!({"value": [3], "nextLink": ""}),
+        })
+        .await;
+        let items = client(&base).get_all("/list").await.expect("three pages");
+        assert_eq!(items, vec![json!(0), json!(1), json!(2), json!(3)]);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn get_all_refuses_loops_foreign_links_and_non_lists() {
+        let (base, server) =
+            pages(|base, _| json!({"value": [1], "nextLink": format!("{base}/list?page=0")})).await;
+        let e = client(&base).get_all("/list?page=0").await.expect_err("a loop").to_string();
+        assert!(e.contains("already read"), "{e}");
+        server.abort();
+
+        let (base, server) =
+            pages(|_, _| json!({"value": [1], "nextLink": "https://elsewhere.example/list"})).await;
+        let e = client(&base).get_all("/list").await.expect_err("another host").to_string();
+        assert!(e.contains("leaves the endpoint"), "{e}");
+        server.abort();
+
+        let (base, server) = pages(|_, _| json!({"values": []})).await;
+        let e = client(&base).get_all("/list").await.expect_err("not a list").to_string();
+        assert!(e.contains("not a list"), "{e}");
+        server.abort();
     }
 
     #[test]
