@@ -213,13 +213,16 @@ mod tests {
         }
     }
 
+    /// What a test server answers for page N of its list (given its base URL).
+    type PageFn = fn(&str, u32) -> Value;
+
     /// A server whose lists answer whatever `page` says for `?page=N`.
-    async fn pages(page: fn(&str, u32) -> Value) -> (String, tokio::task::JoinHandle<()>) {
+    async fn pages(page: PageFn) -> (String, tokio::task::JoinHandle<()>) {
         use axum::extract::{Query, State};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let base = format!("http://{}", listener.local_addr().expect("bound"));
         let handler =
-            |State((base, page)): State<(String, fn(&str, u32) -> Value)>,
+            |State((base, page)): State<(String, PageFn)>,
              Query(q): Query<std::collections::HashMap<String, u32>>| async move {
                 axum::Json(page(&base, q.get("page").copied().unwrap_or(0)))
             };
