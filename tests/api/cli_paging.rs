@@ -1,5 +1,6 @@
 //! The CLI's list commands read every page: against a server cutting lists into pages of 2, the
-//! real binary (`--endpoint … -o json`) prints every item the API holds, across all nextLinks.
+//! real binary (`--endpoint … -o json`) prints every item the API holds, across all nextLinks;
+//! the extension API's lists (subscriptions, principals, roles, keys) go through the same client.
 
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -100,5 +101,31 @@ async fn cli_assessments_at_a_scope_read_every_page() {
     assert_eq!(ids(printed.as_array().unwrap(), "id"), written, "all 7, over 4 pages");
     let whole = cli_json(&app, &["assessments", "--subscription", &sub.to_string()]);
     assert_eq!(whole.as_array().map(Vec::len), Some(8));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_extension_lists_print_every_item() {
+    let app = spawn_with(Options { page_size: 2, ..Options::default() }).await;
+    // Subscriptions: the demo one and three more.
+    let mut want = BTreeSet::from([DEMO.to_string()]);
+    for _ in 0..3 {
+        let id = uuid::Uuid::new_v4();
+        app.add_subscription(id).await;
+        want.insert(id.to_string());
+    }
+    let subs = cli_json(&app, &["subscriptions", "list"]);
+    assert_eq!(ids(subs.as_array().unwrap(), "subscriptionId"), want);
+    // Principals: the demo principal and the harness's own, with their role assignments.
+    let principals = cli_json(&app, &["principals", "list"]);
+    let names: BTreeSet<&str> =
+        principals.as_array().unwrap().iter().filter_map(|p| p["displayName"].as_str()).collect();
+    assert!(names.contains("securescore-demo") && names.contains("integration tests"), "{names:?}");
+    let roles = cli_json(&app, &["roles", "list"]);
+    let scopes: BTreeSet<&str> =
+        roles.as_array().unwrap().iter().filter_map(|r| r["scope"].as_str()).collect();
+    assert_eq!(scopes, BTreeSet::from(["/", &*format!("/subscriptions/{DEMO}")]), "{roles}");
+    let keys = cli_json(&app, &["keys", "list"]);
+    assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
     app.stop().await;
 }
