@@ -65,4 +65,48 @@ mod tests {
         let t = parse_time("2021-04-20T05:46:21Z").unwrap();
         assert_eq!(format_time(t), "2021-04-20T05:46:21.0000000Z");
     }
+
+    mod properties {
+        use super::*;
+        use axum::http::HeaderValue;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// The base goes into nextLinks and `WWW-Authenticate` challenges: whatever `Host` a
+            /// client sends, it cannot break out of a URL or a quoted header parameter.
+            #[test]
+            fn the_request_base_is_a_clean_url_prefix(https in any::<bool>(), host in prop::collection::vec(any::<u8>(), 0..40)) {
+                let mut headers = HeaderMap::new();
+                if let Ok(v) = HeaderValue::from_bytes(&host) {
+                    headers.insert(header::HOST, v);
+                }
+                let base = request_base(https, &headers, None);
+                let authority = base
+                    .strip_prefix(if https { "https://" } else { "http://" })
+                    .ok_or_else(|| TestCaseError::fail(base.clone()))?;
+                prop_assert!(!authority.is_empty());
+                prop_assert!(
+                    authority.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'),
+                    "{base:?}"
+                );
+            }
+
+            #[test]
+            fn times_round_trip_in_the_arm_format(seconds in 0i64..253_402_300_799, hundreds_of_ns in 0u32..10_000_000) {
+                let t = OffsetDateTime::from_unix_timestamp(seconds)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?
+                    + time::Duration::nanoseconds(i64::from(hundreds_of_ns) * 100);
+                let text = format_time(t);
+                prop_assert_eq!(text.len(), 28, "{}", text);
+                prop_assert_eq!(parse_time(&text).ok(), Some(t));
+            }
+
+            #[test]
+            fn any_time_text_parses_or_is_an_error(text in ".{0,40}") {
+                let _ = parse_time(&text);
+            }
+        }
+    }
 }
