@@ -78,6 +78,32 @@ mod tests {
         assert_eq!(e.code(), "InvalidApiVersionParameter");
     }
 
+    /// docs/ARM.md's table of api-versions says what `check` does.
+    #[test]
+    fn docs_arm_md_lists_every_supported_version() {
+        let doc = include_str!("../../docs/ARM.md");
+        let families = [
+            Family::SECURE_SCORES,
+            Family::SECURE_SCORE_CONTROLS,
+            Family::CONTROLS,
+            Family::DEFINITIONS,
+            Family::ASSESSMENTS,
+            Family::METADATA,
+            Family::ARM,
+        ];
+        for family in families {
+            let key = match family.resource_type {
+                Some(t) => format!("`{}", t.rsplit('/').next().unwrap_or(t)),
+                None => "`/tenants`".to_string(),
+            };
+            let row = doc.lines().find(|l| l.starts_with("| ") && l.contains(&key));
+            let row = row.unwrap_or_else(|| panic!("docs/ARM.md has no api-version row for {key}"));
+            for v in family.supported {
+                assert!(row.contains(&format!("`{v}`")), "{key}: {v} missing from '{row}'");
+            }
+        }
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;
