@@ -197,3 +197,122 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+
+    /// One error of every kind. The match below has no wildcard: a new variant does not compile
+    /// until it is added here, and so checked against the response format and docs/ARM.md.
+    fn one_of_each() -> Vec<ApiError> {
+        let all = vec![
+            ApiError::MissingApiVersion,
+            ApiError::UnsupportedApiVersion {
+                resource_type: "secureScores",
+                version: "1".into(),
+                supported: &["2020-01-01"],
+            },
+            ApiError::InvalidApiVersion { version: "1".into(), supported: &["2022-12-01"] },
+            ApiError::InvalidSubscriptionId("x".into()),
+            ApiError::SubscriptionNotFound("x".into()),
+            ApiError::ResourceNotFound {
+                resource_type: "assessments".into(),
+                name: "n".into(),
+                subscription: "s".into(),
+            },
+            ApiError::TenantResourceNotFound { resource_type: "t".into(), name: "n".into() },
+            ApiError::UnknownResourceType {
+                namespace: "Microsoft.Security".into(),
+                resource_type: "alerts".into(),
+                version: "1".into(),
+            },
+            ApiError::UnknownPath("/x".into()),
+            ApiError::NotFound("/x".into()),
+            ApiError::InvalidResourceName { name: "a%2Fb".into(), reason: "it contains '/'." },
+            ApiError::UriTooLong { length: 9000, limit: 8192 },
+            ApiError::HeadersTooLarge { what: "the header block".into(), limit: 32768 },
+            ApiError::MethodNotAllowed { method: Method::POST, allow: Some("GET") },
+            ApiError::invalid_field("properties.status.code", "bad"),
+            ApiError::BadRequest { target: Some("$skipToken".into()), message: "bad".into() },
+            ApiError::PayloadTooLarge { limit: 10 },
+            ApiError::Timeout(60),
+            ApiError::Unauthenticated {
+                code: "InvalidAuthenticationToken",
+                message: "m".into(),
+                challenge: "Bearer authorization_uri=\"x\"".into(),
+            },
+            ApiError::AuthorizationFailed {
+                client: "c".into(),
+                object_id: "o".into(),
+                action: "a".into(),
+                scope: "/".into(),
+            },
+            ApiError::Throttled { budget: "subscription reads", retry_after: 3 },
+            ApiError::Internal(anyhow::anyhow!("secret cause")),
+        ];
+        for e in &all {
+            match e {
+                ApiError::MissingApiVersion
+                | ApiError::UnsupportedApiVersion { .. }
+                | ApiError::InvalidApiVersion { .. }
+                | ApiError::InvalidSubscriptionId(_)
+                | ApiError::SubscriptionNotFound(_)
+                | ApiError::ResourceNotFound { .. }
+                | ApiError::TenantResourceNotFound { .. }
+                | ApiError::UnknownResourceType { .. }
+                | ApiError::UnknownPath(_)
+                | ApiError::NotFound(_)
+                | ApiError::InvalidResourceName { .. }
+                | ApiError::UriTooLong { .. }
+                | ApiError::HeadersTooLarge { .. }
+                | ApiError::MethodNotAllowed { .. }
+                | ApiError::InvalidRequestContent { .. }
+                | ApiError::BadRequest { .. }
+                | ApiError::PayloadTooLarge { .. }
+                | ApiError::Timeout(_)
+                | ApiError::Unauthenticated { .. }
+                | ApiError::AuthorizationFailed { .. }
+                | ApiError::Throttled { .. }
+                | ApiError::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn every_error_is_a_cloud_error_with_its_headers() {
+        for e in one_of_each() {
+            let (status, code) = (e.status(), e.code());
+            let target = e.target().map(str::to_string);
+            let response = e.into_response();
+            assert_eq!(response.status(), status, "{code}");
+            assert_eq!(response.headers()[header::CONTENT_TYPE], JSON_CONTENT_TYPE);
+            let has = |h: header::HeaderName| response.headers().contains_key(h);
+            assert_eq!(has(header::ALLOW), status == StatusCode::METHOD_NOT_ALLOWED, "{code}");
+            assert_eq!(has(header::RETRY_AFTER), status == StatusCode::TOO_MANY_REQUESTS, "{code}");
+            assert_eq!(has(header::WWW_AUTHENTICATE), status == StatusCode::UNAUTHORIZED, "{code}");
+            let body = to_bytes(response.into_body(), 1 << 16).await.expect("a body");
+            let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+            assert_eq!(body["error"]["code"], code);
+            assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{code}");
+            assert_eq!(body["error"]["target"].as_str().map(str::to_string), target, "{code}");
+            assert!(!body.to_string().contains("secret cause"), "causes are logged, not sent");
+            // Only a server fault is a 5xx.
+            assert_eq!(status.is_server_error(), code == "InternalServerError", "{code}");
+        }
+    }
+
+    /// docs/ARM.md lists every status and code the server answers; this keeps it true.
+    #[test]
+    fn docs_arm_md_lists_every_code_with_its_status() {
+        let doc = include_str!("../../docs/ARM.md");
+        for e in one_of_each() {
+            let (status, code) = (e.status().as_u16(), e.code());
+            let documented = doc.lines().any(|line| {
+                line.starts_with(&format!("| {status} |")) && line.contains(&format!("`{code}`"))
+            });
+            assert!(documented, "docs/ARM.md has no row '| {status} | `{code}` ...'");
+        }
+    }
+}

@@ -332,4 +332,41 @@ mod tests {
         );
         assert_eq!(ok.headers()["x-ms-correlation-request-id"], ok.headers()["x-ms-request-id"]);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn repeated_slashes_collapse_and_nothing_else_changes(
+                segments in prop::collection::vec("[A-Za-z0-9._~%-]{0,6}", 0..8),
+                slashes in prop::collection::vec(1usize..4, 8),
+                query in proptest::option::of("[A-Za-z0-9=&/-]{0,12}"),
+            ) {
+                let mut path = String::new();
+                for (segment, n) in segments.iter().zip(&slashes) {
+                    path.push_str(&"/".repeat(*n));
+                    path.push_str(segment);
+                }
+                if path.is_empty() {
+                    path.push('/');
+                }
+                let full = match &query {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.clone(),
+                };
+                let mut request = Request::new(Body::empty());
+                *request.uri_mut() = full.parse().map_err(|e| TestCaseError::fail(format!("{full}: {e}")))?;
+                collapse_slashes(&mut request);
+                let got = request.uri().path();
+                prop_assert!(!got.contains("//"), "{full} → {got}");
+                let parts = |p: &str| p.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>();
+                prop_assert_eq!(parts(got), parts(&path));
+                prop_assert_eq!(request.uri().query(), query.as_deref());
+            }
+        }
+    }
 }

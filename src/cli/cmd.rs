@@ -158,9 +158,9 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
         SubscriptionsCommand::List { target, output } => {
             let subs = if let Some(endpoint) = &target.endpoint {
                 let client = crate::client::Client::new(endpoint, &target)?;
-                let v = client.get_json("/securescore/v1/subscriptions").await?;
+                let items = client.get_all("/securescore/v1/subscriptions").await?;
                 let list: Vec<crate::api::ext::SubscriptionBody> =
-                    serde_json::from_value(v.get("value").cloned().unwrap_or_default())
+                    serde_json::from_value(serde_json::Value::Array(items))
                         .context("unexpected answer")?;
                 list.into_iter().map(|s| s.into_subscription()).collect()
             } else {
