@@ -21,7 +21,7 @@
 //! | [`identity`] | the built-in Entra ID-compatible authority (tokens, JWKS, sign-in page), authentication of every request (JWT) apart from authorization (RBAC), trusted external issuers |
 //! | [`demo`] | `serve --demo`: the official example data, written through the normal write path |
 //! | [`tls`] | the local CA and server certificate, or the user's PEM files |
-//! | [`server`] | `Application::build` (binds, port 0 friendly) and `run_until` |
+//! | [`server`] | `Application::build` (binds, port 0 friendly) and `run_until` (drains on shutdown); `server::connections`: the connection cap (sheds the longest-idle connection), TLS handshake, header-read and idle timeouts, hyper's limits |
 //! | [`cli`] | command definitions (`cli::structs`) apart from their execution (`cli::cmd`) |
 //! | [`client`] | the CLI's HTTP client for `--endpoint` |
 

@@ -53,14 +53,32 @@ pub enum ApiError {
     AuthorizationFailed { client: String, object_id: String, action: String, scope: String },
     #[error("The request was throttled: the {budget} budget of this principal and subscription is exhausted. Retry after {retry_after} seconds.")]
     Throttled { budget: &'static str, retry_after: u64 },
+    /// A storage fault that passes by itself (full disk, database locked, I/O): retry later.
+    #[error("The service is temporarily unavailable: {fault}. Please retry the request after {retry_after} seconds.")]
+    ServiceUnavailable { fault: crate::store::Unavailable, retry_after: u64 },
     /// A server fault: logged with its cause, answered without it.
     #[error("The server encountered an internal error. Please retry the request.")]
     Internal(#[source] anyhow::Error),
 }
 
+/// Every failure of the store and other internals arrives here: the one place that tells a
+/// passing storage fault (503 + Retry-After) from a server fault (500).
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        ApiError::Internal(e)
+        use crate::store::Unavailable;
+        match Unavailable::of(&e) {
+            Some(fault) => {
+                tracing::warn!(error = format!("{e:#}"), "storage unavailable");
+                // A lock frees up quickly; space and I/O take an operator or a cleanup job.
+                let retry_after = match fault {
+                    Unavailable::Busy => 2,
+                    Unavailable::Io => 10,
+                    Unavailable::Full => 30,
+                };
+                ApiError::ServiceUnavailable { fault, retry_after }
+            }
+            None => ApiError::Internal(e),
+        }
     }
 }
 
@@ -89,6 +107,7 @@ impl ApiError {
             Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             AuthorizationFailed { .. } => StatusCode::FORBIDDEN,
             Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,6 +131,7 @@ impl ApiError {
             Unauthenticated { code, .. } => code,
             AuthorizationFailed { .. } => "AuthorizationFailed",
             Throttled { .. } => "SubscriptionRequestsThrottled",
+            ServiceUnavailable { .. } => "ServiceUnavailable",
             Internal(_) => "InternalServerError",
         }
     }
@@ -161,7 +181,8 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed { allow, .. } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            ApiError::Throttled { retry_after, .. } => {
+            ApiError::Throttled { retry_after, .. }
+            | ApiError::ServiceUnavailable { retry_after, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             ApiError::Unauthenticated { challenge, .. } => {

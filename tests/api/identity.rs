@@ -72,6 +72,8 @@ async fn spawn(auth: AuthMode, trust: Vec<String>, data_dir: bool) -> IdApp {
         api: ApiConfig { trust_issuers: trust, ..ApiConfig::default() },
         throttle: None,
         max_connections: 100,
+        limits: Default::default(),
+        store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
     };
     let app = Application::build(options).await.expect("the server starts");
     let base = app.base_url().to_string();

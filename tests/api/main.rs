@@ -59,6 +59,9 @@ pub struct Options {
     pub page_size: usize,
     pub demo: bool,
     pub throttle: Option<securescore::arm::throttle::ThrottleConfig>,
+    pub max_connections: usize,
+    pub limits: securescore::server::ConnectionLimits,
+    pub store_busy_timeout: std::time::Duration,
 }
 
 impl Default for Options {
@@ -69,6 +72,9 @@ impl Default for Options {
             page_size: 100,
             demo: true,
             throttle: None,
+            max_connections: 1000,
+            limits: Default::default(),
+            store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
         }
     }
 }
@@ -94,7 +100,9 @@ pub async fn spawn_with(o: Options) -> TestApp {
         demo: o.demo,
         api: ApiConfig { page_size: o.page_size, ..ApiConfig::default() },
         throttle: o.throttle,
-        max_connections: 1000,
+        max_connections: o.max_connections,
+        limits: o.limits,
+        store_busy_timeout: o.store_busy_timeout,
     };
     let app = Application::build(options).await.expect("the server starts");
     let base = app.base_url().to_string();
