@@ -191,12 +191,13 @@ impl Tracker {
     /// Close the connection idle for the longest time; false when none is idle.
     fn evict_oldest_idle(&self) -> bool {
         let conns = self.conns.lock().expect("connection table lock");
+        // Ties (same millisecond) go to the connection opened first.
         let oldest = conns
-            .values()
-            .filter(|c| c.is_idle() && !c.close.is_cancelled())
-            .min_by_key(|c| c.idle_since.load(Ordering::Acquire));
+            .iter()
+            .filter(|(_, c)| c.is_idle() && !c.close.is_cancelled())
+            .min_by_key(|(id, c)| (c.idle_since.load(Ordering::Acquire), **id));
         match oldest {
-            Some(c) => {
+            Some((_, c)) => {
                 c.close.cancel();
                 true
             }

@@ -2,7 +2,9 @@
 //! `spawn_app()` gives each test a fresh in-memory store; `spawn_sqlite(dir)` a data directory.
 
 mod assessments;
+mod connections;
 mod errors;
+mod faults;
 mod identity;
 mod ingest;
 mod persistence;
