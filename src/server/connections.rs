@@ -345,3 +345,60 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn at_the_cap_the_longest_idle_connection_gives_way_and_busy_ones_stay() {
+        let tracker = Tracker::new(3);
+        let busy = tracker.admit().await.unwrap();
+        let oldest_idle = tracker.admit().await.unwrap();
+        let newer_idle = tracker.admit().await.unwrap();
+        // A request in flight on the first one: it is the oldest, but not idle.
+        let _request = Busy::new(busy.conn.clone(), tracker.clone());
+        let waiting = tokio::spawn({
+            let tracker = tracker.clone();
+            async move { tracker.admit().await.map(|_| ()) }
+        });
+        // The eviction happens before the new connection waits for the slot.
+        while !oldest_idle.conn.close.is_cancelled() {
+            tokio::task::yield_now().await;
+        }
+        assert!(!busy.conn.close.is_cancelled(), "a connection with a request in flight stays");
+        assert!(!newer_idle.conn.close.is_cancelled(), "only one connection gives way");
+        assert!(!waiting.is_finished(), "the slot frees up when the evicted connection ends");
+        drop(oldest_idle);
+        waiting.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_connection_idles_from_the_end_of_its_last_request() {
+        let tracker = Tracker::new(2);
+        let first = tracker.admit().await.unwrap();
+        let second = tracker.admit().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // The first one served a request just now: the second has been idle the longest.
+        drop(Busy::new(first.conn.clone(), tracker.clone()));
+        assert!(tracker.evict_oldest_idle());
+        assert!(second.conn.close.is_cancelled());
+        assert!(!first.conn.close.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_every_connection_and_drains() {
+        let tracker = Tracker::new(4);
+        let a = tracker.admit().await.unwrap();
+        let b = tracker.admit().await.unwrap();
+        tracker.shutdown.cancel();
+        assert!(a.conn.close.is_cancelled() && b.conn.close.is_cancelled());
+        let drained = tokio::spawn({
+            let tracker = tracker.clone();
+            async move { tracker.drained().await }
+        });
+        drop(a);
+        drop(b);
+        drained.await.unwrap();
+    }
+}

@@ -27,7 +27,7 @@ use anyhow::Result;
 use engine::Engine;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -87,6 +87,10 @@ pub(crate) struct Health {
     in_doubt: AtomicBool,
     /// The last probe write, for at most one probe per [`PROBE_INTERVAL`].
     last_probe: tokio::sync::Mutex<Option<(Instant, Result<(), NotReady>)>>,
+    /// Fault injection ([`Store::limit_pages_for_tests`]): the most pages the database may grow
+    /// to, 0 for no limit; only looked at once `page_limit_set`.
+    pub(crate) page_limit: AtomicU32,
+    pub(crate) page_limit_set: AtomicBool,
 }
 
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -97,6 +101,10 @@ impl Health {
     }
     pub(crate) fn wrote(&self) {
         self.in_doubt.store(false, Ordering::Release);
+    }
+    #[cfg(test)]
+    pub(crate) fn in_doubt_for_tests(&self) -> bool {
+        self.in_doubt.load(Ordering::Acquire)
     }
 }
 
@@ -318,6 +326,17 @@ impl Store {
     /// Is the store answering? (a read)
     pub async fn ping(&self) -> Result<()> {
         self.engine().generation().await.map(|_| ())
+    }
+
+    /// Fault injection for tests of a full disk where no small file system can be mounted: cap
+    /// the database at `pages` pages (SQLite's `max_page_count`, applied to each write
+    /// transaction's connection), so that writes needing more fail with a real SQLITE_FULL;
+    /// `None` lifts the cap. No effect on the in-memory store's page budget beyond the same cap.
+    #[doc(hidden)]
+    pub fn limit_pages_for_tests(&self, pages: Option<u32>) {
+        let health = &self.inner.health;
+        health.page_limit.store(pages.unwrap_or(0), Ordering::Release);
+        health.page_limit_set.store(true, Ordering::Release);
     }
 
     /// Can the store serve reads and writes? (`/readyz`) A read while writes are known to work;

@@ -22,6 +22,7 @@ use sqlx::{Row, Sqlite};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -210,6 +211,14 @@ pub(super) struct WriteTx {
 impl WriteTx {
     async fn begin(engine: &SqliteEngine) -> Result<WriteTx> {
         let mut conn = engine.pool.acquire().await.inspect_err(|_| engine.health.suspect())?;
+        if engine.health.page_limit_set.load(Ordering::Acquire) {
+            // SQLite keeps this per connection; 0 means "no limit" here, SQLite's own maximum.
+            let pages = match engine.health.page_limit.load(Ordering::Acquire) {
+                0 => u32::MAX - 1,
+                n => n,
+            };
+            sqlx::query(&format!("PRAGMA max_page_count = {pages}")).execute(&mut *conn).await?;
+        }
         if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
             // Nothing started (typically SQLITE_BUSY): the connection is as clean as before.
             engine.health.suspect();
@@ -898,5 +907,53 @@ impl Engine for SqliteEngine {
         bump_generation(&mut tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Transactions dropped without COMMIT (an error with `?`, a cancelled request) are rolled
+    /// back, and no pooled connection is left inside one: every later write works.
+    async fn abandoned_transactions_leave_no_trace(engine: SqliteEngine) {
+        for i in 0..3 {
+            let mut tx = engine.write_tx().await.unwrap();
+            sqlx::query("INSERT INTO meta (key, value) VALUES (?1, 'x')")
+                .bind(format!("abandoned{i}"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            drop(tx);
+        }
+        assert!(engine.health.in_doubt_for_tests(), "abandoned writes put health in doubt");
+        for i in 0..8 {
+            engine
+                .set_meta_if_absent(&format!("k{i}"), "v")
+                .await
+                .expect("every connection writes");
+        }
+        for i in 0..3 {
+            assert_eq!(engine.meta(&format!("abandoned{i}")).await.unwrap(), None);
+        }
+        assert!(!engine.health.in_doubt_for_tests(), "a committed write clears the doubt");
+        engine.health.suspect();
+        engine.probe_write().await.unwrap();
+        assert!(!engine.health.in_doubt_for_tests(), "so does a probe");
+    }
+
+    #[tokio::test]
+    async fn abandoned_transactions_on_a_file_leave_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = SqliteEngine::open(dir.path(), Duration::from_millis(300), Arc::default())
+            .await
+            .unwrap();
+        abandoned_transactions_leave_no_trace(engine).await;
+    }
+
+    #[tokio::test]
+    async fn abandoned_transactions_in_memory_leave_no_trace() {
+        abandoned_transactions_leave_no_trace(SqliteEngine::memory(Arc::default()).await.unwrap())
+            .await;
     }
 }

@@ -162,6 +162,32 @@ async fn a_full_disk_is_a_503_and_writes_resume_once_space_is_freed() {
     drop(tmpfs);
 }
 
+/// The same without root: SQLite's page cap makes a write that needs room fail with a real
+/// SQLITE_FULL, inside the transaction (the tmpfs test fails at COMMIT).
+#[tokio::test]
+async fn a_database_at_its_page_cap_is_a_503_and_writes_resume_when_it_is_lifted() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_sqlite(dir.path()).await;
+    assert_eq!(app.put(&put_path(0), &assessment_body("Healthy")).await.status, 201);
+    let mut other = raw_connection(dir.path()).await;
+    let pages: u32 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&mut other).await.unwrap();
+    other.close().await.unwrap();
+
+    app.store.limit_pages_for_tests(Some(pages));
+    // 100 KiB of text needs pages the database may not grow to.
+    let big = serde_json::json!({"properties": {"resourceDetails": {"source": "Azure"},
+        "status": {"code": "Unhealthy", "description": "x".repeat(100 * 1024)}}});
+    assert_unavailable(&app.put(&put_path(1), &big).await);
+    assert_unavailable(&app.put(&put_path(2), &big).await);
+    assert_eq!(app.get(&put_path(0)).await.status, 200, "reads still work");
+
+    app.store.limit_pages_for_tests(None);
+    assert_eq!(app.put(&put_path(1), &big).await.status, 201);
+    writes_work(&app, 2).await;
+    readyz_becomes(&app, 200).await;
+    app.stop().await;
+}
+
 /// Run `serve` on a data directory; it must exit (refuse to start). Returns its stderr.
 fn serve_refuses(dir: &Path) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_securescore"))
