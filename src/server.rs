@@ -201,7 +201,11 @@ impl Application {
                 r = self.listener.accept() => match r {
                     Ok(c) => c,
                     Err(e) => {
-                        // Typically out of file descriptors: back off instead of spinning.
+                        // Out of file descriptors (EMFILE, ENFILE) before the cap is reached:
+                        // idle connections give way as they do at the cap; back off meanwhile.
+                        if matches!(e.raw_os_error(), Some(23 | 24)) {
+                            tracker.evict_oldest_idle();
+                        }
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;

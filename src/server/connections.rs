@@ -140,13 +140,14 @@ pub(super) struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.tracker.conns.lock().expect("connection table lock").remove(&self.id);
+        metrics::gauge!("securescore_connections_open").decrement(1.0);
     }
 }
 
 impl Tracker {
     pub(super) fn new(max: usize) -> Arc<Tracker> {
-        // tokio's semaphore has an upper bound on permits; zero would serve nobody.
-        let max = max.clamp(1, Semaphore::MAX_PERMITS);
+        // Zero would serve nobody; the drain counts all slots in one u32.
+        let max = max.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
         Arc::new(Tracker {
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
@@ -185,11 +186,13 @@ impl Tracker {
             close: self.shutdown.child_token(),
         });
         self.conns.lock().expect("connection table lock").insert(id, conn.clone());
+        metrics::gauge!("securescore_connections_open").increment(1.0);
         Ok(Slot { id, conn, tracker: self.clone(), _permit: permit })
     }
 
-    /// Close the connection idle for the longest time; false when none is idle.
-    fn evict_oldest_idle(&self) -> bool {
+    /// Close the connection idle for the longest time; false when none is idle. Also used when
+    /// the process runs out of file descriptors before the cap is reached.
+    pub(super) fn evict_oldest_idle(&self) -> bool {
         let conns = self.conns.lock().expect("connection table lock");
         // Ties (same millisecond) go to the connection opened first.
         let oldest = conns
@@ -199,6 +202,8 @@ impl Tracker {
         match oldest {
             Some((_, c)) => {
                 c.close.cancel();
+                metrics::counter!("securescore_connections_closed_total", "reason" => "evicted")
+                    .increment(1);
                 true
             }
             None => false,
@@ -279,10 +284,14 @@ where
             let tls = tokio::select! {
                 r = handshake => match r {
                     Ok(tls) => tls?,
-                    Err(_) => bail!(
-                        "TLS handshake not completed within {:?}; connection closed",
-                        limits.tls_handshake_timeout
-                    ),
+                    Err(_) => {
+                        metrics::counter!("securescore_connections_closed_total", "reason" => "tls_handshake_timeout")
+                            .increment(1);
+                        bail!(
+                            "TLS handshake not completed within {:?}; connection closed",
+                            limits.tls_handshake_timeout
+                        )
+                    }
                 },
                 () = conn.close.cancelled() => return Ok(()),
             };
@@ -324,6 +333,8 @@ where
                 let idle_for = tracker.now_ms().saturating_sub(conn.idle_since.load(Ordering::Acquire));
                 if conn.is_idle() && Duration::from_millis(idle_for) >= idle_timeout {
                     tracing::debug!("closing a connection idle for {idle_for} ms");
+                    metrics::counter!("securescore_connections_closed_total", "reason" => "idle_timeout")
+                        .increment(1);
                     break;
                 }
             }
