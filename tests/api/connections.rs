@@ -187,17 +187,22 @@ async fn signal_drains_a_request_in_flight(signal: &str) {
         .spawn()
         .expect("the binary starts");
     let stdout = child.stdout.take().unwrap();
-    let base = tokio::task::spawn_blocking(move || {
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
+    // Keep reading after the address: a closed pipe would fail the server's later prints.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(url) = line.strip_prefix("securescore listening on ") {
-                return url.trim().to_string();
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(url.trim().to_string());
+                }
             }
         }
-        panic!("the server printed no address");
-    })
-    .await
-    .unwrap();
+    });
+    let base = tokio::time::timeout(PATIENCE, rx)
+        .await
+        .expect("the server prints its address")
+        .expect("the server printed its address");
     let mut s = TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
     let resource =
         format!("/subscriptions/{DEMO}/resourceGroups/drain/providers/Microsoft.Web/sites/a");
