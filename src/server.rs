@@ -229,6 +229,8 @@ impl Application {
                 }
             });
         }
+        // New connections are refused at once instead of waiting in the backlog for the exit.
+        drop(self.listener);
         tracker.shutdown.cancel();
         if tokio::time::timeout(DRAIN_TIMEOUT, tracker.drained()).await.is_err() {
             tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
