@@ -197,3 +197,21 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passing_storage_faults_are_503_with_retry_after_and_others_500() {
+        let busy = anyhow::Error::new(sqlx::Error::PoolTimedOut).context("writing");
+        let response = ApiError::from(busy).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let full = ApiError::from(anyhow::Error::new(crate::store::Unavailable::Full));
+        assert_eq!(full.code(), "ServiceUnavailable");
+        assert!(full.to_string().contains("the storage is full"), "{full}");
+        let bug = ApiError::from(anyhow::anyhow!("a bug"));
+        assert_eq!(bug.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

@@ -359,3 +359,36 @@ impl Store {
         result
     }
 }
+
+#[cfg(test)]
+mod fault_tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn passing_faults_are_found_through_context() {
+        let io = anyhow::Error::new(sqlx::Error::Io(std::io::Error::other("disk gone")))
+            .context("cannot write the assessment");
+        assert_eq!(Unavailable::of(&io), Some(Unavailable::Io));
+        let pool = anyhow::Error::new(sqlx::Error::PoolTimedOut);
+        assert_eq!(Unavailable::of(&pool), Some(Unavailable::Busy));
+        let typed = anyhow::Error::new(Unavailable::Full).context("while importing");
+        assert_eq!(Unavailable::of(&typed), Some(Unavailable::Full));
+        assert_eq!(Unavailable::of(&anyhow::anyhow!("a bug")), None);
+        assert_eq!(Unavailable::of(&anyhow::Error::new(sqlx::Error::RowNotFound)), None);
+    }
+
+    #[tokio::test]
+    async fn a_constraint_violation_is_not_a_passing_fault() {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY)").execute(&mut conn).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES ('k')").execute(&mut conn).await.unwrap();
+        let e = sqlx::query("INSERT INTO t VALUES ('k')")
+            .execute(&mut conn)
+            .await
+            .context("insert")
+            .unwrap_err();
+        assert_eq!(Unavailable::of(&e), None, "{e:#}");
+    }
+}
