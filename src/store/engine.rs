@@ -87,6 +87,8 @@ pub struct HistoryPoint {
 
 #[async_trait]
 pub(crate) trait Engine: super::identity::IdentityEngine + Send + Sync + 'static {
+    /// A tiny committed write that changes nothing anyone reads (`/readyz` after write failures).
+    async fn probe_write(&self) -> Result<()>;
     /// A counter bumped by every write transaction, by any process.
     async fn generation(&self) -> Result<i64>;
     async fn meta(&self, key: &str) -> Result<Option<String>>;
