@@ -11,13 +11,17 @@
 mod engine;
 mod identity;
 mod sqlite;
+mod verify;
 mod view;
 
 #[cfg(test)]
 mod conformance;
 
-pub use engine::{Assessment, AssessmentInput, HistoryPoint, Outcome, Subscription, Write};
+pub use engine::{
+    Assessment, AssessmentInput, HistoryPoint, HistoryReason, Outcome, Subscription, Write,
+};
 pub use identity::{PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment};
+pub use verify::{CatalogVersions, Counters, Mismatch, RecordedScore, VerifyReport};
 pub use view::{ControlView, ScoreView};
 
 use anyhow::Result;
@@ -56,8 +60,21 @@ struct Inner {
     seen_generation: AtomicI64,
 }
 
+/// What `--database-url` answers until the PostgreSQL engine exists.
+pub const POSTGRES_NOT_BUILT: &str = "--database-url: the PostgreSQL engine is not part of this build yet; use --data-dir (SQLite) or --memory";
+
 impl Store {
+    /// Open the store; when the built-in catalogue is not the one the counters were computed
+    /// with, rebuild them first (so a server is never ready with counters of another catalogue).
     pub async fn open(config: &StoreConfig) -> Result<Store> {
+        let store = Self::open_for_verify(config).await?;
+        store.adopt_catalog().await?;
+        Ok(store)
+    }
+
+    /// Open the store as it is, without adopting the built-in catalogue: `verify` reports a
+    /// catalogue change instead of acting on it.
+    pub async fn open_for_verify(config: &StoreConfig) -> Result<Store> {
         let engine: Box<dyn Engine> = match config {
             StoreConfig::Sqlite { data_dir } => {
                 Box::new(sqlite::SqliteEngine::open(data_dir).await?)
