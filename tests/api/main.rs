@@ -2,11 +2,13 @@
 //! `spawn_app()` gives each test a fresh in-memory store; `spawn_sqlite(dir)` a data directory.
 
 mod assessments;
+mod crash;
 mod errors;
 mod identity;
 mod ingest;
 mod persistence;
 mod scores;
+mod verify;
 
 use reqwest::header::HeaderMap;
 use reqwest::Method;
