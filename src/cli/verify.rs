@@ -3,7 +3,7 @@
 //! live in the store.
 
 use anyhow::{bail, Result};
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
 use super::cmd::existing_data_dir;
 use super::structs::{Output, VerifyArgs};
@@ -48,11 +48,14 @@ fn print_table(report: &VerifyReport, repair: bool) {
         }
         return;
     }
-    println!(
-        "Catalogue: {} (recorded: {})",
-        report.catalog.builtin,
-        report.catalog.recorded.as_deref().unwrap_or("none")
-    );
+    match report.catalog.recorded.as_deref() {
+        Some(v) if v == report.catalog.builtin => println!("Catalogue: {v}"),
+        recorded => println!(
+            "Catalogue: built in {}, counters computed with {}",
+            report.catalog.builtin,
+            recorded.unwrap_or("(none recorded)")
+        ),
+    }
     println!("Subscriptions checked: {}", report.subscriptions);
     if report.mismatches.is_empty() {
         println!(
@@ -62,6 +65,11 @@ fn print_table(report: &VerifyReport, repair: bool) {
         return;
     }
     let mut t = Table::new();
+    // Resource ids are long: wrap to the terminal, or to a readable width in a pipe.
+    t.set_content_arrangement(ContentArrangement::Dynamic);
+    if t.width().is_none() {
+        t.set_width(160);
+    }
     t.load_preset(UTF8_FULL_CONDENSED).set_header([
         "Subscription",
         "What",

@@ -627,3 +627,77 @@ mod tests {
         assert!(compare(Uuid::nil(), &empty, &d).is_empty());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::super::{AssessmentInput, StoreConfig, Write};
+    use super::*;
+    use crate::arm::ResourceId;
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 3] = [
+        "21300918-b2e3-0346-785f-c77ff57d243b",
+        "08e628db-e2ed-4793-bc91-d13e684401c3", // in five controls
+        "00000000-0000-0000-0000-000000000001",
+    ];
+
+    fn op() -> impl Strategy<Value = (usize, usize, Option<Status>)> {
+        let status = prop_oneof![
+            Just(None),
+            Just(Some(Status::Healthy)),
+            Just(Some(Status::Unhealthy)),
+            Just(Some(Status::NotApplicable)),
+        ];
+        (0..3usize, 0..NAMES.len(), status)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Whatever the writes, the maintained state verifies clean: no false alarms.
+        #[test]
+        fn any_write_sequence_verifies_clean(batches in prop::collection::vec(prop::collection::vec(op(), 1..6), 0..6)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let report = rt.block_on(async {
+                let store = Store::open(&StoreConfig::Memory).await.unwrap();
+                let id = Uuid::new_v4();
+                store
+                    .put_subscription(&super::super::Subscription {
+                        id,
+                        display_name: "p".into(),
+                        tenant_id: Uuid::nil(),
+                        state: "Enabled".into(),
+                    })
+                    .await
+                    .unwrap();
+                for batch in &batches {
+                    let writes: Vec<Write> = batch
+                        .iter()
+                        .map(|&(vm, name, status)| {
+                            let resource = ResourceId::parse(&format!(
+                                "/subscriptions/{id}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm{vm}"
+                            ))
+                            .unwrap();
+                            match status {
+                                None => Write::Delete { resource, name: NAMES[name].into() },
+                                Some(status) => Write::Put(AssessmentInput {
+                                    resource,
+                                    name: NAMES[name].into(),
+                                    status,
+                                    cause: None,
+                                    description: None,
+                                    resource_details: serde_json::json!({"source": "Azure"}),
+                                    additional_data: None,
+                                    partner_name: None,
+                                }),
+                            }
+                        })
+                        .collect();
+                    store.apply(&writes).await.unwrap();
+                }
+                store.verify().await.unwrap()
+            });
+            prop_assert!(report.is_clean(), "{:?}", report);
+        }
+    }
+}
