@@ -2,7 +2,7 @@
 //! `Store::repair`) as a table or JSON and turns it into the exit status. The checks themselves
 //! live in the store.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
 use super::cmd::existing_data_dir;
@@ -15,7 +15,13 @@ pub async fn run(args: VerifyArgs) -> Result<()> {
         bail!(POSTGRES_NOT_BUILT);
     }
     // As it is: a catalogue change is reported (or, with --repair, rebuilt), not adopted silently.
-    let store = Store::open_for_verify(&existing_data_dir(&args.data_dir)?).await?;
+    let store =
+        Store::open_for_verify(&existing_data_dir(&args.data_dir)?).await.with_context(|| {
+            format!(
+                "cannot open the database in {} (if the file is damaged, restore a backup)",
+                args.data_dir.display()
+            )
+        })?;
     let report = if args.repair { store.repair().await? } else { store.verify().await? };
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -30,7 +36,7 @@ pub async fn run(args: VerifyArgs) -> Result<()> {
     }
     if !args.repair && !report.mismatches.is_empty() {
         bail!(
-            "{} mismatch(es) between the maintained counters and the assessments; \
+            "{} mismatch(es) between the maintained state and the assessments; \
              `securescore verify --repair` rewrites them",
             report.mismatches.len()
         );
@@ -65,11 +71,8 @@ fn print_table(report: &VerifyReport, repair: bool) {
         return;
     }
     let mut t = Table::new();
-    // Resource ids are long: wrap to the terminal, or to a readable width in a pipe.
+    // Resource ids are long: wrap to a terminal's width; in a pipe keep lines whole for grep.
     t.set_content_arrangement(ContentArrangement::Dynamic);
-    if t.width().is_none() {
-        t.set_width(160);
-    }
     t.load_preset(UTF8_FULL_CONDENSED).set_header([
         "Subscription",
         "What",

@@ -483,6 +483,24 @@ impl MaintenanceEngine for SqliteEngine {
     }
 
     async fn reconcile(&self, mode: Reconcile, now: OffsetDateTime) -> Result<Reconciled> {
+        let builtin = catalog::version();
+        if mode == Reconcile::Catalog {
+            // The common case, every open: a read, without queueing for the write lock.
+            let recorded: Option<String> =
+                sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
+                    .bind(CATALOG_VERSION_KEY)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if recorded.as_deref() == Some(builtin) {
+                return Ok(Reconciled {
+                    recorded_catalog: recorded,
+                    subscriptions: 0,
+                    mismatches: Vec::new(),
+                    history_points: Vec::new(),
+                    committed: false,
+                });
+            }
+        }
         // Check: a read transaction is one consistent snapshot while a server keeps writing.
         // Otherwise the write lock is taken up front, so no write slips between read and rewrite.
         let mut tx = match mode {
@@ -493,7 +511,6 @@ impl MaintenanceEngine for SqliteEngine {
             .bind(CATALOG_VERSION_KEY)
             .fetch_optional(&mut *tx)
             .await?;
-        let builtin = catalog::version();
         let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM subscriptions ORDER BY id")
             .fetch_all(&mut *tx)
             .await?;
