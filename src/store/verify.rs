@@ -283,6 +283,37 @@ pub(crate) fn compare(subscription: Uuid, stored: &Snapshot, derived: &Derived) 
     out
 }
 
+/// What to write for one subscription.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    rewrite_counters: bool,
+    history_point: Option<HistoryReason>,
+}
+
+/// Decide what a reconciliation writes for one subscription, given what [`compare`] found.
+pub(crate) fn plan(
+    mode: Reconcile,
+    catalog_changed: bool,
+    stored: &Snapshot,
+    derived: &Derived,
+    found: &[Mismatch],
+) -> Plan {
+    if mode == Reconcile::Check {
+        return Plan { rewrite_counters: false, history_point: None };
+    }
+    let history_wrong = found.iter().any(|m| matches!(m, Mismatch::History { .. }));
+    let counters_wrong = found.len() > usize::from(history_wrong);
+    // A catalogue change marks every subscription that has a score to mark (not one that never
+    // had a scored assessment), even when its score did not move.
+    let scored = stored.last.is_some() || !derived.counts.is_empty();
+    Plan {
+        rewrite_counters: counters_wrong || mode == Reconcile::Catalog,
+        history_point: (history_wrong || (catalog_changed && scored)).then_some(
+            if catalog_changed { HistoryReason::CatalogChange } else { HistoryReason::Repair },
+        ),
+    }
+}
+
 #[async_trait]
 pub(crate) trait MaintenanceEngine: Send + Sync + 'static {
     /// Damage found by the engine's full integrity check; empty when the database is sound.
@@ -533,27 +564,19 @@ impl MaintenanceEngine for SqliteEngine {
                 builtin: builtin.to_owned(),
             });
         }
-        let reason =
-            if catalog_changed { HistoryReason::CatalogChange } else { HistoryReason::Repair };
         let total = ids.len();
         for (done, id) in ids.iter().enumerate() {
             let subscription = Uuid::parse_str(id)?;
             let stored = snapshot(&mut tx, subscription).await?;
             let derived = derive(&stored.statuses);
             let found = compare(subscription, &stored, &derived);
-            if mode != Reconcile::Check {
-                let counters_wrong = found.iter().any(|m| !matches!(m, Mismatch::History { .. }));
-                if counters_wrong || mode == Reconcile::Catalog {
-                    write_state(&mut tx, id, &derived).await?;
-                }
-                let history_wrong = found.iter().any(|m| matches!(m, Mismatch::History { .. }));
-                // The mark goes where there is a score to mark: not on a subscription that never
-                // had a scored assessment.
-                let scored = stored.last.is_some() || !derived.counts.is_empty();
-                if history_wrong || (catalog_changed && scored) {
-                    append_history(&mut tx, id, derived.score, reason, now).await?;
-                    out.history_points.push(subscription);
-                }
+            let todo = plan(mode, catalog_changed, &stored, &derived, &found);
+            if todo.rewrite_counters {
+                write_state(&mut tx, id, &derived).await?;
+            }
+            if let Some(reason) = todo.history_point {
+                append_history(&mut tx, id, derived.score, reason, now).await?;
+                out.history_points.push(subscription);
             }
             if mode == Reconcile::Catalog {
                 tracing::info!(
@@ -630,6 +653,49 @@ mod tests {
         assert!(matches!(&found[0], Mismatch::Counts { control: c, .. } if *c == control));
         assert!(matches!(&found[1], Mismatch::Tallies { resources: 1, .. }));
         assert!(matches!(&found[2], Mismatch::History { stored: None, .. }));
+    }
+
+    #[test]
+    fn the_plan_writes_only_what_differs_and_marks_why() {
+        let d = derive(&statuses(&[("/subscriptions/x/vm1", EP, Status::Unhealthy)]));
+        let ok = snapshot_of(&d);
+        let plan_for = |mode, catalog_changed, stored: &Snapshot| {
+            plan(mode, catalog_changed, stored, &d, &compare(Uuid::nil(), stored, &d))
+        };
+        let nothing = Plan { rewrite_counters: false, history_point: None };
+        assert_eq!(plan_for(Reconcile::Repair, false, &ok), nothing);
+        let mut wrong_history = snapshot_of(&d);
+        wrong_history.last = None;
+        assert_eq!(plan_for(Reconcile::Check, false, &wrong_history), nothing);
+        assert_eq!(
+            plan_for(Reconcile::Repair, false, &wrong_history),
+            Plan { rewrite_counters: false, history_point: Some(HistoryReason::Repair) }
+        );
+        let mut wrong_counts = snapshot_of(&d);
+        wrong_counts.counts.clear();
+        assert_eq!(
+            plan_for(Reconcile::Repair, false, &wrong_counts),
+            Plan { rewrite_counters: true, history_point: None }
+        );
+        assert_eq!(
+            plan_for(Reconcile::Catalog, true, &ok),
+            Plan { rewrite_counters: true, history_point: Some(HistoryReason::CatalogChange) }
+        );
+        let never_scored = derive(&[]);
+        let empty = snapshot_of(&never_scored);
+        assert_eq!(
+            plan(Reconcile::Catalog, true, &empty, &never_scored, &[]).history_point,
+            None,
+            "nothing to mark"
+        );
+    }
+
+    #[test]
+    fn history_reasons_round_trip() {
+        for r in [HistoryReason::CatalogChange, HistoryReason::Repair] {
+            assert_eq!(HistoryReason::parse(r.as_str()).unwrap(), r);
+        }
+        assert!(HistoryReason::parse("other").is_err());
     }
 
     #[test]
