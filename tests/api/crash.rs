@@ -163,6 +163,19 @@ async fn acknowledged_writes_survive_kill_9_and_verify_passes() {
         })
         .collect();
 
+    // Under load, verify reads one consistent snapshot (no false alarm) and repair finds nothing.
+    let started = tokio::time::Instant::now();
+    while acks.load(Ordering::Relaxed) < WRITERS * 5 {
+        assert!(started.elapsed() < GIVE_UP, "no writes acknowledged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let during = verify(dir.path(), &[]).await;
+    assert!(during.status.success(), "{}{}", stdout(&during), stderr(&during));
+    let repair = verify(dir.path(), &["--repair"]).await;
+    assert!(repair.status.success(), "{}{}", stdout(&repair), stderr(&repair));
+    assert!(stdout(&repair).contains("Nothing to repair"), "{}", stdout(&repair));
+    let acks_at_verify = acks.load(Ordering::Relaxed);
+
     // Kill while the writers run.
     let started = tokio::time::Instant::now();
     loop {
@@ -182,7 +195,10 @@ async fn acknowledged_writes_survive_kill_9_and_verify_passes() {
     }
     let acked: usize = by_writer.iter().flatten().filter(|a| a.acked).count();
     let in_flight = by_writer.iter().flatten().filter(|a| !a.acked).count();
-    eprintln!("crash: {acked} writes acknowledged, {in_flight} in flight at the kill");
+    eprintln!(
+        "crash: {acked} writes acknowledged ({acks_at_verify} when verify ran), \
+         {in_flight} in flight at the kill"
+    );
     assert!(acked > 0, "some writes were acknowledged before the kill");
 
     // Restart on the same data directory.
