@@ -295,8 +295,9 @@ pub struct VerifyArgs {
     /// Data directory of the embedded SQLite store.
     #[arg(long, env = "SECURESCORE_DATA_DIR", default_value = "./securescore-data")]
     pub data_dir: PathBuf,
-    /// PostgreSQL URL (postgres://...). Not available in this build yet.
-    #[arg(long, env = "SECURESCORE_DATABASE_URL", conflicts_with = "data_dir")]
+    /// PostgreSQL URL (postgres://...); takes the place of --data-dir. Not available in this build yet.
+    // No `conflicts_with`: clap counts SECURESCORE_DATA_DIR from the environment as given.
+    #[arg(long, env = "SECURESCORE_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Output format of the report.
     #[arg(short, long, value_enum, default_value = "table")]
