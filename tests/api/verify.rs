@@ -305,6 +305,15 @@ async fn database_url_and_missing_data_answer_clearly() {
     assert_eq!(check.status.code(), serve.status.code(), "the same exit code as serve");
     assert!(stderr(&check).contains("PostgreSQL engine is not part of this build"));
     assert_eq!(stderr(&check).lines().last(), stderr(&serve).lines().last(), "the same answer");
+    // Also with a data directory in the environment (as the README suggests exporting).
+    let with_env = tokio::process::Command::new(env!("CARGO_BIN_EXE_securescore"))
+        .args(["verify", "--database-url", "postgres://127.0.0.1/x"])
+        .env("SECURESCORE_DATA_DIR", "/nonexistent")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(with_env.status.code(), serve.status.code());
+    assert!(stderr(&with_env).contains("PostgreSQL engine"), "{}", stderr(&with_env));
 
     let dir = tempfile::tempdir().unwrap();
     let nowhere = dir.path().join("nothing-here");
