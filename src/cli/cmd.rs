@@ -24,6 +24,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Assessments(args) => super::read::assessments(args).await,
         Command::History(args) => super::read::history(args).await,
         Command::Aggregate(args) => super::read::aggregate(args).await,
+        Command::Verify(args) => super::verify::run(args).await,
     }
 }
 
@@ -40,7 +41,7 @@ pub fn init_logging(format: LogFormat) {
 async fn serve(args: ServeArgs) -> Result<()> {
     init_logging(args.log_format);
     if args.database_url.is_some() {
-        bail!("--database-url: the PostgreSQL engine is not part of this build yet; use --data-dir (SQLite) or --memory");
+        bail!(crate::store::POSTGRES_NOT_BUILT);
     }
     let store = if args.memory {
         StoreConfig::Memory
@@ -122,10 +123,15 @@ pub async fn open_data_dir(target: &Target) -> Result<Store> {
     let Some(dir) = &target.data_dir else {
         bail!("say where to work: --data-dir DIR (a data directory) or --endpoint URL (a running server)");
     };
+    Store::open(&existing_data_dir(dir)?).await
+}
+
+/// The store of a data directory that already holds a database (never create one by mistake).
+pub fn existing_data_dir(dir: &std::path::Path) -> Result<StoreConfig> {
     if !dir.join("securescore.db").exists() {
         bail!("{} holds no securescore database; start `securescore serve --data-dir {}` once, or check the path", dir.display(), dir.display());
     }
-    Store::open(&StoreConfig::Sqlite { data_dir: dir.clone() }).await
+    Ok(StoreConfig::Sqlite { data_dir: dir.to_path_buf() })
 }
 
 fn subscription_table(subs: &[Subscription]) -> Table {

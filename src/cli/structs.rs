@@ -50,6 +50,8 @@ pub enum Command {
     History(HistoryArgs),
     /// One score over several subscriptions (extension API).
     Aggregate(AggregateArgs),
+    /// Check the database: integrity, and the maintained counters, tallies and last score of every subscription against its assessments. Exits 1 on any problem.
+    Verify(VerifyArgs),
 }
 
 /// Where a read command goes and how it prints.
@@ -299,6 +301,23 @@ pub struct ImportArgs {
     #[arg(long, default_value_t = 500)]
     pub batch_size: usize,
     /// Output format of the summary.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Rewrite what differs (tallies, counters; a history point when the last one is wrong) in one transaction, and say what changed. Safe while a server runs.
+    #[arg(long)]
+    pub repair: bool,
+    /// Data directory of the embedded SQLite store.
+    #[arg(long, env = "SECURESCORE_DATA_DIR", default_value = "./securescore-data")]
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://...); takes the place of --data-dir. Not available in this build yet.
+    // No `conflicts_with`: clap counts SECURESCORE_DATA_DIR from the environment as given.
+    #[arg(long, env = "SECURESCORE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Output format of the report.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
 }

@@ -14,13 +14,17 @@
 mod engine;
 mod identity;
 mod sqlite;
+mod verify;
 mod view;
 
 #[cfg(test)]
 mod conformance;
 
-pub use engine::{Assessment, AssessmentInput, HistoryPoint, Outcome, Subscription, Write};
+pub use engine::{
+    Assessment, AssessmentInput, HistoryPoint, HistoryReason, Outcome, Subscription, Write,
+};
 pub use identity::{PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment};
+pub use verify::{CatalogVersions, Counters, Mismatch, RecordedScore, VerifyReport};
 pub use view::{ControlView, ScoreView};
 
 use anyhow::Result;
@@ -123,13 +127,31 @@ struct Inner {
     seen_generation: AtomicI64,
 }
 
+/// What `--database-url` answers until the PostgreSQL engine exists.
+pub const POSTGRES_NOT_BUILT: &str = "--database-url: the PostgreSQL engine is not part of this build yet; use --data-dir (SQLite) or --memory";
+
 impl Store {
+    /// Open the store; when the built-in catalogue is not the one the counters were computed
+    /// with, rebuild them first (so a server is never ready with counters of another catalogue).
     pub async fn open(config: &StoreConfig) -> Result<Store> {
         Store::open_with(config, DEFAULT_BUSY_TIMEOUT).await
     }
 
-    /// Open with a given wait for other writers' locks (`serve --store-busy-timeout-ms`).
+    /// Open with a given wait for other writers' locks (`serve --store-busy-timeout-ms`), then
+    /// adopt the built-in catalogue as `open` does.
     pub async fn open_with(config: &StoreConfig, busy_timeout: Duration) -> Result<Store> {
+        let store = Self::open_as_is(config, busy_timeout).await?;
+        store.adopt_catalog().await?;
+        Ok(store)
+    }
+
+    /// Open the store as it is, without adopting the built-in catalogue: `verify` reports a
+    /// catalogue change instead of acting on it.
+    pub async fn open_for_verify(config: &StoreConfig) -> Result<Store> {
+        Self::open_as_is(config, DEFAULT_BUSY_TIMEOUT).await
+    }
+
+    async fn open_as_is(config: &StoreConfig, busy_timeout: Duration) -> Result<Store> {
         let health = Arc::new(Health::default());
         let engine: Box<dyn Engine> = match config {
             StoreConfig::Sqlite { data_dir } => {

@@ -16,9 +16,9 @@ use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite};
+use sqlx::Sqlite;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::engine::{Assessment, Engine, HistoryPoint, Outcome, Subscription, Write};
+use super::engine::{
+    Assessment, Engine, HistoryPoint, HistoryReason, Outcome, Subscription, Write,
+};
 use super::{Health, Unavailable};
 use crate::arm::{format_time, parse_time, ResourceId, ScopeKind};
 use crate::catalog;
@@ -99,7 +101,14 @@ impl SqliteEngine {
     }
 
     pub(super) async fn write_tx(&self) -> Result<WriteTx> {
-        WriteTx::begin(self).await
+        WriteTx::begin(self, "BEGIN IMMEDIATE").await
+    }
+
+    /// A read transaction (`BEGIN`): one consistent snapshot while others keep writing. End it
+    /// with [`WriteTx::finish_read`]; it goes through the same type so that a failure inside it
+    /// gets the same careful cleanup.
+    pub(super) async fn read_tx(&self) -> Result<WriteTx> {
+        WriteTx::begin(self, "BEGIN").await
     }
 }
 
@@ -211,7 +220,7 @@ pub(super) struct WriteTx {
 }
 
 impl WriteTx {
-    async fn begin(engine: &SqliteEngine) -> Result<WriteTx> {
+    async fn begin(engine: &SqliteEngine, statement: &'static str) -> Result<WriteTx> {
         let mut conn = engine.pool.acquire().await.inspect_err(|_| engine.health.suspect())?;
         if engine.health.page_limit_set.load(Ordering::Acquire) {
             // SQLite keeps this per connection; 0 means "no limit" here, SQLite's own maximum.
@@ -221,7 +230,7 @@ impl WriteTx {
             };
             sqlx::query(&format!("PRAGMA max_page_count = {pages}")).execute(&mut *conn).await?;
         }
-        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        if let Err(e) = sqlx::query(statement).execute(&mut *conn).await {
             // Nothing started (typically SQLITE_BUSY): the connection is as clean as before.
             engine.health.suspect();
             return Err(e.into());
@@ -231,6 +240,16 @@ impl WriteTx {
             file_backed: engine.file_backed,
             health: engine.health.clone(),
         })
+    }
+
+    /// End a read transaction: nothing was written, so nothing about the store's health is learnt.
+    pub(super) async fn finish_read(mut self) -> Result<()> {
+        let Some(mut conn) = self.conn.take() else { bail!("the transaction is already over") };
+        if let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+            finish_failed(conn, self.file_backed).await;
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     pub(super) async fn commit(mut self) -> Result<()> {
@@ -302,48 +321,162 @@ pub(super) async fn bump_generation(tx: &mut WriteTx) -> Result<()> {
     Ok(())
 }
 
-fn subscription_from_row(row: &SqliteRow) -> Result<Subscription> {
-    Ok(Subscription {
-        id: Uuid::parse_str(row.try_get("id")?)?,
-        display_name: row.try_get("display_name")?,
-        tenant_id: Uuid::parse_str(row.try_get("tenant_id")?)?,
-        state: row.try_get("state")?,
-    })
+/// Row mapping: each query reads into a small `FromRow` struct of the stored column types, then
+/// converts it into the record (parsing GUIDs, statuses, times and JSON) with its own errors.
+#[derive(sqlx::FromRow)]
+struct SubscriptionRow {
+    id: String,
+    display_name: String,
+    tenant_id: String,
+    state: String,
 }
 
-fn parse_status(s: &str) -> Result<Status> {
+impl TryFrom<SubscriptionRow> for Subscription {
+    type Error = anyhow::Error;
+    fn try_from(row: SubscriptionRow) -> Result<Self> {
+        Ok(Subscription {
+            id: Uuid::parse_str(&row.id)?,
+            display_name: row.display_name,
+            tenant_id: Uuid::parse_str(&row.tenant_id)?,
+            state: row.state,
+        })
+    }
+}
+
+pub(super) fn parse_status(s: &str) -> Result<Status> {
     Status::parse(s).with_context(|| format!("stored status '{s}' is not a status"))
 }
 
-fn assessment_from_row(row: &SqliteRow) -> Result<Assessment> {
-    let json = |col: &str| -> Result<Option<serde_json::Value>> {
-        let text: Option<String> = row.try_get(col)?;
-        Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
-    };
-    let additional_data = match json("additional_data")? {
-        Some(serde_json::Value::Object(map)) => Some(map),
-        _ => None,
-    };
-    Ok(Assessment {
-        resource_id: row.try_get("resource_id")?,
-        name: row.try_get("name")?,
-        status: parse_status(row.try_get("status")?)?,
-        cause: row.try_get("cause")?,
-        description: row.try_get("description")?,
-        resource_details: json("resource_details")?.unwrap_or(serde_json::Value::Null),
-        additional_data,
-        partner_name: row.try_get("partner_name")?,
-        first_evaluation_date: parse_time(row.try_get("first_evaluation_date")?)?,
-        status_change_date: parse_time(row.try_get("status_change_date")?)?,
-    })
+#[derive(sqlx::FromRow)]
+struct AssessmentRow {
+    resource_id: String,
+    name: String,
+    status: String,
+    cause: Option<String>,
+    description: Option<String>,
+    resource_details: Option<String>,
+    additional_data: Option<String>,
+    partner_name: Option<String>,
+    first_evaluation_date: String,
+    status_change_date: String,
 }
 
-fn counts_from_row(row: &SqliteRow) -> Result<ControlCounts> {
-    Ok(ControlCounts {
-        healthy: row.try_get("healthy")?,
-        unhealthy: row.try_get("unhealthy")?,
-        not_applicable: row.try_get("not_applicable")?,
-    })
+impl TryFrom<AssessmentRow> for Assessment {
+    type Error = anyhow::Error;
+    fn try_from(row: AssessmentRow) -> Result<Self> {
+        let json = |text: Option<String>| -> Result<Option<serde_json::Value>> {
+            Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
+        };
+        let additional_data = match json(row.additional_data)? {
+            Some(serde_json::Value::Object(map)) => Some(map),
+            _ => None,
+        };
+        Ok(Assessment {
+            resource_id: row.resource_id,
+            name: row.name,
+            status: parse_status(&row.status)?,
+            cause: row.cause,
+            description: row.description,
+            resource_details: json(row.resource_details)?.unwrap_or(serde_json::Value::Null),
+            additional_data,
+            partner_name: row.partner_name,
+            first_evaluation_date: parse_time(&row.first_evaluation_date)?,
+            status_change_date: parse_time(&row.status_change_date)?,
+        })
+    }
+}
+
+/// The three counters of a `resource_tallies` or `control_counts` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct CountsRow {
+    healthy: i64,
+    unhealthy: i64,
+    not_applicable: i64,
+}
+
+impl From<CountsRow> for ControlCounts {
+    fn from(row: CountsRow) -> Self {
+        ControlCounts {
+            healthy: row.healthy,
+            unhealthy: row.unhealthy,
+            not_applicable: row.not_applicable,
+        }
+    }
+}
+
+impl From<CountsRow> for ResourceTally {
+    fn from(row: CountsRow) -> Self {
+        ResourceTally {
+            healthy: row.healthy,
+            unhealthy: row.unhealthy,
+            not_applicable: row.not_applicable,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ControlCountsRow {
+    pub(super) control: String,
+    #[sqlx(flatten)]
+    pub(super) counts: CountsRow,
+}
+
+/// A recorded secure score (`score_history` without its time).
+#[derive(sqlx::FromRow)]
+pub(super) struct ScoreRow {
+    current: f64,
+    max: i64,
+    percentage: f64,
+    pub(super) weight: i64,
+}
+
+impl ScoreRow {
+    pub(super) fn details(&self) -> ScoreDetails {
+        ScoreDetails { current: self.current, max: self.max, percentage: self.percentage }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct HistoryRow {
+    at: String,
+    #[sqlx(flatten)]
+    score: ScoreRow,
+    reason: Option<String>,
+}
+
+impl TryFrom<HistoryRow> for HistoryPoint {
+    type Error = anyhow::Error;
+    fn try_from(row: HistoryRow) -> Result<Self> {
+        Ok(HistoryPoint {
+            at: parse_time(&row.at)?,
+            score: row.score.details(),
+            weight: row.score.weight,
+            reason: row.reason.as_deref().map(HistoryReason::parse).transpose()?,
+        })
+    }
+}
+
+pub(super) const HISTORY_COLUMNS: &str = "at, current, max, percentage, weight, reason";
+
+/// What scoring needs of one stored assessment.
+#[derive(sqlx::FromRow)]
+pub(super) struct StatusRow {
+    pub(super) resource_key: String,
+    pub(super) name_key: String,
+    pub(super) status: String,
+}
+
+/// The scoring inputs of a subscription's assessments, on any connection (pool or transaction).
+pub(super) async fn assessment_statuses<'c>(
+    conn: impl sqlx::Executor<'c, Database = Sqlite>,
+    subscription: Uuid,
+) -> Result<Vec<StatusRow>> {
+    Ok(sqlx::query_as(
+        "SELECT resource_key, name_key, status FROM assessments WHERE subscription_id = ?1",
+    )
+    .bind(subscription.to_string())
+    .fetch_all(conn)
+    .await?)
 }
 
 const ASSESSMENT_COLUMNS: &str =
@@ -359,7 +492,7 @@ async fn step(
     old: Option<Status>,
     new: Option<Status>,
 ) -> Result<()> {
-    let mut tally = sqlx::query(
+    let mut tally: ResourceTally = sqlx::query_as::<_, CountsRow>(
         "SELECT healthy, unhealthy, not_applicable FROM resource_tallies \
          WHERE subscription_id = ?1 AND control = ?2 AND resource_key = ?3",
     )
@@ -368,14 +501,9 @@ async fn step(
     .bind(resource_key)
     .fetch_optional(&mut **tx)
     .await?
-    .map(|row| counts_from_row(&row))
-    .transpose()?
-    .map_or_else(ResourceTally::default, |c| ResourceTally {
-        healthy: c.healthy,
-        unhealthy: c.unhealthy,
-        not_applicable: c.not_applicable,
-    });
-    let mut counts = sqlx::query(
+    .map(Into::into)
+    .unwrap_or_default();
+    let mut counts: ControlCounts = sqlx::query_as::<_, CountsRow>(
         "SELECT healthy, unhealthy, not_applicable FROM control_counts \
          WHERE subscription_id = ?1 AND control = ?2",
     )
@@ -383,8 +511,7 @@ async fn step(
     .bind(control)
     .fetch_optional(&mut **tx)
     .await?
-    .map(|row| counts_from_row(&row))
-    .transpose()?
+    .map(Into::into)
     .unwrap_or_default();
 
     score::step(&mut tally, &mut counts, old, new);
@@ -438,18 +565,17 @@ async fn step(
 
 /// Record the subscription's secure score if it differs from the last recorded one.
 async fn record_history(tx: &mut WriteTx, subscription: &str, now: OffsetDateTime) -> Result<()> {
-    let rows = sqlx::query("SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = ?1")
+    let rows = sqlx::query_as::<_, ControlCountsRow>("SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = ?1")
         .bind(subscription)
         .fetch_all(&mut **tx)
         .await?;
     let cat = catalog::builtin();
     let mut controls = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let control: String = row.try_get("control")?;
-        controls.push(score::control_score(cat.max_score(&control), &counts_from_row(row)?));
+    for row in rows {
+        controls.push(score::control_score(cat.max_score(&row.control), &row.counts.into()));
     }
     let secure = score::secure_score(controls.iter());
-    let last = sqlx::query(
+    let last = sqlx::query_as::<_, ScoreRow>(
         "SELECT current, max, percentage, weight FROM score_history \
          WHERE subscription_id = ?1 AND initiative = ?2 ORDER BY seq DESC LIMIT 1",
     )
@@ -457,18 +583,8 @@ async fn record_history(tx: &mut WriteTx, subscription: &str, now: OffsetDateTim
     .bind(catalog::ASC_SCORE)
     .fetch_optional(&mut **tx)
     .await?;
-    let unchanged = match &last {
-        Some(row) => {
-            let prev = ScoreDetails {
-                current: row.try_get("current")?,
-                max: row.try_get("max")?,
-                percentage: row.try_get("percentage")?,
-            };
-            let weight: i64 = row.try_get("weight")?;
-            prev == secure.score && weight == secure.weight
-        }
-        None => false,
-    };
+    let unchanged =
+        last.is_some_and(|row| row.details() == secure.score && row.weight == secure.weight);
     if !unchanged {
         sqlx::query(
             "INSERT INTO score_history (subscription_id, initiative, at, current, max, percentage, weight) \
@@ -485,18 +601,6 @@ async fn record_history(tx: &mut WriteTx, subscription: &str, now: OffsetDateTim
         .await?;
     }
     Ok(())
-}
-
-fn history_from_row(row: &SqliteRow) -> Result<HistoryPoint> {
-    Ok(HistoryPoint {
-        at: parse_time(row.try_get("at")?)?,
-        score: ScoreDetails {
-            current: row.try_get("current")?,
-            max: row.try_get("max")?,
-            percentage: row.try_get("percentage")?,
-        },
-        weight: row.try_get("weight")?,
-    })
 }
 
 #[async_trait]
@@ -568,21 +672,25 @@ impl Engine for SqliteEngine {
     }
 
     async fn subscription(&self, id: Uuid) -> Result<Option<Subscription>> {
-        sqlx::query("SELECT id, display_name, tenant_id, state FROM subscriptions WHERE id = ?1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| subscription_from_row(&row))
-            .transpose()
+        sqlx::query_as::<_, SubscriptionRow>(
+            "SELECT id, display_name, tenant_id, state FROM subscriptions WHERE id = ?1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(Subscription::try_from)
+        .transpose()
     }
 
     async fn subscriptions(&self) -> Result<Vec<Subscription>> {
-        sqlx::query("SELECT id, display_name, tenant_id, state FROM subscriptions ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(subscription_from_row)
-            .collect()
+        sqlx::query_as::<_, SubscriptionRow>(
+            "SELECT id, display_name, tenant_id, state FROM subscriptions ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(Subscription::try_from)
+        .collect()
     }
 
     async fn remove_subscription(&self, id: Uuid) -> Result<bool> {
@@ -641,14 +749,14 @@ impl Engine for SqliteEngine {
                 Write::Delete { name, .. } => name,
             };
             let name_key = name.to_ascii_lowercase();
-            let existing = sqlx::query(&format!(
+            let existing = sqlx::query_as::<_, AssessmentRow>(&format!(
                 "SELECT {ASSESSMENT_COLUMNS} FROM assessments WHERE resource_key = ?1 AND name_key = ?2"
             ))
             .bind(resource.key())
             .bind(&name_key)
             .fetch_optional(&mut *tx)
             .await?
-            .map(|row| assessment_from_row(&row))
+            .map(Assessment::try_from)
             .transpose()?;
             let old = existing.as_ref().map(|a| a.status);
             let new = match write {
@@ -746,12 +854,12 @@ impl Engine for SqliteEngine {
     }
 
     async fn assessment(&self, resource_key: &str, name_key: &str) -> Result<Option<Assessment>> {
-        sqlx::query(&format!("SELECT {ASSESSMENT_COLUMNS} FROM assessments WHERE resource_key = ?1 AND name_key = ?2"))
+        sqlx::query_as::<_, AssessmentRow>(&format!("SELECT {ASSESSMENT_COLUMNS} FROM assessments WHERE resource_key = ?1 AND name_key = ?2"))
             .bind(resource_key)
             .bind(name_key)
             .fetch_optional(&self.pool)
             .await?
-            .map(|row| assessment_from_row(&row))
+            .map(Assessment::try_from)
             .transpose()
     }
 
@@ -769,7 +877,7 @@ impl Engine for SqliteEngine {
              AND (?2 OR resource_key = ?3 OR (resource_key >= ?4 AND resource_key < ?5)) \
              AND (resource_key, name_key) > (?6, ?7) ORDER BY resource_key, name_key LIMIT ?8"
         );
-        sqlx::query(&sql)
+        sqlx::query_as::<_, AssessmentRow>(&sql)
             .bind(scope.subscription().to_string())
             .bind(scope.kind() == ScopeKind::Subscription)
             .bind(scope.key())
@@ -780,41 +888,31 @@ impl Engine for SqliteEngine {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?
-            .iter()
-            .map(assessment_from_row)
+            .into_iter()
+            .map(Assessment::try_from)
             .collect()
     }
 
     async fn control_counts(&self, subscription: Uuid) -> Result<Vec<(String, ControlCounts)>> {
-        sqlx::query("SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = ?1")
+        Ok(sqlx::query_as::<_, ControlCountsRow>("SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = ?1")
             .bind(subscription.to_string())
             .fetch_all(&self.pool)
             .await?
-            .iter()
-            .map(|row| Ok((row.try_get("control")?, counts_from_row(row)?)))
-            .collect()
+            .into_iter()
+            .map(|row| (row.control, row.counts.into()))
+            .collect())
     }
 
     async fn recompute_counts(
         &self,
         subscription: Uuid,
     ) -> Result<BTreeMap<String, ControlCounts>> {
-        let rows = sqlx::query(
-            "SELECT resource_key, name_key, status FROM assessments WHERE subscription_id = ?1",
-        )
-        .bind(subscription.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = assessment_statuses(&self.pool, subscription).await?;
         let cat = catalog::builtin();
         let mut items: Vec<(String, Vec<&str>, Status)> = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let name: String = row.try_get("name_key")?;
-            let controls = cat.scored_controls(&name).iter().map(String::as_str).collect();
-            items.push((
-                row.try_get("resource_key")?,
-                controls,
-                parse_status(row.try_get("status")?)?,
-            ));
+        for row in rows {
+            let controls = cat.scored_controls(&row.name_key).iter().map(String::as_str).collect();
+            items.push((row.resource_key, controls, parse_status(&row.status)?));
         }
         Ok(score::recompute(items.iter().map(|(r, c, s)| (r.as_str(), c.as_slice(), *s))))
     }
@@ -826,18 +924,18 @@ impl Engine for SqliteEngine {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> Result<Vec<HistoryPoint>> {
-        sqlx::query(
-            "SELECT at, current, max, percentage, weight FROM score_history \
+        sqlx::query_as::<_, HistoryRow>(&format!(
+            "SELECT {HISTORY_COLUMNS} FROM score_history \
              WHERE subscription_id = ?1 AND initiative = ?2 AND at >= ?3 AND at <= ?4 ORDER BY seq",
-        )
+        ))
         .bind(subscription.to_string())
         .bind(initiative)
         .bind(format_time(from))
         .bind(format_time(to))
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(history_from_row)
+        .into_iter()
+        .map(HistoryPoint::try_from)
         .collect()
     }
 
@@ -847,16 +945,16 @@ impl Engine for SqliteEngine {
         initiative: &str,
         at: OffsetDateTime,
     ) -> Result<Option<HistoryPoint>> {
-        sqlx::query(
-            "SELECT at, current, max, percentage, weight FROM score_history \
+        sqlx::query_as::<_, HistoryRow>(&format!(
+            "SELECT {HISTORY_COLUMNS} FROM score_history \
              WHERE subscription_id = ?1 AND initiative = ?2 AND at <= ?3 ORDER BY seq DESC LIMIT 1",
-        )
+        ))
         .bind(subscription.to_string())
         .bind(initiative)
         .bind(format_time(at))
         .fetch_optional(&self.pool)
         .await?
-        .map(|row| history_from_row(&row))
+        .map(HistoryPoint::try_from)
         .transpose()
     }
 
@@ -864,16 +962,11 @@ impl Engine for SqliteEngine {
         &self,
         subscription: Uuid,
     ) -> Result<Vec<(String, serde_json::Value)>> {
-        let rows = sqlx::query("SELECT name, properties FROM custom_metadata WHERE subscription_id = ?1 ORDER BY name_key")
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT name, properties FROM custom_metadata WHERE subscription_id = ?1 ORDER BY name_key")
             .bind(subscription.to_string())
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let props: String = row.try_get("properties")?;
-                Ok((row.try_get("name")?, serde_json::from_str(&props)?))
-            })
-            .collect()
+        rows.into_iter().map(|(name, props)| Ok((name, serde_json::from_str(&props)?))).collect()
     }
 
     async fn put_custom_metadata(

@@ -8,6 +8,7 @@
 mod assessments;
 mod cli_paging;
 mod connections;
+mod crash;
 mod errors;
 mod faults;
 mod harness;
@@ -16,6 +17,7 @@ mod ingest;
 mod paths;
 mod persistence;
 mod scores;
+mod verify;
 
 use reqwest::header::HeaderMap;
 use reqwest::Method;
