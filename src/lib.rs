@@ -17,23 +17,27 @@
 //! | [`score`] | the scoring engine of docs/SCORING.md: pure, no I/O, property-tested |
 //! | [`catalog`] | the built-in controls and assessment metadata (data files + provenance) |
 //! | [`store`] | one `Store` handle over a crate-private engine trait; SQLite engine; the read model; a conformance suite every engine runs |
-//! | [`import`] | NDJSON bulk ingest, shared by the extension endpoint and the CLI |
+//! | [`assessment`] | what a valid assessment write is: the PUT body checks, shared by the PUT handler and bulk ingest |
+//! | [`ingest`] | bulk ingest of NDJSON assessments (also Azure's export shape), below the API and the CLI: bounded lines, batches time-sliced so other writers get the lock, a WAL checkpoint at the end |
+//! | [`wire`] | documents both the server and the CLI speak: the import report and progress events, a subscription of the extension API |
 //! | [`identity`] | the built-in Entra ID-compatible authority (tokens, JWKS, sign-in page), authentication of every request (JWT) apart from authorization (RBAC), trusted external issuers |
 //! | [`demo`] | `serve --demo`: the official example data, written through the normal write path |
 //! | [`tls`] | the local CA and server certificate, or the user's PEM files |
 //! | [`server`] | `Application::build` (binds, port 0 friendly) and `run_until` |
-//! | [`cli`] | command definitions (`cli::structs`) apart from their execution (`cli::cmd`) |
+//! | [`cli`] | command definitions (`cli::structs`) apart from their execution (`cli::cmd`, `cli::import`, ...) |
 //! | [`client`] | the CLI's HTTP client for `--endpoint` |
 
 pub mod api;
 pub mod arm;
+pub mod assessment;
 pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod demo;
 pub mod identity;
-pub mod import;
+pub mod ingest;
 pub mod score;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod wire;

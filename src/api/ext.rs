@@ -2,28 +2,32 @@
 //! described in `docs/extension-openapi.json`. Errors are CloudErrors like everywhere else.
 //!
 //! - subscriptions administration (list, create/update, delete with all data)
-//! - `POST /import`: NDJSON bulk ingest (see `import`)
+//! - `POST /import`: NDJSON bulk ingest (the `ingest` service), streamed both ways
 //! - `GET /subscriptions/{id}/history`: every change of the secure score, or a daily series
 //! - `GET /aggregate`: a score over several subscriptions, with its formula
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use futures::TryStreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 use time::{Duration, OffsetDateTime, Time};
+use tokio::io::BufReader;
+use tokio_util::io::StreamReader;
 use uuid::Uuid;
 
 use super::scores::ScoreJson;
 use super::{json, AppState};
 use crate::arm::{format_time, parse_subscription_id, parse_time, ApiError, ApiResult};
 use crate::catalog::ASC_SCORE;
+use crate::ingest::{self, Options, Stop};
 use crate::score;
 use crate::store::Subscription;
+use crate::wire::{ImportEvent, SubscriptionBody, NDJSON};
 
 pub const PREFIX: &str = "/securescore/v1";
 
@@ -37,39 +41,6 @@ pub fn router() -> Router<AppState> {
         .route("/securescore/v1/subscriptions/{id}/history", get(history))
         .route("/securescore/v1/aggregate", get(aggregate))
         .route("/securescore/v1/import", post(import))
-}
-
-/// A subscription as the extension API shows and accepts it.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubscriptionBody {
-    #[serde(default)]
-    pub subscription_id: Option<Uuid>,
-    pub display_name: String,
-    #[serde(default)]
-    pub tenant_id: Option<Uuid>,
-    #[serde(default)]
-    pub state: Option<String>,
-}
-
-impl SubscriptionBody {
-    fn of(s: &Subscription) -> Self {
-        SubscriptionBody {
-            subscription_id: Some(s.id),
-            display_name: s.display_name.clone(),
-            tenant_id: Some(s.tenant_id),
-            state: Some(s.state.clone()),
-        }
-    }
-
-    pub fn into_subscription(self) -> Subscription {
-        Subscription {
-            id: self.subscription_id.unwrap_or_default(),
-            display_name: self.display_name,
-            tenant_id: self.tenant_id.unwrap_or_default(),
-            state: self.state.unwrap_or_else(|| "Enabled".into()),
-        }
-    }
 }
 
 async fn list_subscriptions(State(state): State<AppState>) -> ApiResult<Response> {
@@ -135,11 +106,83 @@ async fn delete_subscription(
     }
 }
 
-async fn import(State(state): State<AppState>, body: Body) -> ApiResult<Response> {
+/// `POST /securescore/v1/import[?batchSize=N]`: NDJSON bulk ingest (the `ingest` service), read
+/// as a stream and committed in batches.
+///
+/// With `Accept: application/x-ndjson` the answer streams: one progress object per committed
+/// batch, then the report. Only the answer's head is under the outer time limit, so a streamed
+/// import runs as long as its input flows (and stops when it stalls that long). Otherwise one
+/// JSON report comes at the end; to answer before the outer time limit does, reading stops at
+/// three quarters of it, and the answer (a 408) says which lines were committed.
+async fn import(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> ApiResult<Response> {
+    let q = query_map(q);
+    let batch_size = match q.get("batchSize") {
+        None => ingest::DEFAULT_BATCH_SIZE,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=ingest::MAX_BATCH_SIZE).contains(n))
+            .ok_or_else(|| ApiError::BadRequest {
+                target: Some("batchSize".into()),
+                message: format!(
+                    "'batchSize' must be a whole number from 1 to {}, not '{v}'.",
+                    ingest::MAX_BATCH_SIZE
+                ),
+            })?,
+    };
+    let streamed = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains(NDJSON)));
     let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let reader = tokio::io::BufReader::new(tokio_util::io::StreamReader::new(stream));
-    let report = crate::import::import_lines(&state.store, reader, 500, |_| {}).await?;
-    Ok(json(StatusCode::OK, &report))
+    let reader = BufReader::with_capacity(64 * 1024, StreamReader::new(stream));
+    let store = state.store.clone();
+    let limit = state.config.request_timeout;
+    if streamed {
+        let options = Options { batch_size, idle: Some(limit), ..Options::default() };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ImportEvent>();
+        // Its own task: the import goes on (and is logged) whatever becomes of the answer.
+        tokio::spawn(async move {
+            let progress = tx.clone();
+            let done = ingest::ingest(&store, reader, &options, move |p| {
+                let _ = progress.send(ImportEvent::Progress(p.clone()));
+            })
+            .await;
+            let _ = tx.send(ImportEvent::Report(done.report));
+        });
+        let lines = futures::stream::unfold(rx, |mut rx| async move {
+            let event = rx.recv().await?;
+            let mut line = serde_json::to_vec(&event).unwrap_or_default();
+            line.push(b'\n');
+            Some((Ok::<_, std::convert::Infallible>(Bytes::from(line)), rx))
+        });
+        let mut response = Response::new(Body::from_stream(lines));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
+        return Ok(response);
+    }
+    let deadline = tokio::time::Instant::now() + limit * 3 / 4;
+    let options = Options { batch_size, deadline: Some(deadline), ..Options::default() };
+    // Its own task, so that a client going away cannot cancel it between a commit and its log.
+    let done = tokio::spawn(async move { ingest::ingest(&store, reader, &options, |_| {}).await })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let committed = done.report.committed();
+    match done.stop {
+        None => Ok(json(StatusCode::OK, &done.report)),
+        Some(Stop::Input(e)) => Err(ApiError::BadRequest {
+            target: None,
+            message: format!("The request body could not be read ({e}); {committed}."),
+        }),
+        Some(Stop::Deadline | Stop::Idle(_)) => {
+            Err(ApiError::ImportTimeout { seconds: limit.as_secs(), committed })
+        }
+        Some(Stop::Store(e)) => Err(ApiError::Internal(e.context(committed))),
+    }
 }
 
 #[derive(Serialize)]

@@ -46,6 +46,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("The request did not complete within {0} seconds.")]
     Timeout(u64),
+    /// An import that ran out of time: it says what was committed, since that stays.
+    #[error("The import did not complete within {seconds} seconds: {committed}. Send the remaining lines again, or ask for a streamed answer (Accept: application/x-ndjson), which is not limited in time.")]
+    ImportTimeout { seconds: u64, committed: String },
     /// Authentication failures carry their own ARM code and a `WWW-Authenticate` challenge.
     #[error("{message}")]
     Unauthenticated { code: &'static str, message: String, challenge: String },
@@ -85,7 +88,7 @@ impl ApiError {
             | UnknownPath(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Timeout(_) | ImportTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             AuthorizationFailed { .. } => StatusCode::FORBIDDEN,
             Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -108,7 +111,7 @@ impl ApiError {
             InvalidRequestContent { .. } => "InvalidRequestContent",
             BadRequest { .. } => "BadRequest",
             PayloadTooLarge { .. } => "RequestContentTooLarge",
-            Timeout(_) => "RequestTimeout",
+            Timeout(_) | ImportTimeout { .. } => "RequestTimeout",
             Unauthenticated { code, .. } => code,
             AuthorizationFailed { .. } => "AuthorizationFailed",
             Throttled { .. } => "SubscriptionRequestsThrottled",

@@ -1,8 +1,10 @@
-//! The command line: definitions here (`structs`), execution in `cmd`.
+//! The command line: definitions here (`structs`), execution in `cmd` and its siblings
+//! (`identity`, `import`, `read`).
 
 pub mod cmd;
 pub mod identity;
 pub mod identity_structs;
+pub mod import;
 pub mod read;
 pub mod structs;
 

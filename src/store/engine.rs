@@ -87,6 +87,11 @@ pub struct HistoryPoint {
 
 #[async_trait]
 pub(crate) trait Engine: super::identity::IdentityEngine + Send + Sync + 'static {
+    /// Move the write-ahead log into the database and truncate it (after bulk writes). Engines
+    /// without a local log have nothing to do.
+    async fn checkpoint(&self) -> Result<()> {
+        Ok(())
+    }
     /// A counter bumped by every write transaction, by any process.
     async fn generation(&self) -> Result<i64>;
     async fn meta(&self, key: &str) -> Result<Option<String>>;

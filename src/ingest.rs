@@ -1,0 +1,561 @@
+//! Bulk ingest of assessments: the service behind `POST /securescore/v1/import` and
+//! `securescore import --data-dir`. It sits below the API and the CLI (it knows neither) and owns
+//! the input format, the batching and the fairness towards other writers.
+//!
+//! The input is NDJSON, one assessment per line, in either of two shapes:
+//! - the PUT body plus `resourceId` and `name`:
+//!   `{"resourceId":"/subscriptions/…/vm1","name":"<assessment>","properties":{…}}`
+//! - an assessment exactly as Azure lists it (`az security assessment list`): `id`, `name`,
+//!   `type`, `properties`; the resource is `id` without its `/providers/Microsoft.Security/
+//!   assessments/{name}` suffix, and the read-only properties are ignored as a PUT ignores them.
+//!
+//! A line may also hold a JSON array of such objects (`az … -o json | jq -c .`).
+//!
+//! Every document is validated exactly as a PUT is ([`crate::assessment::parse_input`]). Valid
+//! lines are applied in batches, one transaction each; invalid lines are reported with their
+//! numbers and skipped. A line is a create-or-replace, so importing a file twice is harmless.
+//!
+//! Memory stays bounded whatever the input: a line longer than `max_line_bytes` is skipped in
+//! chunks, never held whole.
+//!
+//! Other writers (the server's API, another import) share the SQLite write lock with an import:
+//! a batch shrinks until its transaction holds the lock for about [`SLICE`], and after every
+//! commit the import pauses so that a writer waiting on the lock gets it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::arm::{ApiError, ResourceId};
+use crate::assessment::parse_input;
+use crate::store::{Outcome, ScoreView, Store, Write};
+use crate::wire::{ImportProgress, ImportReport, LineError, MAX_REPORTED_ERRORS};
+
+/// The longest accepted line, unless told otherwise (the CLI's `--max-line-bytes`, the endpoint).
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+/// Lines per transaction, unless told otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 500;
+/// The largest batch anyone may ask for: beyond it a transaction holds the lock too long for
+/// the time slicing to stay fine-grained.
+pub const MAX_BATCH_SIZE: usize = 5000;
+/// How long one batch's transaction should hold the write lock.
+pub const SLICE: Duration = Duration::from_millis(50);
+
+/// The `type` of an assessment in Azure's documents.
+const ASSESSMENT_TYPE: &str = "Microsoft.Security/assessments";
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Lines per transaction at most (capped at [`MAX_BATCH_SIZE`]); fewer when the store is slow.
+    pub batch_size: usize,
+    /// Longer lines are rejected (and skipped without being held in memory).
+    pub max_line_bytes: usize,
+    /// Stop reading at this instant: what was read is committed and reported.
+    pub deadline: Option<Instant>,
+    /// Stop when the input delivers no line for this long.
+    pub idle: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            batch_size: DEFAULT_BATCH_SIZE,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            deadline: None,
+            idle: None,
+        }
+    }
+}
+
+/// Why an import stopped before the end of its input. Whatever was committed before stays.
+#[derive(Debug, thiserror::Error)]
+pub enum Stop {
+    #[error("the input could not be read: {0}")]
+    Input(#[source] std::io::Error),
+    #[error("the time limit was reached")]
+    Deadline,
+    #[error("the input sent no line for {0} seconds")]
+    Idle(u64),
+    #[error("the store failed: {0:#}")]
+    Store(anyhow::Error),
+}
+
+/// The result of an import: always a report, and the reason when it stopped early.
+#[derive(Debug)]
+pub struct Finished {
+    pub report: ImportReport,
+    pub stop: Option<Stop>,
+}
+
+/// Import NDJSON from `reader`. `on_batch` is called after every committed batch with the running
+/// totals. Never fails as a whole: a failure stops the import, and [`Finished`] says what was
+/// committed before it.
+pub async fn ingest<R, F>(store: &Store, mut reader: R, options: &Options, on_batch: F) -> Finished
+where
+    R: AsyncBufRead + Unpin,
+    F: FnMut(&ImportProgress),
+{
+    let max_batch = options.batch_size.clamp(1, MAX_BATCH_SIZE);
+    let mut importer = Importer {
+        store,
+        max_batch,
+        batch_size: max_batch,
+        views: HashMap::new(),
+        writes: Vec::new(),
+        lines: Vec::new(),
+        report: ImportReport { complete: true, ..ImportReport::default() },
+        on_batch,
+    };
+    let mut buf = Vec::new();
+    let mut stop = loop {
+        let limit = match (options.deadline, options.idle) {
+            (Some(d), Some(i)) => Some(d.min(Instant::now() + i)),
+            (d, i) => d.or_else(|| i.map(|i| Instant::now() + i)),
+        };
+        let next =
+            next_line(&mut reader, &mut buf, options.max_line_bytes, &mut importer.report.bytes);
+        let read = match limit {
+            Some(at) => tokio::time::timeout_at(at, next).await,
+            None => Ok(next.await),
+        };
+        let line = match read {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => break Some(Stop::Input(e)),
+            Err(_) if options.deadline.is_some_and(|d| Instant::now() >= d) => {
+                break Some(Stop::Deadline)
+            }
+            Err(_) => break Some(Stop::Idle(options.idle.unwrap_or_default().as_secs())),
+        };
+        let number = importer.report.last_line + 1;
+        match line {
+            Line::End => break None,
+            Line::TooLong => {
+                importer.report.last_line = number;
+                importer.report.lines += 1;
+                importer
+                    .reject(number, &ApiError::PayloadTooLarge { limit: options.max_line_bytes });
+            }
+            Line::Complete => {
+                importer.report.last_line = number;
+                if let Err(e) = importer.line(number, &buf).await {
+                    break Some(Stop::Store(e));
+                }
+            }
+        }
+    };
+    // What was read is committed, whatever stopped the import.
+    if let Err(e) = importer.flush().await {
+        stop = stop.or(Some(Stop::Store(e)));
+    }
+    if importer.report.batches > 0 {
+        // A large import would otherwise leave a WAL as large as its largest stretch between
+        // checkpoints; a failed checkpoint costs disk space, not data.
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = format!("{e:#}"), "cannot checkpoint the store after an import");
+        }
+    }
+    let mut report = importer.report;
+    match &stop {
+        None => tracing::info!(
+            lines = report.lines,
+            created = report.created,
+            replaced = report.replaced,
+            rejected = report.failed,
+            batches = report.batches,
+            "import finished"
+        ),
+        Some(s) => {
+            // Never a silent partial commit: the log says what stays committed.
+            tracing::warn!(reason = %s, committed = report.committed(), "import stopped early");
+            report.complete = false;
+            report.stopped = Some(s.to_string());
+        }
+    }
+    Finished { report, stop }
+}
+
+/// What [`next_line`] found.
+#[derive(Debug, PartialEq)]
+enum Line {
+    /// A line is in the buffer (without its newline).
+    Complete,
+    /// A line longer than the bound was skipped; the buffer is empty.
+    TooLong,
+    /// The input is exhausted.
+    End,
+}
+
+/// Read the next line into `buf`, holding at most `max` bytes of it: the rest of a longer line
+/// is consumed chunk by chunk and dropped. `consumed` counts every byte read.
+async fn next_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+    consumed: &mut u64,
+) -> std::io::Result<Line> {
+    buf.clear();
+    let mut too_long = false;
+    let mut started = false;
+    loop {
+        let chunk = reader.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok(match (started, too_long) {
+                (false, _) => Line::End,
+                (true, true) => Line::TooLong,
+                (true, false) => Line::Complete,
+            });
+        }
+        started = true;
+        let newline = chunk.iter().position(|&b| b == b'\n');
+        let content = &chunk[..newline.unwrap_or(chunk.len())];
+        if !too_long {
+            if buf.len() + content.len() > max {
+                too_long = true;
+                // Give the memory back: the line is rejected whole.
+                *buf = Vec::new();
+            } else {
+                buf.extend_from_slice(content);
+            }
+        }
+        let taken = newline.map_or(chunk.len(), |i| i + 1);
+        reader.consume(taken);
+        *consumed += taken as u64;
+        if newline.is_some() {
+            return Ok(if too_long { Line::TooLong } else { Line::Complete });
+        }
+    }
+}
+
+struct Importer<'a, F> {
+    store: &'a Store,
+    /// The caller's batch size (capped); the current one adapts below it.
+    max_batch: usize,
+    batch_size: usize,
+    /// Subscriptions seen so far (`None`: it does not exist).
+    views: HashMap<Uuid, Option<Arc<ScoreView>>>,
+    /// The pending batch, and the line number of each of its writes.
+    writes: Vec<Write>,
+    lines: Vec<usize>,
+    report: ImportReport,
+    on_batch: F,
+}
+
+impl<F: FnMut(&ImportProgress)> Importer<'_, F> {
+    fn reject(&mut self, line: usize, e: &ApiError) {
+        self.report.failed += 1;
+        if self.report.errors.len() < MAX_REPORTED_ERRORS {
+            let (target, message) = match e {
+                ApiError::InvalidRequestContent { target, message } => {
+                    (Some(target.clone()), message.clone())
+                }
+                other => (None, other.to_string()),
+            };
+            self.report.errors.push(LineError {
+                line,
+                code: e.code().to_string(),
+                target,
+                message,
+            });
+        }
+    }
+
+    /// One line: a document, or an array of them. Errors are the store's only.
+    async fn line(&mut self, number: usize, text: &[u8]) -> anyhow::Result<()> {
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        self.report.lines += 1;
+        let value: Value = match serde_json::from_slice(text) {
+            Ok(v) => v,
+            Err(e) => {
+                let e = ApiError::invalid_field("", format!("The line is not valid JSON: {e}."));
+                self.reject(number, &e);
+                return Ok(());
+            }
+        };
+        match value {
+            Value::Array(items) => {
+                // The first invalid item rejects the line; the items before it stay applied.
+                for item in &items {
+                    if !self.document(number, item).await? {
+                        break;
+                    }
+                }
+            }
+            item => {
+                self.document(number, &item).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Validate one document and queue its write; false when it was rejected.
+    async fn document(&mut self, number: usize, value: &Value) -> anyhow::Result<bool> {
+        match self.parse(value).await? {
+            Ok(write) => {
+                self.writes.push(write);
+                self.lines.push(number);
+                if self.writes.len() >= self.batch_size {
+                    self.flush().await?;
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                self.reject(number, &e);
+                Ok(false)
+            }
+        }
+    }
+
+    async fn parse(&mut self, value: &Value) -> anyhow::Result<Result<Write, ApiError>> {
+        let (resource, name) = match locate(value) {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        let sub = resource.subscription();
+        if !self.views.contains_key(&sub) {
+            let view = self.store.view(sub).await?;
+            self.views.insert(sub, view);
+        }
+        let Some(view) = self.views.get(&sub).and_then(Option::as_ref) else {
+            return Ok(Err(ApiError::SubscriptionNotFound(sub.to_string())));
+        };
+        Ok(parse_input(&resource, &name, value, view).map(Write::Put))
+    }
+
+    /// Commit the pending batch, then adapt the batch size and let other writers in.
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        if self.writes.is_empty() {
+            return Ok(());
+        }
+        let writes = std::mem::take(&mut self.writes);
+        let lines = std::mem::take(&mut self.lines);
+        let started = Instant::now();
+        let outcomes = match self.store.apply(&writes).await {
+            Ok(o) => o,
+            Err(e) => {
+                // Nothing of this batch is committed: the report must not claim its lines.
+                if let Some(first) = lines.first() {
+                    self.report.last_line = first - 1;
+                }
+                return Err(e);
+            }
+        };
+        let held = started.elapsed();
+        for ((line, write), outcome) in lines.iter().zip(&writes).zip(outcomes) {
+            match outcome {
+                Outcome::Created(_) => self.report.created += 1,
+                Outcome::Replaced(_) => self.report.replaced += 1,
+                _ => self.reject(
+                    *line,
+                    &ApiError::SubscriptionNotFound(write.resource().subscription().to_string()),
+                ),
+            }
+        }
+        self.report.batches += 1;
+        let r = &self.report;
+        (self.on_batch)(&ImportProgress {
+            last_line: r.last_line,
+            bytes: r.bytes,
+            lines: r.lines,
+            created: r.created,
+            replaced: r.replaced,
+            failed: r.failed,
+            batches: r.batches,
+        });
+        self.batch_size = next_batch_size(writes.len(), held, self.max_batch);
+        tokio::time::sleep(pause_after(held)).await;
+        Ok(())
+    }
+}
+
+/// The batch size whose transaction should take about [`SLICE`], judged by the last one.
+fn next_batch_size(done: usize, held: Duration, max: usize) -> usize {
+    let per_write = held.as_micros() / done.max(1) as u128;
+    let fit = SLICE.as_micros() / per_write.max(1);
+    usize::try_from(fit).unwrap_or(max).clamp(1, max)
+}
+
+/// How long to stay off the write lock after holding it for `held`. A writer waiting on the lock
+/// (SQLite's busy handler) polls at growing intervals, up to 100 ms; with a pause of a third of
+/// the cycle it finds the lock free within a few polls.
+fn pause_after(held: Duration) -> Duration {
+    (held / 2).clamp(Duration::from_millis(1), Duration::from_millis(25))
+}
+
+/// The resource and the assessment name a document is about.
+fn locate(value: &Value) -> Result<(ResourceId, String), ApiError> {
+    let field = |k: &str| value.get(k).and_then(Value::as_str);
+    if let Some(resource) = field("resourceId") {
+        let Some(name) = field("name") else {
+            return Err(ApiError::invalid_field(
+                "name",
+                "The required field 'name' (the assessment name) is missing.",
+            ));
+        };
+        return Ok((ResourceId::parse(resource)?, name.to_string()));
+    }
+    let Some(id) = field("id") else {
+        return Err(ApiError::invalid_field(
+            "resourceId",
+            "The required field 'resourceId' (or the assessment 'id' as Azure lists it) is missing.",
+        ));
+    };
+    if let Some(kind) = field("type") {
+        if !kind.eq_ignore_ascii_case(ASSESSMENT_TYPE) {
+            return Err(ApiError::invalid_field(
+                "type",
+                format!("The type '{kind}' is not '{ASSESSMENT_TYPE}'."),
+            ));
+        }
+    }
+    let Some((resource, name)) = split_assessment_id(id) else {
+        return Err(ApiError::invalid_field(
+            "id",
+            format!("'{id}' is not an assessment id: it ends with /providers/Microsoft.Security/assessments/{{name}}."),
+        ));
+    };
+    if let Some(given) = field("name") {
+        if !given.eq_ignore_ascii_case(name) {
+            return Err(ApiError::invalid_field(
+                "name",
+                format!("The name '{given}' is not the name in the id ('{name}')."),
+            ));
+        }
+    }
+    Ok((ResourceId::parse(resource)?, name.to_string()))
+}
+
+/// `{resource}/providers/Microsoft.Security/assessments/{name}` → (resource, name); the provider
+/// part matched without regard to case, as ARM does.
+fn split_assessment_id(id: &str) -> Option<(&str, &str)> {
+    const SUFFIX: &str = "/providers/microsoft.security/assessments/";
+    // ASCII lowercasing keeps byte offsets, so positions in `lower` are positions in `id`.
+    let at = id.to_ascii_lowercase().rfind(SUFFIX)?;
+    let name = &id[at + SUFFIX.len()..];
+    (at > 0 && !name.is_empty() && !name.contains('/')).then(|| (&id[..at], name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{StoreConfig, Subscription};
+    use tokio::io::BufReader;
+
+    const NAME: &str = "21300918-b2e3-0346-785f-c77ff57d243b";
+
+    fn line(sub: Uuid, vm: usize) -> String {
+        serde_json::json!({
+            "resourceId": format!("/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm{vm}"),
+            "name": NAME,
+            "properties": {"resourceDetails": {"source": "Azure"}, "status": {"code": "Healthy"}}
+        })
+        .to_string()
+    }
+
+    async fn store_with(sub: Uuid) -> Store {
+        let store = Store::open(&StoreConfig::Memory).await.unwrap();
+        store
+            .put_subscription(&Subscription {
+                id: sub,
+                display_name: "t".into(),
+                tenant_id: Uuid::nil(),
+                state: "Enabled".into(),
+            })
+            .await
+            .unwrap();
+        store
+    }
+
+    /// A reader that yields `total` bytes of one endless line in small chunks.
+    fn endless_line(total: usize) -> impl AsyncBufRead + Unpin {
+        let chunks = (0..total / 4096)
+            .map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; 4096])));
+        let tail = std::iter::once(Ok(bytes::Bytes::from_static(b"\n{}\n")));
+        BufReader::new(tokio_util::io::StreamReader::new(futures::stream::iter(chunks.chain(tail))))
+    }
+
+    #[tokio::test]
+    async fn an_overlong_line_is_skipped_without_being_held() {
+        let mut reader = endless_line(8 << 20);
+        let mut buf = Vec::new();
+        let mut consumed = 0;
+        let first = next_line(&mut reader, &mut buf, 64 * 1024, &mut consumed).await.unwrap();
+        assert_eq!(first, Line::TooLong);
+        assert!(buf.capacity() <= 64 * 1024, "held {} bytes of an 8 MiB line", buf.capacity());
+        assert_eq!(consumed, (8 << 20) + 1);
+        assert_eq!(
+            next_line(&mut reader, &mut buf, 64 * 1024, &mut consumed).await.unwrap(),
+            Line::Complete
+        );
+        assert_eq!(buf, b"{}");
+        assert_eq!(
+            next_line(&mut reader, &mut buf, 64 * 1024, &mut consumed).await.unwrap(),
+            Line::End
+        );
+    }
+
+    #[tokio::test]
+    async fn a_line_of_exactly_the_bound_is_accepted_and_one_more_byte_is_not() {
+        for (len, expected) in [(10, Line::Complete), (11, Line::TooLong)] {
+            let text = format!("{}\n", "y".repeat(len));
+            let mut reader = BufReader::with_capacity(3, text.as_bytes());
+            let mut buf = Vec::new();
+            let got = next_line(&mut reader, &mut buf, 10, &mut 0).await.unwrap();
+            assert_eq!(got, expected, "a line of {len} bytes");
+        }
+    }
+
+    #[test]
+    fn azure_ids_split_into_resource_and_name_whatever_the_case() {
+        let rid = "/subscriptions/20ff7fc3-e762-44dd-bd96-b71116dcdc23/resourceGroups/myRg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss1";
+        let id = format!("{rid}/PROVIDERS/microsoft.Security/Assessments/{NAME}");
+        assert_eq!(split_assessment_id(&id), Some((rid, NAME)));
+        assert_eq!(
+            split_assessment_id(&format!("{rid}/providers/Microsoft.Security/assessments/")),
+            None
+        );
+        assert_eq!(split_assessment_id(rid), None);
+        assert_eq!(split_assessment_id(&format!("{id}/governanceAssignments/x")), None);
+    }
+
+    #[test]
+    fn batches_shrink_to_the_time_slice_and_stay_within_bounds() {
+        assert_eq!(next_batch_size(500, Duration::from_millis(200), 500), 125);
+        assert_eq!(next_batch_size(100, Duration::from_millis(10), 500), 500);
+        assert_eq!(next_batch_size(1, Duration::from_secs(3), 500), 1);
+        assert_eq!(next_batch_size(10, Duration::ZERO, 800), 800);
+    }
+
+    #[tokio::test]
+    async fn a_broken_input_stops_the_import_and_the_report_says_what_was_committed() {
+        let sub = Uuid::new_v4();
+        let store = store_with(sub).await;
+        let text: String = (0..7).map(|i| line(sub, i) + "\n").collect();
+        let chunks = vec![
+            Ok(bytes::Bytes::from(text)),
+            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "gone")),
+        ];
+        let reader =
+            BufReader::new(tokio_util::io::StreamReader::new(futures::stream::iter(chunks)));
+        let mut progress = Vec::new();
+        let options = Options { batch_size: 3, ..Options::default() };
+        let done = ingest(&store, reader, &options, |p| progress.push(p.last_line)).await;
+        assert!(matches!(done.stop, Some(Stop::Input(_))), "{:?}", done.stop);
+        let r = &done.report;
+        assert_eq!((r.created, r.last_line, r.batches, r.complete), (7, 7, 3, false));
+        assert_eq!(progress, vec![3, 6, 7], "one progress per committed batch");
+        assert!(r.stopped.as_deref().is_some_and(|s| s.contains("gone")));
+        let scope = ResourceId::parse(&format!("/subscriptions/{sub}")).unwrap();
+        assert_eq!(store.assessments(&scope, None, 100).await.unwrap().len(), 7);
+        assert_eq!(
+            store.maintained_counts(sub).await.unwrap(),
+            store.recompute_counts(sub).await.unwrap()
+        );
+    }
+}
