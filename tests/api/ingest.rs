@@ -224,3 +224,204 @@ async fn read_commands_print_tables_and_json() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("(ResourceNotFound)"));
 }
+
+async fn count_assessments(app: &TestApp, sub: &str) -> usize {
+    let path = format!(
+        "/subscriptions/{sub}/providers/Microsoft.Security/assessments?api-version=2021-06-01"
+    );
+    app.get_all(&path).await.0.len()
+}
+
+#[tokio::test]
+async fn an_overlong_line_is_rejected_by_number_and_the_lines_around_it_are_applied() {
+    let app = spawn_app().await;
+    let sub = Uuid::new_v4();
+    app.add_subscription(sub).await;
+    let s = sub.to_string();
+    // 1.5 MiB on one line: over the endpoint's 1 MiB bound, within what the server streams.
+    let long = format!("{{\"resourceId\":\"{}\"}}", "x".repeat(3 << 19));
+    let body = [line(&s, "vm1", "Healthy"), long, line(&s, "vm2", "Unhealthy")].join("\n");
+    let r = import(&app, body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!((r.body["created"].as_u64(), r.body["failed"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(r.body["errors"][0]["line"], 2);
+    assert_eq!(r.body["errors"][0]["code"], "RequestContentTooLarge");
+    assert_eq!(r.body["complete"], true);
+    assert_eq!(count_assessments(&app, &s).await, 2);
+}
+
+/// An assessment as Azure lists it (2021-06-01), read-only properties and all.
+fn azure_listed(sub: &str, vm: &str, code: &str, providers: &str) -> serde_json::Value {
+    let resource =
+        format!("/subscriptions/{sub}/resourceGroups/myRg/providers/Microsoft.Compute/virtualMachineScaleSets/{vm}");
+    json!({
+        "id": format!("{resource}/{providers}/{EP_VMSS}"),
+        "name": EP_VMSS,
+        "type": "Microsoft.Security/assessments",
+        "properties": {
+            "resourceDetails": {"Source": "Azure", "Id": resource},
+            "displayName": "Install endpoint protection solution on virtual machine scale sets",
+            "status": {
+                "code": code,
+                "cause": "OffByPolicy",
+                "statusChangeDate": "2021-04-12T09:07:18.6759138Z",
+                "firstEvaluationDate": "2021-04-12T09:07:18.6759138Z"
+            },
+            "additionalData": {"linkedWorkspaceId": "/subscriptions/x/workspaces/w"},
+            "links": {"azurePortalUri": "https://portal.azure.com/#blade/x"},
+            "metadata": {"displayName": "Install endpoint protection", "severity": "Medium"}
+        }
+    })
+}
+
+#[tokio::test]
+async fn an_export_from_azure_imports_unchanged() {
+    let app = spawn_app().await;
+    let sub = Uuid::new_v4();
+    app.add_subscription(sub).await;
+    let s = sub.to_string();
+    let array = json!([
+        azure_listed(&s, "vmss3", "Healthy", "providers/Microsoft.Security/assessments"),
+        azure_listed(&s, "vmss4", "Healthy", "providers/Microsoft.Security/assessments"),
+    ]);
+    let mut wrong_name =
+        azure_listed(&s, "vmss5", "Healthy", "providers/Microsoft.Security/assessments");
+    wrong_name["name"] = json!("4fb67663-9ab9-475d-b026-8c544cced439");
+    let lines = [
+        azure_listed(&s, "vmss1", "Healthy", "providers/Microsoft.Security/assessments")
+            .to_string(),
+        azure_listed(&s, "vmss2", "NotApplicable", "PROVIDERS/microsoft.security/Assessments")
+            .to_string(),
+        // `az … -o json | jq -c .`: the whole list on one line.
+        array.to_string(),
+        json!({"id": format!("/subscriptions/{s}/resourceGroups/myRg"), "properties": {}})
+            .to_string(),
+        wrong_name.to_string(),
+    ];
+    let r = import(&app, lines.join("\n")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["created"], 4, "{}", r.text);
+    let targets: Vec<_> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["line"].clone(), e["target"].clone()))
+        .collect();
+    assert_eq!(targets, vec![(json!(4), json!("id")), (json!(5), json!("name"))]);
+    let rid = format!("/subscriptions/{s}/resourceGroups/myRg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss2");
+    let got = app.get(&assessment_path(&rid, EP_VMSS, "2021-06-01")).await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(got.body["properties"]["status"]["code"], "NotApplicable");
+    assert_eq!(got.body["properties"]["status"]["cause"], "OffByPolicy");
+    assert_eq!(got.body["properties"]["resourceDetails"]["id"], rid);
+    // The dates are the server's own, not the ones of the export.
+    assert_ne!(
+        got.body["properties"]["status"]["statusChangeDate"],
+        "2021-04-12T09:07:18.6759138Z"
+    );
+    // A PUT still rejects what it always rejected: ignoring read-only fields loosened nothing.
+    let mut body = azure_listed(&s, "vmss1", "Healthy", "providers/Microsoft.Security/assessments");
+    body["properties"]["status"]["code"] = json!("Fine");
+    assert_eq!(app.put(&assessment_path(&rid, EP_VMSS, "2021-06-01"), &body).await.status, 400);
+}
+
+/// The NDJSON events of a streamed import answer.
+fn events(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_streamed_import_reports_every_committed_batch_then_the_report() {
+    let app = spawn_app().await;
+    let sub = Uuid::new_v4();
+    app.add_subscription(sub).await;
+    let s = sub.to_string();
+    let mut lines: Vec<String> =
+        (0..1000).map(|i| line(&s, &format!("vm{i}"), "Healthy")).collect();
+    lines[500] = "nope".into();
+    let r = app
+        .request(
+            reqwest::Method::POST,
+            "/securescore/v1/import?batchSize=100",
+            Some(lines.join("\n")),
+            &[("accept", "application/x-ndjson")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+    let events = events(&r.text);
+    let (report, progress) = events.split_last().unwrap();
+    assert_eq!(report["kind"], "report");
+    assert_eq!((report["created"].as_u64(), report["failed"].as_u64()), (Some(999), Some(1)));
+    assert_eq!(report["complete"], true);
+    assert!(progress.len() >= 10, "at most 100 lines per batch: {} batches", progress.len());
+    assert_eq!(progress.len() as u64, report["batches"].as_u64().unwrap());
+    let committed: Vec<u64> = progress.iter().map(|p| p["lastLine"].as_u64().unwrap()).collect();
+    assert!(committed.windows(2).all(|w| w[0] < w[1]), "{committed:?}");
+    assert_eq!(committed.last(), Some(&1000));
+    assert!(progress.iter().all(|p| p["kind"] == "progress"));
+    let bad = import_with_query(&app, "?batchSize=0").await;
+    assert_eq!((bad.status, bad.code()), (400, "BadRequest"));
+}
+
+async fn import_with_query(app: &TestApp, query: &str) -> Resp {
+    app.request(
+        reqwest::Method::POST,
+        &format!("/securescore/v1/import{query}"),
+        Some(String::new()),
+        &[],
+    )
+    .await
+}
+
+/// A client that goes away in the middle of a streamed import: every batch the server reported
+/// committed is in the store, and the lines it had read but not yet committed are committed when
+/// it notices (the import stops, it does not vanish).
+#[tokio::test]
+async fn a_client_gone_mid_import_keeps_what_was_reported_and_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let sub = Uuid::new_v4();
+    app.add_subscription(sub).await;
+    let s = sub.to_string();
+    let body: String = (0..300).map(|i| line(&s, &format!("vm{i}"), "Healthy") + "\n").collect();
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // The announced length is never sent: the body stays open until the client vanishes.
+    let head = format!(
+        "POST /securescore/v1/import?batchSize=50 HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {ANY_TOKEN}\r\n\
+         accept: application/x-ndjson\r\ncontent-type: application/x-ndjson\r\ncontent-length: 100000000\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(body.as_bytes()).await.unwrap();
+    // Read the answer until two batches are reported, then vanish.
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while String::from_utf8_lossy(&seen).matches("\"kind\":\"progress\"").count() < 2 {
+        let n = tcp.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the server answered: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    drop(tcp);
+    let text = String::from_utf8_lossy(&seen).to_string();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let reported: u64 = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|e| e["created"].as_u64())
+        .max()
+        .unwrap();
+    assert!(count_assessments(&app, &s).await as u64 >= reported, "reported {reported}");
+    let mut count = 0;
+    for _ in 0..50 {
+        count = count_assessments(&app, &s).await;
+        if count == 300 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(count, 300, "the lines read before the client vanished are committed");
+}
