@@ -103,8 +103,7 @@ where
     let max_batch = options.batch_size.clamp(1, MAX_BATCH_SIZE);
     let mut importer = Importer {
         store,
-        max_batch,
-        batch_size: max_batch,
+        pacer: Pacer { max: max_batch, per_write: None, worked: Duration::ZERO },
         views: HashMap::new(),
         writes: Vec::new(),
         lines: Vec::new(),
@@ -233,9 +232,7 @@ async fn next_line<R: AsyncBufRead + Unpin>(
 
 struct Importer<'a, F> {
     store: &'a Store,
-    /// The caller's batch size (capped); the current one adapts below it.
-    max_batch: usize,
-    batch_size: usize,
+    pacer: Pacer,
     /// Subscriptions seen so far (`None`: it does not exist).
     views: HashMap<Uuid, Option<Arc<ScoreView>>>,
     /// The pending batch, and the line number of each of its writes.
@@ -300,7 +297,7 @@ impl<F: FnMut(&ImportProgress)> Importer<'_, F> {
             Ok(write) => {
                 self.writes.push(write);
                 self.lines.push(number);
-                if self.writes.len() >= self.batch_size {
+                if self.writes.len() >= self.pacer.batch_size() {
                     self.flush().await?;
                 }
                 Ok(true)
@@ -368,24 +365,57 @@ impl<F: FnMut(&ImportProgress)> Importer<'_, F> {
             failed: r.failed,
             batches: r.batches,
         });
-        self.batch_size = next_batch_size(writes.len(), held, self.max_batch);
-        tokio::time::sleep(pause_after(held)).await;
+        tokio::time::sleep(self.pacer.committed(writes.len(), held)).await;
         Ok(())
     }
 }
 
-/// The batch size whose transaction should take about [`SLICE`], judged by the last one.
-fn next_batch_size(done: usize, held: Duration, max: usize) -> usize {
-    let per_write = held.as_micros() / done.max(1) as u128;
-    let fit = SLICE.as_micros() / per_write.max(1);
-    usize::try_from(fit).unwrap_or(max).clamp(1, max)
+/// After every commit the import stays off the write lock for this long. A writer waiting on
+/// the lock is polled by SQLite's busy handler at most 25 ms apart during its first ~130 ms of
+/// waiting, so a pause this long lets it in within one or two batches.
+const SHORT_PAUSE: Duration = Duration::from_millis(25);
+/// Later the busy handler polls only every 100 ms; a pause longer than that, after every
+/// [`LONG_PAUSE_EVERY`] of transactions, lets in a writer that has waited that long.
+const LONG_PAUSE: Duration = Duration::from_millis(110);
+const LONG_PAUSE_EVERY: Duration = Duration::from_millis(200);
+
+/// Paces the batches: sizes them so that a transaction takes about [`SLICE`], and spaces them so
+/// that other writers get the lock.
+struct Pacer {
+    /// The caller's batch size (capped); batches are never larger.
+    max: usize,
+    /// The estimated cost of one write in a transaction. It falls at once and rises by a quarter
+    /// per batch at most: a slow batch mostly waited for the lock, writes did not get dearer.
+    per_write: Option<Duration>,
+    /// Time in transactions since the last long pause.
+    worked: Duration,
 }
 
-/// How long to stay off the write lock after holding it for `held`. A writer waiting on the lock
-/// (SQLite's busy handler) polls at growing intervals, up to 100 ms; with a pause of a third of
-/// the cycle it finds the lock free within a few polls.
-fn pause_after(held: Duration) -> Duration {
-    (held / 2).clamp(Duration::from_millis(1), Duration::from_millis(25))
+impl Pacer {
+    fn batch_size(&self) -> usize {
+        match self.per_write {
+            None => self.max,
+            Some(cost) => usize::try_from(SLICE.as_nanos() / cost.as_nanos().max(1))
+                .unwrap_or(self.max)
+                .clamp(1, self.max),
+        }
+    }
+
+    /// Record a committed batch of `writes` that took `took`; returns how long to pause.
+    fn committed(&mut self, writes: usize, took: Duration) -> Duration {
+        let observed = took / u32::try_from(writes.max(1)).unwrap_or(u32::MAX);
+        self.per_write = Some(match self.per_write {
+            None => observed,
+            Some(cost) => observed.min(cost + cost / 4),
+        });
+        self.worked += took;
+        if self.worked >= LONG_PAUSE_EVERY {
+            self.worked = Duration::ZERO;
+            LONG_PAUSE
+        } else {
+            SHORT_PAUSE
+        }
+    }
 }
 
 /// The resource and the assessment name a document is about.
@@ -525,11 +555,23 @@ mod tests {
     }
 
     #[test]
-    fn batches_shrink_to_the_time_slice_and_stay_within_bounds() {
-        assert_eq!(next_batch_size(500, Duration::from_millis(200), 500), 125);
-        assert_eq!(next_batch_size(100, Duration::from_millis(10), 500), 500);
-        assert_eq!(next_batch_size(1, Duration::from_secs(3), 500), 1);
-        assert_eq!(next_batch_size(10, Duration::ZERO, 800), 800);
+    fn batches_fit_the_time_slice_and_a_slow_batch_shrinks_the_next_only_a_little() {
+        let mut pacer = Pacer { max: 500, per_write: None, worked: Duration::ZERO };
+        assert_eq!(pacer.batch_size(), 500);
+        assert_eq!(pacer.committed(500, Duration::from_millis(200)), LONG_PAUSE, "200 ms worked");
+        assert_eq!(pacer.batch_size(), 125, "50 ms at 0.4 ms a write");
+        // A batch that waited a second for the lock: the estimate rises by a quarter only.
+        assert_eq!(pacer.committed(125, Duration::from_secs(1)), LONG_PAUSE);
+        assert_eq!(pacer.batch_size(), 100);
+        assert_eq!(pacer.committed(100, Duration::from_millis(10)), SHORT_PAUSE);
+        assert_eq!(pacer.batch_size(), 500, "cheap writes: the caller's size");
+        pacer.committed(1, Duration::from_secs(3));
+        assert_eq!(pacer.batch_size(), 500 * 4 / 5, "{:?}", pacer.per_write);
+        let mut tiny =
+            Pacer { max: 3, per_write: Some(Duration::from_secs(1)), worked: Duration::ZERO };
+        assert_eq!(tiny.batch_size(), 1);
+        tiny.committed(1, Duration::ZERO);
+        assert_eq!(tiny.batch_size(), 3);
     }
 
     #[tokio::test]
