@@ -600,4 +600,36 @@ mod tests {
             store.recompute_counts(sub).await.unwrap()
         );
     }
+
+    /// An input that delivers five lines and then nothing, without ending.
+    async fn stalled_input(
+        sub: Uuid,
+    ) -> (tokio::io::DuplexStream, BufReader<tokio::io::DuplexStream>) {
+        use tokio::io::AsyncWriteExt;
+        let (mut tx, rx) = tokio::io::duplex(1 << 16);
+        let text: String = (0..5).map(|i| line(sub, i) + "\n").collect();
+        tx.write_all(text.as_bytes()).await.unwrap();
+        (tx, BufReader::new(rx))
+    }
+
+    #[tokio::test]
+    async fn a_deadline_or_a_stalled_input_stops_reading_and_what_was_read_is_committed() {
+        let sub = Uuid::new_v4();
+        let store = store_with(sub).await;
+        let soon = Duration::from_millis(300);
+        for options in [
+            Options { deadline: Some(Instant::now() + soon), ..Options::default() },
+            Options { idle: Some(soon), ..Options::default() },
+        ] {
+            let (_writer, reader) = stalled_input(sub).await;
+            let done = ingest(&store, reader, &options, |_| {}).await;
+            assert!(matches!(done.stop, Some(Stop::Deadline | Stop::Idle(_))), "{:?}", done.stop);
+            let r = &done.report;
+            assert_eq!(
+                (r.created + r.replaced, r.last_line, r.batches, r.complete),
+                (5, 5, 1, false)
+            );
+            assert!(r.stopped.is_some());
+        }
+    }
 }

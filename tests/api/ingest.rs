@@ -518,3 +518,41 @@ async fn a_large_import_shares_the_write_lock_with_api_writes() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_rejects_overlong_lines_reads_stdin_and_fails_when_a_line_was_rejected() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_sqlite(dir.path()).await;
+    let sub = Uuid::new_v4();
+    app.add_subscription(sub).await;
+    let s = sub.to_string();
+    let d = dir.path().to_str().unwrap();
+    let long = format!("{{\"resourceId\":\"{}\"}}", "x".repeat(5000));
+    let text = [line(&s, "vm1", "Healthy"), long, line(&s, "vm2", "Unhealthy")].join("\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_securescore"))
+        .args(["import", "-", "--data-dir", d, "--max-line-bytes", "1000"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "a rejected line fails the command");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("3 lines: 2 created, 0 replaced, 1 rejected"), "{stdout}");
+    assert!(stdout.contains("RequestContentTooLarge"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 of 3 lines were rejected"));
+    // The same file within the bound: all replaced, success.
+    let file = dir.path().join("ok.ndjson");
+    std::fs::write(&file, [line(&s, "vm1", "Healthy"), line(&s, "vm2", "Unhealthy")].join("\n"))
+        .unwrap();
+    let out = cli(&["import", file.to_str().unwrap(), "--data-dir", d, "--batch-size", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("2 lines: 0 created, 2 replaced, 0 rejected (2 batches committed)"));
+    let out = cli(&["import", file.to_str().unwrap(), "--data-dir", d, "--batch-size", "0"]);
+    assert!(!out.status.success(), "a batch size of 0 is refused");
+    app.stop().await;
+}
