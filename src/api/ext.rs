@@ -171,6 +171,11 @@ async fn import(
     let done = tokio::spawn(async move { ingest::ingest(&store, reader, &options, |_| {}).await })
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
+    answer(done, limit)
+}
+
+/// The one-document answer of an import: the report, or an error that says what was committed.
+fn answer(done: ingest::Finished, limit: std::time::Duration) -> ApiResult<Response> {
     let committed = done.report.committed();
     match done.stop {
         None => Ok(json(StatusCode::OK, &done.report)),
@@ -344,6 +349,44 @@ pub async fn method_not_allowed(method: Method) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::wire::ImportReport;
+
+    /// An import cut short answers an error (never a 200, never a 500 for the client's doing)
+    /// whose message says which lines stay committed.
+    #[test]
+    fn an_import_cut_short_says_what_was_committed() {
+        let report = ImportReport {
+            lines: 5,
+            created: 4,
+            failed: 1,
+            batches: 2,
+            last_line: 6,
+            ..ImportReport::default()
+        };
+        let cut = |stop| {
+            answer(
+                ingest::Finished { report: report.clone(), stop: Some(stop) },
+                std::time::Duration::from_secs(60),
+            )
+        };
+        for (stop, status) in [
+            (Stop::Deadline, StatusCode::REQUEST_TIMEOUT),
+            (Stop::Input(std::io::Error::other("connection reset")), StatusCode::BAD_REQUEST),
+            (Stop::Store(anyhow::anyhow!("disk full")), StatusCode::INTERNAL_SERVER_ERROR),
+        ] {
+            let e = cut(stop).expect_err("an error");
+            assert_eq!(e.status(), status);
+            if status != StatusCode::INTERNAL_SERVER_ERROR {
+                let message = e.to_string();
+                assert!(message.contains("lines 1 to 6 were read: 4 created, 0 replaced, 1 rejected, in 2 committed batches"), "{message}");
+            }
+        }
+        let done =
+            answer(ingest::Finished { report, stop: None }, std::time::Duration::from_secs(60));
+        assert_eq!(done.map(|r| r.status()).ok(), Some(StatusCode::OK));
+    }
+
     /// The extension API's OpenAPI document describes every route the router serves.
     #[test]
     fn openapi_document_lists_every_route() {
