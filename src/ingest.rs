@@ -5,9 +5,10 @@
 //! The input is NDJSON, one assessment per line, in either of two shapes:
 //! - the PUT body plus `resourceId` and `name`:
 //!   `{"resourceId":"/subscriptions/…/vm1","name":"<assessment>","properties":{…}}`
-//! - an assessment exactly as Azure lists it (`az security assessment list`): `id`, `name`,
-//!   `type`, `properties`; the resource is `id` without its `/providers/Microsoft.Security/
-//!   assessments/{name}` suffix, and the read-only properties are ignored as a PUT ignores them.
+//! - an assessment exactly as Azure lists it: `id`, `name`, `type`, `properties` (the ARM API,
+//!   `az rest`), or with the properties lifted beside `id` (`az security assessment list`). The
+//!   resource is `id` without its `/providers/Microsoft.Security/assessments/{name}` suffix, and
+//!   the read-only properties are ignored as a PUT ignores them.
 //!
 //! A line may also hold a JSON array of such objects (`az … -o json | jq -c .`).
 //!
@@ -322,7 +323,8 @@ impl<F: FnMut(&ImportProgress)> Importer<'_, F> {
         let Some(view) = self.views.get(&sub).and_then(Option::as_ref) else {
             return Ok(Err(ApiError::SubscriptionNotFound(sub.to_string())));
         };
-        Ok(parse_input(&resource, &name, value, view).map(Write::Put))
+        let body = as_put_body(value);
+        Ok(parse_input(&resource, &name, body.as_ref(), view).map(Write::Put))
     }
 
     /// Commit the pending batch, then adapt the batch size and let other writers in.
@@ -459,6 +461,21 @@ fn locate(value: &Value) -> Result<(ResourceId, String), ApiError> {
         }
     }
     Ok((ResourceId::parse(resource)?, name.to_string()))
+}
+
+/// The document as a PUT body. The Azure CLI prints an assessment with its properties lifted to
+/// the top (`az security assessment list`: `id`, `name`, `status`, `resourceDetails`, ... side by
+/// side); such a document, recognised by `id` and no `properties`, is read as if they were nested.
+fn as_put_body(value: &Value) -> std::borrow::Cow<'_, Value> {
+    let lifted = value.get("properties").is_none()
+        && value.get("resourceId").is_none()
+        && value.get("id").is_some()
+        && (value.get("status").is_some() || value.get("resourceDetails").is_some());
+    if lifted {
+        std::borrow::Cow::Owned(serde_json::json!({ "properties": value }))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
 }
 
 /// `{resource}/providers/Microsoft.Security/assessments/{name}` → (resource, name); the provider

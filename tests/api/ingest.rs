@@ -287,6 +287,21 @@ async fn an_export_from_azure_imports_unchanged() {
     let mut wrong_name =
         azure_listed(&s, "vmss5", "Healthy", "providers/Microsoft.Security/assessments");
     wrong_name["name"] = json!("4fb67663-9ab9-475d-b026-8c544cced439");
+    // What `az security assessment list` prints: the properties beside the id, nulls included.
+    let vmss6 = format!("/subscriptions/{s}/resourceGroups/myRg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss6");
+    let az = json!({
+        "additionalData": null,
+        "displayName": "Install endpoint protection solution on virtual machine scale sets",
+        "id": format!("{vmss6}/providers/Microsoft.Security/assessments/{EP_VMSS}"),
+        "links": {"azurePortalUri": "https://portal.azure.com/#blade/x"},
+        "metadata": null,
+        "name": EP_VMSS,
+        "partnersData": null,
+        "resourceDetails": {"Id": vmss6, "Source": "Azure"},
+        "resourceGroup": "myRg",
+        "status": {"cause": null, "code": "Unhealthy", "description": null},
+        "type": "Microsoft.Security/assessments"
+    });
     let lines = [
         azure_listed(&s, "vmss1", "Healthy", "providers/Microsoft.Security/assessments")
             .to_string(),
@@ -297,10 +312,11 @@ async fn an_export_from_azure_imports_unchanged() {
         json!({"id": format!("/subscriptions/{s}/resourceGroups/myRg"), "properties": {}})
             .to_string(),
         wrong_name.to_string(),
+        az.to_string(),
     ];
     let r = import(&app, lines.join("\n")).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["created"], 4, "{}", r.text);
+    assert_eq!(r.body["created"], 5, "{}", r.text);
     let targets: Vec<_> = r.body["errors"]
         .as_array()
         .unwrap()
@@ -319,6 +335,8 @@ async fn an_export_from_azure_imports_unchanged() {
         got.body["properties"]["status"]["statusChangeDate"],
         "2021-04-12T09:07:18.6759138Z"
     );
+    let got = app.get(&assessment_path(&vmss6, EP_VMSS, "2021-06-01")).await;
+    assert_eq!(got.body["properties"]["status"]["code"], "Unhealthy", "{}", got.text);
     // A PUT still rejects what it always rejected: ignoring read-only fields loosened nothing.
     let mut body = azure_listed(&s, "vmss1", "Healthy", "providers/Microsoft.Security/assessments");
     body["properties"]["status"]["code"] = json!("Fine");
