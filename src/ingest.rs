@@ -96,7 +96,7 @@ pub struct Finished {
 /// Import NDJSON from `reader`. `on_batch` is called after every committed batch with the running
 /// totals. Never fails as a whole: a failure stops the import, and [`Finished`] says what was
 /// committed before it.
-pub async fn ingest<R, F>(store: &Store, mut reader: R, options: &Options, on_batch: F) -> Finished
+pub async fn ingest<R, F>(store: &Store, reader: R, options: &Options, on_batch: F) -> Finished
 where
     R: AsyncBufRead + Unpin,
     F: FnMut(&ImportProgress),
@@ -111,38 +111,44 @@ where
         report: ImportReport { complete: true, ..ImportReport::default() },
         on_batch,
     };
+    let mut source = Source {
+        reader,
+        max: options.max_line_bytes,
+        bytes: 0,
+        line: 0,
+        started: false,
+        array: false,
+    };
     let mut buf = Vec::new();
     let mut stop = loop {
         let limit = match (options.deadline, options.idle) {
             (Some(d), Some(i)) => Some(d.min(Instant::now() + i)),
             (d, i) => d.or_else(|| i.map(|i| Instant::now() + i)),
         };
-        let next =
-            next_line(&mut reader, &mut buf, options.max_line_bytes, &mut importer.report.bytes);
+        let next = source.next(&mut buf);
         let read = match limit {
             Some(at) => tokio::time::timeout_at(at, next).await,
             None => Ok(next.await),
         };
-        let line = match read {
-            Ok(Ok(line)) => line,
+        importer.report.bytes = source.bytes;
+        let item = match read {
+            Ok(Ok(item)) => item,
             Ok(Err(e)) => break Some(Stop::Input(e)),
             Err(_) if options.deadline.is_some_and(|d| Instant::now() >= d) => {
                 break Some(Stop::Deadline)
             }
             Err(_) => break Some(Stop::Idle(options.idle.unwrap_or_default().as_secs())),
         };
-        let number = importer.report.last_line + 1;
-        match line {
-            Line::End => break None,
-            Line::TooLong => {
-                importer.report.last_line = number;
+        match item {
+            Item::End => break None,
+            Item::TooLong { line, last } => {
+                importer.report.last_line = importer.report.last_line.max(last);
                 importer.report.lines += 1;
-                importer
-                    .reject(number, &ApiError::PayloadTooLarge { limit: options.max_line_bytes });
+                importer.reject(line, &ApiError::PayloadTooLarge { limit: options.max_line_bytes });
             }
-            Line::Complete => {
-                importer.report.last_line = number;
-                if let Err(e) = importer.line(number, &buf).await {
+            Item::Text { line, last } => {
+                importer.report.last_line = importer.report.last_line.max(last);
+                if let Err(e) = importer.line(line, &buf).await {
                     break Some(Stop::Store(e));
                 }
             }
@@ -188,6 +194,169 @@ enum Line {
     TooLong,
     /// The input is exhausted.
     End,
+}
+
+/// What [`Source::next`] found: a line, or an element of a top-level array, from line `line`
+/// (its number in error reports) through line `last`.
+#[derive(Debug, PartialEq)]
+enum Item {
+    /// It is in the buffer.
+    Text {
+        line: usize,
+        last: usize,
+    },
+    /// It was longer than the bound and skipped; the buffer is empty.
+    TooLong {
+        line: usize,
+        last: usize,
+    },
+    End,
+}
+
+/// The input, read one line at a time, or, when it opens with `[` (what `az … -o json` prints),
+/// one array element at a time, spanning lines or not. Either way at most `max` bytes of an item
+/// are held.
+struct Source<R> {
+    reader: R,
+    max: usize,
+    /// Bytes consumed.
+    bytes: u64,
+    /// Newlines consumed: the current line is `line + 1`.
+    line: usize,
+    started: bool,
+    /// Inside the top-level array.
+    array: bool,
+}
+
+impl<R: AsyncBufRead + Unpin> Source<R> {
+    async fn next(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Item> {
+        if !self.started {
+            self.started = true;
+            self.array = self.opens_array().await?;
+        }
+        loop {
+            if self.array {
+                match self.next_element(buf).await? {
+                    Some(item) => return Ok(item),
+                    // The array closed: what follows is read as lines.
+                    None => continue,
+                }
+            }
+            let number = self.line + 1;
+            return Ok(match next_line(&mut self.reader, buf, self.max, &mut self.bytes).await? {
+                Line::End => Item::End,
+                Line::Complete => {
+                    self.line += 1;
+                    Item::Text { line: number, last: number }
+                }
+                Line::TooLong => {
+                    self.line += 1;
+                    Item::TooLong { line: number, last: number }
+                }
+            });
+        }
+    }
+
+    /// Skip leading white space; true (and the `[` consumed) when the input is an array.
+    async fn opens_array(&mut self) -> std::io::Result<bool> {
+        loop {
+            let Some(&b) = self.reader.fill_buf().await?.first() else { return Ok(false) };
+            match b {
+                b'[' => {}
+                b'\n' => self.line += 1,
+                b' ' | b'\t' | b'\r' => {}
+                _ => return Ok(false),
+            }
+            self.reader.consume(1);
+            self.bytes += 1;
+            if b == b'[' {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// The next element of the array into `buf`; `None` when the array closed first. Strings are
+    /// tracked so that brackets and commas inside them do not count.
+    async fn next_element(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Option<Item>> {
+        buf.clear();
+        let (mut depth, mut in_string, mut escaped, mut too_long) = (0usize, false, false, false);
+        let mut first = None;
+        loop {
+            let chunk = self.reader.fill_buf().await?;
+            if chunk.is_empty() {
+                // The array never closed: an element cut short fails to parse and says so.
+                self.array = false;
+                return Ok(Some(match first {
+                    None => Item::End,
+                    Some(line) if too_long => Item::TooLong { line, last: self.line + 1 },
+                    Some(line) => Item::Text { line, last: self.line + 1 },
+                }));
+            }
+            let mut used = 0;
+            let mut closed = None;
+            for &b in chunk {
+                used += 1;
+                if first.is_none() {
+                    match b {
+                        b'\n' => {
+                            self.line += 1;
+                            continue;
+                        }
+                        b' ' | b'\t' | b'\r' | b',' => continue,
+                        b']' => {
+                            closed = Some(true);
+                            break;
+                        }
+                        _ => first = Some(self.line + 1),
+                    }
+                } else if depth == 0 && !in_string && (b == b',' || b == b']') {
+                    closed = Some(b == b']');
+                    break;
+                }
+                if b == b'\n' {
+                    self.line += 1;
+                }
+                if in_string {
+                    match b {
+                        _ if escaped => escaped = false,
+                        b'\\' => escaped = true,
+                        b'"' => in_string = false,
+                        _ => {}
+                    }
+                } else {
+                    match b {
+                        b'"' => in_string = true,
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => depth = depth.saturating_sub(1),
+                        _ => {}
+                    }
+                }
+                if !too_long {
+                    if buf.len() >= self.max {
+                        too_long = true;
+                        *buf = Vec::new();
+                    } else {
+                        buf.push(b);
+                    }
+                }
+            }
+            self.reader.consume(used);
+            self.bytes += used as u64;
+            if let Some(array_closed) = closed {
+                if array_closed {
+                    self.array = false;
+                }
+                let last = self.line + 1;
+                return Ok(first.map(|line| {
+                    if too_long {
+                        Item::TooLong { line, last }
+                    } else {
+                        Item::Text { line, last }
+                    }
+                }));
+            }
+        }
+    }
 }
 
 /// Read the next line into `buf`, holding at most `max` bytes of it: the rest of a longer line
@@ -648,5 +817,53 @@ mod tests {
             );
             assert!(r.stopped.is_some());
         }
+    }
+
+    /// What `az … -o json` prints: one pretty-printed array over many lines.
+    #[tokio::test]
+    async fn an_input_that_is_one_json_array_is_read_element_by_element() {
+        let sub = Uuid::new_v4();
+        let store = store_with(sub).await;
+        let mut docs: Vec<Value> =
+            (0..4).map(|i| serde_json::from_str(&line(sub, i)).unwrap()).collect();
+        // Brackets, commas and escaped quotes inside strings are not structure.
+        docs[1]["properties"]["status"]["description"] = Value::String("a ], b [, \\\" } {".into());
+        docs[2]["properties"]["status"]["code"] = Value::String("Sideways".into());
+        docs[3]["properties"]["status"]["cause"] = Value::String("x".repeat(3000));
+        let text =
+            format!("\n{}\n{}\n", serde_json::to_string_pretty(&docs).unwrap(), line(sub, 9));
+        let options = Options { max_line_bytes: 2000, ..Options::default() };
+        let done = ingest(&store, text.as_bytes(), &options, |_| {}).await;
+        let r = &done.report;
+        assert!(done.stop.is_none(), "{:?}", done.stop);
+        assert_eq!((r.lines, r.created, r.failed), (5, 3, 2), "{r:?}");
+        // Each element is reported at the line where it starts: the array opens on line 2.
+        let element_start = |i: usize| {
+            let before: String = serde_json::to_string_pretty(&docs[..i]).unwrap();
+            2 + before.lines().count() - 1
+        };
+        let rejected: Vec<(usize, &str)> =
+            r.errors.iter().map(|e| (e.line, e.code.as_str())).collect();
+        assert_eq!(
+            rejected,
+            vec![
+                (element_start(2), "InvalidRequestContent"),
+                (element_start(3), "RequestContentTooLarge")
+            ]
+        );
+        assert_eq!(r.last_line, text.lines().count());
+        let stored = store
+            .assessment(&ResourceId::parse(&format!("/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1")).unwrap(), NAME)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.description.as_deref(), Some("a ], b [, \\\" } {"));
+        for empty in ["[]", " [ \n ] \n", "[\n]\n\n"] {
+            let done = ingest(&store, empty.as_bytes(), &Options::default(), |_| {}).await;
+            assert_eq!((done.report.lines, done.report.complete), (0, true), "{empty:?}");
+        }
+        let cut =
+            ingest(&store, b"[{\"id\": 1}, {\"na".as_slice(), &Options::default(), |_| {}).await;
+        assert_eq!(cut.report.failed, 2, "an unclosed array: its last element is cut short");
     }
 }
