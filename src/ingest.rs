@@ -10,7 +10,9 @@
 //!   resource is `id` without its `/providers/Microsoft.Security/assessments/{name}` suffix, and
 //!   the read-only properties are ignored as a PUT ignores them.
 //!
-//! A line may also hold a JSON array of such objects (`az … -o json | jq -c .`).
+//! The whole input may also be one JSON array of such documents over any number of lines (what
+//! `az … -o json` prints); it is read element by element, and errors name the line where the
+//! element starts. A line holding an array is read as its elements, too.
 //!
 //! Every document is validated exactly as a PUT is ([`crate::assessment::parse_input`]). Valid
 //! lines are applied in batches, one transaction each; invalid lines are reported with their
@@ -93,7 +95,7 @@ pub struct Finished {
     pub stop: Option<Stop>,
 }
 
-/// Import NDJSON from `reader`. `on_batch` is called after every committed batch with the running
+/// Import NDJSON (or one JSON array) from `reader`. `on_batch` is called after every committed batch with the running
 /// totals. Never fails as a whole: a failure stops the import, and [`Finished`] says what was
 /// committed before it.
 pub async fn ingest<R, F>(store: &Store, reader: R, options: &Options, on_batch: F) -> Finished

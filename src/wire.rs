@@ -14,7 +14,7 @@ pub const NDJSON: &str = "application/x-ndjson";
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportReport {
-    /// Non-blank lines read.
+    /// Non-blank lines (or elements of an input that is one array) read.
     pub lines: usize,
     pub created: usize,
     pub replaced: usize,
@@ -23,7 +23,8 @@ pub struct ImportReport {
     /// Committed transactions.
     #[serde(default)]
     pub batches: usize,
-    /// The number of the last line read (blank lines count).
+    /// The number of the last line read (blank lines count): every line up to it was committed
+    /// or rejected.
     #[serde(default)]
     pub last_line: usize,
     /// Bytes of the input consumed.
