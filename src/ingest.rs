@@ -110,6 +110,7 @@ where
         views: HashMap::new(),
         writes: Vec::new(),
         lines: Vec::new(),
+        pending_since: Instant::now(),
         report: ImportReport { complete: true, ..ImportReport::default() },
         on_batch,
     };
@@ -410,6 +411,8 @@ struct Importer<'a, F> {
     /// The pending batch, and the line number of each of its writes.
     writes: Vec<Write>,
     lines: Vec<usize>,
+    /// When the pending batch got its first write.
+    pending_since: Instant,
     report: ImportReport,
     on_batch: F,
 }
@@ -469,7 +472,14 @@ impl<F: FnMut(&ImportProgress)> Importer<'_, F> {
             Ok(write) => {
                 self.writes.push(write);
                 self.lines.push(number);
-                if self.writes.len() >= self.pacer.batch_size() {
+                if self.writes.len() == 1 {
+                    self.pending_since = Instant::now();
+                }
+                // A slow input commits (and reports) at least about once a second, not only
+                // when a batch fills.
+                if self.writes.len() >= self.pacer.batch_size()
+                    || self.pending_since.elapsed() >= MAX_PENDING
+                {
                     self.flush().await?;
                 }
                 Ok(true)
@@ -542,6 +552,9 @@ impl<F: FnMut(&ImportProgress)> Importer<'_, F> {
         Ok(())
     }
 }
+
+/// The longest a pending write waits for its batch to fill (checked as the next line arrives).
+const MAX_PENDING: Duration = Duration::from_secs(1);
 
 /// After every commit the import stays off the write lock for this long. A writer waiting on
 /// the lock is polled by SQLite's busy handler at most 25 ms apart during its first ~130 ms of
@@ -867,5 +880,32 @@ mod tests {
         let cut =
             ingest(&store, b"[{\"id\": 1}, {\"na".as_slice(), &Options::default(), |_| {}).await;
         assert_eq!(cut.report.failed, 2, "an unclosed array: its last element is cut short");
+    }
+
+    #[tokio::test]
+    async fn a_trickling_input_is_committed_as_it_comes_not_only_when_a_batch_fills() {
+        use tokio::io::AsyncWriteExt;
+        let sub = Uuid::new_v4();
+        let store = store_with(sub).await;
+        let (mut writer, reader) = tokio::io::duplex(1 << 16);
+        let (progress, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let importing = store.clone();
+        let task = tokio::spawn(async move {
+            let options = Options::default();
+            ingest(&importing, BufReader::new(reader), &options, move |p| {
+                let _ = progress.send(p.last_line);
+            })
+            .await
+        });
+        writer.write_all((line(sub, 0) + "\n").as_bytes()).await.unwrap();
+        tokio::time::sleep(MAX_PENDING + Duration::from_millis(100)).await;
+        writer.write_all((line(sub, 1) + "\n").as_bytes()).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(60), events.recv())
+            .await
+            .expect("a commit while the input is still open");
+        assert_eq!(first, Some(2));
+        drop(writer);
+        let done = task.await.unwrap();
+        assert_eq!((done.report.created, done.report.batches, done.report.complete), (2, 1, true));
     }
 }
