@@ -274,7 +274,7 @@ pub enum SubscriptionsCommand {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// NDJSON file of assessments ('-' for standard input): one per line, as the import endpoint
-    /// takes them or as `az security assessment list` prints them.
+    /// takes them or as Azure lists them; or one JSON array (`az security assessment list -o json`).
     pub file: PathBuf,
     #[command(flatten)]
     pub target: Target,
