@@ -1,5 +1,7 @@
 //! The extension API: what Azure lacks, under `/securescore/v1/`, apart from the Azure surface and
-//! described in `docs/extension-openapi.json`. Errors are CloudErrors like everywhere else.
+//! described by the OpenAPI document generated from the `#[utoipa::path]` annotations here
+//! ([`super::openapi`], served at `/securescore/v1/openapi.json`, kept in
+//! `docs/extension-openapi.json`). Errors are CloudErrors like everywhere else.
 //!
 //! - subscriptions administration (list, create/update, delete with all data)
 //! - `POST /import`: NDJSON bulk ingest (see `import`)
@@ -40,15 +42,20 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A subscription as the extension API shows and accepts it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Subscription)]
 pub struct SubscriptionBody {
+    /// Ignored in a PUT body: the path names the subscription.
     #[serde(default)]
+    #[schema(read_only)]
     pub subscription_id: Option<Uuid>,
     pub display_name: String,
+    /// Default: the data directory's default tenant.
     #[serde(default)]
     pub tenant_id: Option<Uuid>,
     #[serde(default)]
+    #[schema(default = "Enabled")]
     pub state: Option<String>,
 }
 
@@ -72,12 +79,37 @@ impl SubscriptionBody {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/subscriptions",
+    operation_id = "Subscriptions_List",
+    tag = "Subscriptions",
+    summary = "List subscriptions",
+    responses(
+        (status = 200, description = "The subscriptions", body = super::openapi::SubscriptionList),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn list_subscriptions(State(state): State<AppState>) -> ApiResult<Response> {
     let subs = state.store.subscriptions().await?;
     let value: Vec<_> = subs.iter().map(SubscriptionBody::of).collect();
     Ok(json(StatusCode::OK, &serde_json::json!({ "value": value })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/subscriptions/{id}",
+    operation_id = "Subscriptions_Get",
+    tag = "Subscriptions",
+    summary = "Get a subscription",
+    params(
+        ("id" = Uuid, Path, description = "The subscription id"),
+    ),
+    responses(
+        (status = 200, description = "The subscription", body = SubscriptionBody),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn get_subscription(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -91,6 +123,22 @@ async fn get_subscription(
     Ok(json(StatusCode::OK, &SubscriptionBody::of(&sub)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/securescore/v1/subscriptions/{id}",
+    operation_id = "Subscriptions_CreateOrUpdate",
+    tag = "Subscriptions",
+    summary = "Create (201) or update (200) a subscription",
+    params(
+        ("id" = Uuid, Path, description = "The subscription id"),
+    ),
+    request_body = SubscriptionBody,
+    responses(
+        (status = 200, description = "Updated", body = SubscriptionBody),
+        (status = 201, description = "Created", body = SubscriptionBody),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn put_subscription(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -123,6 +171,20 @@ async fn put_subscription(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/securescore/v1/subscriptions/{id}",
+    operation_id = "Subscriptions_Delete",
+    tag = "Subscriptions",
+    summary = "Remove a subscription and all its data (assessments, counters, history, custom metadata)",
+    params(
+        ("id" = Uuid, Path, description = "The subscription id"),
+    ),
+    responses(
+        (status = 200, description = "Removed"),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn delete_subscription(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -135,6 +197,23 @@ async fn delete_subscription(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/securescore/v1/import",
+    operation_id = "Assessments_Import",
+    tag = "Import",
+    summary = "Bulk ingest of assessments, one per line",
+    description = "Each line is an assessment's PUT body plus its `resourceId` and `name`. Lines are validated like a PUT, applied in batches and idempotent; invalid lines are reported with their numbers.",
+    request_body(
+        content = String,
+        content_type = "application/x-ndjson",
+        example = json!("{\"resourceId\":\"/subscriptions/20ff7fc3-e762-44dd-bd96-b71116dcdc23/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1\",\"name\":\"21300918-b2e3-0346-785f-c77ff57d243b\",\"properties\":{\"resourceDetails\":{\"source\":\"Azure\"},\"status\":{\"code\":\"Unhealthy\"}}}"),
+    ),
+    responses(
+        (status = 200, description = "The import report", body = super::openapi::ImportReport),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn import(State(state): State<AppState>, body: Body) -> ApiResult<Response> {
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = tokio::io::BufReader::new(tokio_util::io::StreamReader::new(stream));
@@ -171,6 +250,25 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<Offse
         .transpose()
 }
 
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/subscriptions/{id}/history",
+    operation_id = "History_Get",
+    tag = "Scores",
+    summary = "The secure score over time",
+    description = "Every change of the secure score in a time range, or with `interval=day` the score in force at the end of each UTC day (from the first day with a score; at most 10 years).",
+    params(
+        ("id" = Uuid, Path, description = "The subscription id"),
+        ("from" = Option<String>, Query, format = DateTime, description = "Default: 30 days before `to`"),
+        ("to" = Option<String>, Query, format = DateTime, description = "Default: now"),
+        ("interval" = Option<String>, Query, description = "`day` for a daily series; absent for every change"),
+        ("initiative" = Option<String>, Query, description = "Only `ascScore` (the default)"),
+    ),
+    responses(
+        (status = 200, description = "The history", body = super::openapi::History),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 /// `GET /securescore/v1/subscriptions/{id}/history?from=&to=[&interval=day][&initiative=ascScore]`
 async fn history(
     State(state): State<AppState>,
@@ -259,6 +357,20 @@ pub(crate) async fn aggregate_subscriptions(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/aggregate",
+    operation_id = "Aggregate_Get",
+    tag = "Scores",
+    summary = "One score over several subscriptions (a management group's view), with the formula stated",
+    params(
+        ("subscriptions" = Option<String>, Query, description = "Comma-separated subscription ids; default: all"),
+    ),
+    responses(
+        (status = 200, description = "The aggregate", body = super::openapi::Aggregate),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn aggregate(State(state): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let ids = aggregate_subscriptions(&state, q.as_deref()).await?;
     let mut scores = Vec::new();
@@ -301,12 +413,12 @@ pub async fn method_not_allowed(method: Method) -> Response {
 
 #[cfg(test)]
 mod tests {
-    /// The extension API's OpenAPI document describes every route the router serves.
+    /// The extension API's OpenAPI document (generated from the annotations here and in
+    /// `identity::admin`) describes every route the routers serve.
     #[test]
     fn openapi_document_lists_every_route() {
-        let doc: serde_json::Value =
-            serde_json::from_str(include_str!("../../docs/extension-openapi.json"))
-                .expect("the document parses");
+        let doc: serde_json::Value = serde_json::from_str(&crate::api::openapi::document_json())
+            .expect("the document parses");
         let paths = doc["paths"].as_object().expect("paths");
         let source = [include_str!("ext.rs"), include_str!("../identity/admin.rs")].concat();
         for line in source.lines().filter(|l| {

@@ -7,6 +7,7 @@
 pub mod assessments;
 pub mod ext;
 mod metadata;
+pub mod openapi;
 mod ops;
 pub mod route;
 mod scores;
@@ -183,6 +184,7 @@ pub fn router(state: AppState) -> ArmService<Router> {
             crate::identity::guard_ext,
         )))
         .merge(crate::identity::router())
+        .merge(openapi::router())
         .method_not_allowed_fallback(ext::method_not_allowed)
         .fallback(arm)
         .with_state(state);

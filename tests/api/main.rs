@@ -5,6 +5,7 @@ mod assessments;
 mod errors;
 mod identity;
 mod ingest;
+mod openapi;
 mod persistence;
 mod scores;
 
