@@ -161,8 +161,6 @@ struct CertFacts {
     not_after: OffsetDateTime,
     /// The encoded subject Name, to compare issuers byte for byte.
     subject: Vec<u8>,
-    /// The subject's common name, when it has one.
-    common_name: Option<String>,
     /// The encoded SubjectPublicKeyInfo, to match a certificate with its key.
     public_key: Vec<u8>,
     /// basicConstraints CA:TRUE.
@@ -187,17 +185,10 @@ impl CertFacts {
             .map(|ext| ext.value.general_names.iter().map(general_name).collect())
             .unwrap_or_default();
         names.sort();
-        let common_name = cert
-            .subject()
-            .iter_common_name()
-            .next()
-            .and_then(|cn| cn.as_str().ok())
-            .map(String::from);
         Ok(Self {
             not_before: validity.not_before.to_datetime(),
             not_after: validity.not_after.to_datetime(),
             subject: cert.subject().as_raw().to_vec(),
-            common_name,
             public_key: cert.public_key().raw.to_vec(),
             is_ca: cert
                 .basic_constraints()
@@ -340,7 +331,12 @@ fn load_ca(files: &LocalFiles) -> Result<LocalCa> {
             files.ca_cert.display()
         );
     }
-    if facts.common_name.as_deref() != Some(CA_COMMON_NAME) {
+    let issuer = ca_params(facts.not_before, facts.not_after)
+        .self_signed(&key)
+        .context("cannot rebuild the local CA from its key")?;
+    // Issued certificates carry the rebuilt subject as their issuer; it must be the stored one
+    // byte for byte, or clients cannot chain them to ca.pem.
+    if CertFacts::of(issuer.der())?.subject != facts.subject {
         bail!(
             "{} is not a securescore local CA (its subject is not \"CN={CA_COMMON_NAME}\"), so \
              securescore cannot issue server certificates from it; {remedy}",
@@ -351,18 +347,6 @@ fn load_ca(files: &LocalFiles) -> Result<LocalCa> {
         bail!(
             "{} is not a CA certificate (it needs basicConstraints CA:TRUE and keyUsage \
              keyCertSign), so certificates it issues would be rejected; {remedy}",
-            files.ca_cert.display()
-        );
-    }
-    let issuer = ca_params(facts.not_before, facts.not_after)
-        .self_signed(&key)
-        .context("cannot rebuild the local CA from its key")?;
-    // Issued certificates carry the rebuilt subject as their issuer; it must be the stored one
-    // byte for byte, or clients cannot chain them to ca.pem.
-    if CertFacts::of(issuer.der())?.subject != facts.subject {
-        bail!(
-            "{} is not a securescore local CA (its subject is encoded differently), so \
-             securescore cannot issue server certificates from it; {remedy}",
             files.ca_cert.display()
         );
     }
@@ -829,7 +813,6 @@ mod tests {
         assert!((server_info.not_after - now).whole_days() <= 365);
         assert!(ca_info.not_before <= now && server_info.not_before <= now);
         assert!(ca_info.is_ca && ca_info.signs_certificates);
-        assert_eq!(ca_info.common_name.as_deref(), Some(CA_COMMON_NAME));
         assert!(!server_info.is_ca && !server_info.signs_certificates);
         assert_eq!(server_info.names, ["DNS:localhost", "IP:127.0.0.1", "IP:::1"]);
         // Valid for all three names, chained to the CA; webpki also checks EKU serverAuth and
