@@ -29,7 +29,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
@@ -288,9 +288,10 @@ fn ca_params(not_before: OffsetDateTime, not_after: OffsetDateTime) -> Certifica
 fn create_ca(files: &LocalFiles, now: OffsetDateTime) -> Result<LocalCa> {
     let key = KeyPair::generate().context("cannot generate the local CA key")?;
     let not_after = now + CA_VALIDITY;
-    let mut params = ca_params(now - BACKDATE, not_after);
-    params.serial_number = Some(random_serial()?);
-    let issuer = params.self_signed(&key).context("cannot create the local CA certificate")?;
+    // rcgen derives the serial number from the (new, random) key, so every certificate differs.
+    let issuer = ca_params(now - BACKDATE, not_after)
+        .self_signed(&key)
+        .context("cannot create the local CA certificate")?;
     // Key first: a crash in between leaves the CA incomplete, and it is regenerated next time.
     write_file(&files.ca_key, key.serialize_pem().as_bytes(), true)?;
     write_file(&files.ca_cert, issuer.pem().as_bytes(), false)?;
@@ -449,7 +450,6 @@ fn issue_server_cert(
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
-    params.serial_number = Some(random_serial()?);
     params.not_before = not_before;
     params.not_after = not_after;
     let cert = params
@@ -517,17 +517,6 @@ fn server_config(
         .with_single_cert(chain, key)?;
     config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
-}
-
-fn random_serial() -> Result<SerialNumber> {
-    let mut bytes = [0u8; 16];
-    rustls::crypto::aws_lc_rs::default_provider()
-        .secure_random
-        .fill(&mut bytes)
-        .map_err(|_| anyhow!("the system random number generator failed"))?;
-    // A positive INTEGER with no leading zero byte.
-    bytes[0] = (bytes[0] & 0x7f) | 0x40;
-    Ok(SerialNumber::from(bytes.to_vec()))
 }
 
 /// All certificates in a PEM file, at least one.
