@@ -990,6 +990,13 @@ mod tests {
         let message = error_text(from_files(&broken, &key));
         assert!(message.contains(&shown(&broken)), "{message}");
 
+        // Well-formed PEM around bytes that are no certificate.
+        let not_x509 = dir.path("not-x509.pem");
+        fs::write(&not_x509, pem("CERTIFICATE", b"\x30\x03\x02\x01\x00")).unwrap();
+        let message = error_text(from_files(&not_x509, &key));
+        assert!(message.contains(&shown(&not_x509)), "{message}");
+        assert!(message.contains("not a valid X.509 certificate"), "{message}");
+
         let message = error_text(from_files(&key, &cert));
         assert!(message.contains(&shown(&key)), "{message}");
         assert!(message.contains("swapped"), "{message}");

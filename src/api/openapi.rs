@@ -83,7 +83,9 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn serve() -> Response {
-    let mut response = (StatusCode::OK, document_json()).into_response();
+    // Built once: the document only changes with the code.
+    static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(document_json);
+    let mut response = (StatusCode::OK, DOCUMENT.as_str()).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
