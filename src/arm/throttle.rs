@@ -355,4 +355,60 @@ mod tests {
         assert_eq!(limiter.sweep_at.load(Ordering::Relaxed), 2 * (SWEEP_AT + 1));
         assert_eq!(t.keys().0, SWEEP_AT + 1);
     }
+
+    /// ARM's budgets as a plain token bucket in whole nanoseconds of credit: the behaviour the
+    /// hand-written buckets had, which governor's GCRA must reproduce exactly.
+    struct TokenBucket {
+        credit: u64,
+        capacity: u64,
+        period: u64,
+        last: u64,
+    }
+
+    impl TokenBucket {
+        fn take(&mut self, now: u64) -> Result<u64, u64> {
+            self.credit = (self.credit + (now - self.last)).min(self.capacity);
+            self.last = now;
+            if self.credit >= self.period {
+                self.credit -= self.period;
+                Ok(self.credit / self.period)
+            } else {
+                // Whole seconds, rounded up, at least one.
+                Err((self.period - self.credit).div_ceil(1_000_000_000).max(1))
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn governor_answers_like_a_token_bucket(
+            bucket in 1u32..20,
+            period_ms in 1u64..5_000,
+            steps in proptest::collection::vec(0u64..3_000, 1..60),
+        ) {
+            let clock = FakeRelativeClock::default();
+            let budget = Budget { bucket: f64::from(bucket), per_second: 1000.0 / period_ms as f64 };
+            let t = Throttle::with_clock(Some(ThrottleConfig { reads: budget, writes: budget }), clock.clone());
+            let period = period_ms * 1_000_000;
+            let mut model = TokenBucket {
+                credit: u64::from(bucket) * period,
+                capacity: u64::from(bucket) * period,
+                period,
+                last: 0,
+            };
+            let mut now = 0;
+            for advance_ms in steps {
+                clock.advance(Duration::from_millis(advance_ms));
+                now += advance_ms * 1_000_000;
+                let expected = model.take(now);
+                let actual = match t.take("p", None, Kind::Read) {
+                    Ok(left) => Ok(left.unwrap_or(u64::MAX)),
+                    Err(ApiError::Throttled { retry_after, .. }) => Err(retry_after),
+                    Err(other) => panic!("{other:?}"),
+                };
+                proptest::prop_assert_eq!(actual, expected, "at {} ms", now / 1_000_000);
+            }
+        }
+    }
 }
