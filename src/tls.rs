@@ -863,6 +863,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_ca_about_to_expire_is_replaced_with_its_server_certificate() {
+        let dir = TempDir::new();
+        let now = OffsetDateTime::now_utc();
+        // A securescore CA that expires in three days.
+        let key = KeyPair::generate().unwrap();
+        let old_ca = ca_params(now - BACKDATE, now + Duration::days(3)).self_signed(&key).unwrap();
+        write_file(&dir.path(CA_KEY_FILE), key.serialize_pem().as_bytes(), true).unwrap();
+        write_file(&dir.path(CA_CERT_FILE), old_ca.pem().as_bytes(), false).unwrap();
+        assert!(load_ca(&LocalFiles::in_dir(dir.root())).is_ok(), "a usable CA, only short-lived");
+
+        let tls = local(dir.root()).unwrap();
+        assert_ne!(dir.read(CA_CERT_FILE), old_ca.pem().into_bytes(), "the CA must be replaced");
+        let ca = read_cert_chain(&dir.path(CA_CERT_FILE)).unwrap().remove(0);
+        assert!(CertFacts::of(&ca).unwrap().not_after - now > Duration::days(3000));
+        let server = read_cert_chain(&dir.path(SERVER_CERT_FILE)).unwrap().remove(0);
+        verify_server_cert(&ca, &server, now).unwrap();
+        let addr = serve(tls.config).await;
+        let client = client_config(ca_roots(&dir.path(CA_CERT_FILE)), &[b"http/1.1"]);
+        connect(addr, client, ip_name()).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn server_certificate_is_reissued_when_the_ca_is_regenerated() {
         let dir = TempDir::new();
         local(dir.root()).unwrap();

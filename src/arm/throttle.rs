@@ -356,6 +356,25 @@ mod tests {
         assert_eq!(t.keys().0, SWEEP_AT + 1);
     }
 
+    #[test]
+    fn concurrent_requests_never_overspend_a_budget() {
+        // A frozen clock: nothing refills, so exactly `bucket` requests may pass.
+        let t = std::sync::Arc::new(Throttle::with_clock(
+            budgets("50:1", "50:1"),
+            FakeRelativeClock::default(),
+        ));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let t = t.clone();
+                std::thread::spawn(move || {
+                    (0..40).filter(|_| t.take("p", None, Kind::Write).is_ok()).count()
+                })
+            })
+            .collect();
+        let passed: usize = threads.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(passed, 50);
+    }
+
     /// ARM's budgets as a plain token bucket in whole nanoseconds of credit: the behaviour the
     /// hand-written buckets had, which governor's GCRA must reproduce exactly.
     struct TokenBucket {
