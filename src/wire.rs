@@ -11,7 +11,7 @@ pub const NDJSON: &str = "application/x-ndjson";
 
 /// What a bulk import did. Every line up to `lastLine` was either committed (counted in
 /// `created`/`replaced`) or rejected (counted in `failed`); nothing after it was applied.
-#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportReport {
     /// Non-blank lines (or elements of an input that is one array) read.
@@ -58,7 +58,7 @@ impl ImportReport {
 }
 
 /// A rejected line.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LineError {
     pub line: usize,
@@ -93,15 +93,20 @@ pub struct ImportProgress {
 }
 
 /// A subscription as the extension API shows and accepts it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Subscription)]
 pub struct SubscriptionBody {
+    /// Ignored in a PUT body: the path names the subscription.
     #[serde(default)]
+    #[schema(read_only)]
     pub subscription_id: Option<Uuid>,
     pub display_name: String,
+    /// Default: the data directory's default tenant.
     #[serde(default)]
     pub tenant_id: Option<Uuid>,
     #[serde(default)]
+    #[schema(default = "Enabled")]
     pub state: Option<String>,
 }
 

@@ -1,5 +1,7 @@
 //! The extension API: what Azure lacks, under `/securescore/v1/`, apart from the Azure surface and
-//! described in `docs/extension-openapi.json`. Errors are CloudErrors like everywhere else.
+//! described by the OpenAPI document generated from the `#[utoipa::path]` annotations here
+//! ([`super::openapi`], served at `/securescore/v1/openapi.json`, kept in
+//! `docs/extension-openapi.json`). Errors are CloudErrors like everywhere else.
 //!
 //! - subscriptions administration (list, create/update, delete with all data)
 //! - `POST /import`: NDJSON bulk ingest (the `ingest` service), streamed both ways
@@ -44,12 +46,37 @@ pub fn router() -> Router<AppState> {
         .route("/securescore/v1/import", post(import))
 }
 
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/subscriptions",
+    operation_id = "Subscriptions_List",
+    tag = "Subscriptions",
+    summary = "List subscriptions",
+    responses(
+        (status = 200, description = "The subscriptions", body = super::openapi::SubscriptionList),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn list_subscriptions(State(state): State<AppState>) -> ApiResult<Response> {
     let subs = state.store.subscriptions().await?;
     let value: Vec<_> = subs.iter().map(SubscriptionBody::of).collect();
     Ok(json(StatusCode::OK, &serde_json::json!({ "value": value })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/subscriptions/{id}",
+    operation_id = "Subscriptions_Get",
+    tag = "Subscriptions",
+    summary = "Get a subscription",
+    params(
+        ("id" = Uuid, Path, description = "The subscription id"),
+    ),
+    responses(
+        (status = 200, description = "The subscription", body = SubscriptionBody),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn get_subscription(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -63,6 +90,22 @@ async fn get_subscription(
     Ok(json(StatusCode::OK, &SubscriptionBody::of(&sub)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/securescore/v1/subscriptions/{id}",
+    operation_id = "Subscriptions_CreateOrUpdate",
+    tag = "Subscriptions",
+    summary = "Create (201) or update (200) a subscription",
+    params(
+        ("id" = Uuid, Path, description = "The subscription id"),
+    ),
+    request_body = SubscriptionBody,
+    responses(
+        (status = 200, description = "Updated", body = SubscriptionBody),
+        (status = 201, description = "Created", body = SubscriptionBody),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn put_subscription(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -95,6 +138,20 @@ async fn put_subscription(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/securescore/v1/subscriptions/{id}",
+    operation_id = "Subscriptions_Delete",
+    tag = "Subscriptions",
+    summary = "Remove a subscription and all its data (assessments, counters, history, custom metadata)",
+    params(
+        ("id" = Uuid, Path, description = "The subscription id"),
+    ),
+    responses(
+        (status = 200, description = "Removed"),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn delete_subscription(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -115,6 +172,23 @@ async fn delete_subscription(
 /// import runs as long as its input flows (and stops when it stalls that long). Otherwise one
 /// JSON report comes at the end; to answer before the outer time limit does, reading stops at
 /// three quarters of it, and the answer (a 408) says which lines were committed.
+#[utoipa::path(
+    post,
+    path = "/securescore/v1/import",
+    operation_id = "Assessments_Import",
+    tag = "Import",
+    summary = "Bulk ingest of assessments, one per line (also Azure's export shape)",
+    description = "Each line is an assessment's PUT body plus its `resourceId` and `name`, or an assessment as Azure lists it (`id`, `name`, `type`, `properties`). With `Accept: application/x-ndjson` the answer streams one progress object per committed batch, then the report. Lines are validated like a PUT, applied in batches and idempotent; invalid lines are reported with their numbers.",
+    request_body(
+        content = String,
+        content_type = "application/x-ndjson",
+        example = json!("{\"resourceId\":\"/subscriptions/20ff7fc3-e762-44dd-bd96-b71116dcdc23/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1\",\"name\":\"21300918-b2e3-0346-785f-c77ff57d243b\",\"properties\":{\"resourceDetails\":{\"source\":\"Azure\"},\"status\":{\"code\":\"Unhealthy\"}}}"),
+    ),
+    responses(
+        (status = 200, description = "The import report", body = crate::wire::ImportReport),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn import(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -217,6 +291,25 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<Offse
         .transpose()
 }
 
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/subscriptions/{id}/history",
+    operation_id = "History_Get",
+    tag = "Scores",
+    summary = "The secure score over time",
+    description = "Every change of the secure score in a time range, or with `interval=day` the score in force at the end of each UTC day (from the first day with a score; at most 10 years).",
+    params(
+        ("id" = Uuid, Path, description = "The subscription id"),
+        ("from" = Option<String>, Query, format = DateTime, description = "Default: 30 days before `to`"),
+        ("to" = Option<String>, Query, format = DateTime, description = "Default: now"),
+        ("interval" = Option<String>, Query, description = "`day` for a daily series; absent for every change"),
+        ("initiative" = Option<String>, Query, description = "Only `ascScore` (the default)"),
+    ),
+    responses(
+        (status = 200, description = "The history", body = super::openapi::History),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 /// `GET /securescore/v1/subscriptions/{id}/history?from=&to=[&interval=day][&initiative=ascScore]`
 async fn history(
     State(state): State<AppState>,
@@ -311,6 +404,20 @@ pub(crate) async fn aggregate_subscriptions(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/aggregate",
+    operation_id = "Aggregate_Get",
+    tag = "Scores",
+    summary = "One score over several subscriptions (a management group's view), with the formula stated",
+    params(
+        ("subscriptions" = Option<String>, Query, description = "Comma-separated subscription ids; default: all"),
+    ),
+    responses(
+        (status = 200, description = "The aggregate", body = super::openapi::Aggregate),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn aggregate(State(state): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let ids = aggregate_subscriptions(&state, q.as_deref()).await?;
     let mut scores = Vec::new();
@@ -391,12 +498,12 @@ mod tests {
         assert_eq!(done.map(|r| r.status()).ok(), Some(StatusCode::OK));
     }
 
-    /// The extension API's OpenAPI document describes every route the router serves.
+    /// The extension API's OpenAPI document (generated from the annotations here and in
+    /// `identity::admin`) describes every route the routers serve.
     #[test]
     fn openapi_document_lists_every_route() {
-        let doc: serde_json::Value =
-            serde_json::from_str(include_str!("../../docs/extension-openapi.json"))
-                .expect("the document parses");
+        let doc: serde_json::Value = serde_json::from_str(&crate::api::openapi::document_json())
+            .expect("the document parses");
         let paths = doc["paths"].as_object().expect("paths");
         let source = [include_str!("ext.rs"), include_str!("../identity/admin.rs")].concat();
         for line in source.lines().filter(|l| {

@@ -10,6 +10,7 @@ pub mod assessments;
 mod auth;
 pub mod ext;
 mod metadata;
+pub mod openapi;
 mod ops;
 pub mod route;
 mod scores;
@@ -183,6 +184,7 @@ pub fn router(state: AppState) -> ArmService<Router> {
                 .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard_ext)),
         )
         .merge(crate::identity::router(state.identity.clone()))
+        .merge(openapi::router())
         .method_not_allowed_fallback(ext::method_not_allowed)
         .fallback(arm)
         .with_state(state);
