@@ -68,8 +68,8 @@ impl TrustedIssuer {
     /// Does this authority issue tokens with `iss` for tenant `tid`? `None`: not discovered yet.
     pub fn issues(&self, iss: &str, tid: &str) -> Option<bool> {
         let d = self.discovery.read().unwrap_or_else(|e| e.into_inner()).clone()?;
-        let v2 = d.issuer.replace(TENANT_PLACEHOLDER, tid);
-        if iss.trim_end_matches('/') == v2.trim_end_matches('/') {
+        // In full: the issuer the authority's OpenID configuration names, for this tenant.
+        if iss == d.issuer.replace(TENANT_PLACEHOLDER, tid) {
             return Some(true);
         }
         // The v1 form of the same tenant (Entra issues v1 tokens for ARM).

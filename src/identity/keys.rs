@@ -64,6 +64,7 @@ impl SigningKey {
         Ok(SigningKey { kid, created, retired, pem, encoding, jwk, n, decoding })
     }
 
+    /// A new key. aws-lc-rs generates it: jsonwebtoken signs and verifies but cannot make keys.
     fn generate(created: i64) -> Result<Self> {
         let pair = KeyPair::generate(KeySize::Rsa2048)
             .map_err(|_| anyhow!("cannot generate an RSA key"))?;
