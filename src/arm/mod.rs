@@ -56,6 +56,19 @@ impl PublicUrl {
     pub fn authority(&self) -> &str {
         self.0.split_once("://").map_or("", |(_, rest)| rest)
     }
+
+    /// Does it name this machine only (`localhost`, 127.0.0.0/8, `[::1]`)?
+    pub fn is_loopback(&self) -> bool {
+        let Ok(authority) = self.authority().parse::<axum::http::uri::Authority>() else {
+            return false;
+        };
+        let host = authority.host();
+        host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 impl std::fmt::Display for PublicUrl {

@@ -980,6 +980,22 @@ async fn auth_any_refuses_to_listen_beyond_loopback() {
         assert!(err.contains("--auth any") && err.contains("loopback"), "{err}");
         assert!(err.contains("--listen 127.0.0.1:") && err.contains("--auth strict"), "{err}");
     }
+    // Nor behind a proxy that makes it reachable under another name.
+    let options = ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        store: StoreConfig::Memory,
+        tls: TlsMode::Insecure,
+        auth: AuthMode::Any,
+        demo: false,
+        api: ApiConfig { public_url: Some(PUBLIC.parse().unwrap()), ..ApiConfig::default() },
+        throttle: None,
+        max_connections: 10,
+    };
+    let err = match Application::build(options).await {
+        Ok(_) => panic!("--auth any with a public URL of another host must not start"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("--auth any") && err.contains("--public-url"), "{err}");
     // Loopback is where the emulator belongs.
     let options = ServeOptions {
         listen: "[::1]:0".parse().unwrap(),
