@@ -101,7 +101,13 @@ impl std::str::FromStr for PublicUrl {
             );
         }
         let scheme = scheme.unwrap_or_default();
-        Ok(PublicUrl(format!("{scheme}://{}", authority.as_str().to_ascii_lowercase())))
+        let host = authority.host().to_ascii_lowercase();
+        // The scheme's own port is left out, as clients write the URL (and compare issuers).
+        let port = match (scheme.as_str(), authority.port_u16()) {
+            ("https", Some(443)) | ("http", Some(80)) | (_, None) => String::new(),
+            (_, Some(p)) => format!(":{p}"),
+        };
+        Ok(PublicUrl(format!("{scheme}://{host}{port}")))
     }
 }
 
@@ -142,6 +148,9 @@ mod tests {
         assert_eq!(url("https://Scores.Example.com/").unwrap(), "https://scores.example.com");
         assert_eq!(url("http://127.0.0.1:8443").unwrap(), "http://127.0.0.1:8443");
         assert_eq!(url("https://[::1]:8443").unwrap(), "https://[::1]:8443");
+        assert_eq!(url("https://scores.example.com:443").unwrap(), "https://scores.example.com");
+        assert_eq!(url("http://scores.example.com:80/").unwrap(), "http://scores.example.com");
+        assert_eq!(url("http://scores.example.com:443").unwrap(), "http://scores.example.com:443");
         assert_eq!("https://a.example:1".parse::<PublicUrl>().unwrap().authority(), "a.example:1");
         for bad in [
             "scores.example.com",
