@@ -326,6 +326,10 @@ async fn read_only_under_auth_any(
     next: Next,
 ) -> Response {
     if state.identity.mode == AuthMode::Any && request.method() != Method::GET {
+        // A request without a well-formed token still gets its 401 first.
+        if let Err(e) = state.identity.require(request.headers(), authz::ADMIN_ACTION, None).await {
+            return e.into_response();
+        }
         return ApiError::BadRequest {
             target: None,
             message: "Principals, role assignments and signing keys cannot be changed through the API while the \

@@ -1035,6 +1035,8 @@ async fn auth_any_cannot_change_principals_roles_or_keys() {
         assert_eq!(r.code(), "BadRequest");
         assert!(r.message().contains("--auth strict"), "{}", r.message());
     }
+    let r = app.call(Method::POST, "/securescore/v1/principals", None, Some("{}")).await;
+    assert_401(&r, "AuthenticationFailed");
     assert_eq!(app.store.principals().await.unwrap(), before, "nothing was created or removed");
     assert!(app
         .store
