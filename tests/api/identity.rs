@@ -718,10 +718,21 @@ async fn external_authority(
     jwks: Arc<std::sync::Mutex<Value>>,
     fetches: Arc<std::sync::atomic::AtomicUsize>,
 ) -> (String, String) {
+    external_authority_naming(None, jwks, fetches).await
+}
+
+/// An external authority whose OpenID configuration names the issuer `{issuer_base}/{tenant}/v2.0`
+/// (`None`: its own URL); `(its configured URL, tenant)`.
+async fn external_authority_naming(
+    issuer_base: Option<&str>,
+    jwks: Arc<std::sync::Mutex<Value>>,
+    fetches: Arc<std::sync::atomic::AtomicUsize>,
+) -> (String, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let tenant = Uuid::new_v4().to_string();
-    let issuer = format!("{base}/{tenant}/v2.0");
+    let configured = format!("{base}/{tenant}/v2.0");
+    let issuer = format!("{}/{tenant}/v2.0", issuer_base.unwrap_or(&base));
     let (iss, b) = (issuer.clone(), base.clone());
     let router = axum::Router::new()
         .route(
@@ -746,7 +757,7 @@ async fn external_authority(
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    (issuer, tenant)
+    (configured, tenant)
 }
 
 #[tokio::test]
@@ -1057,4 +1068,43 @@ async fn auth_any_cannot_change_principals_roles_or_keys() {
         )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn an_external_authority_naming_another_hosts_issuer_is_not_trusted() {
+    let signer = securescore::identity::keys::KeyRing::ephemeral().unwrap();
+    let key = signer.current().unwrap();
+    let jwks = Arc::new(std::sync::Mutex::new(json!({"keys": [key.jwk()]})));
+    let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let evil = "https://evil.example";
+    let (configured, tenant) =
+        external_authority_naming(Some(evil), jwks.clone(), fetches.clone()).await;
+    let app = spawn(AuthMode::Strict, vec![configured], false).await;
+    let sub = Uuid::new_v4();
+    app.store
+        .put_subscription(&securescore::store::Subscription {
+            id: sub,
+            display_name: "external".into(),
+            tenant_id: Uuid::parse_str(&tenant).unwrap(),
+            state: "Enabled".into(),
+        })
+        .await
+        .unwrap();
+    let oid = Uuid::new_v4().to_string();
+    admin::assign(&app.store, &oid, "Reader", &format!("/subscriptions/{sub}")).await.unwrap();
+    let claims = json!({"aud": ARM, "iss": format!("{evil}/{tenant}/v2.0"), "tid": tenant,
+        "oid": oid, "iat": now(), "nbf": now(), "exp": now() + 3600, "ver": "2.0"});
+    let header = json!({"typ": "JWT", "alg": "RS256", "kid": key.kid});
+    let input = format!("{}.{}", b64(&header), b64(&claims));
+    let token = format!("{input}.{}", key.sign(input.as_bytes()).unwrap());
+    let path = format!(
+        "/subscriptions/{sub}/providers/Microsoft.Security/secureScores?api-version=2020-01-01"
+    );
+    app.identity.trusted[0].forget_last_fetch_for_tests();
+    assert_401(&app.get(&path, &token).await, "InvalidAuthenticationToken");
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the keys of a configuration naming another host are never fetched"
+    );
 }
