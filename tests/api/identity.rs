@@ -946,6 +946,19 @@ async fn urls_handed_out_use_the_public_url_whatever_host_says() {
     claims["iss"] = json!(format!("{}/{tid}/v2.0", app.base));
     assert_401(&app.get(&controls, &app.sign(&claims)).await, "InvalidAuthenticationTokenTenant");
 
+    // A token of another tenant is told to get one from the public authority.
+    let other = Uuid::new_v4();
+    let mut claims = payload(&token);
+    claims["tid"] = json!(other.to_string());
+    claims["iss"] = json!(format!("{PUBLIC}/{other}/v2.0"));
+    let r = app.get_as_host("evil.example", &score_path(), Some(&app.sign(&claims))).await;
+    assert_401(&r, "InvalidAuthenticationTokenTenant");
+    assert!(
+        r.message().contains(&format!("Please use the authority (URL) '{PUBLIC}/{tid}'")),
+        "{}",
+        r.message()
+    );
+
     // The 401 challenge sends clients to the public authority.
     let r = app.get_as_host("evil.example", &score_path(), None).await;
     assert_401(&r, "AuthenticationFailed");
@@ -1007,6 +1020,22 @@ async fn auth_any_refuses_to_listen_beyond_loopback() {
         Err(e) => format!("{e:#}"),
     };
     assert!(err.contains("--auth any") && err.contains("--public-url"), "{err}");
+    // A public URL that names this machine is fine.
+    let options = ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        store: StoreConfig::Memory,
+        tls: TlsMode::Insecure,
+        auth: AuthMode::Any,
+        demo: false,
+        api: ApiConfig {
+            public_url: Some("http://localhost:8080".parse().unwrap()),
+            ..ApiConfig::default()
+        },
+        throttle: None,
+        max_connections: 10,
+    };
+    let app = Application::build(options).await.expect("loopback with a loopback public URL");
+    assert_eq!(app.public_url().as_str(), "http://localhost:8080");
     // Loopback is where the emulator belongs.
     let options = ServeOptions {
         listen: "[::1]:0".parse().unwrap(),
