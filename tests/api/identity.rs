@@ -1137,3 +1137,43 @@ async fn an_external_authority_naming_another_hosts_issuer_is_not_trusted() {
         "the keys of a configuration naming another host are never fetched"
     );
 }
+
+#[tokio::test]
+async fn odd_claims_under_a_genuine_signature_are_401s() {
+    let app = strict().await;
+    let claims = app.claims().await;
+    let path = score_path();
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut c = claims.clone();
+        f(&mut c);
+        app.sign(&c)
+    };
+    let remove = |name: &'static str| {
+        with(&move |c: &mut Value| {
+            c.as_object_mut().unwrap().remove(name);
+        })
+    };
+    let r = app.get(&path, &remove("exp")).await;
+    assert_401(&r, "InvalidAuthenticationToken");
+    assert!(r.header("www-authenticate").contains("'exp'"), "{}", r.header("www-authenticate"));
+    for token in [
+        remove("tid"),
+        remove("iss"),
+        with(&|c| c["exp"] = json!("tomorrow")),
+        with(&|c| c["nbf"] = json!({"not": "a time"})),
+        with(&|c| c["iss"] = json!(42)),
+        with(&|c| c["aud"] = json!(["https://graph.microsoft.com/"])),
+    ] {
+        let r = app.get(&path, &token).await;
+        assert_eq!(r.status, 401, "{:?}", r.body);
+        assert!(r.code().starts_with("InvalidAuthenticationToken"), "{:?}", r.body);
+    }
+    // A payload that is not JSON at all, under a genuine signature.
+    let key = app.identity.keys.current().unwrap();
+    let header = b64(&json!({"typ": "JWT", "alg": "RS256", "kid": key.kid}));
+    let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(b"not json"));
+    let token = format!("{input}.{}", key.sign(input.as_bytes()).unwrap());
+    assert_401(&app.get(&path, &token).await, "InvalidAuthenticationToken");
+    // The audience may come as a list (Entra does so for some clients).
+    assert_eq!(app.get(&path, &with(&|c| c["aud"] = json!([ARM]))).await.status, 200);
+}
