@@ -325,7 +325,8 @@ async fn read_only_under_auth_any(
     request: Request,
     next: Next,
 ) -> Response {
-    if state.identity.mode == AuthMode::Any && request.method() != Method::GET {
+    let read = matches!(*request.method(), Method::GET | Method::HEAD);
+    if state.identity.mode == AuthMode::Any && !read {
         // A request without a well-formed token still gets its 401 first.
         if let Err(e) = state.identity.require(request.headers(), authz::ADMIN_ACTION, None).await {
             return e.into_response();
