@@ -57,6 +57,19 @@ impl PublicUrl {
     pub fn authority(&self) -> &str {
         self.0.split_once("://").map_or("", |(_, rest)| rest)
     }
+
+    /// Does it name this machine only (`localhost`, 127.0.0.0/8, `[::1]`)?
+    pub fn is_loopback(&self) -> bool {
+        let Ok(authority) = self.authority().parse::<axum::http::uri::Authority>() else {
+            return false;
+        };
+        let host = authority.host();
+        host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 impl std::fmt::Display for PublicUrl {
@@ -89,7 +102,13 @@ impl std::str::FromStr for PublicUrl {
             );
         }
         let scheme = scheme.unwrap_or_default();
-        Ok(PublicUrl(format!("{scheme}://{}", authority.as_str().to_ascii_lowercase())))
+        let host = authority.host().to_ascii_lowercase();
+        // The scheme's own port is left out, as clients write the URL (and compare issuers).
+        let port = match (scheme.as_str(), authority.port_u16()) {
+            ("https", Some(443)) | ("http", Some(80)) | (_, None) => String::new(),
+            (_, Some(p)) => format!(":{p}"),
+        };
+        Ok(PublicUrl(format!("{scheme}://{host}{port}")))
     }
 }
 
@@ -130,6 +149,9 @@ mod tests {
         assert_eq!(url("https://Scores.Example.com/").unwrap(), "https://scores.example.com");
         assert_eq!(url("http://127.0.0.1:8443").unwrap(), "http://127.0.0.1:8443");
         assert_eq!(url("https://[::1]:8443").unwrap(), "https://[::1]:8443");
+        assert_eq!(url("https://scores.example.com:443").unwrap(), "https://scores.example.com");
+        assert_eq!(url("http://scores.example.com:80/").unwrap(), "http://scores.example.com");
+        assert_eq!(url("http://scores.example.com:443").unwrap(), "http://scores.example.com:443");
         assert_eq!("https://a.example:1".parse::<PublicUrl>().unwrap().authority(), "a.example:1");
         for bad in [
             "scores.example.com",
