@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::scores::ScoreJson;
 use super::{json, AppState};
-use crate::arm::{format_time, parse_subscription_id, parse_time, ApiError, ApiResult};
+use crate::arm::{format_time, parse_subscription_id, parse_time, query_map, ApiError, ApiResult};
 use crate::catalog::ASC_SCORE;
 use crate::score;
 use crate::store::Subscription;
@@ -150,12 +150,6 @@ struct Point {
     date: Option<String>,
     score: ScoreJson,
     weight: i64,
-}
-
-/// Query parameters; parsed here rather than by an extractor so that nothing can answer a
-/// non-CloudError rejection.
-pub(crate) fn query_map(raw: Option<String>) -> HashMap<String, String> {
-    form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect()
 }
 
 fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<OffsetDateTime>> {

@@ -5,6 +5,7 @@
 //! failures raised before a handler (panics, timeouts), and request logging.
 
 pub mod assessments;
+mod auth;
 pub mod ext;
 mod metadata;
 mod ops;
@@ -42,6 +43,8 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// External authorities whose tokens are accepted (`--trust-issuer`).
     pub trust_issuers: Vec<String>,
+    /// The URL clients reach the server at (`--public-url`); `None`: the listen address.
+    pub public_url: Option<crate::arm::PublicUrl>,
 }
 
 impl Default for ApiConfig {
@@ -52,6 +55,7 @@ impl Default for ApiConfig {
             https: false,
             request_timeout: Duration::from_secs(60),
             trust_issuers: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -91,9 +95,10 @@ impl Ctx<'_> {
         self.state.config.page_size
     }
 
-    /// The absolute URL of the next page: same host, path and parameters, a new `$skipToken`.
+    /// The absolute URL of the next page: the public URL, same path and parameters, a new
+    /// `$skipToken`.
     pub fn next_link(&self, cursor: &Cursor) -> String {
-        let base = crate::arm::request_base(self.state.config.https, self.headers, Some(self.uri));
+        let base = &self.state.identity.public_url;
         let mut query: Vec<&str> = self
             .uri
             .query()
@@ -136,18 +141,7 @@ pub fn query_param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q 
     query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
-/// A JSON response with ARM's content type.
-pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => {
-            let mut r = (status, bytes).into_response();
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
-            r
-        }
-        Err(e) => ApiError::Internal(e.into()).into_response(),
-    }
-}
+pub use crate::arm::json;
 
 pub fn ok<T: Serialize>(body: &T) -> ApiResult<Response> {
     Ok(json(StatusCode::OK, body))
@@ -178,11 +172,11 @@ pub fn router(state: AppState) -> ArmService<Router> {
     let outer = ArmLayer { https: state.config.https, timeout: state.config.request_timeout };
     let router = Router::new()
         .merge(ops::router())
-        .merge(ext::router().route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::identity::guard_ext,
-        )))
-        .merge(crate::identity::router())
+        .merge(
+            ext::router()
+                .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard_ext)),
+        )
+        .merge(crate::identity::router(state.identity.clone()))
         .method_not_allowed_fallback(ext::method_not_allowed)
         .fallback(arm)
         .with_state(state);
@@ -213,18 +207,11 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    let principal = match crate::identity::authorize(
-        &state,
-        &parts.headers,
-        &parts.uri,
-        &endpoint,
-        &parts.method,
-    )
-    .await
-    {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
+    let principal =
+        match auth::authorize(&state, &parts.headers, &parts.uri, &endpoint, &parts.method).await {
+            Ok(p) => p,
+            Err(e) => return e.into_response(),
+        };
     // The budget is per principal: its object id, or (under --auth any) its bearer credential.
     let kind = if parts.method == Method::GET { Kind::Read } else { Kind::Write };
     let remaining = if state.throttle.enabled() {
