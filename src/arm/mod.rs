@@ -173,6 +173,23 @@ mod tests {
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(256))]
 
+            /// The public URL starts every nextLink and token issuer: whatever text it is given, it
+            /// is refused or becomes a bare `scheme://host[:port]` that parses back to itself.
+            #[test]
+            fn a_public_url_is_refused_or_a_bare_origin(text in prop_oneof![
+                ".{0,30}",
+                "(https?|HTTPS|ftp)://[a-zA-Z0-9.@:\\[\\]-]{0,16}(/[a-z?=]{0,5})?",
+            ]) {
+                if let Ok(url) = text.parse::<PublicUrl>() {
+                    let s = url.to_string();
+                    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+                    let rest = rest.ok_or_else(|| TestCaseError::fail(s.clone()))?;
+                    prop_assert!(!rest.is_empty() && !rest.contains(['/', '?', '#', '@']), "{text:?} → {s}");
+                    prop_assert_eq!(url.authority(), rest);
+                    prop_assert_eq!(s.parse::<PublicUrl>().ok(), Some(url));
+                }
+            }
+
             #[test]
             fn times_round_trip_in_the_arm_format(seconds in 0i64..253_402_300_799, hundreds_of_ns in 0u32..10_000_000) {
                 let t = OffsetDateTime::from_unix_timestamp(seconds)
