@@ -188,6 +188,9 @@ pub fn router(state: AppState) -> ArmService<Router> {
         .merge(crate::identity::router())
         .method_not_allowed_fallback(ext::method_not_allowed)
         .fallback(arm)
+        // Routes read bodies through `extract`; should one use axum's own extractors, the limit is
+        // still the one limit.
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body))
         .with_state(state);
     outer.layer(router)
 }
@@ -335,7 +338,7 @@ mod tests {
 
     const SUB: &str = "20ff7fc3-e762-44dd-bd96-b71116dcdc23";
 
-    async fn state() -> AppState {
+    pub(crate) async fn state() -> AppState {
         let store = Store::open(&StoreConfig::Memory).await.expect("a memory store");
         store
             .put_subscription(&Subscription {
