@@ -5,15 +5,15 @@
 //! computes the scores itself from the assessments users push.
 //!
 //! A request travels: [`server`] (TCP/TLS, HTTP/1.1 + h2) → [`api::router`] (outer layers: ARM
-//! headers, panics and timeouts as CloudErrors) → [`api::route::Endpoint::parse`] (the path
-//! becomes a typed endpoint; [`arm`] checks api-version, ids, paging) → a handler in [`api`] →
+//! headers, request-head limits, panics and timeouts as CloudErrors) →
+//! [`api::route::Endpoint::parse`] (the path becomes a typed endpoint; [`arm`] checks api-version, ids, paging) → a handler in [`api`] →
 //! [`store::Store`] (reads: cached [`store::ScoreView`]s; writes: one transaction that also
 //! maintains the per-control counters and the score history) → the engine (SQLite).
 //!
 //! | module | owns |
 //! |---|---|
 //! | [`arm`] | ARM conventions: typed resource ids, api-versions, the CloudError catalogue, paging, headers, time format |
-//! | [`api`] | routers and handlers, one module per resource family; the extension API (`api::ext`) |
+//! | [`api`] | routers and handlers, one module per resource family; the extension API (`api::ext`); extractors, the one body limit and their rejections as CloudErrors (`api::extract`) |
 //! | [`score`] | the scoring engine of docs/SCORING.md: pure, no I/O, property-tested |
 //! | [`catalog`] | the built-in controls and assessment metadata (data files + provenance) |
 //! | [`store`] | one `Store` handle over a crate-private engine trait; SQLite engine; the read model; a conformance suite every engine runs |
