@@ -6,9 +6,10 @@
 //!
 //! A request travels: [`server`] (TCP/TLS, HTTP/1.1 + h2) → [`api::router`] (outer layers: ARM
 //! headers, request-head limits, panics and timeouts as CloudErrors) →
-//! [`api::route::Endpoint::parse`] (the path becomes a typed endpoint; [`arm`] checks api-version, ids, paging) → a handler in [`api`] →
-//! [`store::Store`] (reads: cached [`store::ScoreView`]s; writes: one transaction that also
-//! maintains the per-control counters and the score history) → the engine (SQLite).
+//! [`api::route::Endpoint::parse`] (the path becomes a typed endpoint; [`arm`] checks
+//! api-version, ids, paging) → a handler in [`api`] → [`store::Store`] (reads: cached
+//! [`store::ScoreView`]s; writes: one transaction that also maintains the per-control counters
+//! and the score history) → the engine (SQLite).
 //!
 //! | module | owns |
 //! |---|---|
