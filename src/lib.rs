@@ -7,22 +7,23 @@
 //! A request travels: [`server`] (TCP/TLS, HTTP/1.1 + h2) → [`api::router`] (outer layers: ARM
 //! headers, request-head limits, panics and timeouts as CloudErrors) →
 //! [`api::route::Endpoint::parse`] (the path becomes a typed endpoint; [`arm`] checks
-//! api-version, ids, paging) → a handler in [`api`] → [`store::Store`] (reads: cached
-//! [`store::ScoreView`]s; writes: one transaction that also maintains the per-control counters
-//! and the score history) → the engine (SQLite).
+//! api-version, ids, paging) → `api::auth` (what the endpoint needs) and [`identity`] (who asks,
+//! and may they) → a handler in [`api`] → [`store::Store`] (reads: cached [`store::ScoreView`]s;
+//! writes: one transaction that also maintains the per-control counters and the score history)
+//! → the engine (SQLite).
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`arm`] | ARM conventions: typed resource ids, api-versions, the CloudError catalogue, paging, headers, time format |
-//! | [`api`] | routers and handlers, one module per resource family; the extension API (`api::ext`); extractors, the one body limit and their rejections as CloudErrors (`api::extract`) |
+//! | [`arm`] | ARM conventions: typed resource ids, api-versions, the CloudError catalogue, paging, headers, time format; extractors and the one body limit, their rejections as CloudErrors (`arm::extract`) |
+//! | [`api`] | routers and handlers, one module per resource family; the extension API (`api::ext`) |
 //! | [`score`] | the scoring engine of docs/SCORING.md: pure, no I/O, property-tested |
 //! | [`catalog`] | the built-in controls and assessment metadata (data files + provenance) |
-//! | [`store`] | one `Store` handle over a crate-private engine trait; SQLite engine; the read model; a conformance suite every engine runs |
+//! | [`store`] | one `Store` handle over a crate-private engine trait (identity records: `store::identity`); SQLite engine (its identity SQL: `store::sqlite::identity`); the read model; a conformance suite every engine runs |
 //! | [`import`] | NDJSON bulk ingest, shared by the extension endpoint and the CLI |
-//! | [`identity`] | the built-in Entra ID-compatible authority (tokens, JWKS, sign-in page), authentication of every request (JWT) apart from authorization (RBAC), trusted external issuers |
+//! | [`identity`] | the built-in Entra ID-compatible authority (tokens, JWKS, sign-in page), authentication of every request (JWT) apart from authorization (RBAC, decided from plain data the API computes), trusted external issuers, `--auth` modes; below `api` and `server`, which import it, never the reverse |
 //! | [`demo`] | `serve --demo`: the official example data, written through the normal write path |
-//! | [`tls`] | the local CA and server certificate, or the user's PEM files |
-//! | [`server`] | `Application::build` (binds, port 0 friendly) and `run_until` |
+//! | [`tls`] | the local CA and server certificate, or the user's PEM files; the process's crypto provider |
+//! | [`server`] | `Application::build` (refuses `--auth any` off loopback, resolves the public URL, binds, port 0 friendly) and `run_until` |
 //! | [`cli`] | command definitions (`cli::structs`) apart from their execution (`cli::cmd`) |
 //! | [`client`] | the CLI's HTTP client for `--endpoint` |
 

@@ -14,13 +14,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use uuid::Uuid;
 
 use crate::api::{self, ApiConfig, AppState};
+use crate::arm::PublicUrl;
 use crate::identity::demo::DemoCredentials;
+pub use crate::identity::AuthMode;
 use crate::identity::Identity;
 use crate::store::{Store, StoreConfig};
 use crate::tls;
+pub use crate::tls::install_crypto_provider;
 
 /// How the server speaks to clients.
 #[derive(Debug, Clone)]
@@ -31,14 +33,6 @@ pub enum TlsMode {
     Files { cert: PathBuf, key: PathBuf },
     /// Plain HTTP (`--insecure-http`).
     Insecure,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum AuthMode {
-    /// Every ARM request needs a valid bearer token (the default).
-    Strict,
-    /// Emulator mode: any well-formed bearer token is accepted with full access.
-    Any,
 }
 
 #[derive(Debug, Clone)]
@@ -67,15 +61,18 @@ pub struct Application {
     persistent: bool,
 }
 
-/// The tenant of subscriptions created without one, fixed per data directory.
-pub async fn default_tenant(store: &Store) -> Result<Uuid> {
-    let text = store.meta_or_init("default_tenant", || Uuid::new_v4().to_string()).await?;
-    Ok(Uuid::parse_str(&text)?)
-}
-
-/// Install the one crypto provider of the process (rustls and jsonwebtoken share aws-lc-rs).
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+/// `--auth any` makes every well-formed token Owner: refuse it anywhere but loopback, before
+/// anything is opened or bound.
+fn check_auth_any_listens_on_loopback(options: &ServeOptions) -> Result<()> {
+    if options.auth == AuthMode::Any && !options.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "--auth any accepts any well-formed token with full access, so it listens on loopback only, not on {}. \
+             Use --listen 127.0.0.1:{port} (or [::1]:{port}) for a local emulator, or --auth strict to serve other hosts.",
+            options.listen,
+            port = options.listen.port()
+        );
+    }
+    Ok(())
 }
 
 /// Serve one connection. HTTP/2 only when TLS negotiated it (ALPN `h2`); otherwise HTTP/1.1
@@ -114,6 +111,7 @@ where
 
 impl Application {
     pub async fn build(options: ServeOptions) -> Result<Application> {
+        check_auth_any_listens_on_loopback(&options)?;
         install_crypto_provider();
         let store = Store::open(&options.store).await?;
         let tls = match &options.tls {
@@ -131,7 +129,7 @@ impl Application {
         let persistent = matches!(options.store, StoreConfig::Sqlite { .. });
         let mut demo_credentials = None;
         if options.demo {
-            let tenant = default_tenant(&store).await?;
+            let tenant = store.default_tenant().await?;
             crate::demo::seed(&store, tenant).await?;
             demo_credentials =
                 Some(crate::identity::demo::ensure(&store, tenant, key_dir.as_deref()).await?);
@@ -145,7 +143,16 @@ impl Application {
         let addr = listener.local_addr()?;
         let https = tls.is_some();
         let base_url = format!("{}://{}", if https { "https" } else { "http" }, addr);
-        let api = ApiConfig { https, ..options.api };
+        let public_url = match &options.api.public_url {
+            Some(url) => url.clone(),
+            None => {
+                if addr.ip().is_unspecified() {
+                    tracing::warn!(%addr, "listening on all addresses without --public-url: tokens and links will name {base_url}, which clients cannot reach; set --public-url");
+                }
+                base_url.parse::<PublicUrl>()?
+            }
+        };
+        let api = ApiConfig { https, public_url: Some(public_url.clone()), ..options.api };
         let ca_path = tls.as_ref().and_then(|t| t.ca_path.clone());
         let identity = Arc::new(
             Identity::open(
@@ -153,7 +160,7 @@ impl Application {
                 options.auth,
                 key_dir.as_deref(),
                 &api.trust_issuers,
-                https,
+                public_url,
             )
             .await?,
         );
@@ -179,8 +186,13 @@ impl Application {
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
     }
+    /// The address the server listens on, with the scheme (what a local client connects to).
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+    /// The URL clients are told to use (`--public-url`, default: [`Self::base_url`]).
+    pub fn public_url(&self) -> &PublicUrl {
+        &self.state.identity.public_url
     }
     pub fn ca_path(&self) -> Option<&PathBuf> {
         self.ca_path.as_ref()

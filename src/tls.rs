@@ -7,11 +7,16 @@
 //!
 //! * [`local`] keeps a local development CA (`ca.pem` + `ca-key.pem`) and a server certificate
 //!   signed by it (`server.pem` + `server-key.pem`) in the data directory. Whatever is missing is
-//!   generated; the server certificate is renewed before it expires. Clients trust `ca.pem`.
+//!   generated; the server certificate is renewed before it expires or when the names it is
+//!   issued for change. Clients trust `ca.pem`.
 //! * [`from_files`] uses a certificate chain and private key supplied by the user instead.
 //!
 //! Both produce a [`ServerTls`] whose rustls configuration uses the aws-lc-rs provider, asks for
 //! no client certificate and offers ALPN `h2` and `http/1.1`.
+//!
+//! Crates do the reading and checking: PEM through rustls' `pki_types`, certificate fields
+//! (validity, names, CA flags, subject, public key) through `x509-parser` ([`CertFacts`]), chain
+//! and name verification through webpki, exactly as a client does it. rcgen writes certificates.
 //!
 //! Private keys are created with mode 0600 and are never logged.
 
@@ -29,10 +34,19 @@ use rcgen::{
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{RootCertStore, ServerConfig};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::FromDer;
+
+/// Install the one crypto provider of the process (rustls and jsonwebtoken share aws-lc-rs).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
 
 /// File name of the local CA certificate in the data directory; clients trust this file.
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -68,11 +82,11 @@ pub struct ServerTls {
 /// local CA", 10 years) and a server certificate signed by it (subjectAltName IP:127.0.0.1,
 /// IP:::1, DNS:localhost; EKU serverAuth; 1 year).
 ///
-/// The server certificate is regenerated if it expires within 7 days, if it does not verify
-/// against the CA (for instance because the CA was regenerated), or if it or its key is
-/// unreadable. The CA is regenerated only when one of its two files is missing or it expires
-/// within 7 days; a CA that exists but cannot be used is an error, since clients trust it.
-/// Private keys are created with mode 0600.
+/// The server certificate is regenerated if it expires within 7 days, if it names other hosts
+/// than those three, if it does not verify against the CA (for instance because the CA was
+/// regenerated), or if it or its key is unreadable. The CA is regenerated only when one of its
+/// two files is missing or it expires within 7 days; a CA that exists but cannot be used is an
+/// error, since clients trust it. Private keys are created with mode 0600.
 pub fn local(data_dir: &Path) -> Result<ServerTls> {
     fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
@@ -100,22 +114,27 @@ pub fn local(data_dir: &Path) -> Result<ServerTls> {
 pub fn from_files(cert: &Path, key: &Path) -> Result<ServerTls> {
     let chain = read_cert_chain(cert)?;
     let key_der = read_private_key(key)?;
-    let info = CertInfo::parse(&chain[0]).ok_or_else(|| {
-        anyhow!("the first certificate in {} is not a valid X.509 certificate", cert.display())
-    })?;
-    let (not_before, not_after) = (info.not_before, info.not_after);
+    let facts = CertFacts::of(&chain[0])
+        .with_context(|| format!("the first certificate in {} is unusable", cert.display()))?;
     let now = OffsetDateTime::now_utc();
-    if not_after <= now {
+    if facts.not_after <= now {
         tracing::warn!(
             cert = %cert.display(),
-            not_after = %rfc3339(not_after),
+            not_after = %rfc3339(facts.not_after),
             "the TLS certificate has expired; clients will reject it"
         );
-    } else if not_before > now {
+    } else if facts.not_before > now {
         tracing::warn!(
             cert = %cert.display(),
-            not_before = %rfc3339(not_before),
+            not_before = %rfc3339(facts.not_before),
             "the TLS certificate is not valid yet; clients will reject it"
+        );
+    }
+    if facts.is_ca {
+        tracing::warn!(
+            cert = %cert.display(),
+            "the first certificate is a CA certificate (basicConstraints CA:TRUE), not a server \
+             certificate; clients will reject it (put the server's own certificate first)"
         );
     }
     let config = server_config(chain, key_der).map_err(|e| match e {
@@ -133,10 +152,80 @@ pub fn from_files(cert: &Path, key: &Path) -> Result<ServerTls> {
     })?;
     tracing::info!(
         cert = %cert.display(),
-        not_after = %rfc3339(not_after),
+        names = %facts.names.join(", "),
+        not_after = %rfc3339(facts.not_after),
         "using the TLS certificate and key from files"
     );
     Ok(ServerTls { config, ca_path: None })
+}
+
+/// What this module reads from a certificate, parsed by x509-parser.
+#[derive(Debug)]
+struct CertFacts {
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    /// The encoded subject Name, to compare issuers byte for byte.
+    subject: Vec<u8>,
+    /// The subject's common name, when it has one.
+    common_name: Option<String>,
+    /// The encoded SubjectPublicKeyInfo, to match a certificate with its key.
+    public_key: Vec<u8>,
+    /// basicConstraints CA:TRUE.
+    is_ca: bool,
+    /// keyUsage keyCertSign (or no keyUsage extension, which allows every use).
+    signs_certificates: bool,
+    /// The subjectAltName entries this module understands, as `DNS:name` and `IP:address`,
+    /// sorted; other kinds are shown by their kind.
+    names: Vec<String>,
+}
+
+impl CertFacts {
+    fn of(der: &[u8]) -> Result<Self> {
+        let (_, cert) = X509Certificate::from_der(der)
+            .map_err(|e| anyhow!("not a valid X.509 certificate ({e})"))?;
+        let validity = cert.validity();
+        let key_usage = cert.key_usage().map_err(|e| anyhow!("bad keyUsage extension ({e})"))?;
+        let san = cert
+            .subject_alternative_name()
+            .map_err(|e| anyhow!("bad subjectAltName extension ({e})"))?;
+        let mut names: Vec<String> = san
+            .map(|ext| ext.value.general_names.iter().map(general_name).collect())
+            .unwrap_or_default();
+        names.sort();
+        let common_name = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(String::from);
+        Ok(Self {
+            not_before: validity.not_before.to_datetime(),
+            not_after: validity.not_after.to_datetime(),
+            subject: cert.subject().as_raw().to_vec(),
+            common_name,
+            public_key: cert.public_key().raw.to_vec(),
+            is_ca: cert
+                .basic_constraints()
+                .map_err(|e| anyhow!("bad basicConstraints extension ({e})"))?
+                .is_some_and(|bc| bc.value.ca),
+            signs_certificates: key_usage.is_none_or(|ku| ku.value.key_cert_sign()),
+            names,
+        })
+    }
+}
+
+fn general_name(name: &GeneralName<'_>) -> String {
+    match name {
+        GeneralName::DNSName(dns) => format!("DNS:{dns}"),
+        GeneralName::IPAddress(bytes) => match <[u8; 4]>::try_from(*bytes) {
+            Ok(v4) => format!("IP:{}", Ipv4Addr::from(v4)),
+            Err(_) => match <[u8; 16]>::try_from(*bytes) {
+                Ok(v6) => format!("IP:{}", Ipv6Addr::from(v6)),
+                Err(_) => "IP:(malformed)".to_string(),
+            },
+        },
+        other => format!("{other}"),
+    }
 }
 
 /// The paths of the four files [`local`] manages.
@@ -236,8 +325,8 @@ fn load_ca(files: &LocalFiles) -> Result<LocalCa> {
         CA_CERT_FILE
     );
     let cert = read_cert_chain(&files.ca_cert)?.swap_remove(0);
-    let info = CertInfo::parse(&cert).ok_or_else(|| {
-        anyhow!("{} does not hold a valid X.509 certificate; {remedy}", files.ca_cert.display())
+    let facts = CertFacts::of(&cert).map_err(|e| {
+        anyhow!("{} does not hold a usable CA: {e:#}; {remedy}", files.ca_cert.display())
     })?;
     warn_if_exposed(&files.ca_key);
     let key_pem = fs::read_to_string(&files.ca_key)
@@ -249,30 +338,45 @@ fn load_ca(files: &LocalFiles) -> Result<LocalCa> {
             files.ca_key.display()
         )
     })?;
-    let issuer = ca_params(info.not_before, info.not_after)
-        .self_signed(&key)
-        .context("cannot rebuild the local CA from its key")?;
-    let rebuilt = CertInfo::parse(issuer.der())
-        .ok_or_else(|| anyhow!("rcgen produced a certificate this module cannot parse"))?;
-    if rebuilt.spki != info.spki {
+    if key.public_key_der() != facts.public_key {
         bail!(
             "the key in {} does not belong to the certificate in {}; {remedy}",
             files.ca_key.display(),
             files.ca_cert.display()
         );
     }
-    if rebuilt.subject != info.subject {
+    if facts.common_name.as_deref() != Some(CA_COMMON_NAME) {
         bail!(
             "{} is not a securescore local CA (its subject is not \"CN={CA_COMMON_NAME}\"), so \
              securescore cannot issue server certificates from it; {remedy}",
             files.ca_cert.display()
         );
     }
-    let not_after = info.not_after;
-    Ok(LocalCa { cert, issuer, key, not_after })
+    if !facts.is_ca || !facts.signs_certificates {
+        bail!(
+            "{} is not a CA certificate (it needs basicConstraints CA:TRUE and keyUsage \
+             keyCertSign), so certificates it issues would be rejected; {remedy}",
+            files.ca_cert.display()
+        );
+    }
+    let issuer = ca_params(facts.not_before, facts.not_after)
+        .self_signed(&key)
+        .context("cannot rebuild the local CA from its key")?;
+    // Issued certificates carry the rebuilt subject as their issuer; it must be the stored one
+    // byte for byte, or clients cannot chain them to ca.pem.
+    if CertFacts::of(issuer.der())?.subject != facts.subject {
+        bail!(
+            "{} is not a securescore local CA (its subject is encoded differently), so \
+             securescore cannot issue server certificates from it; {remedy}",
+            files.ca_cert.display()
+        );
+    }
+    Ok(LocalCa { cert, issuer, key, not_after: facts.not_after })
 }
 
-/// The existing server certificate, if it is usable for at least [`RENEW_BEFORE`] more.
+/// The existing server certificate, if it names exactly the hosts the server answers to, chains
+/// to the CA and is valid for at least [`RENEW_BEFORE`] more. Otherwise says why (in the log)
+/// and returns `None`, so a new one is issued.
 fn reuse_server_cert(
     files: &LocalFiles,
     ca: &LocalCa,
@@ -290,19 +394,23 @@ fn reuse_server_cert(
         let chain = read_cert_chain(&files.server_cert)?;
         warn_if_exposed(&files.server_key);
         let key = read_private_key(&files.server_key)?;
-        verify_server_cert(&ca.cert, &chain[0], now + RENEW_BEFORE).with_context(|| {
-            format!(
-                "{} is not valid under {} for another 7 days",
-                files.server_cert.display(),
-                CA_CERT_FILE
-            )
-        })?;
+        let shown = files.server_cert.display();
+        let facts = CertFacts::of(&chain[0]).with_context(|| format!("{shown} is unusable"))?;
+        if facts.not_after - now <= RENEW_BEFORE {
+            bail!("{shown} expires at {}, within 7 days", rfc3339(facts.not_after));
+        }
+        let wanted = server_name_labels();
+        if facts.names != wanted {
+            bail!(
+                "{shown} is issued for [{}], not for [{}]",
+                facts.names.join(", "),
+                wanted.join(", ")
+            );
+        }
+        verify_server_cert(&ca.cert, &chain[0], now)
+            .with_context(|| format!("{shown} is not valid under {CA_CERT_FILE}"))?;
         server_config(chain, key).with_context(|| {
-            format!(
-                "{} and {} do not form a usable pair",
-                files.server_cert.display(),
-                files.server_key.display()
-            )
+            format!("{shown} and {} do not form a usable pair", files.server_key.display())
         })
     };
     match attempt() {
@@ -351,11 +459,13 @@ fn issue_server_cert(
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, SERVER_COMMON_NAME);
-    params.subject_alt_names = vec![
-        SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)),
-        SanType::DnsName("localhost".try_into()?),
-    ];
+    params.subject_alt_names = server_names()
+        .into_iter()
+        .map(|name| match name {
+            ServerName::IpAddress(ip) => Ok(SanType::IpAddress(IpAddr::from(ip))),
+            other => Ok(SanType::DnsName(other.to_str().as_ref().try_into()?)),
+        })
+        .collect::<Result<_>>()?;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -391,12 +501,27 @@ fn verify_server_cert(
     Ok(())
 }
 
+/// The names the local server certificate is issued for: the one list its subjectAltName, the
+/// reuse check and the verification all derive from.
 fn server_names() -> [ServerName<'static>; 3] {
     [
         ServerName::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST).into()),
         ServerName::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST).into()),
         ServerName::try_from("localhost").expect("\"localhost\" is a valid DNS name"),
     ]
+}
+
+/// [`server_names`] as [`CertFacts::names`] shows them (sorted).
+fn server_name_labels() -> Vec<String> {
+    let mut labels: Vec<String> = server_names()
+        .iter()
+        .map(|name| match name {
+            ServerName::IpAddress(ip) => format!("IP:{}", IpAddr::from(*ip)),
+            other => format!("DNS:{}", other.to_str()),
+        })
+        .collect();
+    labels.sort();
+    labels
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -430,7 +555,7 @@ fn random_serial() -> Result<SerialNumber> {
 fn read_cert_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let data = fs::read(path)
         .with_context(|| format!("cannot read the TLS certificate file {}", path.display()))?;
-    let certs = rustls_pemfile::certs(&mut data.as_slice())
+    let certs = CertificateDer::pem_slice_iter(&data)
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("{} is not a well-formed PEM file", path.display()))?;
     if !certs.is_empty() {
@@ -454,13 +579,15 @@ fn read_cert_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
     let data = fs::read(path)
         .with_context(|| format!("cannot read the TLS private key file {}", path.display()))?;
-    let key = rustls_pemfile::private_key(&mut data.as_slice())
-        .with_context(|| format!("{} is not a well-formed PEM file", path.display()))?;
-    if let Some(key) = key {
-        return Ok(key);
-    }
+    let error = match PrivateKeyDer::from_pem_slice(&data) {
+        Ok(key) => return Ok(key),
+        Err(e) => e,
+    };
     let path = path.display();
-    if contains(&data, b"ENCRYPTED PRIVATE KEY-----") || contains(&data, b"Proc-Type: 4,ENCRYPTED")
+    if !matches!(error, pem::Error::NoItemsFound) {
+        bail!("{path} is not a well-formed PEM file: {error}")
+    } else if contains(&data, b"ENCRYPTED PRIVATE KEY-----")
+        || contains(&data, b"Proc-Type: 4,ENCRYPTED")
     {
         bail!(
             "{path} holds an encrypted private key, which is not supported; decrypt it with \
@@ -490,37 +617,28 @@ fn exists(path: &Path) -> Result<bool> {
     path.try_exists().with_context(|| format!("cannot check whether {} exists", path.display()))
 }
 
-/// Write `contents` to `path` atomically (temporary file + rename). Private files are created
-/// with mode 0600 from the start, so the key is never readable by others, even briefly.
+/// Write `contents` to `path` atomically: a temporary file in the same directory, renamed over
+/// `path` once complete. Private files are created with mode 0600 from the start, so the key is
+/// never readable by others, even briefly.
 fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<()> {
-    let name = path.file_name().ok_or_else(|| anyhow!("{} is not a file path", path.display()))?;
-    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot remove {}", tmp.display())),
-    }
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".securescore-");
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(if private { 0o600 } else { 0o644 });
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(if private { 0o600 } else { 0o644 }));
     }
     #[cfg(not(unix))]
     let _ = private;
-    let result = (|| -> io::Result<()> {
-        let mut file = options.open(&tmp)?;
+    let write = || -> io::Result<()> {
+        let mut file = builder.tempfile_in(dir)?;
         file.write_all(contents)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
-    Ok(())
+        file.as_file().sync_all()?;
+        file.persist(path)?;
+        Ok(())
+    };
+    write().with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Warn when a private key file is readable or writable by other users.
@@ -547,145 +665,32 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
-/// The few fields of an X.509 certificate this module needs, read straight from the DER
-/// (rcgen is built without its x509-parser feature, so it cannot parse certificates).
-#[derive(Debug)]
-struct CertInfo<'a> {
-    /// The encoded subject Name (tag and length included).
-    subject: &'a [u8],
-    /// The encoded SubjectPublicKeyInfo (tag and length included).
-    spki: &'a [u8],
-    not_before: OffsetDateTime,
-    not_after: OffsetDateTime,
-}
-
-impl<'a> CertInfo<'a> {
-    fn parse(der: &'a [u8]) -> Option<Self> {
-        // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signature }
-        let cert = Tlv::expect(der, 0x30)?;
-        // TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber, signature, issuer,
-        //                               validity, subject, subjectPublicKeyInfo, ... }
-        let tbs = Tlv::expect(cert.content, 0x30)?;
-        let mut rest = tbs.content;
-        if rest.first() == Some(&0xa0) {
-            rest = Tlv::read(rest)?.rest;
-        }
-        rest = Tlv::expect(rest, 0x02)?.rest; // serialNumber
-        rest = Tlv::expect(rest, 0x30)?.rest; // signature
-        rest = Tlv::expect(rest, 0x30)?.rest; // issuer
-        let validity = Tlv::expect(rest, 0x30)?;
-        let not_before = Tlv::read(validity.content)?;
-        let not_after = Tlv::read(not_before.rest)?;
-        let subject = Tlv::expect(validity.rest, 0x30)?;
-        let spki = Tlv::expect(subject.rest, 0x30)?;
-        Some(Self {
-            subject: subject.whole,
-            spki: spki.whole,
-            not_before: not_before.time()?,
-            not_after: not_after.time()?,
-        })
-    }
-}
-
-/// One DER tag-length-value.
-struct Tlv<'a> {
-    tag: u8,
-    content: &'a [u8],
-    whole: &'a [u8],
-    rest: &'a [u8],
-}
-
-impl<'a> Tlv<'a> {
-    fn read(input: &'a [u8]) -> Option<Self> {
-        let (&tag, after) = input.split_first()?;
-        if tag & 0x1f == 0x1f {
-            return None; // multi-byte tags do not occur in the fields read here
-        }
-        let (&first, mut after) = after.split_first()?;
-        let len = if first < 0x80 {
-            usize::from(first)
-        } else {
-            let n = usize::from(first & 0x7f);
-            if n == 0 || n > 4 || after.len() < n {
-                return None;
-            }
-            let (bytes, remaining) = after.split_at(n);
-            after = remaining;
-            bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
-        };
-        if after.len() < len {
-            return None;
-        }
-        let header = input.len() - after.len();
-        let (content, rest) = after.split_at(len);
-        Some(Self { tag, content, whole: &input[..header + len], rest })
-    }
-
-    fn expect(input: &'a [u8], tag: u8) -> Option<Self> {
-        Self::read(input).filter(|tlv| tlv.tag == tag)
-    }
-
-    /// A UTCTime (`YYMMDDHHMMSSZ`) or GeneralizedTime (`YYYYMMDDHHMMSSZ`), as DER requires.
-    fn time(&self) -> Option<OffsetDateTime> {
-        let text = std::str::from_utf8(self.content).ok()?;
-        let digits = text.strip_suffix('Z')?;
-        if !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let (year, rest) = match (self.tag, digits.len()) {
-            (0x17, 12) => {
-                let yy: i32 = digits[..2].parse().ok()?;
-                (if yy < 50 { 2000 + yy } else { 1900 + yy }, &digits[2..])
-            }
-            (0x18, 14) => (digits[..4].parse().ok()?, &digits[4..]),
-            _ => return None,
-        };
-        let two = |i: usize| rest[i..i + 2].parse::<u8>().ok();
-        let month = time::Month::try_from(two(0)?).ok()?;
-        let date = time::Date::from_calendar_date(year, month, two(2)?).ok()?;
-        let time = time::Time::from_hms(two(4)?, two(6)?, two(8)?).ok()?;
-        Some(date.with_time(time).assume_utc())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::SocketAddr;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-    /// A unique temporary directory, removed on drop.
-    struct TempDir(PathBuf);
+    /// A temporary data directory (removed on drop) and its files.
+    struct TempDir(tempfile::TempDir);
 
     impl TempDir {
-        fn new(name: &str) -> Self {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let dir = std::env::temp_dir()
-                .join(format!("securescore-tls-{name}-{}-{n}-{nanos}", std::process::id()));
-            fs::create_dir_all(&dir).unwrap();
-            Self(dir)
+        fn new() -> Self {
+            Self(tempfile::Builder::new().prefix("securescore-tls-").tempdir().unwrap())
+        }
+
+        fn root(&self) -> &Path {
+            self.0.path()
         }
 
         fn path(&self, file: &str) -> PathBuf {
-            self.0.join(file)
+            self.root().join(file)
         }
 
         fn read(&self, file: &str) -> Vec<u8> {
             fs::read(self.path(file)).unwrap()
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
         }
     }
 
@@ -753,35 +758,18 @@ mod tests {
     }
 
     fn pem(label: &str, der: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut encoded = String::new();
-        for chunk in der.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    encoded.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-                } else {
-                    encoded.push('=');
-                }
-            }
-        }
-        let mut out = format!("-----BEGIN {label}-----\n");
-        for line in encoded.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(line).unwrap());
-            out.push('\n');
-        }
-        out.push_str(&format!("-----END {label}-----\n"));
-        out
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> =
+            encoded.as_bytes().chunks(64).map(|line| std::str::from_utf8(line).unwrap()).collect();
+        format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
     }
 
-    /// The inner private key of a PKCS#8 key: PKCS#1 for RSA, SEC1 for EC.
+    /// The inner private key of a PKCS#8 key (PKCS#1 for RSA, SEC1 for EC): the OCTET STRING
+    /// after the version and the algorithm.
     fn pkcs8_inner(der: &[u8]) -> Vec<u8> {
-        let info = Tlv::expect(der, 0x30).unwrap();
-        let version = Tlv::expect(info.content, 0x02).unwrap();
-        let algorithm = Tlv::expect(version.rest, 0x30).unwrap();
-        Tlv::expect(algorithm.rest, 0x04).unwrap().content.to_vec()
+        let (_, info) = x509_parser::der_parser::parse_der(der).unwrap();
+        info.as_sequence().unwrap()[2].as_slice().unwrap().to_vec()
     }
 
     /// A self-signed server certificate for `key`, written as PEM to `cert_path`.
@@ -801,8 +789,8 @@ mod tests {
 
     #[tokio::test]
     async fn local_generates_material_once_and_reuses_it() {
-        let dir = TempDir::new("reuse");
-        let first = local(&dir.0).unwrap();
+        let dir = TempDir::new();
+        let first = local(dir.root()).unwrap();
         assert_eq!(first.ca_path.as_deref(), Some(dir.path(CA_CERT_FILE).as_path()));
         for file in [CA_CERT_FILE, CA_KEY_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE] {
             assert!(dir.path(file).is_file(), "{file} was not created");
@@ -812,11 +800,18 @@ mod tests {
             assert_eq!(mode(&dir.path(CA_KEY_FILE)), 0o600);
             assert_eq!(mode(&dir.path(SERVER_KEY_FILE)), 0o600);
         }
-        assert!(!dir.path(&format!(".{CA_KEY_FILE}.tmp")).exists());
+        let mut names: Vec<_> =
+            fs::read_dir(dir.root()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [CA_KEY_FILE, CA_CERT_FILE, SERVER_KEY_FILE, SERVER_CERT_FILE],
+            "no leftovers"
+        );
         let before: Vec<_> = [CA_CERT_FILE, CA_KEY_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE]
             .map(|f| dir.read(f))
             .into();
-        let second = local(&dir.0).unwrap();
+        let second = local(dir.root()).unwrap();
         assert_eq!(second.ca_path, first.ca_path);
         let after: Vec<_> = [CA_CERT_FILE, CA_KEY_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE]
             .map(|f| dir.read(f))
@@ -827,17 +822,21 @@ mod tests {
 
     #[tokio::test]
     async fn generated_certificates_have_the_required_shape() {
-        let dir = TempDir::new("shape");
-        local(&dir.0).unwrap();
+        let dir = TempDir::new();
+        local(dir.root()).unwrap();
         let ca = read_cert_chain(&dir.path(CA_CERT_FILE)).unwrap().remove(0);
         let server = read_cert_chain(&dir.path(SERVER_CERT_FILE)).unwrap().remove(0);
-        let ca_info = CertInfo::parse(&ca).unwrap();
-        let server_info = CertInfo::parse(&server).unwrap();
+        let ca_info = CertFacts::of(&ca).unwrap();
+        let server_info = CertFacts::of(&server).unwrap();
         let now = OffsetDateTime::now_utc();
         assert!((ca_info.not_after - now).whole_days() >= 3649);
         assert!((server_info.not_after - now).whole_days() >= 364);
         assert!((server_info.not_after - now).whole_days() <= 365);
         assert!(ca_info.not_before <= now && server_info.not_before <= now);
+        assert!(ca_info.is_ca && ca_info.signs_certificates);
+        assert_eq!(ca_info.common_name.as_deref(), Some(CA_COMMON_NAME));
+        assert!(!server_info.is_ca && !server_info.signs_certificates);
+        assert_eq!(server_info.names, ["DNS:localhost", "IP:127.0.0.1", "IP:::1"]);
         // Valid for all three names, chained to the CA; webpki also checks EKU serverAuth and
         // that the issuer is a CA allowed to sign certificates.
         verify_server_cert(&ca, &server, now).unwrap();
@@ -847,8 +846,8 @@ mod tests {
 
     #[tokio::test]
     async fn handshake_succeeds_with_only_the_local_ca_trusted() {
-        let dir = TempDir::new("handshake");
-        let tls = local(&dir.0).unwrap();
+        let dir = TempDir::new();
+        let tls = local(dir.root()).unwrap();
         let addr = serve(tls.config.clone()).await;
         let roots = || ca_roots(tls.ca_path.as_deref().unwrap());
         let both: &[&[u8]] = &[b"h2", b"http/1.1"];
@@ -871,12 +870,12 @@ mod tests {
 
     #[tokio::test]
     async fn server_certificate_is_renewed_before_it_expires() {
-        let dir = TempDir::new("renew");
-        local(&dir.0).unwrap();
+        let dir = TempDir::new();
+        local(dir.root()).unwrap();
         let ca_before = dir.read(CA_CERT_FILE);
 
         // Replace the server certificate with one that expires in three days.
-        let files = LocalFiles::in_dir(&dir.0);
+        let files = LocalFiles::in_dir(dir.root());
         let ca = load_ca(&files).unwrap();
         let now = OffsetDateTime::now_utc();
         let (cert, key) = issue_server_cert(&ca, now - BACKDATE, now + Duration::days(3)).unwrap();
@@ -884,12 +883,12 @@ mod tests {
         write_file(&files.server_cert, cert.pem().as_bytes(), false).unwrap();
         let short_lived = dir.read(SERVER_CERT_FILE);
 
-        let tls = local(&dir.0).unwrap();
+        let tls = local(dir.root()).unwrap();
         assert_eq!(dir.read(CA_CERT_FILE), ca_before, "the CA must be kept");
         let renewed = dir.read(SERVER_CERT_FILE);
         assert_ne!(renewed, short_lived, "the server certificate must be renewed");
         let renewed = read_cert_chain(&dir.path(SERVER_CERT_FILE)).unwrap().remove(0);
-        assert!(CertInfo::parse(&renewed).unwrap().not_after - now > Duration::days(300));
+        assert!(CertFacts::of(&renewed).unwrap().not_after - now > Duration::days(300));
 
         let addr = serve(tls.config).await;
         let client = client_config(ca_roots(&dir.path(CA_CERT_FILE)), &[b"http/1.1"]);
@@ -898,13 +897,13 @@ mod tests {
 
     #[tokio::test]
     async fn server_certificate_is_reissued_when_the_ca_is_regenerated() {
-        let dir = TempDir::new("new-ca");
-        local(&dir.0).unwrap();
+        let dir = TempDir::new();
+        local(dir.root()).unwrap();
         let ca_before = dir.read(CA_CERT_FILE);
         let server_before = dir.read(SERVER_CERT_FILE);
         fs::remove_file(dir.path(CA_KEY_FILE)).unwrap();
 
-        let tls = local(&dir.0).unwrap();
+        let tls = local(dir.root()).unwrap();
         assert_ne!(dir.read(CA_CERT_FILE), ca_before);
         assert_ne!(dir.read(SERVER_CERT_FILE), server_before);
         #[cfg(unix)]
@@ -917,36 +916,36 @@ mod tests {
 
     #[tokio::test]
     async fn damaged_server_files_are_regenerated() {
-        let dir = TempDir::new("damaged");
-        local(&dir.0).unwrap();
+        let dir = TempDir::new();
+        local(dir.root()).unwrap();
         fs::write(dir.path(SERVER_CERT_FILE), "garbage").unwrap();
-        let tls = local(&dir.0).unwrap();
+        let tls = local(dir.root()).unwrap();
         assert_ne!(dir.read(SERVER_CERT_FILE), b"garbage");
 
         // A key that does not match the certificate is replaced too.
         let other = KeyPair::generate().unwrap();
         fs::write(dir.path(SERVER_KEY_FILE), other.serialize_pem()).unwrap();
         let cert_before = dir.read(SERVER_CERT_FILE);
-        let tls2 = local(&dir.0).unwrap();
+        let tls2 = local(dir.root()).unwrap();
         assert_ne!(dir.read(SERVER_CERT_FILE), cert_before);
         drop((tls, tls2));
     }
 
     #[tokio::test]
     async fn an_unusable_ca_is_an_error_not_silently_replaced() {
-        let dir = TempDir::new("bad-ca");
-        local(&dir.0).unwrap();
+        let dir = TempDir::new();
+        local(dir.root()).unwrap();
         let ca_key = dir.path(CA_KEY_FILE);
 
         // A key that does not belong to the CA certificate.
         fs::write(&ca_key, KeyPair::generate().unwrap().serialize_pem()).unwrap();
-        let message = error_text(local(&dir.0));
+        let message = error_text(local(dir.root()));
         assert!(message.contains(&ca_key.display().to_string()), "{message}");
         assert!(message.contains("does not belong"), "{message}");
 
         // Garbage instead of a key.
         fs::write(&ca_key, "not a key").unwrap();
-        let message = error_text(local(&dir.0));
+        let message = error_text(local(dir.root()));
         assert!(message.contains(&ca_key.display().to_string()), "{message}");
 
         // A CA that securescore did not create.
@@ -956,15 +955,15 @@ mod tests {
         let foreign = params.self_signed(&key).unwrap();
         fs::write(&ca_key, key.serialize_pem()).unwrap();
         fs::write(dir.path(CA_CERT_FILE), foreign.pem()).unwrap();
-        let message = error_text(local(&dir.0));
+        let message = error_text(local(dir.root()));
         assert!(message.contains("is not a securescore local CA"), "{message}");
         assert_eq!(dir.read(CA_CERT_FILE), foreign.pem().into_bytes(), "CA left alone");
     }
 
     #[tokio::test]
     async fn from_files_serves_a_user_certificate() {
-        let dir = TempDir::new("files");
-        local(&dir.0).unwrap();
+        let dir = TempDir::new();
+        local(dir.root()).unwrap();
         let tls = from_files(&dir.path(SERVER_CERT_FILE), &dir.path(SERVER_KEY_FILE)).unwrap();
         assert_eq!(tls.ca_path, None);
         assert_eq!(tls.config.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
@@ -976,7 +975,7 @@ mod tests {
 
     #[tokio::test]
     async fn from_files_accepts_pkcs1_and_sec1_keys() {
-        let dir = TempDir::new("key-formats");
+        let dir = TempDir::new();
         let cert = dir.path("cert.pem");
         let key_path = dir.path("key.pem");
 
@@ -996,8 +995,8 @@ mod tests {
 
     #[tokio::test]
     async fn from_files_errors_name_the_file_and_the_problem() {
-        let dir = TempDir::new("file-errors");
-        local(&dir.0).unwrap();
+        let dir = TempDir::new();
+        local(dir.root()).unwrap();
         let cert = dir.path(SERVER_CERT_FILE);
         let key = dir.path(SERVER_KEY_FILE);
         let shown = |p: &Path| p.display().to_string();
@@ -1040,20 +1039,78 @@ mod tests {
         assert!(message.contains(&shown(&cert)), "{message}");
     }
 
+    #[tokio::test]
+    async fn server_certificate_is_reissued_when_its_names_differ() {
+        let dir = TempDir::new();
+        local(dir.root()).unwrap();
+        let ca_before = dir.read(CA_CERT_FILE);
+
+        // A valid certificate from the same CA, but for localhost only (as an older version
+        // might have issued it): clients connecting to 127.0.0.1 would reject it.
+        let files = LocalFiles::in_dir(dir.root());
+        let ca = load_ca(&files).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.not_before = now - BACKDATE;
+        params.not_after = now + Duration::days(100);
+        let cert = params.signed_by(&key, &ca.issuer, &ca.key).unwrap();
+        write_file(&files.server_key, key.serialize_pem().as_bytes(), true).unwrap();
+        write_file(&files.server_cert, cert.pem().as_bytes(), false).unwrap();
+        assert_eq!(CertFacts::of(cert.der()).unwrap().names, ["DNS:localhost"]);
+
+        let tls = local(dir.root()).unwrap();
+        assert_eq!(dir.read(CA_CERT_FILE), ca_before, "the CA must be kept");
+        let reissued = read_cert_chain(&dir.path(SERVER_CERT_FILE)).unwrap().remove(0);
+        assert_eq!(CertFacts::of(&reissued).unwrap().names, server_name_labels());
+        let addr = serve(tls.config).await;
+        let client = client_config(ca_roots(&dir.path(CA_CERT_FILE)), &[b"http/1.1"]);
+        connect(addr, client, ip_name()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_ca_file_without_ca_powers_is_an_error() {
+        let dir = TempDir::new();
+        local(dir.root()).unwrap();
+        // The right name and a matching key, but no basicConstraints CA:TRUE.
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            ca_params(OffsetDateTime::now_utc(), OffsetDateTime::now_utc() + CA_VALIDITY);
+        params.is_ca = IsCa::NoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let not_a_ca = params.self_signed(&key).unwrap();
+        fs::write(dir.path(CA_KEY_FILE), key.serialize_pem()).unwrap();
+        fs::write(dir.path(CA_CERT_FILE), not_a_ca.pem()).unwrap();
+        let message = error_text(local(dir.root()));
+        assert!(message.contains("is not a CA certificate"), "{message}");
+        assert!(message.contains(&dir.path(CA_CERT_FILE).display().to_string()), "{message}");
+        assert_eq!(dir.read(CA_CERT_FILE), not_a_ca.pem().into_bytes(), "CA left alone");
+    }
+
     #[test]
-    fn der_times_are_parsed() {
-        fn utc(content: &str) -> Tlv<'_> {
-            Tlv { tag: 0x17, content: content.as_bytes(), whole: &[], rest: &[] }
-        }
-        let t = utc("491231235959Z").time().unwrap();
-        assert_eq!(t, time::macros::datetime!(2049-12-31 23:59:59 UTC));
-        let t = utc("500101000000Z").time().unwrap();
-        assert_eq!(t, time::macros::datetime!(1950-01-01 00:00:00 UTC));
-        assert!(utc("5001010000Z").time().is_none());
-        assert!(utc("49123123595+Z").time().is_none());
-        let generalized = Tlv { tag: 0x18, content: b"20610228120000Z", whole: &[], rest: &[] };
-        assert_eq!(generalized.time().unwrap(), time::macros::datetime!(2061-02-28 12:00:00 UTC));
-        assert!(CertInfo::parse(b"\x30\x03\x02\x01\x00").is_none());
-        assert!(CertInfo::parse(b"").is_none());
+    fn cert_facts_read_validity_names_and_ca_flags() {
+        use time::macros::datetime;
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["example.test".to_string()]).unwrap();
+        params.subject_alt_names.push(SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3))));
+        // UTCTime up to 2049, GeneralizedTime from 2050 on.
+        params.not_before = datetime!(2049-12-31 23:59:59 UTC);
+        params.not_after = datetime!(2061-02-28 12:00:00 UTC);
+        let cert = params.self_signed(&key).unwrap();
+        let facts = CertFacts::of(cert.der()).unwrap();
+        assert_eq!(facts.not_before, datetime!(2049-12-31 23:59:59 UTC));
+        assert_eq!(facts.not_after, datetime!(2061-02-28 12:00:00 UTC));
+        assert_eq!(facts.names, ["DNS:example.test", "IP:10.1.2.3", "IP:::1"]);
+        assert_eq!(facts.public_key, key.public_key_der());
+        assert!(!facts.is_ca);
+        // No keyUsage extension allows every use.
+        assert!(facts.signs_certificates);
+
+        assert!(CertFacts::of(b"\x30\x03\x02\x01\x00").is_err());
+        assert!(CertFacts::of(b"").is_err());
+        let mut truncated = cert.der().to_vec();
+        truncated.truncate(truncated.len() / 2);
+        assert!(CertFacts::of(&truncated).is_err());
     }
 }

@@ -17,10 +17,10 @@ use std::collections::HashMap;
 use time::{Duration, OffsetDateTime, Time};
 use uuid::Uuid;
 
-use super::extract::{Body, Path};
 use super::scores::ScoreJson;
 use super::{json, AppState};
-use crate::arm::{format_time, parse_subscription_id, parse_time, ApiError, ApiResult};
+use crate::arm::extract::{Body, Path};
+use crate::arm::{format_time, parse_subscription_id, parse_time, query_map, ApiError, ApiResult};
 use crate::catalog::ASC_SCORE;
 use crate::score;
 use crate::store::Subscription;
@@ -171,12 +171,6 @@ struct Point {
     date: Option<String>,
     score: ScoreJson,
     weight: i64,
-}
-
-/// Query parameters; parsed here rather than by an extractor so that nothing can answer a
-/// non-CloudError rejection.
-pub(crate) fn query_map(raw: Option<String>) -> HashMap<String, String> {
-    form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect()
 }
 
 fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<OffsetDateTime>> {

@@ -3,12 +3,12 @@
 //!
 //! Every response leaves through [`router`]'s outer layers: ARM headers, the CloudError shape for
 //! failures raised before a handler (panics, timeouts, request heads over the limits), and request
-//! logging. Bodies are read, under one limit, by [`extract`], whose extractors also turn every
-//! rejection of the non-ARM routes into a CloudError.
+//! logging. Bodies are read, under one limit, by [`crate::arm::extract`], whose extractors also
+//! turn every rejection of the non-ARM routes into a CloudError.
 
 pub mod assessments;
+mod auth;
 pub mod ext;
-pub mod extract;
 mod metadata;
 mod ops;
 pub mod route;
@@ -45,16 +45,19 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// External authorities whose tokens are accepted (`--trust-issuer`).
     pub trust_issuers: Vec<String>,
+    /// The URL clients reach the server at (`--public-url`); `None`: the listen address.
+    pub public_url: Option<crate::arm::PublicUrl>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             page_size: 100,
-            max_body: 4 << 20,
+            max_body: crate::arm::extract::DEFAULT_BODY_LIMIT,
             https: false,
             request_timeout: Duration::from_secs(60),
             trust_issuers: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -94,9 +97,10 @@ impl Ctx<'_> {
         self.state.config.page_size
     }
 
-    /// The absolute URL of the next page: same host, path and parameters, a new `$skipToken`.
+    /// The absolute URL of the next page: the public URL, same path and parameters, a new
+    /// `$skipToken`.
     pub fn next_link(&self, cursor: &Cursor) -> String {
-        let base = crate::arm::request_base(self.state.config.https, self.headers, Some(self.uri));
+        let base = &self.state.identity.public_url;
         let mut query: Vec<&str> = self
             .uri
             .query()
@@ -139,18 +143,7 @@ pub fn query_param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q 
     query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
-/// A JSON response with ARM's content type.
-pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => {
-            let mut r = (status, bytes).into_response();
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
-            r
-        }
-        Err(e) => ApiError::Internal(e.into()).into_response(),
-    }
-}
+pub use crate::arm::json;
 
 pub fn ok<T: Serialize>(body: &T) -> ApiResult<Response> {
     Ok(json(StatusCode::OK, body))
@@ -178,17 +171,21 @@ pub fn memoized<T: Serialize>(
 
 /// The service: the router, inside the one outer layer (which must see requests before routing).
 pub fn router(state: AppState) -> ArmService<Router> {
-    let outer = ArmLayer { https: state.config.https, timeout: state.config.request_timeout };
+    let outer = ArmLayer {
+        https: state.config.https,
+        timeout: state.config.request_timeout,
+        max_body: state.config.max_body,
+    };
     let router = Router::new()
         .merge(ops::router())
-        .merge(ext::router().route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::identity::guard_ext,
-        )))
-        .merge(crate::identity::router())
+        .merge(
+            ext::router()
+                .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard_ext)),
+        )
+        .merge(crate::identity::router(state.identity.clone()))
         .method_not_allowed_fallback(ext::method_not_allowed)
         .fallback(arm)
-        // Routes read bodies through `extract`; should one use axum's own extractors, the limit is
+        // Routes read bodies through `arm::extract`; should one use axum's own extractors, the limit is
         // still the one limit.
         .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body))
         .with_state(state);
@@ -228,18 +225,11 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    let principal = match crate::identity::authorize(
-        &state,
-        &parts.headers,
-        &parts.uri,
-        &endpoint,
-        &parts.method,
-    )
-    .await
-    {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
+    let principal =
+        match auth::authorize(&state, &parts.headers, &parts.uri, &endpoint, &parts.method).await {
+            Ok(p) => p,
+            Err(e) => return e.into_response(),
+        };
     // The budget is per principal: its object id, or (under --auth any) its bearer credential.
     let kind = if parts.method == Method::GET { Kind::Read } else { Kind::Write };
     let remaining = if state.throttle.enabled() {
@@ -254,7 +244,7 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
     } else {
         None
     };
-    let body = match extract::read_body(body, state.config.max_body).await {
+    let body = match crate::arm::extract::read_body(body, state.config.max_body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
@@ -338,7 +328,8 @@ mod tests {
 
     const SUB: &str = "20ff7fc3-e762-44dd-bd96-b71116dcdc23";
 
-    pub(crate) async fn state() -> AppState {
+    async fn state() -> AppState {
+        let public_url = "http://127.0.0.1:1".parse().expect("a URL");
         let store = Store::open(&StoreConfig::Memory).await.expect("a memory store");
         store
             .put_subscription(&Subscription {
@@ -350,7 +341,7 @@ mod tests {
             .await
             .expect("a subscription");
         let identity =
-            crate::identity::Identity::open(store.clone(), AuthMode::Any, None, &[], false)
+            crate::identity::Identity::open(store.clone(), AuthMode::Any, None, &[], public_url)
                 .await
                 .expect("identity");
         AppState {

@@ -31,6 +31,7 @@ use tower::{Layer, Service};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::extract::BodyLimit;
 
 /// The region part of `x-ms-routing-request-id`.
 const REGION: &str = "LOCAL";
@@ -63,6 +64,8 @@ pub struct ArmLayer {
     pub https: bool,
     /// Longest a request may take before it is answered 408.
     pub timeout: Duration,
+    /// The one request body limit, handed to every route as a [`BodyLimit`].
+    pub max_body: usize,
 }
 
 impl<S> Layer<S> for ArmLayer {
@@ -112,6 +115,7 @@ where
             request.headers().get(&CORRELATION_ID).filter(|v| v.len() <= 128).cloned();
         let client_request_id = echo_client_request_id(request.headers());
         request.extensions_mut().insert(RequestId(request_id));
+        request.extensions_mut().insert(BodyLimit(config.max_body));
         let refused = head_limits(&request).err();
         if refused.is_none() {
             collapse_slashes(&mut request);
@@ -298,7 +302,8 @@ mod tests {
         F: FnMut(Request) -> Fut + Clone + Send + 'static,
         Fut: std::future::Future<Output = Result<Response, Infallible>> + Send + 'static,
     {
-        let service = ArmLayer { https: true, timeout }.layer(tower::service_fn(handler));
+        let service =
+            ArmLayer { https: true, timeout, max_body: 1024 }.layer(tower::service_fn(handler));
         service.oneshot(Request::new(Body::empty())).await.unwrap()
     }
 

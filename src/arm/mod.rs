@@ -3,6 +3,7 @@
 
 pub mod api_version;
 pub mod error;
+pub mod extract;
 pub mod headers;
 pub mod paging;
 pub mod resource_id;
@@ -13,7 +14,9 @@ pub use error::{ApiError, ApiResult};
 pub use resource_id::{parse_subscription_id, ResourceId, ScopeKind};
 
 use anyhow::Context;
-use axum::http::{header, HeaderMap, Uri};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -38,20 +41,75 @@ pub fn parse_time(text: &str) -> anyhow::Result<OffsetDateTime> {
         .with_context(|| format!("'{text}' is not an RFC 3339 time"))
 }
 
-/// `{scheme}://{host}` as the client reached the server: absolute URLs we hand out (nextLinks,
-/// authority endpoints) point at the host the client used.
-pub fn request_base(https: bool, headers: &HeaderMap, uri: Option<&Uri>) -> String {
-    let scheme = if https { "https" } else { "http" };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-        })
-        .map(str::to_string)
-        .or_else(|| uri.and_then(|u| u.authority()).map(|a| a.to_string()))
-        .unwrap_or_else(|| "127.0.0.1".into());
-    format!("{scheme}://{host}")
+/// The server's URL as its clients reach it (`serve --public-url`; by default the listen address
+/// with the scheme): `{scheme}://{host}[:{port}]`, without a trailing slash. Every absolute URL
+/// the server hands out (nextLinks, the authority's endpoints, token issuers) starts with it; a
+/// request's `Host` header never decides one, so a client cannot make the server name another host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `host[:port]`.
+    pub fn authority(&self) -> &str {
+        self.0.split_once("://").map_or("", |(_, rest)| rest)
+    }
+}
+
+impl std::fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for PublicUrl {
+    type Err = anyhow::Error;
+
+    /// An `http(s)://host[:port]` URL; a trailing `/` is dropped, anything else after the host
+    /// (a path, a query, credentials) is refused rather than silently ignored.
+    fn from_str(text: &str) -> anyhow::Result<Self> {
+        let text = text.trim();
+        let uri: Uri = text.parse().with_context(|| format!("'{text}' is not a URL"))?;
+        let scheme = uri.scheme_str().map(str::to_ascii_lowercase);
+        if !matches!(scheme.as_deref(), Some("http" | "https")) {
+            anyhow::bail!("the public URL '{text}' must start with https:// (or http://)");
+        }
+        let Some(authority) = uri.authority().filter(|a| !a.host().is_empty()) else {
+            anyhow::bail!("the public URL '{text}' has no host");
+        };
+        if authority.as_str().contains('@') {
+            anyhow::bail!("the public URL '{text}' must not carry credentials");
+        }
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            anyhow::bail!(
+                "the public URL '{text}' must be scheme and host only (e.g. https://scores.example.com), without a path"
+            );
+        }
+        let scheme = scheme.unwrap_or_default();
+        Ok(PublicUrl(format!("{scheme}://{}", authority.as_str().to_ascii_lowercase())))
+    }
+}
+
+/// A JSON response with ARM's content type.
+pub fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut r = (status, bytes).into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(error::JSON_CONTENT_TYPE));
+            r
+        }
+        Err(e) => ApiError::Internal(e.into()).into_response(),
+    }
+}
+
+/// Query parameters; parsed by hand rather than by an extractor so that nothing can answer a
+/// non-CloudError rejection.
+pub fn query_map(raw: Option<String>) -> HashMap<String, String> {
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect()
 }
 
 #[cfg(test)]
@@ -64,5 +122,25 @@ mod tests {
         assert_eq!(format_time(t), "2021-04-20T05:46:21.9516805Z");
         let t = parse_time("2021-04-20T05:46:21Z").unwrap();
         assert_eq!(format_time(t), "2021-04-20T05:46:21.0000000Z");
+    }
+
+    #[test]
+    fn public_urls_are_scheme_and_host_only() {
+        let url = |s: &str| s.parse::<PublicUrl>().map(|u| u.to_string());
+        assert_eq!(url("https://Scores.Example.com/").unwrap(), "https://scores.example.com");
+        assert_eq!(url("http://127.0.0.1:8443").unwrap(), "http://127.0.0.1:8443");
+        assert_eq!(url("https://[::1]:8443").unwrap(), "https://[::1]:8443");
+        assert_eq!("https://a.example:1".parse::<PublicUrl>().unwrap().authority(), "a.example:1");
+        for bad in [
+            "scores.example.com",
+            "ftp://scores.example.com",
+            "https://scores.example.com/api",
+            "https://scores.example.com/?x=1",
+            "https://user:pw@scores.example.com",
+            "https://",
+            "",
+        ] {
+            assert!(url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -5,7 +5,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use super::structs::{Command, LogFormat, Output, ServeArgs, SubscriptionsCommand, Target};
 use crate::api::ApiConfig;
-use crate::server::{self, Application, AuthMode, ServeOptions, TlsMode};
+use crate::server::{Application, AuthMode, ServeOptions, TlsMode};
 use crate::store::{Store, StoreConfig, Subscription};
 
 pub async fn run(command: Command) -> Result<()> {
@@ -61,6 +61,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             page_size: args.page_size as usize,
             max_body: args.max_body_bytes,
             trust_issuers: args.trust_issuer.clone(),
+            public_url: args.public_url.clone(),
             ..ApiConfig::default()
         },
         throttle: (!args.no_throttle).then_some(crate::arm::throttle::ThrottleConfig {
@@ -81,6 +82,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
 fn print_banner(app: &Application, args: &ServeArgs) {
     let base = app.base_url();
     println!("securescore listening on {base}");
+    if app.public_url().as_str() != base {
+        println!("public URL (token issuer, links): {}", app.public_url());
+    }
     if args.auth == AuthMode::Any {
         println!("WARNING: --auth any: every well-formed bearer token is accepted with full access. Never expose this server.");
     }
@@ -133,7 +137,7 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
                 let store = open_data_dir(&target).await?;
                 let tenant = match tenant {
                     Some(t) => t,
-                    None => server::default_tenant(&store).await?,
+                    None => store.default_tenant().await?,
                 };
                 let sub = Subscription {
                     id,

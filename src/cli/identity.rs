@@ -305,7 +305,7 @@ pub fn print_access_help(
     ca: Option<&str>,
     demo: bool,
 ) {
-    let base = app.base_url();
+    let base = app.public_url().as_str();
     let sub = crate::demo::DEMO_SUBSCRIPTION;
     let ca_file = ca.unwrap_or("CA.pem");
     let cacert = ca.map(|c| format!("--cacert {c} ")).unwrap_or_default();

@@ -182,6 +182,9 @@ pub struct ServeArgs {
     /// Also accept tokens of this external authority: its issuer URL (e.g. https://login.microsoftonline.com/TENANT/v2.0) or OpenID configuration URL. Repeatable.
     #[arg(long = "trust-issuer", value_name = "URL")]
     pub trust_issuer: Vec<String>,
+    /// The URL clients reach this server at, e.g. https://scores.example.com (servers behind one load balancer share it). Token issuers, the OpenID configuration, sign-in redirects and nextLinks use it, never the request's Host. Default: the listen address with the scheme.
+    #[arg(long, env = "SECURESCORE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<crate::arm::PublicUrl>,
     /// Items per page of every list response (nextLink paging).
     #[arg(long, env = "SECURESCORE_PAGE_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub page_size: u32,

@@ -15,10 +15,10 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{authz, secret};
-use crate::api::extract::{Body, Path};
-use crate::api::{json as json_response, AppState};
-use crate::arm::{format_time, ApiError, ApiResult};
+// The handlers name their state `AppState`: it is the identity routes' own state.
+use super::{authz, secret, IdentityState as AppState};
+use crate::arm::extract::{Body, Path};
+use crate::arm::{format_time, json as json_response, query_map, ApiError, ApiResult};
 use crate::store::{PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment, Store};
 
 /// A principal, or a role assignment, as the CLI and the extension API show it (never a secret).
@@ -94,7 +94,7 @@ pub async fn create_principal(
     }
     let tenant = match new.tenant_id {
         Some(t) => t,
-        None => crate::server::default_tenant(store).await?,
+        None => store.default_tenant().await?,
     };
     let (app_id, user_name, secret) = match new.kind {
         PrincipalKind::ServicePrincipal => {
@@ -261,7 +261,7 @@ async fn list_assignments(
     _: Admin,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let q = crate::api::ext::query_map(q);
+    let q = query_map(q);
     let principal = match q.get("principalId").filter(|p| !p.is_empty()) {
         Some(who) => Some(match resolve(&state.store, who).await? {
             Some(p) => p.id.to_string(),

@@ -4,12 +4,13 @@
 //! is looked at, so a public key can never be used as an HMAC secret. The key is chosen by `kid`:
 //! the built-in authority's ring (re-read once if the kid is unknown: another process may have
 //! rotated), else the JWKS of the trusted external authority that `iss` names. Then `exp`/`nbf`
-//! (5 minutes of skew), the issuer's form and tenant, the audience and a principal claim. Each
+//! (5 minutes of skew), the issuer (the built-in authority's tokens: exactly
+//! `{public URL}/{tid}/v2.0`), the audience and a principal claim. `jsonwebtoken` does the JWT
+//! work (header, signature, times); this module decides the order and ARM's answers. Each
 //! failure has its own ARM code, message and `error_description`; nothing about the server's keys
 //! leaks into them.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -124,19 +125,10 @@ pub fn well_formed(token: &str) -> bool {
         })
 }
 
-fn segment_json(segment: &str, what: &str) -> Result<Map<String, Value>, AuthFailure> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(segment.trim_end_matches('='))
-        .map_err(|_| AuthFailure::invalid(format!("The token's {what} is not base64url.")))?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(AuthFailure::invalid(format!("The token's {what} is not a JSON object."))),
-    }
-}
-
-/// The claims of a JWT-shaped token, unverified (for `--auth any`'s best-effort principal).
+/// The claims of a JWT-shaped token, unverified (for `--auth any`'s best-effort principal, and to
+/// find the key of a token before its signature is checked).
 pub fn unverified_claims(token: &str) -> Option<Map<String, Value>> {
-    segment_json(token.split('.').nth(1)?, "payload").ok()
+    jsonwebtoken::dangerous::insecure_decode::<Map<String, Value>>(token).ok().map(|t| t.claims)
 }
 
 fn str_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
@@ -147,81 +139,66 @@ fn num_claim(claims: &Map<String, Value>, name: &str) -> Option<i64> {
     claims.get(name).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
 }
 
+/// Whose key signed a token: the built-in authority's, or a trusted external authority's (which
+/// already matched the token's `iss` when its key was chosen).
+enum Signer {
+    Ours,
+    External,
+}
+
 /// Validate a bearer token.
 pub async fn validate(identity: &Identity, token: &str) -> Result<TokenIdentity, AuthFailure> {
-    let segs: Vec<&str> = token.split('.').collect();
-    if segs.len() != 3 {
-        return Err(AuthFailure::invalid(
-            "The access token is not a JWT (three dot-separated segments).",
-        ));
-    }
-    let header = segment_json(segs[0], "header")?;
-    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
-    if alg != "RS256" {
+    // RS256 only, decided on the header before any key is looked at. A header that does not
+    // parse names no algorithm this server knows (`none` among them).
+    let header = jsonwebtoken::decode_header(token).map_err(|_| {
+        AuthFailure::invalid(
+            "The access token is not a JWT signed with an accepted algorithm: tokens must be signed with RS256.",
+        )
+    })?;
+    if header.alg != Algorithm::RS256 {
         return Err(AuthFailure::invalid(format!(
-            "The token's signing algorithm '{alg}' is not accepted: tokens must be signed with RS256."
+            "The token's signing algorithm '{:?}' is not accepted: tokens must be signed with RS256.",
+            header.alg
         )));
     }
-    let kid = str_claim(&header, "kid")
+    let kid = header
+        .kid
+        .filter(|k| !k.is_empty())
         .ok_or_else(|| AuthFailure::invalid("The token's header has no 'kid'."))?;
-    let unverified = segment_json(segs[1], "payload")?;
+    let unverified = unverified_claims(token)
+        .ok_or_else(|| AuthFailure::invalid("The token's payload is not a JSON object."))?;
     let iss = str_claim(&unverified, "iss").unwrap_or("").to_string();
     let tid = str_claim(&unverified, "tid").unwrap_or("").to_string();
 
     // The key: ours by kid, else the external authority the issuer names.
-    let key: Arc<DecodingKey> = match identity.keys.find_or_reload(kid) {
-        Some(k) => Arc::new(k.decoding.clone()),
-        None => external_key(identity, &iss, &tid, kid).await?,
+    let (key, signer): (Arc<DecodingKey>, Signer) = match identity.keys.find_or_reload(&kid) {
+        Some(k) => (Arc::new(k.decoding.clone()), Signer::Ours),
+        None => (external_key(identity, &iss, &tid, &kid).await?, Signer::External),
     };
+    // The signature first, then the times (with the skew); the audience is checked below, where
+    // its failure gets ARM's own message.
     let mut validation = Validation::new(Algorithm::RS256);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
+    validation.leeway = CLOCK_SKEW_SECS.unsigned_abs();
+    validation.validate_nbf = true;
     validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
-        .map_err(|_| AuthFailure::invalid("The token's signature is invalid."))?
-        .claims;
+    validation.set_required_spec_claims(&["exp"]);
+    let claims = match jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation) {
+        Ok(data) => data.claims,
+        Err(e) => return Err(time_or_signature_failure(e.kind(), &unverified)),
+    };
 
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let exp = num_claim(&claims, "exp")
-        .ok_or_else(|| AuthFailure::invalid("The token has no 'exp' claim."))?;
-    if now > exp + CLOCK_SKEW_SECS {
-        return Err(AuthFailure {
-            code: "ExpiredAuthenticationToken",
-            message: format!(
-                "The access token expiry UTC time '{}' is earlier than current UTC time '{}'.",
-                arm_time(exp),
-                arm_time(now)
-            ),
-            description: "The access token has expired.".into(),
-        });
-    }
-    if let Some(nbf) = num_claim(&claims, "nbf") {
-        if nbf > now + CLOCK_SKEW_SECS {
-            return Err(AuthFailure {
-                code: "InvalidAuthenticationToken",
-                message: format!(
-                    "The access token is not yet valid: its 'not before' UTC time '{}' is later than current UTC time '{}'.",
-                    arm_time(nbf),
-                    arm_time(now)
-                ),
-                description: "The access token is not yet valid.".into(),
-            });
-        }
-    }
     let iss = str_claim(&claims, "iss").unwrap_or("").to_string();
     let tid = str_claim(&claims, "tid")
         .ok_or_else(|| AuthFailure::invalid("The token has no 'tid' claim."))?;
-    let v1 = format!("https://sts.windows.net/{tid}/");
-    let v2_suffix = format!("/{tid}/v2.0");
-    let well_formed_issuer = iss == v1
-        || (iss.starts_with("https://") || iss.starts_with("http://")) && iss.ends_with(&v2_suffix);
-    if !well_formed_issuer {
+    // The built-in authority's tokens name exactly the configured public URL; an issuer naming
+    // any other host (a `Host` header of an attacker's choosing, say) is not ours.
+    let expected = format!("{}/{tid}/v2.0", identity.public_url);
+    if matches!(signer, Signer::Ours) && iss != expected {
         return Err(AuthFailure {
             code: "InvalidAuthenticationTokenTenant",
             message: format!(
-                "The access token is from the wrong issuer '{iss}'. It must be 'https://sts.windows.net/{tid}/' or \
-                 '{{authority}}/{tid}/v2.0' of a trusted authority."
+                "The access token is from the wrong issuer '{iss}'. It must be '{expected}' (this server's \
+                 authority) or the issuer of a trusted authority."
             ),
             description: "The access token's issuer is not of a trusted authority or does not match its tenant.".into(),
         });
@@ -255,6 +232,38 @@ pub async fn validate(identity: &Identity, token: &str) -> Result<TokenIdentity,
         .unwrap_or(&object_id)
         .to_string();
     Ok(TokenIdentity { object_id, tenant: tid.to_ascii_lowercase(), issuer: iss, client })
+}
+
+/// The 401 of a token `jsonwebtoken` refused: expired and not-yet-valid tokens get ARM's messages
+/// (with the times of the token, whose signature was checked before its times), anything else is
+/// an invalid token.
+fn time_or_signature_failure(kind: &ErrorKind, claims: &Map<String, Value>) -> AuthFailure {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    match kind {
+        ErrorKind::ExpiredSignature => AuthFailure {
+            code: "ExpiredAuthenticationToken",
+            message: format!(
+                "The access token expiry UTC time '{}' is earlier than current UTC time '{}'.",
+                arm_time(num_claim(claims, "exp").unwrap_or(0)),
+                arm_time(now)
+            ),
+            description: "The access token has expired.".into(),
+        },
+        ErrorKind::ImmatureSignature => AuthFailure {
+            code: "InvalidAuthenticationToken",
+            message: format!(
+                "The access token is not yet valid: its 'not before' UTC time '{}' is later than current UTC time '{}'.",
+                arm_time(num_claim(claims, "nbf").unwrap_or(0)),
+                arm_time(now)
+            ),
+            description: "The access token is not yet valid.".into(),
+        },
+        ErrorKind::MissingRequiredClaim(claim) => {
+            AuthFailure::invalid(format!("The token has no '{claim}' claim."))
+        }
+        ErrorKind::InvalidSignature => AuthFailure::invalid("The token's signature is invalid."),
+        _ => AuthFailure::invalid("The token is not valid: its signature or claims do not verify."),
+    }
 }
 
 async fn external_key(

@@ -5,9 +5,10 @@
 //! None of them needs a token. Errors are AADSTS-style JSON, as Entra's.
 //!
 //! Security note: secrets and passwords are compared with their salted hashes only and never
-//! logged; the sign-in page redirects tokens only to loopback addresses or to this server's own
-//! host (a token must not be sent to a page an attacker names), is not frameable, and escapes
-//! everything it echoes.
+//! logged; the sign-in page redirects tokens only to loopback addresses or to this server's public
+//! URL (a token must not be sent to a page an attacker names), is not frameable, and escapes
+//! everything it echoes. Every URL handed out (issuer, endpoints) is built from the configured
+//! public URL, never from the request's `Host`.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -16,15 +17,15 @@ use axum::routing::get;
 use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::token::{self, normalise_audience, Grant, DEFAULT_AUDIENCE};
-use super::{secret, Identity};
-use crate::api::extract::{Body, Path};
-use crate::api::{json as json_response, AppState};
+// The handlers name their state `AppState`: it is the identity routes' own state.
+use super::{secret, Identity, IdentityState as AppState};
+use crate::arm::extract::{Body, Path};
 use crate::arm::format_time;
-use crate::arm::request_base;
+use crate::arm::json as json_response;
 use crate::arm::ApiError;
 use crate::store::{PrincipalKey, PrincipalKind, PrincipalRecord};
 
@@ -86,13 +87,11 @@ fn tenant_not_found(t: &str) -> Response {
 async fn openid_configuration(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
 ) -> Response {
     let Some(id) = tenant_segment(&tenant) else { return tenant_not_found(&tenant) };
-    let base = request_base(state.identity.https, &headers, Some(&uri));
+    let base = state.identity.public_url.as_str();
     let issuer_tenant = id.map_or_else(|| "{tenantid}".to_string(), |t| t.to_string());
-    let host = base.split("://").nth(1).unwrap_or("");
+    let host = state.identity.public_url.authority();
     json_response(
         StatusCode::OK,
         &json!({
@@ -121,19 +120,13 @@ async fn jwks(State(state): State<AppState>, Path(tenant): Path<String>) -> Resp
     if tenant_segment(&tenant).is_none() {
         return tenant_not_found(&tenant);
     }
-    let keys: Vec<Value> = state.identity.keys.live().iter().map(|k| k.jwk()).collect();
-    json_response(StatusCode::OK, &json!({ "keys": keys }))
+    json_response(StatusCode::OK, &state.identity.keys.jwks())
 }
 
 /// `GET /metadata/endpoints`: this server as a cloud, for `az cloud register --endpoint-resource-manager`.
 /// az asks for `https://HOST//metadata/endpoints`; the outer layer collapses the double slash.
-async fn metadata_endpoints(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    let base = request_base(state.identity.https, &headers, Some(&uri));
-    let root = format!("{base}/");
+async fn metadata_endpoints(State(state): State<AppState>) -> Response {
+    let root = format!("{}/", state.identity.public_url);
     json_response(
         StatusCode::OK,
         &json!({
@@ -245,7 +238,6 @@ async fn token_endpoint(
     State(state): State<AppState>,
     tenant: Result<Path<String>, ApiError>,
     headers: HeaderMap,
-    uri: Uri,
     body: Result<Body, ApiError>,
 ) -> Response {
     let (Path(tenant), Body(body)) = match (tenant, body) {
@@ -259,11 +251,11 @@ async fn token_endpoint(
         form.push(("client_id".into(), id));
         form.push(("client_secret".into(), secret));
     }
-    let authority = request_base(state.identity.https, &headers, Some(&uri));
     let identity = &state.identity;
+    let authority = identity.public_url.as_str();
     match field(&form, "grant_type") {
-        Some("client_credentials") => client_credentials(identity, &form, tenant_id, &tenant, &authority).await,
-        Some("password") => password_grant(identity, &form, tenant_id, &authority).await,
+        Some("client_credentials") => client_credentials(identity, &form, tenant_id, &tenant, authority).await,
+        Some("password") => password_grant(identity, &form, tenant_id, authority).await,
         Some(other) => aad_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -545,7 +537,6 @@ fn implicit_request(
 async fn authorize_page(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
     uri: Uri,
 ) -> Response {
     if tenant_segment(&tenant).is_none() {
@@ -555,8 +546,8 @@ async fn authorize_page(
         );
     }
     let params = form(uri.query().unwrap_or("").as_bytes());
-    let base = request_base(state.identity.https, &headers, Some(&uri));
-    if let Err(r) = implicit_request(&params, &base) {
+    let base = state.identity.public_url.as_str();
+    if let Err(r) = implicit_request(&params, base) {
         return *r;
     }
     html(StatusCode::OK, sign_in_page(&params, None))
@@ -566,7 +557,6 @@ async fn authorize_page(
 async fn authorize_submit(
     State(state): State<AppState>,
     tenant: Result<Path<String>, ApiError>,
-    headers: HeaderMap,
     uri: Uri,
     body: Result<Body, ApiError>,
 ) -> Response {
@@ -586,8 +576,8 @@ async fn authorize_submit(
         params.retain(|(pk, _)| *pk != k);
         params.push((k, v));
     }
-    let base = request_base(state.identity.https, &headers, Some(&uri));
-    let (redirect, audience) = match implicit_request(&params, &base) {
+    let base = state.identity.public_url.as_str();
+    let (redirect, audience) = match implicit_request(&params, base) {
         Ok(r) => r,
         Err(r) => return *r,
     };
@@ -611,13 +601,8 @@ async fn authorize_submit(
         }
     };
     let client = field(&params, "client_id").and_then(|c| Uuid::parse_str(c).ok());
-    let grant = Grant {
-        principal: &principal,
-        authority: &base,
-        audience,
-        client_id: client,
-        tenant: None,
-    };
+    let grant =
+        Grant { principal: &principal, authority: base, audience, client_id: client, tenant: None };
     let (token, expires_in) = match token::issue(&identity.keys, &grant) {
         Ok(t) => t,
         Err(e) => {

@@ -1,5 +1,5 @@
 //! Authorization (RBAC), apart from authentication: Azure's built-in roles (their GUIDs, and
-//! their actions as far as this API goes), what each request needs, and the check.
+//! their actions as far as this API goes), the [`Need`] of a request as plain data, and the check.
 //!
 //! Security note: least privilege by default — a principal with no role assignment can do nothing
 //! but read the tenant-level catalogue (definitions, assessment metadata), and `GET /subscriptions`
@@ -7,10 +7,8 @@
 //! `/subscriptions/{id}` and are inherited below their scope. Roles are matched with Azure's
 //! `Actions`/`NotActions` wildcards, case-insensitively.
 
-use axum::http::Method;
 use uuid::Uuid;
 
-use crate::api::Endpoint;
 use crate::store::RoleAssignment;
 
 pub struct RoleDef {
@@ -161,7 +159,7 @@ pub fn granted(assignments: &[RoleAssignment], action: &str, subscription: Optio
     })
 }
 
-/// What one ARM request needs.
+/// What one request needs, as the API works it out from its endpoint and method.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Need {
     /// Any valid token: the tenant-level catalogue and `/tenants`.
@@ -170,56 +168,6 @@ pub enum Need {
     ListSubscriptions,
     /// `action` over `scope` (reported in a 403) within `subscription`.
     Action { action: &'static str, subscription: Uuid, scope: String },
-}
-
-/// The (action, scope) of an ARM request, from its endpoint and method. `path` is the request
-/// path, which ARM names as the scope in its 403 messages.
-pub fn need(endpoint: &Endpoint, method: &Method, path: &str) -> Need {
-    let scope = path.trim_end_matches('/').to_string();
-    let write = |read: &'static str, write: &'static str, delete: &'static str| match *method {
-        Method::PUT => write,
-        Method::DELETE => delete,
-        _ => read,
-    };
-    let (action, subscription) = match endpoint {
-        Endpoint::Definitions
-        | Endpoint::MetadataList
-        | Endpoint::Metadata { .. }
-        | Endpoint::Tenants => return Need::Authenticated,
-        Endpoint::Subscriptions => return Need::ListSubscriptions,
-        Endpoint::Subscription { sub } => (SUBSCRIPTION_READ, *sub),
-        Endpoint::SecureScores { sub } | Endpoint::SecureScore { sub, .. } => (SCORE_READ, *sub),
-        Endpoint::SecureScoreControls { sub, .. } => {
-            ("Microsoft.Security/secureScores/secureScoreControls/read", *sub)
-        }
-        Endpoint::Controls { sub } => ("Microsoft.Security/secureScoreControls/read", *sub),
-        Endpoint::SubscriptionDefinitions { sub } => {
-            ("Microsoft.Security/secureScoreControlDefinitions/read", *sub)
-        }
-        Endpoint::Assessments { scope } => {
-            ("Microsoft.Security/assessments/read", scope.subscription())
-        }
-        Endpoint::Assessment { resource, .. } => (
-            write(
-                "Microsoft.Security/assessments/read",
-                "Microsoft.Security/assessments/write",
-                "Microsoft.Security/assessments/delete",
-            ),
-            resource.subscription(),
-        ),
-        Endpoint::SubscriptionMetadataList { sub } => {
-            ("Microsoft.Security/assessmentMetadata/read", *sub)
-        }
-        Endpoint::SubscriptionMetadata { sub, .. } => (
-            write(
-                "Microsoft.Security/assessmentMetadata/read",
-                "Microsoft.Security/assessmentMetadata/write",
-                "Microsoft.Security/assessmentMetadata/delete",
-            ),
-            *sub,
-        ),
-    };
-    Need::Action { action, subscription, scope }
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ impl TrustedIssuer {
         } else {
             format!("{url}/.well-known/openid-configuration")
         };
-        crate::server::install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let http =
             reqwest::Client::builder().use_rustls_tls().timeout(Duration::from_secs(10)).build()?;
         Ok(TrustedIssuer {
@@ -159,11 +159,12 @@ impl TrustedIssuer {
             .with_context(|| format!("{} is not a JWKS", discovery.jwks_uri))?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
-            let (Some(kid), AlgorithmParameters::RSA(rsa)) = (&jwk.common.key_id, &jwk.algorithm)
+            // RSA keys only: tokens are RS256 only.
+            let (Some(kid), AlgorithmParameters::RSA(_)) = (&jwk.common.key_id, &jwk.algorithm)
             else {
                 continue;
             };
-            if let Ok(k) = DecodingKey::from_rsa_components(&rsa.n, &rsa.e) {
+            if let Ok(k) = DecodingKey::from_jwk(jwk) {
                 keys.insert(kid.clone(), Arc::new(k));
             }
         }

@@ -10,20 +10,20 @@
 
 use anyhow::{anyhow, Context, Result};
 use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine as _;
-use jsonwebtoken::DecodingKey;
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::token::{CLOCK_SKEW_SECS, TOKEN_LIFETIME_SECS};
+/// Lifetime of an access token, as Entra ID's (clients refresh 5 minutes before expiry). Owned
+/// here because it decides how long a retired key stays live; `token` signs with it.
+pub const TOKEN_LIFETIME_SECS: i64 = 3599;
+/// Clock skew tolerated on `exp` and `nbf`.
+pub const CLOCK_SKEW_SECS: i64 = 300;
 
 pub const KEYS_FILE: &str = "signing-keys.json";
 /// How often signing and JWKS requests look at the key file for another process's rotation.
@@ -36,51 +36,62 @@ pub struct SigningKey {
     pub created: i64,
     /// When it stopped signing (a newer key became current); `None` for the current key.
     pub retired: Option<i64>,
-    pair: KeyPair,
+    /// PKCS#8 PEM of the private key, as stored.
+    pem: String,
+    encoding: EncodingKey,
+    /// The public key as the JWKS publishes it (`kid`, `use: sig`, `alg: RS256`).
+    jwk: Jwk,
+    /// The modulus, base64url.
     pub n: String,
-    pub e: String,
     pub decoding: DecodingKey,
 }
 
 impl SigningKey {
-    fn from_pkcs8(der: &[u8], created: i64, retired: Option<i64>) -> Result<Self> {
-        let pair = KeyPair::from_pkcs8(der)
-            .map_err(|e| anyhow!("the signing key is not an RSA PKCS#8 key: {e}"))?;
-        let public = pair.public_key();
-        let n_bytes = public.modulus().big_endian_without_leading_zero().to_vec();
-        let e_bytes = public.exponent().big_endian_without_leading_zero().to_vec();
-        let n = URL_SAFE_NO_PAD.encode(&n_bytes);
-        let e = URL_SAFE_NO_PAD.encode(&e_bytes);
-        // RFC 7638: the members in lexicographic order, no whitespace.
-        let thumbprint =
-            Sha256::digest(format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#).as_bytes());
-        let decoding = DecodingKey::from_rsa_raw_components(&n_bytes, &e_bytes);
-        Ok(SigningKey {
-            kid: URL_SAFE_NO_PAD.encode(thumbprint),
-            created,
-            retired,
-            pair,
-            n,
-            e,
-            decoding,
-        })
+    fn from_pem(pem: String, created: i64, retired: Option<i64>) -> Result<Self> {
+        let encoding = EncodingKey::from_rsa_pem(pem.as_bytes())
+            .map_err(|e| anyhow!("the signing key is not an RSA private key in PEM: {e}"))?;
+        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256)
+            .map_err(|e| anyhow!("cannot derive the signing key's public key: {e}"))?;
+        let kid = jwk.thumbprint(ThumbprintHash::SHA256);
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        let n = match &jwk.algorithm {
+            jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) => rsa.n.clone(),
+            _ => anyhow::bail!("the signing key is not an RSA key"),
+        };
+        let decoding =
+            DecodingKey::from_jwk(&jwk).map_err(|e| anyhow!("unusable signing key: {e}"))?;
+        Ok(SigningKey { kid, created, retired, pem, encoding, jwk, n, decoding })
     }
 
-    fn generate(created: i64) -> Result<(Self, Vec<u8>)> {
+    fn generate(created: i64) -> Result<Self> {
         let pair = KeyPair::generate(KeySize::Rsa2048)
             .map_err(|_| anyhow!("cannot generate an RSA key"))?;
-        let der =
-            pair.as_der().map_err(|_| anyhow!("cannot encode the RSA key"))?.as_ref().to_vec();
-        Ok((Self::from_pkcs8(&der, created, None)?, der))
+        let der = pair.as_der().map_err(|_| anyhow!("cannot encode the RSA key"))?;
+        let pem = pem::encode_config(
+            &pem::Pem::new("PRIVATE KEY", der.as_ref()),
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        );
+        Self::from_pem(pem, created, None)
+    }
+
+    /// The same key with another retirement time.
+    fn retired_at(&self, retired: Option<i64>) -> Result<Self> {
+        Self::from_pem(self.pem.clone(), self.created, retired)
     }
 
     /// Sign `header.payload` with RS256; the signature, base64url.
     pub fn sign(&self, message: &[u8]) -> Result<String> {
-        let mut signature = vec![0; self.pair.public_modulus_len()];
-        self.pair
-            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature)
-            .map_err(|_| anyhow!("RSA signing failed"))?;
-        Ok(URL_SAFE_NO_PAD.encode(signature))
+        jsonwebtoken::crypto::sign(message, &self.encoding, Algorithm::RS256)
+            .map_err(|e| anyhow!("RSA signing failed: {e}"))
+    }
+
+    /// A signed JWT (RS256, this key's `kid`) of `claims`.
+    pub fn sign_claims<T: Serialize>(&self, claims: &T) -> Result<String> {
+        let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map_err(|e| anyhow!("cannot sign a token: {e}"))
     }
 
     /// Still accepted (and published): current, or retired recently enough that its tokens live.
@@ -88,8 +99,9 @@ impl SigningKey {
         self.retired.is_none_or(|r| r + TOKEN_LIFETIME_SECS + CLOCK_SKEW_SECS > now)
     }
 
-    pub fn jwk(&self) -> serde_json::Value {
-        serde_json::json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid, "n": self.n, "e": self.e})
+    /// The public key as a JWK (what the JWKS publishes).
+    pub fn jwk(&self) -> &Jwk {
+        &self.jwk
     }
 }
 
@@ -123,22 +135,6 @@ pub struct KeyRing {
 
 fn now_secs() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-fn pem(der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN PRIVATE KEY-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str("-----END PRIVATE KEY-----\n");
-    out
-}
-
-fn unpem(text: &str) -> Result<Vec<u8>> {
-    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
-    STANDARD.decode(body.trim()).context("the signing key is not PEM")
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
@@ -177,14 +173,14 @@ impl KeyRing {
             .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
         let path = dir.join(KEYS_FILE);
         if !path.exists() {
-            let (_, der) = SigningKey::generate(now_secs())?;
+            let key = SigningKey::generate(now_secs())?;
             let ring = KeyRing {
                 path: Some(path.clone()),
                 loaded: RwLock::new(Loaded::empty()),
                 write: Mutex::new(()),
             };
             // Another process may have created it meanwhile: never overwrite an existing ring.
-            let file = KeyFile { keys: vec![stored(&der, now_secs(), None)?] };
+            let file = KeyFile { keys: vec![stored(&key)] };
             ring.create_if_absent(&file)?;
         }
         let ring = KeyRing {
@@ -198,7 +194,7 @@ impl KeyRing {
 
     /// A ring that lives in memory only.
     pub fn ephemeral() -> Result<KeyRing> {
-        let (key, _) = SigningKey::generate(now_secs())?;
+        let key = SigningKey::generate(now_secs())?;
         Ok(KeyRing {
             path: None,
             loaded: RwLock::new(Loaded {
@@ -235,7 +231,7 @@ impl KeyRing {
             .keys
             .iter()
             .map(|k| {
-                SigningKey::from_pkcs8(&unpem(&k.private_key)?, k.created, k.retired).map(Arc::new)
+                SigningKey::from_pem(k.private_key.clone(), k.created, k.retired).map(Arc::new)
             })
             .collect::<Result<Vec<_>>>()?;
         if !keys.iter().any(|k| k.retired.is_none()) {
@@ -300,6 +296,11 @@ impl KeyRing {
         loaded.keys.iter().filter(|k| k.live(now)).cloned().collect()
     }
 
+    /// The JWKS: the live keys' public halves.
+    pub fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        jsonwebtoken::jwk::JwkSet { keys: self.live().iter().map(|k| k.jwk().clone()).collect() }
+    }
+
     /// A live key by `kid`, without touching the file.
     pub fn find(&self, kid: &str) -> Option<Arc<SigningKey>> {
         let now = now_secs();
@@ -335,18 +336,14 @@ impl KeyRing {
     pub fn rotate(&self) -> Result<String> {
         let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let now = now_secs();
-        let (key, der) = SigningKey::generate(now)?;
+        let key = SigningKey::generate(now)?;
         let kid = key.kid.clone();
         let Some(path) = &self.path else {
             let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
             let mut keys: Vec<Arc<SigningKey>> = Vec::new();
             for k in loaded.keys.drain(..) {
                 if k.live(now) {
-                    keys.push(Arc::new(SigningKey::from_pkcs8(
-                        k.pair.as_der().map_err(|_| anyhow!("cannot encode the RSA key"))?.as_ref(),
-                        k.created,
-                        Some(k.retired.unwrap_or(now)),
-                    )?));
+                    keys.push(Arc::new(k.retired_at(Some(k.retired.unwrap_or(now)))?));
                 }
             }
             keys.push(Arc::new(key));
@@ -361,16 +358,20 @@ impl KeyRing {
         }
         file.keys
             .retain(|k| k.retired.is_none_or(|r| r + TOKEN_LIFETIME_SECS + CLOCK_SKEW_SECS > now));
-        file.keys.push(stored(&der, now, None)?);
+        file.keys.push(stored(&key));
         write_private(path, &serde_json::to_vec_pretty(&file)?)?;
         self.reload()?;
         Ok(kid)
     }
 }
 
-fn stored(der: &[u8], created: i64, retired: Option<i64>) -> Result<StoredKey> {
-    let key = SigningKey::from_pkcs8(der, created, retired)?;
-    Ok(StoredKey { kid: key.kid, created, retired, private_key: pem(der) })
+fn stored(key: &SigningKey) -> StoredKey {
+    StoredKey {
+        kid: key.kid.clone(),
+        created: key.created,
+        retired: key.retired,
+        private_key: key.pem.clone(),
+    }
 }
 
 impl Loaded {

@@ -12,9 +12,11 @@
 //! | [`admin`] | the extension API to manage principals, role assignments and keys |
 //! | [`demo`] | the demo principal of `serve --demo` and its credentials file |
 //!
-//! [`Identity`] holds the state (keys, trusted issuers, a short-lived cache of role assignments);
-//! [`authorize`] is the one call the ARM dispatcher makes before any handler runs, and
-//! [`guard_ext`] the layer in front of the extension API. Authentication is apart from
+//! [`Identity`] holds the state (keys, trusted issuers, the public URL, a short-lived cache of role
+//! assignments). The API, above this module, computes what a request needs ([`Need`]: an action
+//! over a scope) and calls [`Identity::authorize`] (ARM) or [`Identity::require`] (extension API)
+//! before any handler runs; [`router`] serves the authority and the identity extension API on
+//! their own state. Nothing here depends on the API or the server. Authentication is apart from
 //! authorization: `authn` says who, `authz` says what they may do.
 
 pub mod admin;
@@ -28,8 +30,8 @@ pub mod secret;
 pub mod token;
 
 use anyhow::Result;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, Method, Uri};
+use axum::extract::{FromRef, Request, State};
+use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
@@ -38,12 +40,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-use crate::api::{AppState, Endpoint};
-use crate::arm::{parse_subscription_id, ApiError, ApiResult};
-use crate::server::AuthMode;
+use crate::arm::{ApiError, ApiResult, PublicUrl};
 use crate::store::{RoleAssignment, Store, Subscription};
 use authn::AuthFailure;
-use authz::Need;
+pub use authz::Need;
+
+/// How the server authenticates ARM requests (`serve --auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Every ARM request needs a valid bearer token (the default).
+    Strict,
+    /// Emulator mode: any well-formed bearer token is accepted with full access. Loopback only.
+    Any,
+}
 
 /// How long a principal's role assignments are cached. Writes through this server clear the cache
 /// at once; writes by another process (the CLI on the data directory) are seen within this time.
@@ -57,9 +66,24 @@ pub struct Identity {
     pub keys: keys::KeyRing,
     pub trusted: Vec<external::TrustedIssuer>,
     pub store: Store,
-    pub https: bool,
+    /// The server's configured URL (`--public-url`): the built-in authority's issuer and every
+    /// URL it hands out. Never taken from a request's `Host`.
+    pub public_url: PublicUrl,
     pub default_tenant: Uuid,
     cache: Mutex<HashMap<String, CachedAssignments>>,
+}
+
+/// The state of the identity routes (the authority and the identity extension API).
+#[derive(Clone)]
+pub struct IdentityState {
+    pub identity: Arc<Identity>,
+    pub store: Store,
+}
+
+impl FromRef<Arc<Identity>> for IdentityState {
+    fn from_ref(identity: &Arc<Identity>) -> Self {
+        IdentityState { identity: identity.clone(), store: identity.store.clone() }
+    }
 }
 
 impl Identity {
@@ -69,7 +93,7 @@ impl Identity {
         mode: AuthMode,
         key_dir: Option<&Path>,
         trust: &[String],
-        https: bool,
+        public_url: PublicUrl,
     ) -> Result<Identity> {
         let keys = match key_dir {
             Some(dir) => keys::KeyRing::open(dir)?,
@@ -77,13 +101,13 @@ impl Identity {
         };
         let trusted =
             trust.iter().map(|t| external::TrustedIssuer::new(t)).collect::<Result<Vec<_>>>()?;
-        let default_tenant = crate::server::default_tenant(&store).await?;
+        let default_tenant = store.default_tenant().await?;
         Ok(Identity {
             mode,
             keys,
             trusted,
             store,
-            https,
+            public_url,
             default_tenant,
             cache: Mutex::new(HashMap::new()),
         })
@@ -117,30 +141,74 @@ impl Identity {
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
-    /// The `WWW-Authenticate` challenge of a 401.
-    fn challenge(
-        &self,
-        headers: &HeaderMap,
-        uri: Option<&Uri>,
-        tenant: Uuid,
-        failure: &AuthFailure,
-    ) -> String {
+    /// The `WWW-Authenticate` challenge of a 401: where to get a token for `tenant`.
+    fn challenge(&self, tenant: Uuid, failure: &AuthFailure) -> String {
         let description = failure.description.replace(['"', '\\'], "'");
         format!(
             "Bearer authorization_uri=\"{}/{tenant}\", error=\"invalid_token\", error_description=\"{description}\"",
-            crate::arm::request_base(self.https, headers, uri)
+            self.public_url
         )
     }
 
-    fn unauthenticated(
+    fn unauthenticated(&self, tenant: Uuid, f: AuthFailure) -> ApiError {
+        let challenge = self.challenge(tenant, &f);
+        ApiError::Unauthenticated { code: f.code, message: f.message, challenge }
+    }
+
+    /// Authenticate one ARM request and check what it `need`s, before its handler runs.
+    /// `subscription` is the one the need names, when it exists: 401s come before 404s, and a
+    /// request on a subscription that does not exist is left to the handler's 404.
+    pub async fn authorize(
         &self,
         headers: &HeaderMap,
-        uri: Option<&Uri>,
-        tenant: Uuid,
-        f: AuthFailure,
-    ) -> ApiError {
-        let challenge = self.challenge(headers, uri, tenant, &f);
-        ApiError::Unauthenticated { code: f.code, message: f.message, challenge }
+        need: &Need,
+        subscription: Option<&Subscription>,
+    ) -> ApiResult<Principal> {
+        let challenge_tenant = subscription.map_or(self.default_tenant, |s| s.tenant_id);
+        let principal = match self.authenticate(headers).await {
+            Ok(p) => p,
+            Err(f) => return Err(self.unauthenticated(challenge_tenant, f)),
+        };
+        let Need::Action { action, subscription: sub_id, scope } = need else {
+            return Ok(principal);
+        };
+        let Some(sub) = subscription else { return Ok(principal) };
+        if let Some(tid) = principal.tenant {
+            if tid != sub.tenant_id {
+                let f = AuthFailure::wrong_tenant(
+                    &principal.issuer,
+                    &sub.tenant_id.to_string(),
+                    self.public_url.as_str(),
+                );
+                return Err(self.unauthenticated(sub.tenant_id, f));
+            }
+        }
+        if principal.can(action, Some(*sub_id)) {
+            Ok(principal)
+        } else {
+            Err(principal.forbidden(action, scope))
+        }
+    }
+
+    /// Authenticate a request outside ARM (the extension API) and require `action` over
+    /// `subscription` (`None`: over `/`).
+    pub async fn require(
+        &self,
+        headers: &HeaderMap,
+        action: &str,
+        subscription: Option<Uuid>,
+    ) -> ApiResult<Principal> {
+        let principal = self
+            .authenticate(headers)
+            .await
+            .map_err(|f| self.unauthenticated(self.default_tenant, f))?;
+        if principal.can(action, subscription) {
+            Ok(principal)
+        } else {
+            let scope =
+                subscription.map_or_else(|| "/".to_string(), |s| format!("/subscriptions/{s}"));
+            Err(principal.forbidden(action, &scope))
+        }
     }
 
     /// Who sent the request (no authorization yet).
@@ -226,7 +294,8 @@ impl Principal {
         }
     }
 
-    fn forbidden(&self, action: &str, scope: &str) -> ApiError {
+    /// The 403 of a principal that may not do `action` over `scope`.
+    pub fn forbidden(&self, action: &str, scope: &str) -> ApiError {
         ApiError::AuthorizationFailed {
             client: self.client.clone(),
             object_id: self.object_id.clone(),
@@ -236,122 +305,43 @@ impl Principal {
     }
 }
 
-/// Authenticate and authorize one ARM request, before its handler runs. 401s come before 404s;
-/// a request on a subscription that does not exist is left to the handler's 404.
-pub async fn authorize(
-    state: &AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
-    endpoint: &Endpoint,
-    method: &Method,
-) -> ApiResult<Principal> {
-    let identity = &state.identity;
-    let need = authz::need(endpoint, method, uri.path());
-    // From the cached read model: authorization must not cost a database read per request.
-    let view = match &need {
-        Need::Action { subscription, .. } => state.store.view(*subscription).await?,
-        _ => None,
-    };
-    let subscription = view.as_ref().map(|v| &v.subscription);
-    let challenge_tenant = subscription.map_or(identity.default_tenant, |s| s.tenant_id);
-    let principal = match identity.authenticate(headers).await {
-        Ok(p) => p,
-        Err(f) => return Err(identity.unauthenticated(headers, Some(uri), challenge_tenant, f)),
-    };
-    let Need::Action { action, subscription: sub_id, scope } = need else { return Ok(principal) };
-    let Some(sub) = subscription else { return Ok(principal) };
-    if let Some(tid) = principal.tenant {
-        if tid != sub.tenant_id {
-            let base = crate::arm::request_base(identity.https, headers, Some(uri));
-            let f = AuthFailure::wrong_tenant(&principal.issuer, &sub.tenant_id.to_string(), &base);
-            return Err(identity.unauthenticated(headers, Some(uri), sub.tenant_id, f));
-        }
-    }
-    if principal.can(action, Some(sub_id)) {
-        Ok(principal)
-    } else {
-        Err(principal.forbidden(action, &scope))
-    }
-}
-
-/// Authenticate a request of the extension API and require `action` over `subscription` (or `/`).
+/// [`Identity::require`] for the identity routes' handlers.
 pub async fn require(
-    state: &AppState,
+    state: &IdentityState,
     headers: &HeaderMap,
     action: &str,
     subscription: Option<Uuid>,
 ) -> ApiResult<Principal> {
-    let identity = &state.identity;
-    let principal = identity
-        .authenticate(headers)
-        .await
-        .map_err(|f| identity.unauthenticated(headers, None, identity.default_tenant, f))?;
-    if principal.can(action, subscription) {
-        Ok(principal)
-    } else {
-        let scope = subscription.map_or_else(|| "/".to_string(), |s| format!("/subscriptions/{s}"));
-        Err(principal.forbidden(action, &scope))
-    }
+    state.identity.require(headers, action, subscription).await
 }
 
-/// The layer in front of the extension API's existing routes: reads of one subscription need read
-/// access to it; everything else is administration (Owner at `/`).
-pub async fn guard_ext(
-    State(state): State<AppState>,
-    mut request: Request,
+/// Under `--auth any` every caller is Owner, so nothing it writes about identity could be trusted
+/// later (a principal made Owner by an unsigned token would stay Owner under `--auth strict`):
+/// principals, role assignments and keys are read-only through the API in that mode. The CLI on
+/// the data directory (which needs access to the files) still manages them.
+async fn read_only_under_auth_any(
+    State(state): State<IdentityState>,
+    request: Request,
     next: Next,
 ) -> Response {
-    // Owned parts: a request body is not Sync, so no reference to the request may cross an await.
-    let (method, uri, headers) =
-        (request.method().clone(), request.uri().clone(), request.headers().clone());
-    match ext_principal(&state, &method, &uri, &headers).await {
-        Ok(p) => {
-            request.extensions_mut().insert(p);
-            next.run(request).await
+    if state.identity.mode == AuthMode::Any && request.method() != Method::GET {
+        return ApiError::BadRequest {
+            target: None,
+            message: "Principals, role assignments and signing keys cannot be changed through the API while the \
+                      server runs with --auth any (every caller is Owner there). Restart it with --auth strict, or \
+                      use the CLI on the data directory: securescore principals|roles|keys ... --data-dir DIR."
+                .into(),
         }
-        Err(e) => e.into_response(),
+        .into_response();
     }
+    next.run(request).await
 }
 
-async fn ext_principal(
-    state: &AppState,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> ApiResult<Principal> {
-    let path = uri.path().trim_end_matches('/');
-    let rest = path.strip_prefix(crate::api::ext::PREFIX).unwrap_or(path);
-    let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    if *method != Method::GET {
-        return require(state, headers, authz::ADMIN_ACTION, None).await;
-    }
-    match segs.as_slice() {
-        ["subscriptions"] => require(state, headers, authz::SUBSCRIPTION_READ, None).await,
-        ["subscriptions", id] => {
-            require(state, headers, authz::SUBSCRIPTION_READ, Some(parse_subscription_id(id)?))
-                .await
-        }
-        ["subscriptions", id, "history"] => {
-            require(state, headers, authz::SCORE_READ, Some(parse_subscription_id(id)?)).await
-        }
-        ["aggregate"] => {
-            let ids = crate::api::ext::aggregate_subscriptions(state, uri.query()).await?;
-            let principal =
-                require(state, headers, authz::SCORE_READ, ids.first().copied()).await?;
-            for id in ids {
-                if !principal.can(authz::SCORE_READ, Some(id)) {
-                    return Err(
-                        principal.forbidden(authz::SCORE_READ, &format!("/subscriptions/{id}"))
-                    );
-                }
-            }
-            Ok(principal)
-        }
-        _ => require(state, headers, authz::ADMIN_ACTION, None).await,
-    }
-}
-
-/// The identity routes: the authority (no token needed) and the identity extension API.
-pub fn router() -> axum::Router<AppState> {
-    authority::router().merge(admin::router())
+/// The identity routes: the authority (no token needed) and the identity extension API, on their
+/// own state, ready to merge into a router of any state.
+pub fn router<S: Clone + Send + Sync + 'static>(identity: Arc<Identity>) -> axum::Router<S> {
+    let state = IdentityState::from_ref(&identity);
+    let admin = admin::router()
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), read_only_under_auth_any));
+    authority::router().merge(admin).with_state(state)
 }

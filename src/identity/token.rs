@@ -7,12 +7,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::keys::KeyRing;
+pub use super::keys::{CLOCK_SKEW_SECS, TOKEN_LIFETIME_SECS};
 use crate::store::{PrincipalKind, PrincipalRecord};
 
-/// Lifetime of an access token, as Entra ID's (clients refresh 5 minutes before expiry).
-pub const TOKEN_LIFETIME_SECS: i64 = 3599;
-/// Clock skew tolerated on `exp` and `nbf`.
-pub const CLOCK_SKEW_SECS: i64 = 300;
 /// The audience tokens are issued for unless the client asks for another allowed one.
 pub const DEFAULT_AUDIENCE: &str = "https://management.azure.com/";
 /// The audiences ARM accepts (docs/ARM.md); compared after normalising the trailing slash.
@@ -83,14 +80,7 @@ pub fn issue(keys: &KeyRing, grant: &Grant<'_>) -> Result<(String, i64)> {
             }
         }
     }
-    let header = json!({"typ": "JWT", "alg": "RS256", "kid": key.kid});
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?),
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims)?)
-    );
-    let signature = key.sign(signing_input.as_bytes())?;
-    Ok((format!("{signing_input}.{signature}"), TOKEN_LIFETIME_SECS))
+    Ok((key.sign_claims(&claims)?, TOKEN_LIFETIME_SECS))
 }
 
 #[cfg(test)]

@@ -1,18 +1,15 @@
 //! Identity records in the store: principals (service principals and users of the built-in
-//! authority) and Azure role assignments. The engine side is a sibling of [`super::engine::Engine`]
-//! (every engine implements both); the SQLite implementation lives here too, so that identity
-//! storage is one file to read. Every write bumps the generation counter like all other writes.
+//! authority), Azure role assignments and the default tenant, with the engine trait for them.
+//! The trait is a supertrait of [`super::engine::Engine`] (every engine implements both); engines
+//! implement it beside their other SQL (SQLite: `store::sqlite::identity`), so the arrows go
+//! engine → here and sqlite → here, never back.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::sqlite::{bump_generation, SqliteEngine};
 use super::Store;
-use crate::arm::{format_time, parse_time};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PrincipalKind {
@@ -92,183 +89,14 @@ pub(crate) trait IdentityEngine: Send + Sync + 'static {
     async fn remove_role_assignment(&self, id: Uuid) -> Result<bool>;
 }
 
-const PRINCIPAL_COLUMNS: &str =
-    "id, kind, display_name, app_id, user_name, tenant_id, secret_hash, created_at";
-const ASSIGNMENT_COLUMNS: &str = "id, principal_id, role_definition_id, scope, created_at";
-
-fn principal_from_row(row: &SqliteRow) -> Result<PrincipalRecord> {
-    let uuid = |col: &str| -> Result<Uuid> {
-        let text: String = row.try_get(col)?;
-        Uuid::parse_str(&text).with_context(|| format!("stored {col} '{text}' is not a GUID"))
-    };
-    let app_id: Option<String> = row.try_get("app_id")?;
-    Ok(PrincipalRecord {
-        id: uuid("id")?,
-        kind: PrincipalKind::parse(row.try_get("kind")?)?,
-        display_name: row.try_get("display_name")?,
-        app_id: app_id.map(|a| Uuid::parse_str(&a)).transpose()?,
-        user_name: row.try_get("user_name")?,
-        tenant_id: uuid("tenant_id")?,
-        secret_hash: row.try_get("secret_hash")?,
-        created_at: parse_time(row.try_get("created_at")?)?,
-    })
-}
-
-fn assignment_from_row(row: &SqliteRow) -> Result<RoleAssignment> {
-    let id: String = row.try_get("id")?;
-    let role: String = row.try_get("role_definition_id")?;
-    Ok(RoleAssignment {
-        id: Uuid::parse_str(&id)?,
-        principal_id: row.try_get("principal_id")?,
-        role_definition_id: Uuid::parse_str(&role)?,
-        scope: row.try_get("scope")?,
-        created_at: parse_time(row.try_get("created_at")?)?,
-    })
-}
-
-#[async_trait]
-impl IdentityEngine for SqliteEngine {
-    async fn insert_principal(&self, p: &PrincipalRecord) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query(&format!(
-            "INSERT INTO principals ({PRINCIPAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-        ))
-        .bind(p.id.to_string())
-        .bind(p.kind.as_str())
-        .bind(&p.display_name)
-        .bind(p.app_id.map(|a| a.to_string()))
-        .bind(p.user_name.as_deref().map(str::to_lowercase))
-        .bind(p.tenant_id.to_string())
-        .bind(&p.secret_hash)
-        .bind(format_time(p.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => {
-                anyhow::anyhow!("a principal with this id, client id or user name exists already")
-            }
-            other => other.into(),
-        })?;
-        bump_generation(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn principal(&self, key: PrincipalKey<'_>) -> Result<Option<PrincipalRecord>> {
-        let (column, value) = match key {
-            PrincipalKey::Id(id) => ("id", id.to_string()),
-            PrincipalKey::AppId(id) => ("app_id", id.to_string()),
-            PrincipalKey::UserName(name) => ("user_name", name.to_lowercase()),
-        };
-        sqlx::query(&format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE {column} = ?1"))
-            .bind(value)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| principal_from_row(&row))
-            .transpose()
-    }
-
-    async fn principals(&self) -> Result<Vec<PrincipalRecord>> {
-        sqlx::query(&format!("SELECT {PRINCIPAL_COLUMNS} FROM principals ORDER BY created_at, id"))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(principal_from_row)
-            .collect()
-    }
-
-    async fn remove_principal(&self, id: Uuid) -> Result<bool> {
-        let mut tx = self.write_tx().await?;
-        let id = id.to_string();
-        sqlx::query("DELETE FROM role_assignments WHERE principal_id = ?1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        let done =
-            sqlx::query("DELETE FROM principals WHERE id = ?1").bind(&id).execute(&mut *tx).await?;
-        bump_generation(&mut tx).await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn set_secret_hash(&self, id: Uuid, hash: &str) -> Result<bool> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query("UPDATE principals SET secret_hash = ?2 WHERE id = ?1")
-            .bind(id.to_string())
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
-        bump_generation(&mut tx).await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn put_role_assignment(&self, a: &RoleAssignment) -> Result<(RoleAssignment, bool)> {
-        let mut tx = self.write_tx().await?;
-        let existing = sqlx::query(&format!(
-            "SELECT {ASSIGNMENT_COLUMNS} FROM role_assignments \
-             WHERE principal_id = ?1 AND role_definition_id = ?2 AND scope = ?3"
-        ))
-        .bind(&a.principal_id)
-        .bind(a.role_definition_id.to_string())
-        .bind(&a.scope)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|row| assignment_from_row(&row))
-        .transpose()?;
-        if let Some(existing) = existing {
-            return Ok((existing, false));
-        }
-        sqlx::query(&format!(
-            "INSERT INTO role_assignments ({ASSIGNMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"
-        ))
-        .bind(a.id.to_string())
-        .bind(&a.principal_id)
-        .bind(a.role_definition_id.to_string())
-        .bind(&a.scope)
-        .bind(format_time(a.created_at))
-        .execute(&mut *tx)
-        .await?;
-        bump_generation(&mut tx).await?;
-        tx.commit().await?;
-        Ok((a.clone(), true))
-    }
-
-    async fn role_assignments(&self, principal_id: Option<&str>) -> Result<Vec<RoleAssignment>> {
-        let rows = match principal_id {
-            Some(p) => {
-                sqlx::query(&format!(
-                    "SELECT {ASSIGNMENT_COLUMNS} FROM role_assignments WHERE principal_id = ?1 ORDER BY scope, id"
-                ))
-                .bind(p)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {ASSIGNMENT_COLUMNS} FROM role_assignments ORDER BY principal_id, scope, id"
-                ))
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
-        rows.iter().map(assignment_from_row).collect()
-    }
-
-    async fn remove_role_assignment(&self, id: Uuid) -> Result<bool> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query("DELETE FROM role_assignments WHERE id = ?1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        bump_generation(&mut tx).await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() > 0)
-    }
-}
-
 /// Identity operations of the one store handle.
 impl Store {
+    /// The tenant of subscriptions and principals created without one, fixed per data directory.
+    pub async fn default_tenant(&self) -> Result<Uuid> {
+        let text = self.meta_or_init("default_tenant", || Uuid::new_v4().to_string()).await?;
+        Ok(Uuid::parse_str(&text)?)
+    }
+
     pub async fn insert_principal(&self, p: &PrincipalRecord) -> Result<()> {
         self.engine().insert_principal(p).await
     }

@@ -25,6 +25,8 @@ use crate::arm::{format_time, parse_time, ResourceId, ScopeKind};
 use crate::catalog;
 use crate::score::{self, ControlCounts, ResourceTally, ScoreDetails, Status};
 
+mod identity;
+
 pub(crate) struct SqliteEngine {
     pub(super) pool: SqlitePool,
 }

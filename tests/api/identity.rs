@@ -58,6 +58,10 @@ impl Resp {
 }
 
 async fn spawn(auth: AuthMode, trust: Vec<String>, data_dir: bool) -> IdApp {
+    spawn_api(auth, ApiConfig { trust_issuers: trust, ..ApiConfig::default() }, data_dir).await
+}
+
+async fn spawn_api(auth: AuthMode, api: ApiConfig, data_dir: bool) -> IdApp {
     let dir = data_dir.then(|| tempfile::tempdir().unwrap());
     let store = match &dir {
         Some(d) => StoreConfig::Sqlite { data_dir: d.path().to_path_buf() },
@@ -69,7 +73,7 @@ async fn spawn(auth: AuthMode, trust: Vec<String>, data_dir: bool) -> IdApp {
         tls: TlsMode::Insecure,
         auth,
         demo: true,
-        api: ApiConfig { trust_issuers: trust, ..ApiConfig::default() },
+        api,
         throttle: None,
         max_connections: 100,
     };
@@ -489,14 +493,12 @@ async fn attacks_get_their_documented_401() {
     // An issuer in neither of Entra's forms.
     let r = app.get(&path, &with(&|c| c["iss"] = json!("https://evil.example/"))).await;
     assert_401(&r, "InvalidAuthenticationTokenTenant");
-    // The v1 issuer form is accepted.
+    // The built-in authority issues the v2 form only: its key under Entra's v1 issuer is forged.
     let tid = app.creds.tenant_id;
-    assert_eq!(
-        app.get(&path, &with(&|c| c["iss"] = json!(format!("https://sts.windows.net/{tid}/"))))
-            .await
-            .status,
-        200
-    );
+    let r = app
+        .get(&path, &with(&|c| c["iss"] = json!(format!("https://sts.windows.net/{tid}/"))))
+        .await;
+    assert_401(&r, "InvalidAuthenticationTokenTenant");
 }
 
 #[tokio::test]
@@ -814,4 +816,227 @@ async fn trusted_external_issuers_are_accepted_and_their_keys_cached() {
     assert_eq!(app.get(&path, &token).await.status, 200);
     // The external principal is not the subscription's tenant elsewhere: the demo subscription refuses it.
     assert_401(&app.get(&score_path(), &token).await, "InvalidAuthenticationTokenTenant");
+}
+
+/// A server whose clients reach it at `PUBLIC` (a load balancer's name, say), with one item per
+/// page so that lists have nextLinks.
+const PUBLIC: &str = "https://scores.example.test";
+
+async fn behind_public_url() -> IdApp {
+    let api = ApiConfig {
+        public_url: Some(PUBLIC.parse().unwrap()),
+        page_size: 1,
+        ..ApiConfig::default()
+    };
+    spawn_api(AuthMode::Strict, api, false).await
+}
+
+impl IdApp {
+    /// GET `path` with a `Host` header of the caller's choosing.
+    async fn get_as_host(&self, host: &str, path: &str, token: Option<&str>) -> Resp {
+        let mut r = self.http.get(format!("{}{path}", self.base)).header("host", host);
+        if let Some(t) = token {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        Resp { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+    }
+}
+
+fn payload(token: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_token_issued_for_another_host_is_refused() {
+    let app = strict().await;
+    let tid = app.creds.tenant_id;
+    let claims = app.claims().await;
+    assert_eq!(claims["iss"], format!("{}/{tid}/v2.0", app.base));
+    // Signed with the server's own key, but naming a host the server is not reachable at: what a
+    // token endpoint that trusted `Host: evil.example` would have issued.
+    for iss in [
+        format!("http://evil.example/{tid}/v2.0"),
+        format!("https://evil.example/{tid}/v2.0"),
+        format!("{}/{tid}/v2.0/", app.base),
+        format!("{}/{tid}/v2.0", app.base.replace("127.0.0.1", "localhost")),
+    ] {
+        let mut c = claims.clone();
+        c["iss"] = json!(iss);
+        let r = app.get(&score_path(), &app.sign(&c)).await;
+        assert_401(&r, "InvalidAuthenticationTokenTenant");
+        assert!(r.message().contains(&format!("'{iss}'")), "{}", r.message());
+    }
+    assert_eq!(app.get(&score_path(), &app.sign(&claims)).await.status, 200);
+
+    // Asking the token endpoint with `Host: evil.example` still gets a token of this server.
+    let resp = app
+        .http
+        .post(format!("{}/{tid}/oauth2/v2.0/token", app.base))
+        .header("host", "evil.example")
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &app.creds.client_id.to_string()),
+            ("client_secret", &app.creds.client_secret),
+            ("scope", "https://management.azure.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let token = resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(payload(&token)["iss"], format!("{}/{tid}/v2.0", app.base));
+    assert_eq!(app.get(&score_path(), &token).await.status, 200);
+}
+
+#[tokio::test]
+async fn urls_handed_out_use_the_public_url_whatever_host_says() {
+    let app = behind_public_url().await;
+    let tid = app.creds.tenant_id;
+    for host in ["evil.example", "127.0.0.1"] {
+        let r = app
+            .get_as_host(host, &format!("/{tid}/v2.0/.well-known/openid-configuration"), None)
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.body["issuer"], format!("{PUBLIC}/{tid}/v2.0"));
+        assert_eq!(r.body["token_endpoint"], format!("{PUBLIC}/{tid}/oauth2/v2.0/token"));
+        assert_eq!(
+            r.body["authorization_endpoint"],
+            format!("{PUBLIC}/{tid}/oauth2/v2.0/authorize")
+        );
+        assert_eq!(r.body["jwks_uri"], format!("{PUBLIC}/{tid}/discovery/v2.0/keys"));
+        let r = app.get_as_host(host, "/metadata/endpoints?api-version=2022-09-01", None).await;
+        assert_eq!(r.body["resourceManager"], format!("{PUBLIC}/"));
+        assert_eq!(r.body["authentication"]["loginEndpoint"], format!("{PUBLIC}/"));
+    }
+
+    // Tokens name the public URL, and the server accepts them (several servers behind one load
+    // balancer share it, so each accepts the others' tokens given the same keys).
+    let token = app.demo_token().await;
+    assert_eq!(payload(&token)["iss"], format!("{PUBLIC}/{tid}/v2.0"));
+    let controls = format!(
+        "/subscriptions/{SUB}/providers/Microsoft.Security/secureScoreControls?api-version=2020-01-01"
+    );
+    let r = app.get_as_host("evil.example", &controls, Some(&token)).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let next = r.body["nextLink"].as_str().expect("one item per page leaves a next page");
+    assert!(
+        next.starts_with(&format!(
+            "{PUBLIC}/subscriptions/{SUB}/providers/Microsoft.Security/secureScoreControls?"
+        )),
+        "{next}"
+    );
+    // A token of the listen address is not one of this server's any more.
+    let mut claims = payload(&token);
+    claims["iss"] = json!(format!("{}/{tid}/v2.0", app.base));
+    assert_401(&app.get(&controls, &app.sign(&claims)).await, "InvalidAuthenticationTokenTenant");
+
+    // The 401 challenge sends clients to the public authority.
+    let r = app.get_as_host("evil.example", &score_path(), None).await;
+    assert_401(&r, "AuthenticationFailed");
+    assert!(
+        r.header("www-authenticate")
+            .starts_with(&format!("Bearer authorization_uri=\"{PUBLIC}/{tid}\"")),
+        "{}",
+        r.header("www-authenticate")
+    );
+
+    // The sign-in page sends tokens to loopback or the public URL, not to the host a request names.
+    let page = |redirect: &str| {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "token")
+            .append_pair("client_id", "04b07795-8ddb-461a-bbee-02f9e1bf7b46")
+            .append_pair("redirect_uri", redirect)
+            .finish();
+        format!("/common/oauth2/v2.0/authorize?{query}")
+    };
+    let r = app.get_as_host("evil.example", &page("https://evil.example/cb"), None).await;
+    assert_eq!(r.status, 400, "a redirect to the Host header's name is refused");
+    let r = app.get_as_host("evil.example", &page(&format!("{PUBLIC}/app")), None).await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn auth_any_refuses_to_listen_beyond_loopback() {
+    for listen in ["0.0.0.0:0", "[::]:0", "192.0.2.1:0"] {
+        let options = ServeOptions {
+            listen: listen.parse().unwrap(),
+            store: StoreConfig::Memory,
+            tls: TlsMode::Insecure,
+            auth: AuthMode::Any,
+            demo: false,
+            api: ApiConfig::default(),
+            throttle: None,
+            max_connections: 10,
+        };
+        let err = match Application::build(options).await {
+            Ok(_) => panic!("--auth any on {listen} must not start"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains("--auth any") && err.contains("loopback"), "{err}");
+        assert!(err.contains("--listen 127.0.0.1:") && err.contains("--auth strict"), "{err}");
+    }
+    // Loopback is where the emulator belongs.
+    let options = ServeOptions {
+        listen: "[::1]:0".parse().unwrap(),
+        store: StoreConfig::Memory,
+        tls: TlsMode::Insecure,
+        auth: AuthMode::Any,
+        demo: false,
+        api: ApiConfig::default(),
+        throttle: None,
+        max_connections: 10,
+    };
+    if let Err(e) = Application::build(options).await {
+        // A machine without IPv6 cannot bind [::1]; the check itself must not be what failed.
+        assert!(!format!("{e:#}").contains("--auth any"), "{e:#}");
+    }
+}
+
+#[tokio::test]
+async fn auth_any_cannot_change_principals_roles_or_keys() {
+    let app = spawn(AuthMode::Any, Vec::new(), false).await;
+    let any = "eyJhbGciOiJSUzI1NiJ9.e30.c2ln";
+    let before = app.store.principals().await.unwrap();
+    let kid = app.identity.keys.current().unwrap().kid.clone();
+    let writes = [
+        (Method::POST, "/securescore/v1/principals".to_string(), r#"{"displayName":"backdoor"}"#),
+        (
+            Method::POST,
+            "/securescore/v1/roleAssignments".to_string(),
+            r#"{"principalId":"6d5ba1c5-0000-4000-8000-000000000000","role":"Owner"}"#,
+        ),
+        (Method::POST, "/securescore/v1/keys/rotate".to_string(), ""),
+        (Method::DELETE, format!("/securescore/v1/principals/{}", app.creds.client_id), ""),
+    ];
+    for (method, path, body) in writes {
+        let r = app.call(method.clone(), &path, Some(any), Some(body)).await;
+        assert_eq!(r.status, 400, "{method} {path}: {:?}", r.body);
+        assert_eq!(r.code(), "BadRequest");
+        assert!(r.message().contains("--auth strict"), "{}", r.message());
+    }
+    assert_eq!(app.store.principals().await.unwrap(), before, "nothing was created or removed");
+    assert!(app
+        .store
+        .role_assignments(Some("6d5ba1c5-0000-4000-8000-000000000000"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(app.identity.keys.current().unwrap().kid, kid);
+    // Reads still work, and so does the rest of the extension API (the emulator's purpose).
+    let r = app.call(Method::GET, "/securescore/v1/principals", Some(any), None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = app
+        .call(
+            Method::PUT,
+            "/securescore/v1/subscriptions/6a3f0c51-0000-4000-8000-000000000002",
+            Some(any),
+            Some(r#"{"displayName":"x"}"#),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
 }

@@ -3,8 +3,9 @@
 //! can answer axum's plain-text rejections: the routes render it as a CloudError, and the token
 //! endpoint as an OAuth error (`Result<Body, ApiError>`).
 //!
-//! There is one body limit, `ApiConfig::max_body` (`--max-body-bytes`): a body declared larger is
-//! refused before a byte of it is read, and a body that turns out larger stops being read there.
+//! There is one body limit, `--max-body-bytes`: the outer layer puts it on every request as a
+//! [`BodyLimit`], whatever router serves it. A body declared larger is refused before a byte of it
+//! is read, and a body that turns out larger stops being read there.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{FormRejection, PathRejection};
@@ -13,8 +14,21 @@ use axum::http::request::Parts;
 use hyper::body::Body as _;
 use serde::de::DeserializeOwned;
 
-use super::AppState;
-use crate::arm::ApiError;
+use super::ApiError;
+
+/// The largest request body the server reads, on every route (`--max-body-bytes`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// The limit when none is configured.
+pub const DEFAULT_BODY_LIMIT: usize = 4 << 20;
+
+impl BodyLimit {
+    /// The limit the outer layer put on `parts` (the default where a router runs without it).
+    pub fn of(parts: &Parts) -> usize {
+        parts.extensions.get::<BodyLimit>().map_or(DEFAULT_BODY_LIMIT, |l| l.0)
+    }
+}
 
 /// Path parameters, decoded once by axum (percent-decoding, UTF-8 checked); a rejection is a 400.
 pub struct Path<T>(pub T);
@@ -52,11 +66,12 @@ fn path_rejection(rejection: &PathRejection) -> ApiError {
 /// The request body, read whole under the one limit.
 pub struct Body(pub Bytes);
 
-impl FromRequest<AppState> for Body {
+impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        read_body(request.into_body(), state.config.max_body).await.map(Body)
+    async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        read_body(body, BodyLimit::of(&parts)).await.map(Body)
     }
 }
 
@@ -65,10 +80,10 @@ impl FromRequest<AppState> for Body {
 /// `InvalidRequestContent` naming where it went wrong.
 pub struct Json<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let Body(bytes) = Body::from_request(request, state).await?;
         serde_json::from_slice(&bytes).map(Json).map_err(|e| {
             ApiError::invalid_field("", format!("The request content is not valid: {e}."))
@@ -79,12 +94,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
 /// An `application/x-www-form-urlencoded` body, read under the one limit.
 pub struct Form<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for Form<T> {
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let (parts, body) = request.into_parts();
-        let bytes = read_body(body, state.config.max_body).await?;
+        let bytes = read_body(body, BodyLimit::of(&parts)).await?;
         // axum's parser on the bytes already read: its own limit never comes into play.
         let request = Request::from_parts(parts, axum::body::Body::from(bytes));
         match axum::extract::Form::<T>::from_request(request, state).await {
@@ -149,9 +164,15 @@ mod tests {
     use std::collections::HashMap;
     use tower::ServiceExt;
 
-    /// Every extractor of this module, each on its own route.
-    fn router(state: AppState) -> Router {
-        Router::new()
+    /// Every extractor of this module, each on its own route, behind the outer layer (which sets
+    /// the limit).
+    fn router() -> crate::arm::headers::ArmService<Router> {
+        let outer = crate::arm::headers::ArmLayer {
+            https: false,
+            timeout: std::time::Duration::from_secs(30),
+            max_body: DEFAULT_BODY_LIMIT,
+        };
+        let router = Router::new()
             .route("/path/{id}", post(|Path(id): Path<u32>| async move { id.to_string() }))
             .route(
                 "/json",
@@ -165,12 +186,12 @@ mod tests {
                 "/query",
                 post(|Query(v): Query<HashMap<String, u32>>| async move { v.len().to_string() }),
             )
-            .route("/body", post(|Body(b): Body| async move { b.len().to_string() }))
-            .with_state(state)
+            .route("/body", post(|Body(b): Body| async move { b.len().to_string() }));
+        tower::Layer::layer(&outer, router)
     }
 
     async fn send(
-        app: &Router,
+        app: &crate::arm::headers::ArmService<Router>,
         uri: &str,
         content_type: &str,
         body: Vec<u8>,
@@ -199,9 +220,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_rejection_is_a_cloud_error() {
-        let mut state = crate::api::tests::state().await;
-        state.config = std::sync::Arc::new(crate::api::ApiConfig::default());
-        let app = router(state);
+        let app = router();
         let json = "application/json; charset=utf-8";
         let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
             ("/path/nope", "text/plain", vec![], 400, "BadRequest"),

@@ -1,0 +1,141 @@
+//! The API's side of authorization: what each request needs (an action over a scope, worked out
+//! from its [`Endpoint`] or extension path) — identity then decides, from plain data, whether the
+//! caller has it. The ARM dispatcher calls [`authorize`]; [`guard_ext`] is the layer in front of
+//! the extension API.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{AppState, Endpoint};
+use crate::arm::{parse_subscription_id, ApiResult};
+use crate::identity::{authz, Need, Principal};
+
+/// Authenticate and authorize one ARM request, before its handler runs. The subscription comes
+/// from the cached read model: authorization must not cost a database read per request.
+pub async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    endpoint: &Endpoint,
+    method: &Method,
+) -> ApiResult<Principal> {
+    let need = need(endpoint, method, uri.path());
+    let view = match &need {
+        Need::Action { subscription, .. } => state.store.view(*subscription).await?,
+        _ => None,
+    };
+    state.identity.authorize(headers, &need, view.as_ref().map(|v| &v.subscription)).await
+}
+
+/// The (action, scope) of an ARM request, from its endpoint and method. `path` is the request
+/// path, which ARM names as the scope in its 403 messages.
+pub fn need(endpoint: &Endpoint, method: &Method, path: &str) -> Need {
+    let scope = path.trim_end_matches('/').to_string();
+    let write = |read: &'static str, write: &'static str, delete: &'static str| match *method {
+        Method::PUT => write,
+        Method::DELETE => delete,
+        _ => read,
+    };
+    let (action, subscription) = match endpoint {
+        Endpoint::Definitions
+        | Endpoint::MetadataList
+        | Endpoint::Metadata { .. }
+        | Endpoint::Tenants => return Need::Authenticated,
+        Endpoint::Subscriptions => return Need::ListSubscriptions,
+        Endpoint::Subscription { sub } => (authz::SUBSCRIPTION_READ, *sub),
+        Endpoint::SecureScores { sub } | Endpoint::SecureScore { sub, .. } => {
+            (authz::SCORE_READ, *sub)
+        }
+        Endpoint::SecureScoreControls { sub, .. } => {
+            ("Microsoft.Security/secureScores/secureScoreControls/read", *sub)
+        }
+        Endpoint::Controls { sub } => ("Microsoft.Security/secureScoreControls/read", *sub),
+        Endpoint::SubscriptionDefinitions { sub } => {
+            ("Microsoft.Security/secureScoreControlDefinitions/read", *sub)
+        }
+        Endpoint::Assessments { scope } => {
+            ("Microsoft.Security/assessments/read", scope.subscription())
+        }
+        Endpoint::Assessment { resource, .. } => (
+            write(
+                "Microsoft.Security/assessments/read",
+                "Microsoft.Security/assessments/write",
+                "Microsoft.Security/assessments/delete",
+            ),
+            resource.subscription(),
+        ),
+        Endpoint::SubscriptionMetadataList { sub } => {
+            ("Microsoft.Security/assessmentMetadata/read", *sub)
+        }
+        Endpoint::SubscriptionMetadata { sub, .. } => (
+            write(
+                "Microsoft.Security/assessmentMetadata/read",
+                "Microsoft.Security/assessmentMetadata/write",
+                "Microsoft.Security/assessmentMetadata/delete",
+            ),
+            *sub,
+        ),
+    };
+    Need::Action { action, subscription, scope }
+}
+
+/// The layer in front of the extension API's existing routes: reads of one subscription need read
+/// access to it; everything else is administration (Owner at `/`).
+pub async fn guard_ext(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    // Owned parts: a request body is not Sync, so no reference to the request may cross an await.
+    let (method, uri, headers) =
+        (request.method().clone(), request.uri().clone(), request.headers().clone());
+    match ext_principal(&state, &method, &uri, &headers).await {
+        Ok(p) => {
+            request.extensions_mut().insert(p);
+            next.run(request).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn ext_principal(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> ApiResult<Principal> {
+    let identity = &state.identity;
+    let path = uri.path().trim_end_matches('/');
+    let rest = path.strip_prefix(super::ext::PREFIX).unwrap_or(path);
+    let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    if *method != Method::GET {
+        return identity.require(headers, authz::ADMIN_ACTION, None).await;
+    }
+    match segs.as_slice() {
+        ["subscriptions"] => identity.require(headers, authz::SUBSCRIPTION_READ, None).await,
+        ["subscriptions", id] => {
+            let sub = parse_subscription_id(id)?;
+            identity.require(headers, authz::SUBSCRIPTION_READ, Some(sub)).await
+        }
+        ["subscriptions", id, "history"] => {
+            let sub = parse_subscription_id(id)?;
+            identity.require(headers, authz::SCORE_READ, Some(sub)).await
+        }
+        ["aggregate"] => {
+            let ids = super::ext::aggregate_subscriptions(state, uri.query()).await?;
+            let principal =
+                identity.require(headers, authz::SCORE_READ, ids.first().copied()).await?;
+            for id in ids {
+                if !principal.can(authz::SCORE_READ, Some(id)) {
+                    return Err(
+                        principal.forbidden(authz::SCORE_READ, &format!("/subscriptions/{id}"))
+                    );
+                }
+            }
+            Ok(principal)
+        }
+        _ => identity.require(headers, authz::ADMIN_ACTION, None).await,
+    }
+}
