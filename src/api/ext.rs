@@ -23,7 +23,7 @@ use crate::arm::extract::{Body, Path};
 use crate::arm::{format_time, parse_subscription_id, parse_time, query_map, ApiError, ApiResult};
 use crate::catalog::ASC_SCORE;
 use crate::score;
-use crate::store::Subscription;
+use crate::store::{HistoryReason, Subscription};
 
 pub const PREFIX: &str = "/securescore/v1";
 
@@ -171,6 +171,9 @@ struct Point {
     date: Option<String>,
     score: ScoreJson,
     weight: i64,
+    /// Why the point was recorded when no assessment write did it (`catalogChange`, `repair`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
 }
 
 fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<OffsetDateTime>> {
@@ -221,7 +224,13 @@ async fn history(
             .history(id, ASC_SCORE, from, to)
             .await?
             .into_iter()
-            .map(|p| Point { at: Some(format_time(p.at)), date: None, score: p.score.into(), weight: p.weight })
+            .map(|p| Point {
+                at: Some(format_time(p.at)),
+                date: None,
+                score: p.score.into(),
+                weight: p.weight,
+                reason: p.reason.map(HistoryReason::as_str),
+            })
             .collect(),
         Some(i) if i.eq_ignore_ascii_case("day") => {
             if to - from > Duration::days(3660) {
@@ -233,7 +242,7 @@ async fn history(
             while day <= to.date() {
                 let end = day.with_time(Time::MAX).assume_utc().min(to);
                 if let Some(p) = state.store.history_before(id, ASC_SCORE, end).await? {
-                    out.push(Point { at: None, date: Some(day.to_string()), score: p.score.into(), weight: p.weight });
+                    out.push(Point { at: None, date: Some(day.to_string()), score: p.score.into(), weight: p.weight, reason: None });
                 }
                 day = match day.next_day() {
                     Some(d) => d,

@@ -329,7 +329,6 @@ mod tests {
     const SUB: &str = "20ff7fc3-e762-44dd-bd96-b71116dcdc23";
 
     async fn state() -> AppState {
-        let public_url = "http://127.0.0.1:1".parse().expect("a URL");
         let store = Store::open(&StoreConfig::Memory).await.expect("a memory store");
         store
             .put_subscription(&Subscription {
@@ -340,10 +339,15 @@ mod tests {
             })
             .await
             .expect("a subscription");
-        let identity =
-            crate::identity::Identity::open(store.clone(), AuthMode::Any, None, &[], public_url)
-                .await
-                .expect("identity");
+        let identity = crate::identity::Identity::open(
+            store.clone(),
+            AuthMode::Any,
+            None,
+            &[],
+            "http://127.0.0.1".parse().expect("a URL"),
+        )
+        .await
+        .expect("identity");
         AppState {
             store,
             config: Arc::new(ApiConfig { max_body: 4096, ..ApiConfig::default() }),

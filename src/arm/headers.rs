@@ -31,7 +31,6 @@ use tower::{Layer, Service};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::BodyLimit;
 
 /// The region part of `x-ms-routing-request-id`.
 const REGION: &str = "LOCAL";
@@ -64,7 +63,7 @@ pub struct ArmLayer {
     pub https: bool,
     /// Longest a request may take before it is answered 408.
     pub timeout: Duration,
-    /// The one request body limit, handed to every route as a [`BodyLimit`].
+    /// The one body limit of every route (`--max-body-bytes`), handed to the body extractor.
     pub max_body: usize,
 }
 
@@ -115,7 +114,7 @@ where
             request.headers().get(&CORRELATION_ID).filter(|v| v.len() <= 128).cloned();
         let client_request_id = echo_client_request_id(request.headers());
         request.extensions_mut().insert(RequestId(request_id));
-        request.extensions_mut().insert(BodyLimit(config.max_body));
+        request.extensions_mut().insert(super::extract::BodyLimit(config.max_body));
         let refused = head_limits(&request).err();
         if refused.is_none() {
             collapse_slashes(&mut request);
@@ -303,7 +302,7 @@ mod tests {
         Fut: std::future::Future<Output = Result<Response, Infallible>> + Send + 'static,
     {
         let service =
-            ArmLayer { https: true, timeout, max_body: 1024 }.layer(tower::service_fn(handler));
+            ArmLayer { https: true, timeout, max_body: 4096 }.layer(tower::service_fn(handler));
         service.oneshot(Request::new(Body::empty())).await.unwrap()
     }
 
@@ -332,5 +331,42 @@ mod tests {
             "max-age=31536000; includeSubDomains"
         );
         assert_eq!(ok.headers()["x-ms-correlation-request-id"], ok.headers()["x-ms-request-id"]);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn repeated_slashes_collapse_and_nothing_else_changes(
+                segments in prop::collection::vec("[A-Za-z0-9._~%-]{0,6}", 0..8),
+                slashes in prop::collection::vec(1usize..4, 8),
+                query in proptest::option::of("[A-Za-z0-9=&/-]{0,12}"),
+            ) {
+                let mut path = String::new();
+                for (segment, n) in segments.iter().zip(&slashes) {
+                    path.push_str(&"/".repeat(*n));
+                    path.push_str(segment);
+                }
+                if path.is_empty() {
+                    path.push('/');
+                }
+                let full = match &query {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.clone(),
+                };
+                let mut request = Request::new(Body::empty());
+                *request.uri_mut() = full.parse().map_err(|e| TestCaseError::fail(format!("{full}: {e}")))?;
+                collapse_slashes(&mut request);
+                let got = request.uri().path();
+                prop_assert!(!got.contains("//"), "{full} → {got}");
+                let parts = |p: &str| p.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>();
+                prop_assert_eq!(parts(got), parts(&path));
+                prop_assert_eq!(request.uri().query(), query.as_deref());
+            }
+        }
     }
 }

@@ -234,4 +234,123 @@ mod tests {
         assert!(decode_segment(&"n".repeat(MAX_NAME_BYTES)).is_ok());
         assert!(decode_segment(&"n".repeat(MAX_NAME_BYTES + 1)).is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A name ARM allows: no `/` (it would be two segments) and none of the forbidden
+        /// characters; anything else, Unicode included.
+        fn name() -> impl Strategy<Value = String> {
+            "[^/<>%&:\\\\?#\\p{Cc}]{1,12}"
+        }
+
+        /// `/subscriptions/{guid}[/resourceGroups/{rg}][/providers/{ns}/{type}/{name}[/{type}/{name}]…]`,
+        /// keywords in any ASCII case.
+        fn valid_id() -> impl Strategy<Value = (String, ScopeKind)> {
+            let keyword = |k: &'static str| {
+                proptest::collection::vec(any::<bool>(), k.len()).prop_map(move |upper| {
+                    k.chars()
+                        .zip(upper)
+                        .map(
+                            |(c, u)| {
+                                if u {
+                                    c.to_ascii_uppercase()
+                                } else {
+                                    c.to_ascii_lowercase()
+                                }
+                            },
+                        )
+                        .collect::<String>()
+                })
+            };
+            (
+                keyword("subscriptions"),
+                any::<u128>(),
+                proptest::option::of((keyword("resourceGroups"), name())),
+                proptest::option::of((
+                    keyword("providers"),
+                    name(),
+                    proptest::collection::vec((name(), name()), 1..4),
+                )),
+            )
+                .prop_map(|(subs, guid, group, provider)| {
+                    let mut text = format!("/{subs}/{}", Uuid::from_u128(guid));
+                    let mut kind = ScopeKind::Subscription;
+                    if let Some((rg, n)) = group {
+                        text.push_str(&format!("/{rg}/{n}"));
+                        kind = ScopeKind::ResourceGroup;
+                    }
+                    if let Some((p, ns, pairs)) = provider {
+                        text.push_str(&format!("/{p}/{ns}"));
+                        for (t, n) in pairs {
+                            text.push_str(&format!("/{t}/{n}"));
+                        }
+                        kind = ScopeKind::Resource;
+                    }
+                    (text, kind)
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_text_is_an_id_or_a_client_error(text in ".{0,80}") {
+                if let Err(e) = ResourceId::parse(&text) {
+                    prop_assert!(e.status().is_client_error(), "{text:?}: {e}");
+                }
+            }
+
+            #[test]
+            fn id_shaped_text_is_an_id_or_a_client_error(
+                segments in proptest::collection::vec(
+                    prop_oneof![
+                        Just("subscriptions".to_string()),
+                        Just(S.to_string()),
+                        Just("resourceGroups".to_string()),
+                        Just("providers".to_string()),
+                        Just(String::new()),
+                        name(),
+                        ".{0,6}",
+                    ],
+                    0..10,
+                )
+            ) {
+                let refs: Vec<&str> = segments.iter().map(String::as_str).collect();
+                match ResourceId::from_segments(&refs) {
+                    Ok(id) => prop_assert!(id.as_str().starts_with('/')),
+                    Err(e) => prop_assert!(e.status().is_client_error(), "{segments:?}: {e}"),
+                }
+            }
+
+            #[test]
+            fn valid_ids_round_trip((text, kind) in valid_id(), trailing in "/{0,2}") {
+                let id = ResourceId::parse(&format!("{text}{trailing}"))
+                    .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+                prop_assert_eq!(id.as_str(), text.as_str(), "the client's casing, no trailing slash");
+                prop_assert_eq!(id.kind(), kind);
+                prop_assert_eq!(id.key(), text.to_ascii_lowercase());
+                let again = ResourceId::parse(id.as_str())
+                    .map_err(|e| TestCaseError::fail(format!("{id}: {e}")))?;
+                prop_assert_eq!(&again, &id);
+                // Case does not make another resource.
+                let shouted = ResourceId::parse(&text.to_ascii_uppercase())
+                    .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+                prop_assert_eq!(shouted.key(), id.key());
+                prop_assert_eq!(shouted.subscription(), id.subscription());
+            }
+
+            #[test]
+            fn a_forbidden_character_in_a_name_is_refused(
+                (text, kind) in valid_id(),
+                bad in prop::sample::select(vec!['<', '>', '%', '&', ':', '\\', '?', '#', '\u{7}']),
+            ) {
+                prop_assume!(kind != ScopeKind::Subscription);
+                let poisoned = format!("{text}{bad}");
+                let e = ResourceId::parse(&poisoned).expect_err("a forbidden character");
+                prop_assert_eq!(e.code(), "BadRequest");
+            }
+        }
+    }
 }
