@@ -5,15 +5,16 @@
 //! computes the scores itself from the assessments users push.
 //!
 //! A request travels: [`server`] (TCP/TLS, HTTP/1.1 + h2) → [`api::router`] (outer layers: ARM
-//! headers, panics and timeouts as CloudErrors) → [`api::route::Endpoint::parse`] (the path
-//! becomes a typed endpoint; [`arm`] checks api-version, ids, paging) → `api::auth` (what the
-//! endpoint needs) and [`identity`] (who asks, and may they) → a handler in [`api`] →
-//! [`store::Store`] (reads: cached [`store::ScoreView`]s; writes: one transaction that also
-//! maintains the per-control counters and the score history) → the engine (SQLite).
+//! headers, request-head limits, panics and timeouts as CloudErrors) →
+//! [`api::route::Endpoint::parse`] (the path becomes a typed endpoint; [`arm`] checks
+//! api-version, ids, paging) → `api::auth` (what the endpoint needs) and [`identity`] (who asks,
+//! and may they) → a handler in [`api`] → [`store::Store`] (reads: cached [`store::ScoreView`]s;
+//! writes: one transaction that also maintains the per-control counters and the score history)
+//! → the engine (SQLite).
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`arm`] | ARM conventions: typed resource ids, api-versions, the CloudError catalogue, paging, headers, time format |
+//! | [`arm`] | ARM conventions: typed resource ids, api-versions, the CloudError catalogue, paging, headers, time format; extractors and the one body limit, their rejections as CloudErrors (`arm::extract`) |
 //! | [`api`] | routers and handlers, one module per resource family; the extension API (`api::ext`) and its OpenAPI document generated from the handlers (`api::openapi`) |
 //! | [`score`] | the scoring engine of docs/SCORING.md: pure, no I/O, property-tested |
 //! | [`catalog`] | the built-in controls and assessment metadata (data files + provenance) |

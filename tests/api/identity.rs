@@ -1018,6 +1018,8 @@ async fn auth_any_refuses_to_listen_beyond_loopback() {
         api: ApiConfig { public_url: Some(PUBLIC.parse().unwrap()), ..ApiConfig::default() },
         throttle: None,
         max_connections: 10,
+        limits: Default::default(),
+        store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
     };
     let err = match Application::build(options).await {
         Ok(_) => panic!("--auth any with a public URL of another host must not start"),
@@ -1037,6 +1039,8 @@ async fn auth_any_refuses_to_listen_beyond_loopback() {
         },
         throttle: None,
         max_connections: 10,
+        limits: Default::default(),
+        store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
     };
     let app = Application::build(options).await.expect("loopback with a loopback public URL");
     assert_eq!(app.public_url().as_str(), "http://localhost:8080");

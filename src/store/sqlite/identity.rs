@@ -225,7 +225,7 @@ mod tests {
     /// A damaged row is an error naming the column, never a panic or a made-up value.
     #[tokio::test]
     async fn damaged_rows_are_errors_that_name_the_column() {
-        let engine = SqliteEngine::memory().await.unwrap();
+        let engine = SqliteEngine::memory(Default::default()).await.unwrap();
         sqlx::query(&format!(
             "INSERT INTO principals ({PRINCIPAL_COLUMNS}) VALUES \
              ('not-a-guid', 'User', 'x', NULL, 'x@example', '6d5ba1c5-0000-4000-8000-000000000000', 'h', '2026-01-01T00:00:00Z')"
