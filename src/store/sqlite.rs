@@ -292,10 +292,14 @@ impl Drop for WriteTx {
                 rt.spawn(finish_failed(conn, file_backed));
             }
             Err(_) => {
-                // No runtime to roll back on (process exit): closing rolls back a file database;
-                // an in-memory one ends with the process anyway.
-                let mut conn = conn;
-                conn.close_on_drop();
+                // No runtime to roll back on (process exit), and a pooled connection cannot even
+                // be dropped without one. Closing a file database's connection rolls back (its
+                // worker thread closes it); an in-memory database ends with the process anyway.
+                if file_backed {
+                    drop(conn.detach());
+                } else {
+                    std::mem::forget(conn);
+                }
             }
         }
     }
