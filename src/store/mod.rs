@@ -98,6 +98,8 @@ pub(crate) struct Health {
 }
 
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest a probe write may take.
+const PROBE_BUDGET: Duration = Duration::from_secs(2);
 
 impl Health {
     pub(crate) fn suspect(&self) {
@@ -382,7 +384,15 @@ impl Store {
                 return result.clone();
             }
         }
-        let result = self.engine().probe_write().await.map_err(not_ready);
+        // A probe stuck behind another process's lock answers "not ready" rather than keep the
+        // caller (an orchestrator with its own short timeout) waiting for the busy timeout.
+        let result = match tokio::time::timeout(PROBE_BUDGET, self.engine().probe_write()).await {
+            Ok(r) => r.map_err(not_ready),
+            Err(_) => Err(NotReady {
+                fault: Some(Unavailable::Busy),
+                reason: format!("a probe write did not finish within {PROBE_BUDGET:?}"),
+            }),
+        };
         *last = Some((Instant::now(), result.clone()));
         result
     }
