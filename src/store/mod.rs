@@ -7,6 +7,9 @@
 //! - Reads of scores are served from [`ScoreView`]s cached in memory. A local write drops the views
 //!   it touched; writes by other processes (the CLI on the same data directory, other replicas) are
 //!   noticed by polling the engine's generation counter ([`Store::watch_changes`]).
+//! - The maintained state can be checked against the assessments and rewritten
+//!   ([`Store::verify`], [`Store::repair`]), and is rebuilt on open when the built-in catalogue is
+//!   not the one it was computed with (module `verify`).
 
 mod engine;
 mod identity;
