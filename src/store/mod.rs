@@ -10,6 +10,9 @@
 //! - Faults that pass by themselves (full disk, a writer holding the lock too long, I/O errors)
 //!   are [`Unavailable`]: the API answers them 503 with Retry-After, and [`Store::ready`] reports
 //!   not ready until a probe write commits again. No restart is needed after the cause is gone.
+//! - The maintained state can be checked against the assessments and rewritten
+//!   ([`Store::verify`], [`Store::repair`]), and is rebuilt on open when the built-in catalogue is
+//!   not the one it was computed with (module `verify`).
 
 mod engine;
 mod identity;

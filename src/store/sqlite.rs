@@ -37,6 +37,7 @@ use crate::catalog;
 use crate::score::{self, ControlCounts, ResourceTally, ScoreDetails, Status};
 
 mod identity;
+mod verify;
 
 pub(crate) struct SqliteEngine {
     pub(super) pool: SqlitePool,
