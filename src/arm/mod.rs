@@ -3,6 +3,7 @@
 
 pub mod api_version;
 pub mod error;
+pub mod extract;
 pub mod headers;
 pub mod paging;
 pub mod resource_id;

@@ -6,7 +6,9 @@
 //! which controls an assessment counts toward) and the API (to render definitions and metadata).
 
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 /// The one built-in secure score (initiative): all built-in controls.
@@ -86,6 +88,25 @@ pub fn builtin() -> &'static Catalog {
     &BUILTIN
 }
 
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    // Length-prefixed so that moving bytes from one file to the other changes the hash too.
+    let mut hasher = Sha256::new();
+    for data in [CONTROLS_JSON, ASSESSMENTS_JSON] {
+        hasher.update((data.len() as u64).to_be_bytes());
+        hasher.update(data.as_bytes());
+    }
+    hasher.finalize().iter().fold(String::from("sha256:"), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    })
+});
+
+/// The version of the built-in catalogue: a hash of its embedded data. The store records the
+/// version its counters were computed with and rebuilds them when a build brings another one.
+pub fn version() -> &'static str {
+    &VERSION
+}
+
 impl Catalog {
     fn new(mut controls: Vec<ControlDef>, mut assessments: Vec<AssessmentDef>) -> Self {
         for c in &mut controls {
@@ -163,6 +184,15 @@ mod tests {
     fn unnamed_assessments_say_so() {
         let unnamed = builtin().assessments().iter().find(|a| a.display_name.is_none()).unwrap();
         assert!(unnamed.display_name().contains("no public name known"));
+    }
+
+    #[test]
+    fn version_is_a_stable_sha256_of_the_data() {
+        let v = version();
+        assert!(v.starts_with("sha256:"), "{v}");
+        assert_eq!(v.len(), "sha256:".len() + 64);
+        assert!(v["sha256:".len()..].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(v, version(), "computed once");
     }
 
     #[test]

@@ -2,10 +2,11 @@
 
 use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use std::time::Duration;
 
 use super::structs::{Command, LogFormat, Output, ServeArgs, SubscriptionsCommand, Target};
 use crate::api::ApiConfig;
-use crate::server::{Application, AuthMode, ServeOptions, TlsMode};
+use crate::server::{Application, AuthMode, ConnectionLimits, ServeOptions, TlsMode};
 use crate::store::{Store, StoreConfig, Subscription};
 
 pub async fn run(command: Command) -> Result<()> {
@@ -23,6 +24,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Assessments(args) => super::read::assessments(args).await,
         Command::History(args) => super::read::history(args).await,
         Command::Aggregate(args) => super::read::aggregate(args).await,
+        Command::Verify(args) => super::verify::run(args).await,
     }
 }
 
@@ -39,7 +41,7 @@ pub fn init_logging(format: LogFormat) {
 async fn serve(args: ServeArgs) -> Result<()> {
     init_logging(args.log_format);
     if args.database_url.is_some() {
-        bail!("--database-url: the PostgreSQL engine is not part of this build yet; use --data-dir (SQLite) or --memory");
+        bail!(crate::store::POSTGRES_NOT_BUILT);
     }
     let store = if args.memory {
         StoreConfig::Memory
@@ -68,15 +70,36 @@ async fn serve(args: ServeArgs) -> Result<()> {
             reads: args.throttle_reads,
             writes: args.throttle_writes,
         }),
-        max_connections: 10_000,
+        max_connections: args.max_connections as usize,
+        limits: ConnectionLimits {
+            header_read_timeout: Duration::from_secs(args.header_read_timeout),
+            tls_handshake_timeout: Duration::from_secs(args.tls_handshake_timeout),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+        },
+        store_busy_timeout: Duration::from_millis(args.store_busy_timeout_ms),
     };
     let app = Application::build(options).await?;
+    // Listen for the signals before anyone can learn the address: a SIGTERM that arrives right
+    // after the banner must drain, not kill the process.
+    let shutdown = shutdown_signal()?;
     print_banner(&app, &args);
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-    };
-    app.run_until(shutdown).await
+    app.run_until(shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (service managers, `docker stop`, Kubernetes) or SIGINT (Ctrl-C).
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down: finishing requests in flight");
+    })
 }
 
 fn print_banner(app: &Application, args: &ServeArgs) {
@@ -100,10 +123,15 @@ pub async fn open_data_dir(target: &Target) -> Result<Store> {
     let Some(dir) = &target.data_dir else {
         bail!("say where to work: --data-dir DIR (a data directory) or --endpoint URL (a running server)");
     };
+    Store::open(&existing_data_dir(dir)?).await
+}
+
+/// The store of a data directory that already holds a database (never create one by mistake).
+pub fn existing_data_dir(dir: &std::path::Path) -> Result<StoreConfig> {
     if !dir.join("securescore.db").exists() {
         bail!("{} holds no securescore database; start `securescore serve --data-dir {}` once, or check the path", dir.display(), dir.display());
     }
-    Store::open(&StoreConfig::Sqlite { data_dir: dir.clone() }).await
+    Ok(StoreConfig::Sqlite { data_dir: dir.to_path_buf() })
 }
 
 fn subscription_table(subs: &[Subscription]) -> Table {

@@ -1,9 +1,11 @@
-//! The command line: definitions here (`structs`), execution in `cmd`.
+//! The command line: definitions here (`structs`), execution in `cmd` and its siblings
+//! (`identity`, `read`, `verify`).
 
 pub mod cmd;
 pub mod identity;
 pub mod identity_structs;
 pub mod read;
 pub mod structs;
+pub mod verify;
 
 pub use structs::Cli;

@@ -219,3 +219,53 @@ async fn another_handle_on_the_same_data_sees_writes_within_a_second() {
     }
     assert!(seen);
 }
+
+#[tokio::test]
+async fn verify_agrees_with_every_write_and_repair_changes_nothing() {
+    let cat = crate::catalog::builtin();
+    let multi = cat
+        .assessments()
+        .iter()
+        .find(|a| a.counts_toward_score() && a.controls.len() > 1)
+        .expect("an assessment in several controls")
+        .name
+        .clone();
+    let unknown = "00000000-0000-0000-0000-000000000001";
+    for f in engines().await {
+        let (a, b, empty) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        for id in [a, b, empty] {
+            f.store.put_subscription(&sub(id)).await.unwrap();
+        }
+        let vm = |s: Uuid, n: usize| {
+            format!("/subscriptions/{s}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm{n}")
+        };
+        f.store
+            .apply(&[
+                put(&vm(a, 1), EP, Status::Unhealthy),
+                put(&vm(a, 1), &multi, Status::Healthy),
+                put(&vm(a, 2), &multi, Status::NotApplicable),
+                put(&vm(a, 3), unknown, Status::Unhealthy),
+                put(&vm(b, 1), EP, Status::Healthy),
+            ])
+            .await
+            .unwrap();
+        f.store
+            .apply(&[
+                put(&vm(a, 1), EP, Status::Healthy),
+                del(&vm(a, 2), &multi),
+                del(&vm(b, 1), EP),
+            ])
+            .await
+            .unwrap();
+        let report = f.store.verify().await.unwrap();
+        assert!(report.is_clean(), "{}: {report:?}", f.name);
+        assert!(report.counters_checked);
+        assert_eq!(report.subscriptions, 3);
+        assert_eq!(report.catalog.recorded.as_deref(), Some(crate::catalog::version()));
+        let repaired = f.store.repair().await.unwrap();
+        assert!(repaired.is_clean() && !repaired.repaired, "{}: {repaired:?}", f.name);
+        let now = OffsetDateTime::now_utc();
+        let h = f.store.history(a, "ascScore", now - time::Duration::hours(1), now).await.unwrap();
+        assert!(h.iter().all(|p| p.reason.is_none()), "{}: writes record no reason", f.name);
+    }
+}

@@ -83,10 +83,43 @@ pub struct HistoryPoint {
     pub at: OffsetDateTime,
     pub score: ScoreDetails,
     pub weight: i64,
+    /// Why the point was recorded, when not by an assessment write.
+    pub reason: Option<HistoryReason>,
+}
+
+/// Why a history point was recorded without an assessment write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryReason {
+    /// The counters were rebuilt for another version of the built-in catalogue.
+    CatalogChange,
+    /// `securescore verify --repair` rewrote counters that had drifted from the assessments.
+    Repair,
+}
+
+impl HistoryReason {
+    /// The stored and shown spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryReason::CatalogChange => "catalogChange",
+            HistoryReason::Repair => "repair",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "catalogChange" => Ok(HistoryReason::CatalogChange),
+            "repair" => Ok(HistoryReason::Repair),
+            other => anyhow::bail!("stored history reason '{other}' is not a reason"),
+        }
+    }
 }
 
 #[async_trait]
-pub(crate) trait Engine: super::identity::IdentityEngine + Send + Sync + 'static {
+pub(crate) trait Engine:
+    super::identity::IdentityEngine + super::verify::MaintenanceEngine + Send + Sync + 'static
+{
+    /// A tiny committed write that changes nothing anyone reads (`/readyz` after write failures).
+    async fn probe_write(&self) -> Result<()>;
     /// A counter bumped by every write transaction, by any process.
     async fn generation(&self) -> Result<i64>;
     async fn meta(&self, key: &str) -> Result<Option<String>>;

@@ -5,22 +5,33 @@
 //! the machine. Writers take the write lock up front (`BEGIN IMMEDIATE`) so that concurrent
 //! writers — in this process or another one on the same file — queue on `busy_timeout` instead of
 //! failing on a lock upgrade.
+//!
+//! Faults: write transactions are [`WriteTx`], which never hands a connection back to the pool in
+//! the middle of a transaction (see there why sqlx's own transactions are not enough); errors that
+//! pass by themselves (full disk, lock held too long, I/O) are classified by [`fault`]. Opening a
+//! file runs `PRAGMA quick_check` first and refuses a damaged or truncated database.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Sqlite;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::engine::{Assessment, Engine, HistoryPoint, Outcome, Subscription, Write};
+use super::engine::{
+    Assessment, Engine, HistoryPoint, HistoryReason, Outcome, Subscription, Write,
+};
+use super::{Health, Unavailable};
 use crate::arm::{format_time, parse_time, ResourceId, ScopeKind};
 use crate::catalog;
 use crate::score::{self, ControlCounts, ResourceTally, ScoreDetails, Status};
@@ -29,23 +40,36 @@ mod identity;
 
 pub(crate) struct SqliteEngine {
     pub(super) pool: SqlitePool,
+    /// A file database: a connection in doubt can be closed (another opens on demand). The
+    /// in-memory database lives in its one connection, which must never be closed.
+    file_backed: bool,
+    health: Arc<Health>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub const DB_FILE: &str = "securescore.db";
 
+/// The longest start-up check; a database too large to check in this time is served unchecked
+/// (with a warning) rather than not at all.
+const QUICK_CHECK_BUDGET: Duration = Duration::from_secs(20);
+
 impl SqliteEngine {
-    pub async fn open(data_dir: &Path) -> Result<Self> {
+    pub async fn open(
+        data_dir: &Path,
+        busy_timeout: Duration,
+        health: Arc<Health>,
+    ) -> Result<Self> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let path = data_dir.join(DB_FILE);
+        refuse_empty_file(&path, data_dir)?;
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(busy_timeout)
             .foreign_keys(true);
         // An embedded file does not go away under us: skip the per-acquire ping (measurable on reads).
         let pool = SqlitePoolOptions::new()
@@ -53,11 +77,12 @@ impl SqliteEngine {
             .test_before_acquire(false)
             .connect_with(options)
             .await
-            .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
-        Self::migrated(pool).await
+            .map_err(|e| damaged_or(e, &path, data_dir))?;
+        quick_check(&pool, &path, data_dir).await?;
+        Self::migrated(pool, true, health).await
     }
 
-    pub async fn memory() -> Result<Self> {
+    pub async fn memory(health: Arc<Health>) -> Result<Self> {
         // One connection that never closes: each in-memory connection is its own database.
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
         let pool = SqlitePoolOptions::new()
@@ -67,66 +92,391 @@ impl SqliteEngine {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Self::migrated(pool).await
+        Self::migrated(pool, false, health).await
     }
 
-    async fn migrated(pool: SqlitePool) -> Result<Self> {
+    async fn migrated(pool: SqlitePool, file_backed: bool, health: Arc<Health>) -> Result<Self> {
         MIGRATOR.run(&pool).await.context("cannot migrate the SQLite database")?;
-        Ok(SqliteEngine { pool })
+        Ok(SqliteEngine { pool, file_backed, health })
     }
 
-    pub(super) async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    pub(super) async fn write_tx(&self) -> Result<WriteTx> {
+        WriteTx::begin(self, "BEGIN IMMEDIATE").await
+    }
+
+    /// A read transaction (`BEGIN`): one consistent snapshot while others keep writing. End it
+    /// with [`WriteTx::finish_read`]; it goes through the same type so that a failure inside it
+    /// gets the same careful cleanup.
+    pub(super) async fn read_tx(&self) -> Result<WriteTx> {
+        WriteTx::begin(self, "BEGIN").await
     }
 }
 
-pub(super) async fn bump_generation(tx: &mut Transaction<'_, Sqlite>) -> Result<()> {
+/// How to tell the operator about a damaged database file.
+fn damaged(path: &Path, data_dir: &Path, what: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the database {} is damaged ({what}); the server does not start on it. \
+         Run `securescore verify --data-dir {}` for a full check, then restore the file from a \
+         backup or move it aside to start anew",
+        path.display(),
+        data_dir.display()
+    )
+}
+
+/// An open error: "damaged" when SQLite says the file is corrupt or not a database.
+fn damaged_or(e: sqlx::Error, path: &Path, data_dir: &Path) -> anyhow::Error {
+    match sqlite_code(&e) {
+        Some(code) if is_corruption(code) => damaged(path, data_dir, &e.to_string()),
+        _ => anyhow::Error::new(e)
+            .context(format!("cannot open the SQLite database {}", path.display())),
+    }
+}
+
+/// SQLITE_CORRUPT (11) and SQLITE_NOTADB (26), with their extended codes.
+fn is_corruption(code: i32) -> bool {
+    matches!(code & 0xff, 11 | 26)
+}
+
+/// A zero-byte database file is what a truncation (or a mistaken `> securescore.db`) leaves: it
+/// would silently become a new, empty database, hiding the loss.
+fn refuse_empty_file(path: &Path, data_dir: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() == 0 => bail!(
+            "the database {} is an empty (zero-byte) file: its data was lost or it was never a \
+             securescore database; the server does not start on it. Restore it from a backup, or \
+             remove it to start with a new database (`securescore verify --data-dir {}` checks a \
+             restored file)",
+            path.display(),
+            data_dir.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// `PRAGMA quick_check`, within [`QUICK_CHECK_BUDGET`].
+async fn quick_check(pool: &SqlitePool, path: &Path, data_dir: &Path) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    let deadline = Instant::now() + QUICK_CHECK_BUDGET;
+    // SQLite calls this every 1000 virtual machine steps; false interrupts the check.
+    conn.lock_handle().await?.set_progress_handler(1000, move || Instant::now() < deadline);
+    let result: Result<Vec<String>, sqlx::Error> =
+        sqlx::query_scalar("PRAGMA quick_check(20)").fetch_all(&mut *conn).await;
+    conn.lock_handle().await?.remove_progress_handler();
+    match result {
+        Ok(rows) if rows.len() == 1 && rows[0] == "ok" => Ok(()),
+        Ok(rows) => Err(damaged(path, data_dir, &format!("quick_check: {}", rows.join("; ")))),
+        // SQLITE_INTERRUPT: the budget ran out.
+        Err(e) if sqlite_code(&e).is_some_and(|c| c & 0xff == 9) => {
+            tracing::warn!(
+                path = %path.display(),
+                "the start-up quick_check did not finish within {QUICK_CHECK_BUDGET:?}; serving unchecked (run `securescore verify`)"
+            );
+            Ok(())
+        }
+        Err(e) => Err(damaged_or(e, path, data_dir)),
+    }
+}
+
+/// The SQLite (extended) result code of an error, if it came from SQLite.
+fn sqlite_code(e: &sqlx::Error) -> Option<i32> {
+    match e {
+        sqlx::Error::Database(d) => d.code().and_then(|c| c.parse().ok()),
+        _ => None,
+    }
+}
+
+/// Errors that pass by themselves: the disk fills up and is freed, another writer holds the lock
+/// longer than `busy_timeout`, the storage has an I/O hiccup, the pool has no connection to spare.
+pub(super) fn fault(e: &sqlx::Error) -> Option<Unavailable> {
+    match e {
+        sqlx::Error::Io(_) => Some(Unavailable::Io),
+        sqlx::Error::PoolTimedOut => Some(Unavailable::Busy),
+        _ => match sqlite_code(e)? & 0xff {
+            // SQLITE_BUSY, SQLITE_LOCKED
+            5 | 6 => Some(Unavailable::Busy),
+            // SQLITE_FULL
+            13 => Some(Unavailable::Full),
+            // SQLITE_NOMEM, SQLITE_READONLY (e.g. a file system remounted read-only), SQLITE_IOERR,
+            // SQLITE_CANTOPEN (e.g. out of file descriptors)
+            7 | 8 | 10 | 14 => Some(Unavailable::Io),
+            _ => None,
+        },
+    }
+}
+
+/// A write transaction (`BEGIN IMMEDIATE`) on a connection taken out of the pool.
+///
+/// Why not sqlx's `Transaction`: when its COMMIT fails it only queues a ROLLBACK for later, and
+/// when SQLite has already rolled back by itself (it does on SQLITE_FULL and I/O errors), that
+/// ROLLBACK fails too, sqlx keeps counting the connection as inside a transaction and the pool
+/// hands it out again: every later `BEGIN IMMEDIATE` on it fails ("attempted to call begin_with
+/// at non-zero transaction depth") until the process restarts. Here a transaction that does not
+/// commit is rolled back explicitly, and the connection of a failed one is closed — never
+/// reused — on a file database (a fresh connection opens on demand).
+pub(super) struct WriteTx {
+    conn: Option<PoolConnection<Sqlite>>,
+    file_backed: bool,
+    health: Arc<Health>,
+}
+
+impl WriteTx {
+    async fn begin(engine: &SqliteEngine, statement: &'static str) -> Result<WriteTx> {
+        let mut conn = engine.pool.acquire().await.inspect_err(|_| engine.health.suspect())?;
+        if engine.health.page_limit_set.load(Ordering::Acquire) {
+            // SQLite keeps this per connection; 0 means "no limit" here, SQLite's own maximum.
+            let pages = match engine.health.page_limit.load(Ordering::Acquire) {
+                0 => u32::MAX - 1,
+                n => n,
+            };
+            sqlx::query(&format!("PRAGMA max_page_count = {pages}")).execute(&mut *conn).await?;
+        }
+        if let Err(e) = sqlx::query(statement).execute(&mut *conn).await {
+            // Nothing started (typically SQLITE_BUSY): the connection is as clean as before.
+            engine.health.suspect();
+            return Err(e.into());
+        }
+        Ok(WriteTx {
+            conn: Some(conn),
+            file_backed: engine.file_backed,
+            health: engine.health.clone(),
+        })
+    }
+
+    /// End a read transaction: nothing was written, so nothing about the store's health is learnt.
+    pub(super) async fn finish_read(mut self) -> Result<()> {
+        let Some(mut conn) = self.conn.take() else { bail!("the transaction is already over") };
+        if let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+            finish_failed(conn, self.file_backed).await;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    pub(super) async fn commit(mut self) -> Result<()> {
+        let Some(mut conn) = self.conn.take() else { bail!("the transaction is already over") };
+        match sqlx::query("COMMIT").execute(&mut *conn).await {
+            Ok(_) => {
+                self.health.wrote();
+                Ok(())
+            }
+            Err(e) => {
+                self.health.suspect();
+                finish_failed(conn, self.file_backed).await;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// End a transaction that did not commit: roll back (SQLite may have done so already) and close
+/// the connection of a file database, whose state is now in doubt.
+async fn finish_failed(mut conn: PoolConnection<Sqlite>, file_backed: bool) {
+    let rollback = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    if file_backed {
+        // Closing also ends any transaction SQLite still holds open on the connection.
+        if let Err(e) = conn.close().await {
+            tracing::debug!(error = %e, "closing a connection after a failed transaction");
+        }
+    } else if let Err(e) = rollback {
+        // "no transaction is active" when SQLite rolled back by itself: the connection is clean.
+        tracing::debug!(error = %e, "rollback of a failed transaction");
+    }
+}
+
+impl Drop for WriteTx {
+    /// The transaction was abandoned: an error inside it (`?`), or its request was cancelled.
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        self.health.suspect();
+        let file_backed = self.file_backed;
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(finish_failed(conn, file_backed));
+            }
+            Err(_) => {
+                // No runtime to roll back on (process exit): closing rolls back a file database;
+                // an in-memory one ends with the process anyway.
+                let mut conn = conn;
+                conn.close_on_drop();
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        self.conn.as_deref().expect("a live transaction has its connection")
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.conn.as_deref_mut().expect("a live transaction has its connection")
+    }
+}
+
+pub(super) async fn bump_generation(tx: &mut WriteTx) -> Result<()> {
     sqlx::query("UPDATE generation SET value = value + 1 WHERE id = 1").execute(&mut **tx).await?;
     Ok(())
 }
 
-fn subscription_from_row(row: &SqliteRow) -> Result<Subscription> {
-    Ok(Subscription {
-        id: Uuid::parse_str(row.try_get("id")?)?,
-        display_name: row.try_get("display_name")?,
-        tenant_id: Uuid::parse_str(row.try_get("tenant_id")?)?,
-        state: row.try_get("state")?,
-    })
+/// Row mapping: each query reads into a small `FromRow` struct of the stored column types, then
+/// converts it into the record (parsing GUIDs, statuses, times and JSON) with its own errors.
+#[derive(sqlx::FromRow)]
+struct SubscriptionRow {
+    id: String,
+    display_name: String,
+    tenant_id: String,
+    state: String,
 }
 
-fn parse_status(s: &str) -> Result<Status> {
+impl TryFrom<SubscriptionRow> for Subscription {
+    type Error = anyhow::Error;
+    fn try_from(row: SubscriptionRow) -> Result<Self> {
+        Ok(Subscription {
+            id: Uuid::parse_str(&row.id)?,
+            display_name: row.display_name,
+            tenant_id: Uuid::parse_str(&row.tenant_id)?,
+            state: row.state,
+        })
+    }
+}
+
+pub(super) fn parse_status(s: &str) -> Result<Status> {
     Status::parse(s).with_context(|| format!("stored status '{s}' is not a status"))
 }
 
-fn assessment_from_row(row: &SqliteRow) -> Result<Assessment> {
-    let json = |col: &str| -> Result<Option<serde_json::Value>> {
-        let text: Option<String> = row.try_get(col)?;
-        Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
-    };
-    let additional_data = match json("additional_data")? {
-        Some(serde_json::Value::Object(map)) => Some(map),
-        _ => None,
-    };
-    Ok(Assessment {
-        resource_id: row.try_get("resource_id")?,
-        name: row.try_get("name")?,
-        status: parse_status(row.try_get("status")?)?,
-        cause: row.try_get("cause")?,
-        description: row.try_get("description")?,
-        resource_details: json("resource_details")?.unwrap_or(serde_json::Value::Null),
-        additional_data,
-        partner_name: row.try_get("partner_name")?,
-        first_evaluation_date: parse_time(row.try_get("first_evaluation_date")?)?,
-        status_change_date: parse_time(row.try_get("status_change_date")?)?,
-    })
+#[derive(sqlx::FromRow)]
+struct AssessmentRow {
+    resource_id: String,
+    name: String,
+    status: String,
+    cause: Option<String>,
+    description: Option<String>,
+    resource_details: Option<String>,
+    additional_data: Option<String>,
+    partner_name: Option<String>,
+    first_evaluation_date: String,
+    status_change_date: String,
 }
 
-fn counts_from_row(row: &SqliteRow) -> Result<ControlCounts> {
-    Ok(ControlCounts {
-        healthy: row.try_get("healthy")?,
-        unhealthy: row.try_get("unhealthy")?,
-        not_applicable: row.try_get("not_applicable")?,
-    })
+impl TryFrom<AssessmentRow> for Assessment {
+    type Error = anyhow::Error;
+    fn try_from(row: AssessmentRow) -> Result<Self> {
+        let json = |text: Option<String>| -> Result<Option<serde_json::Value>> {
+            Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
+        };
+        let additional_data = match json(row.additional_data)? {
+            Some(serde_json::Value::Object(map)) => Some(map),
+            _ => None,
+        };
+        Ok(Assessment {
+            resource_id: row.resource_id,
+            name: row.name,
+            status: parse_status(&row.status)?,
+            cause: row.cause,
+            description: row.description,
+            resource_details: json(row.resource_details)?.unwrap_or(serde_json::Value::Null),
+            additional_data,
+            partner_name: row.partner_name,
+            first_evaluation_date: parse_time(&row.first_evaluation_date)?,
+            status_change_date: parse_time(&row.status_change_date)?,
+        })
+    }
+}
+
+/// The three counters of a `resource_tallies` or `control_counts` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct CountsRow {
+    healthy: i64,
+    unhealthy: i64,
+    not_applicable: i64,
+}
+
+impl From<CountsRow> for ControlCounts {
+    fn from(row: CountsRow) -> Self {
+        ControlCounts {
+            healthy: row.healthy,
+            unhealthy: row.unhealthy,
+            not_applicable: row.not_applicable,
+        }
+    }
+}
+
+impl From<CountsRow> for ResourceTally {
+    fn from(row: CountsRow) -> Self {
+        ResourceTally {
+            healthy: row.healthy,
+            unhealthy: row.unhealthy,
+            not_applicable: row.not_applicable,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ControlCountsRow {
+    pub(super) control: String,
+    #[sqlx(flatten)]
+    pub(super) counts: CountsRow,
+}
+
+/// A recorded secure score (`score_history` without its time).
+#[derive(sqlx::FromRow)]
+pub(super) struct ScoreRow {
+    current: f64,
+    max: i64,
+    percentage: f64,
+    pub(super) weight: i64,
+}
+
+impl ScoreRow {
+    pub(super) fn details(&self) -> ScoreDetails {
+        ScoreDetails { current: self.current, max: self.max, percentage: self.percentage }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct HistoryRow {
+    at: String,
+    #[sqlx(flatten)]
+    score: ScoreRow,
+    reason: Option<String>,
+}
+
+impl TryFrom<HistoryRow> for HistoryPoint {
+    type Error = anyhow::Error;
+    fn try_from(row: HistoryRow) -> Result<Self> {
+        Ok(HistoryPoint {
+            at: parse_time(&row.at)?,
+            score: row.score.details(),
+            weight: row.score.weight,
+            reason: row.reason.as_deref().map(HistoryReason::parse).transpose()?,
+        })
+    }
+}
+
+pub(super) const HISTORY_COLUMNS: &str = "at, current, max, percentage, weight, reason";
+
+/// What scoring needs of one stored assessment.
+#[derive(sqlx::FromRow)]
+pub(super) struct StatusRow {
+    pub(super) resource_key: String,
+    pub(super) name_key: String,
+    pub(super) status: String,
+}
+
+/// The scoring inputs of a subscription's assessments, on any connection (pool or transaction).
+pub(super) async fn assessment_statuses<'c>(
+    conn: impl sqlx::Executor<'c, Database = Sqlite>,
+    subscription: Uuid,
+) -> Result<Vec<StatusRow>> {
+    Ok(sqlx::query_as(
+        "SELECT resource_key, name_key, status FROM assessments WHERE subscription_id = ?1",
+    )
+    .bind(subscription.to_string())
+    .fetch_all(conn)
+    .await?)
 }
 
 const ASSESSMENT_COLUMNS: &str =
@@ -135,14 +485,14 @@ const ASSESSMENT_COLUMNS: &str =
 
 /// One (control, resource) step of the maintained state, in SQL around `score::step`.
 async fn step(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut WriteTx,
     subscription: &str,
     control: &str,
     resource_key: &str,
     old: Option<Status>,
     new: Option<Status>,
 ) -> Result<()> {
-    let mut tally = sqlx::query(
+    let mut tally: ResourceTally = sqlx::query_as::<_, CountsRow>(
         "SELECT healthy, unhealthy, not_applicable FROM resource_tallies \
          WHERE subscription_id = ?1 AND control = ?2 AND resource_key = ?3",
     )
@@ -151,14 +501,9 @@ async fn step(
     .bind(resource_key)
     .fetch_optional(&mut **tx)
     .await?
-    .map(|row| counts_from_row(&row))
-    .transpose()?
-    .map_or_else(ResourceTally::default, |c| ResourceTally {
-        healthy: c.healthy,
-        unhealthy: c.unhealthy,
-        not_applicable: c.not_applicable,
-    });
-    let mut counts = sqlx::query(
+    .map(Into::into)
+    .unwrap_or_default();
+    let mut counts: ControlCounts = sqlx::query_as::<_, CountsRow>(
         "SELECT healthy, unhealthy, not_applicable FROM control_counts \
          WHERE subscription_id = ?1 AND control = ?2",
     )
@@ -166,8 +511,7 @@ async fn step(
     .bind(control)
     .fetch_optional(&mut **tx)
     .await?
-    .map(|row| counts_from_row(&row))
-    .transpose()?
+    .map(Into::into)
     .unwrap_or_default();
 
     score::step(&mut tally, &mut counts, old, new);
@@ -220,23 +564,18 @@ async fn step(
 }
 
 /// Record the subscription's secure score if it differs from the last recorded one.
-async fn record_history(
-    tx: &mut Transaction<'_, Sqlite>,
-    subscription: &str,
-    now: OffsetDateTime,
-) -> Result<()> {
-    let rows = sqlx::query("SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = ?1")
+async fn record_history(tx: &mut WriteTx, subscription: &str, now: OffsetDateTime) -> Result<()> {
+    let rows = sqlx::query_as::<_, ControlCountsRow>("SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = ?1")
         .bind(subscription)
         .fetch_all(&mut **tx)
         .await?;
     let cat = catalog::builtin();
     let mut controls = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let control: String = row.try_get("control")?;
-        controls.push(score::control_score(cat.max_score(&control), &counts_from_row(row)?));
+    for row in rows {
+        controls.push(score::control_score(cat.max_score(&row.control), &row.counts.into()));
     }
     let secure = score::secure_score(controls.iter());
-    let last = sqlx::query(
+    let last = sqlx::query_as::<_, ScoreRow>(
         "SELECT current, max, percentage, weight FROM score_history \
          WHERE subscription_id = ?1 AND initiative = ?2 ORDER BY seq DESC LIMIT 1",
     )
@@ -244,18 +583,8 @@ async fn record_history(
     .bind(catalog::ASC_SCORE)
     .fetch_optional(&mut **tx)
     .await?;
-    let unchanged = match &last {
-        Some(row) => {
-            let prev = ScoreDetails {
-                current: row.try_get("current")?,
-                max: row.try_get("max")?,
-                percentage: row.try_get("percentage")?,
-            };
-            let weight: i64 = row.try_get("weight")?;
-            prev == secure.score && weight == secure.weight
-        }
-        None => false,
-    };
+    let unchanged =
+        last.is_some_and(|row| row.details() == secure.score && row.weight == secure.weight);
     if !unchanged {
         sqlx::query(
             "INSERT INTO score_history (subscription_id, initiative, at, current, max, percentage, weight) \
@@ -274,20 +603,21 @@ async fn record_history(
     Ok(())
 }
 
-fn history_from_row(row: &SqliteRow) -> Result<HistoryPoint> {
-    Ok(HistoryPoint {
-        at: parse_time(row.try_get("at")?)?,
-        score: ScoreDetails {
-            current: row.try_get("current")?,
-            max: row.try_get("max")?,
-            percentage: row.try_get("percentage")?,
-        },
-        weight: row.try_get("weight")?,
-    })
-}
-
 #[async_trait]
 impl Engine for SqliteEngine {
+    async fn probe_write(&self) -> Result<()> {
+        // A committed write (not a rolled-back one): on a full disk it is the commit that fails.
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('write_probe', ?1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(format_time(OffsetDateTime::now_utc()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
     async fn generation(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT value FROM generation WHERE id = 1")
             .fetch_one(&self.pool)
@@ -342,21 +672,25 @@ impl Engine for SqliteEngine {
     }
 
     async fn subscription(&self, id: Uuid) -> Result<Option<Subscription>> {
-        sqlx::query("SELECT id, display_name, tenant_id, state FROM subscriptions WHERE id = ?1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| subscription_from_row(&row))
-            .transpose()
+        sqlx::query_as::<_, SubscriptionRow>(
+            "SELECT id, display_name, tenant_id, state FROM subscriptions WHERE id = ?1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(Subscription::try_from)
+        .transpose()
     }
 
     async fn subscriptions(&self) -> Result<Vec<Subscription>> {
-        sqlx::query("SELECT id, display_name, tenant_id, state FROM subscriptions ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(subscription_from_row)
-            .collect()
+        sqlx::query_as::<_, SubscriptionRow>(
+            "SELECT id, display_name, tenant_id, state FROM subscriptions ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(Subscription::try_from)
+        .collect()
     }
 
     async fn remove_subscription(&self, id: Uuid) -> Result<bool> {
@@ -415,14 +749,14 @@ impl Engine for SqliteEngine {
                 Write::Delete { name, .. } => name,
             };
             let name_key = name.to_ascii_lowercase();
-            let existing = sqlx::query(&format!(
+            let existing = sqlx::query_as::<_, AssessmentRow>(&format!(
                 "SELECT {ASSESSMENT_COLUMNS} FROM assessments WHERE resource_key = ?1 AND name_key = ?2"
             ))
             .bind(resource.key())
             .bind(&name_key)
             .fetch_optional(&mut *tx)
             .await?
-            .map(|row| assessment_from_row(&row))
+            .map(Assessment::try_from)
             .transpose()?;
             let old = existing.as_ref().map(|a| a.status);
             let new = match write {
@@ -520,12 +854,12 @@ impl Engine for SqliteEngine {
     }
 
     async fn assessment(&self, resource_key: &str, name_key: &str) -> Result<Option<Assessment>> {
-        sqlx::query(&format!("SELECT {ASSESSMENT_COLUMNS} FROM assessments WHERE resource_key = ?1 AND name_key = ?2"))
+        sqlx::query_as::<_, AssessmentRow>(&format!("SELECT {ASSESSMENT_COLUMNS} FROM assessments WHERE resource_key = ?1 AND name_key = ?2"))
             .bind(resource_key)
             .bind(name_key)
             .fetch_optional(&self.pool)
             .await?
-            .map(|row| assessment_from_row(&row))
+            .map(Assessment::try_from)
             .transpose()
     }
 
@@ -543,7 +877,7 @@ impl Engine for SqliteEngine {
              AND (?2 OR resource_key = ?3 OR (resource_key >= ?4 AND resource_key < ?5)) \
              AND (resource_key, name_key) > (?6, ?7) ORDER BY resource_key, name_key LIMIT ?8"
         );
-        sqlx::query(&sql)
+        sqlx::query_as::<_, AssessmentRow>(&sql)
             .bind(scope.subscription().to_string())
             .bind(scope.kind() == ScopeKind::Subscription)
             .bind(scope.key())
@@ -554,41 +888,31 @@ impl Engine for SqliteEngine {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?
-            .iter()
-            .map(assessment_from_row)
+            .into_iter()
+            .map(Assessment::try_from)
             .collect()
     }
 
     async fn control_counts(&self, subscription: Uuid) -> Result<Vec<(String, ControlCounts)>> {
-        sqlx::query("SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = ?1")
+        Ok(sqlx::query_as::<_, ControlCountsRow>("SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = ?1")
             .bind(subscription.to_string())
             .fetch_all(&self.pool)
             .await?
-            .iter()
-            .map(|row| Ok((row.try_get("control")?, counts_from_row(row)?)))
-            .collect()
+            .into_iter()
+            .map(|row| (row.control, row.counts.into()))
+            .collect())
     }
 
     async fn recompute_counts(
         &self,
         subscription: Uuid,
     ) -> Result<BTreeMap<String, ControlCounts>> {
-        let rows = sqlx::query(
-            "SELECT resource_key, name_key, status FROM assessments WHERE subscription_id = ?1",
-        )
-        .bind(subscription.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = assessment_statuses(&self.pool, subscription).await?;
         let cat = catalog::builtin();
         let mut items: Vec<(String, Vec<&str>, Status)> = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let name: String = row.try_get("name_key")?;
-            let controls = cat.scored_controls(&name).iter().map(String::as_str).collect();
-            items.push((
-                row.try_get("resource_key")?,
-                controls,
-                parse_status(row.try_get("status")?)?,
-            ));
+        for row in rows {
+            let controls = cat.scored_controls(&row.name_key).iter().map(String::as_str).collect();
+            items.push((row.resource_key, controls, parse_status(&row.status)?));
         }
         Ok(score::recompute(items.iter().map(|(r, c, s)| (r.as_str(), c.as_slice(), *s))))
     }
@@ -600,18 +924,18 @@ impl Engine for SqliteEngine {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> Result<Vec<HistoryPoint>> {
-        sqlx::query(
-            "SELECT at, current, max, percentage, weight FROM score_history \
+        sqlx::query_as::<_, HistoryRow>(&format!(
+            "SELECT {HISTORY_COLUMNS} FROM score_history \
              WHERE subscription_id = ?1 AND initiative = ?2 AND at >= ?3 AND at <= ?4 ORDER BY seq",
-        )
+        ))
         .bind(subscription.to_string())
         .bind(initiative)
         .bind(format_time(from))
         .bind(format_time(to))
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(history_from_row)
+        .into_iter()
+        .map(HistoryPoint::try_from)
         .collect()
     }
 
@@ -621,16 +945,16 @@ impl Engine for SqliteEngine {
         initiative: &str,
         at: OffsetDateTime,
     ) -> Result<Option<HistoryPoint>> {
-        sqlx::query(
-            "SELECT at, current, max, percentage, weight FROM score_history \
+        sqlx::query_as::<_, HistoryRow>(&format!(
+            "SELECT {HISTORY_COLUMNS} FROM score_history \
              WHERE subscription_id = ?1 AND initiative = ?2 AND at <= ?3 ORDER BY seq DESC LIMIT 1",
-        )
+        ))
         .bind(subscription.to_string())
         .bind(initiative)
         .bind(format_time(at))
         .fetch_optional(&self.pool)
         .await?
-        .map(|row| history_from_row(&row))
+        .map(HistoryPoint::try_from)
         .transpose()
     }
 
@@ -638,16 +962,11 @@ impl Engine for SqliteEngine {
         &self,
         subscription: Uuid,
     ) -> Result<Vec<(String, serde_json::Value)>> {
-        let rows = sqlx::query("SELECT name, properties FROM custom_metadata WHERE subscription_id = ?1 ORDER BY name_key")
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT name, properties FROM custom_metadata WHERE subscription_id = ?1 ORDER BY name_key")
             .bind(subscription.to_string())
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let props: String = row.try_get("properties")?;
-                Ok((row.try_get("name")?, serde_json::from_str(&props)?))
-            })
-            .collect()
+        rows.into_iter().map(|(name, props)| Ok((name, serde_json::from_str(&props)?))).collect()
     }
 
     async fn put_custom_metadata(
@@ -683,5 +1002,53 @@ impl Engine for SqliteEngine {
         bump_generation(&mut tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Transactions dropped without COMMIT (an error with `?`, a cancelled request) are rolled
+    /// back, and no pooled connection is left inside one: every later write works.
+    async fn abandoned_transactions_leave_no_trace(engine: SqliteEngine) {
+        for i in 0..3 {
+            let mut tx = engine.write_tx().await.unwrap();
+            sqlx::query("INSERT INTO meta (key, value) VALUES (?1, 'x')")
+                .bind(format!("abandoned{i}"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            drop(tx);
+        }
+        assert!(engine.health.in_doubt_for_tests(), "abandoned writes put health in doubt");
+        for i in 0..8 {
+            engine
+                .set_meta_if_absent(&format!("k{i}"), "v")
+                .await
+                .expect("every connection writes");
+        }
+        for i in 0..3 {
+            assert_eq!(engine.meta(&format!("abandoned{i}")).await.unwrap(), None);
+        }
+        assert!(!engine.health.in_doubt_for_tests(), "a committed write clears the doubt");
+        engine.health.suspect();
+        engine.probe_write().await.unwrap();
+        assert!(!engine.health.in_doubt_for_tests(), "so does a probe");
+    }
+
+    #[tokio::test]
+    async fn abandoned_transactions_on_a_file_leave_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = SqliteEngine::open(dir.path(), Duration::from_millis(300), Arc::default())
+            .await
+            .unwrap();
+        abandoned_transactions_leave_no_trace(engine).await;
+    }
+
+    #[tokio::test]
+    async fn abandoned_transactions_in_memory_leave_no_trace() {
+        abandoned_transactions_leave_no_trace(SqliteEngine::memory(Arc::default()).await.unwrap())
+            .await;
     }
 }

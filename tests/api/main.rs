@@ -7,12 +7,17 @@
 
 mod assessments;
 mod cli_paging;
+mod connections;
+mod crash;
 mod errors;
+mod faults;
 mod harness;
 mod identity;
 mod ingest;
+mod paths;
 mod persistence;
 mod scores;
+mod verify;
 
 use reqwest::header::HeaderMap;
 use reqwest::Method;
@@ -73,6 +78,9 @@ pub struct Options {
     pub throttle: Option<securescore::arm::throttle::ThrottleConfig>,
     /// `Strict` unless a test is about `--auth any`.
     pub auth: AuthMode,
+    pub max_connections: usize,
+    pub limits: securescore::server::ConnectionLimits,
+    pub store_busy_timeout: std::time::Duration,
 }
 
 impl Default for Options {
@@ -84,6 +92,9 @@ impl Default for Options {
             demo: true,
             throttle: None,
             auth: AuthMode::Strict,
+            max_connections: 1000,
+            limits: Default::default(),
+            store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
         }
     }
 }
@@ -109,7 +120,9 @@ pub async fn spawn_with(o: Options) -> TestApp {
         demo: o.demo,
         api: ApiConfig { page_size: o.page_size, ..ApiConfig::default() },
         throttle: o.throttle,
-        max_connections: 1000,
+        max_connections: o.max_connections,
+        limits: o.limits,
+        store_busy_timeout: o.store_busy_timeout,
     };
     let app = Application::build(options).await.expect("the server starts");
     let base = app.base_url().to_string();
