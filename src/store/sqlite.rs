@@ -56,10 +56,13 @@ pub const DB_FILE: &str = "securescore.db";
 const QUICK_CHECK_BUDGET: Duration = Duration::from_secs(20);
 
 impl SqliteEngine {
+    /// Open the file database; `check`: refuse a damaged file up front (servers). `verify`
+    /// opens without it, to run the full check and report what is damaged.
     pub async fn open(
         data_dir: &Path,
         busy_timeout: Duration,
         health: Arc<Health>,
+        check: bool,
     ) -> Result<Self> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
@@ -79,7 +82,9 @@ impl SqliteEngine {
             .connect_with(options)
             .await
             .map_err(|e| damaged_or(e, &path, data_dir))?;
-        quick_check(&pool, &path, data_dir).await?;
+        if check {
+            quick_check(&pool, &path, data_dir).await?;
+        }
         Self::migrated(pool, true, health).await
     }
 
@@ -1081,9 +1086,10 @@ mod tests {
     #[tokio::test]
     async fn abandoned_transactions_on_a_file_leave_no_trace() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = SqliteEngine::open(dir.path(), Duration::from_millis(300), Arc::default())
-            .await
-            .unwrap();
+        let engine =
+            SqliteEngine::open(dir.path(), Duration::from_millis(300), Arc::default(), true)
+                .await
+                .unwrap();
         abandoned_transactions_leave_no_trace(engine).await;
     }
 
@@ -1094,8 +1100,9 @@ mod tests {
     async fn a_write_cancelled_while_waiting_for_the_lock_leaves_no_transaction() {
         use sqlx::Connection;
         let dir = tempfile::tempdir().unwrap();
-        let engine =
-            SqliteEngine::open(dir.path(), Duration::from_secs(2), Arc::default()).await.unwrap();
+        let engine = SqliteEngine::open(dir.path(), Duration::from_secs(2), Arc::default(), true)
+            .await
+            .unwrap();
         let options = SqliteConnectOptions::new().filename(dir.path().join(DB_FILE));
         let mut other = SqliteConnection::connect_with(&options).await.unwrap();
         sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
