@@ -345,6 +345,12 @@ impl Store {
         })
     }
 
+    /// Fold the write-ahead log into the database and truncate it, so that bulk writes do not leave
+    /// a log as large as themselves behind.
+    pub async fn checkpoint(&self) -> Result<()> {
+        self.engine().checkpoint().await
+    }
+
     /// Is the store answering? (a read)
     pub async fn ping(&self) -> Result<()> {
         self.engine().generation().await.map(|_| ())

@@ -618,6 +618,16 @@ impl Engine for SqliteEngine {
         tx.commit().await
     }
 
+    async fn checkpoint(&self) -> Result<()> {
+        // TRUNCATE waits (busy handler) for readers of older snapshots, then empties the file.
+        let (busy, _, _): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await?;
+        if busy != 0 {
+            tracing::debug!("the WAL checkpoint could not complete: readers or writers were busy");
+        }
+        Ok(())
+    }
+
     async fn generation(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT value FROM generation WHERE id = 1")
             .fetch_one(&self.pool)
