@@ -340,8 +340,10 @@ mod tests {
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(256))]
 
+            /// Leading slashes collapse into one; the rest of the path (its inner `//`, which
+            /// the router refuses as empty names) and the query are left as they are.
             #[test]
-            fn repeated_slashes_collapse_and_nothing_else_changes(
+            fn leading_slashes_collapse_and_nothing_else_changes(
                 segments in prop::collection::vec("[A-Za-z0-9._~%-]{0,6}", 0..8),
                 slashes in prop::collection::vec(1usize..4, 8),
                 query in proptest::option::of("[A-Za-z0-9=&/-]{0,12}"),
@@ -362,9 +364,8 @@ mod tests {
                 *request.uri_mut() = full.parse().map_err(|e| TestCaseError::fail(format!("{full}: {e}")))?;
                 collapse_slashes(&mut request);
                 let got = request.uri().path();
-                prop_assert!(!got.contains("//"), "{full} → {got}");
-                let parts = |p: &str| p.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>();
-                prop_assert_eq!(parts(got), parts(&path));
+                prop_assert!(!got.starts_with("//"), "{full} → {got}");
+                prop_assert_eq!(got, format!("/{}", path.trim_start_matches('/')));
                 prop_assert_eq!(request.uri().query(), query.as_deref());
             }
         }
