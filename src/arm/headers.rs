@@ -340,6 +340,8 @@ mod tests {
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(256))]
 
+            /// Leading slashes collapse into one; the rest of the path (its inner `//`, which
+            /// the router refuses as empty names) and the query are left as they are.
             #[test]
             fn a_leading_run_of_slashes_collapses_and_nothing_else_changes(
                 leading in 1usize..5,
