@@ -27,14 +27,13 @@
 //! | [`tls`] | the local CA and server certificate, or the user's PEM files; the process's crypto provider |
 //! | [`server`] | `Application::build` (refuses `--auth any` off loopback, resolves the public URL, binds, port 0 friendly) and `run_until` (drains on shutdown); `server::connections`: the connection cap (sheds the longest-idle connection), TLS handshake, header-read and idle timeouts, hyper's limits |
 //! | [`cli`] | command definitions (`cli::structs`) apart from their execution (`cli::cmd`, `cli::identity`, `cli::import`, `cli::read`, `cli::verify`) |
-//! | [`client`] | the CLI's HTTP client for `--endpoint` |
+//! | `cli::client` | the CLI's HTTP client for `--endpoint` (pages followed to the end) |
 
 pub mod api;
 pub mod arm;
 pub mod assessment;
 pub mod catalog;
 pub mod cli;
-pub mod client;
 pub mod demo;
 pub mod identity;
 pub mod ingest;

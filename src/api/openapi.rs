@@ -13,11 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
-use uuid::Uuid;
+use utoipa::{Modify, OpenApi};
 
 use super::AppState;
 use crate::arm::error::JSON_CONTENT_TYPE;
+use crate::wire::schema::*;
 
 /// Where the document is served.
 pub const PATH: &str = "/securescore/v1/openapi.json";
@@ -105,193 +105,27 @@ impl Modify for BearerToken {
     }
 }
 
-/// The reusable responses; a module of their own so that they can share their schemas' names.
-pub mod responses {
-    /// Every failure: the status says which kind, the body which error.
-    #[derive(utoipa::ToResponse)]
-    #[response(description = "An ARM CloudError", content_type = "application/json")]
-    pub struct CloudError(pub super::CloudError);
-}
-
-/// An ARM CloudError.
-#[derive(ToSchema)]
-pub struct CloudError {
-    pub error: CloudErrorBody,
-}
-
-#[derive(ToSchema)]
-pub struct CloudErrorBody {
-    /// The ARM error code, e.g. `SubscriptionNotFound`.
-    pub code: String,
-    pub message: String,
-    /// The field or parameter at fault, when there is one.
-    pub target: Option<String>,
-}
-
-/// A secure score.
-#[derive(ToSchema)]
-pub struct Score {
-    /// The most points the subscription can reach.
-    pub max: i64,
-    /// The points reached.
-    pub current: f64,
-    /// `current / max`, from 0 to 1.
-    pub percentage: f64,
-}
-
-/// `{"value": [...]}` of subscriptions.
-#[derive(ToSchema)]
-pub struct SubscriptionList {
-    pub value: Vec<crate::wire::SubscriptionBody>,
-}
-
-/// The secure score's history of one subscription.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct History {
-    pub subscription_id: Uuid,
-    /// Always `ascScore`.
-    pub initiative: String,
-    #[schema(format = DateTime)]
-    pub from: String,
-    #[schema(format = DateTime)]
-    pub to: String,
-    pub value: Vec<HistoryPoint>,
-}
-
-/// The score at one point of a history: `at` in the every-change series, `date` in the daily
-/// one.
-#[derive(ToSchema)]
-pub struct HistoryPoint {
-    /// When the score changed (every-change series).
-    #[schema(format = DateTime)]
-    pub at: Option<String>,
-    /// The UTC day whose end the score was in force at (daily series).
-    #[schema(format = Date)]
-    pub date: Option<String>,
-    pub score: Score,
-    /// The score's weight at that time, which aggregates over subscriptions use.
-    pub weight: i64,
-}
-
-/// One score over several subscriptions.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct Aggregate {
-    /// Always `ascScore`.
-    pub initiative: String,
-    /// `round4(sum(percentage_i * weight_i) / sum(weight_i))`; 0 when the weights sum to 0.
-    pub percentage: f64,
-    /// The sum of the subscriptions' weights.
-    pub weight: i64,
-    /// The formula of `percentage`, in words.
-    pub formula: String,
-    pub resource_graph: ResourceGraphScore,
-    pub subscriptions: Vec<AggregateMember>,
-}
-
-/// The same subscriptions scored the way Microsoft's Resource Graph sample does it.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct ResourceGraphScore {
-    pub weighted_current: f64,
-    pub formula: String,
-}
-
-/// One subscription in an aggregate.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct AggregateMember {
-    pub subscription_id: Uuid,
-    pub display_name: String,
-    pub score: Score,
-    pub weight: i64,
-}
-
-/// How a principal signs in.
-#[derive(ToSchema)]
-pub enum PrincipalKind {
-    /// An application, with client credentials.
-    ServicePrincipal,
-    /// A person, with a user name and password.
-    User,
-}
-
-/// A principal of the built-in authority (never its secret).
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct Principal {
-    /// The object id.
-    pub id: Uuid,
-    pub kind: PrincipalKind,
-    pub display_name: String,
-    /// Service principals: the client id.
-    pub app_id: Option<Uuid>,
-    /// Users: the sign-in name.
-    pub user_name: Option<String>,
-    pub tenant_id: Uuid,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-}
-
-/// A principal with the secret (service principal) or password (user) it was just given.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct PrincipalWithSecret {
-    #[schema(inline)]
-    #[serde(flatten)]
-    pub principal: Principal,
-    /// Shown this once; stored only as a salted hash.
-    pub secret: String,
-}
-
-#[derive(ToSchema)]
-pub struct PrincipalList {
-    pub value: Vec<Principal>,
-}
-
-/// A role granted to a principal at a scope, and inherited below it.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct RoleAssignment {
-    pub id: Uuid,
-    /// The object id of the principal (local or of a trusted authority).
-    pub principal_id: String,
-    /// The Azure built-in role definition GUID.
-    pub role_definition_id: Uuid,
-    pub role_name: String,
-    /// `/` or `/subscriptions/{id}`.
-    pub scope: String,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-}
-
-#[derive(ToSchema)]
-pub struct RoleAssignmentList {
-    pub value: Vec<RoleAssignment>,
-}
-
-/// A token signing key published in the JWKS.
-#[derive(ToSchema)]
-pub struct SigningKey {
-    pub kid: String,
-    /// Whether new tokens are signed with it.
-    pub current: bool,
-    #[schema(format = DateTime)]
-    pub created: String,
-    /// When it stopped signing; it stays published until its tokens expire.
-    #[schema(format = DateTime)]
-    pub retired: Option<String>,
-}
-
-#[derive(ToSchema)]
-pub struct SigningKeyList {
-    pub value: Vec<SigningKey>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The extension API's OpenAPI document (generated from the annotations here and in
+    /// `identity::admin`) describes every route the routers serve.
+    #[test]
+    fn openapi_document_lists_every_route() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&document_json()).expect("the document parses");
+        let paths = doc["paths"].as_object().expect("paths");
+        let source = [include_str!("ext.rs"), include_str!("../identity/admin.rs")].concat();
+        for line in source.lines().filter(|l| {
+            l.trim_start().starts_with(".route(\"")
+                || l.trim_start().starts_with("\"/securescore/v1")
+        }) {
+            let path = line.split('"').nth(1).expect("a quoted path");
+            assert!(paths.contains_key(path), "{path} is not documented");
+        }
+        assert_eq!(paths.len(), 12);
+    }
 
     const COMMITTED: &str = include_str!("../../docs/extension-openapi.json");
 

@@ -69,32 +69,11 @@ pub enum ApiError {
     #[error("The request was throttled: the {budget} budget of this principal and subscription is exhausted. Retry after {retry_after} seconds.")]
     Throttled { budget: &'static str, retry_after: u64 },
     /// A storage fault that passes by itself (full disk, database locked, I/O): retry later.
-    #[error("The service is temporarily unavailable: {fault}. Please retry the request after {retry_after} seconds.")]
-    ServiceUnavailable { fault: crate::store::Unavailable, retry_after: u64 },
+    #[error("The service is temporarily unavailable: {reason}. Please retry the request after {retry_after} seconds.")]
+    ServiceUnavailable { reason: String, retry_after: u64 },
     /// A server fault: logged with its cause, answered without it.
     #[error("The server encountered an internal error. Please retry the request.")]
     Internal(#[source] anyhow::Error),
-}
-
-/// Every failure of the store and other internals arrives here: the one place that tells a
-/// passing storage fault (503 + Retry-After) from a server fault (500).
-impl From<anyhow::Error> for ApiError {
-    fn from(e: anyhow::Error) -> Self {
-        use crate::store::Unavailable;
-        match Unavailable::of(&e) {
-            Some(fault) => {
-                tracing::warn!(error = format!("{e:#}"), "storage unavailable");
-                // A lock frees up quickly; space and I/O take an operator or a cleanup job.
-                let retry_after = match fault {
-                    Unavailable::Busy => 2,
-                    Unavailable::Io => 10,
-                    Unavailable::Full => 30,
-                };
-                ApiError::ServiceUnavailable { fault, retry_after }
-            }
-            None => ApiError::Internal(e),
-        }
-    }
 }
 
 impl ApiError {
@@ -274,7 +253,7 @@ mod tests {
                 scope: "/".into(),
             },
             ApiError::Throttled { budget: "subscription reads", retry_after: 3 },
-            ApiError::ServiceUnavailable { fault: crate::store::Unavailable::Full, retry_after: 2 },
+            ApiError::ServiceUnavailable { reason: "the storage is full".into(), retry_after: 2 },
             ApiError::Internal(anyhow::anyhow!("secret cause")),
         ];
         for e in &all {
@@ -345,18 +324,5 @@ mod tests {
             });
             assert!(documented, "docs/ARM.md has no row '| {status} | `{code}` ...'");
         }
-    }
-
-    #[test]
-    fn passing_storage_faults_are_503_with_retry_after_and_others_500() {
-        let busy = anyhow::Error::new(sqlx::Error::PoolTimedOut).context("writing");
-        let response = ApiError::from(busy).into_response();
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
-        let full = ApiError::from(anyhow::Error::new(crate::store::Unavailable::Full));
-        assert_eq!(full.code(), "ServiceUnavailable");
-        assert!(full.to_string().contains("the storage is full"), "{full}");
-        let bug = ApiError::from(anyhow::anyhow!("a bug"));
-        assert_eq!(bug.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -4,10 +4,11 @@ use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use std::time::Duration;
 
-use super::structs::{Command, LogFormat, Output, ServeArgs, SubscriptionsCommand, Target};
+use super::data::open_data_dir;
+use super::structs::{Command, LogFormat, Output, ServeArgs, SubscriptionsCommand};
 use crate::api::ApiConfig;
 use crate::server::{Application, AuthMode, ConnectionLimits, ServeOptions, TlsMode};
-use crate::store::{Store, StoreConfig, Subscription};
+use crate::store::{StoreConfig, Subscription};
 
 pub async fn run(command: Command) -> Result<()> {
     match command {
@@ -118,22 +119,6 @@ fn print_banner(app: &Application, args: &ServeArgs) {
     super::identity::print_access_help(app, &args.data_dir, ca.as_deref(), args.demo);
 }
 
-/// A store on a data directory, for commands that work without a server.
-pub async fn open_data_dir(target: &Target) -> Result<Store> {
-    let Some(dir) = &target.data_dir else {
-        bail!("say where to work: --data-dir DIR (a data directory) or --endpoint URL (a running server)");
-    };
-    Store::open(&existing_data_dir(dir)?).await
-}
-
-/// The store of a data directory that already holds a database (never create one by mistake).
-pub fn existing_data_dir(dir: &std::path::Path) -> Result<StoreConfig> {
-    if !dir.join("securescore.db").exists() {
-        bail!("{} holds no securescore database; start `securescore serve --data-dir {}` once, or check the path", dir.display(), dir.display());
-    }
-    Ok(StoreConfig::Sqlite { data_dir: dir.to_path_buf() })
-}
-
 fn subscription_table(subs: &[Subscription]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(["Subscription", "Name", "Tenant", "State"]);
@@ -156,7 +141,7 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
     match cmd {
         SubscriptionsCommand::Add { id, name, tenant, target, output } => {
             let sub = if let Some(endpoint) = &target.endpoint {
-                let client = crate::client::Client::new(endpoint, &target)?;
+                let client = super::client::Client::new(endpoint, &target)?;
                 let body = serde_json::json!({"displayName": name, "tenantId": tenant});
                 let v =
                     client.put_json(&format!("/securescore/v1/subscriptions/{id}"), &body).await?;
@@ -185,7 +170,7 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
         }
         SubscriptionsCommand::List { target, output } => {
             let subs = if let Some(endpoint) = &target.endpoint {
-                let client = crate::client::Client::new(endpoint, &target)?;
+                let client = super::client::Client::new(endpoint, &target)?;
                 let items = client.get_all("/securescore/v1/subscriptions").await?;
                 let list: Vec<crate::wire::SubscriptionBody> =
                     serde_json::from_value(serde_json::Value::Array(items))
@@ -204,7 +189,7 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
         }
         SubscriptionsCommand::Remove { id, target } => {
             let removed = if let Some(endpoint) = &target.endpoint {
-                let client = crate::client::Client::new(endpoint, &target)?;
+                let client = super::client::Client::new(endpoint, &target)?;
                 client.delete(&format!("/securescore/v1/subscriptions/{id}")).await?
             } else {
                 open_data_dir(&target).await?.remove_subscription(id).await?

@@ -6,10 +6,10 @@ use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::{json, Value};
 
-use super::cmd::open_data_dir;
+use super::client::Client;
+use super::data::open_data_dir;
 use super::identity_structs::{KeysCommand, PrincipalsCommand, RolesCommand, TokenArgs};
 use super::structs::{Output, Target};
-use crate::client::Client;
 use crate::identity::admin::{self, assignment_json, principal_json, NewPrincipal};
 use crate::identity::{demo, keys::KeyRing, token};
 use crate::store::{PrincipalKind, Store, StoreConfig};

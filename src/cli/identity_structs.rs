@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use uuid::Uuid;
 
-use super::structs::{Output, Target};
+use super::args::{Output, Target};
 
 #[derive(Debug, Subcommand)]
 pub enum PrincipalsCommand {

@@ -25,7 +25,7 @@ pub async fn run(args: ImportArgs) -> Result<()> {
     let bar = progress_bar(size);
     let batch_size = usize::try_from(args.batch_size).unwrap_or(ingest::MAX_BATCH_SIZE);
     let report = if let Some(endpoint) = &args.target.endpoint {
-        let client = crate::client::Client::new(endpoint, &args.target)?;
+        let client = super::client::Client::new(endpoint, &args.target)?;
         let path = format!("/securescore/v1/import?batchSize={batch_size}");
         // The bar follows what the server committed, not what was sent.
         client
@@ -36,7 +36,7 @@ pub async fn run(args: ImportArgs) -> Result<()> {
             })
             .await?
     } else {
-        let store = super::cmd::open_data_dir(&args.target).await?;
+        let store = super::data::open_data_dir(&args.target).await?;
         let options = Options {
             batch_size,
             max_line_bytes: usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX),

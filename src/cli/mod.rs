@@ -1,7 +1,10 @@
 //! The command line: definitions here (`structs`), execution in `cmd` and its siblings
 //! (`identity`, `import`, `read`, `verify`).
 
+pub mod args;
+pub mod client;
 pub mod cmd;
+pub mod data;
 pub mod identity;
 pub mod identity_structs;
 pub mod import;

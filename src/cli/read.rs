@@ -5,10 +5,10 @@ use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::Value;
 
+use super::client::Client;
 use super::structs::{
     AggregateArgs, AssessmentsArgs, ControlsArgs, HistoryArgs, Output, ReadArgs, ScoresCommand,
 };
-use crate::client::Client;
 
 const SCORE_API: &str = "api-version=2020-01-01";
 const ASSESSMENT_API: &str = "api-version=2021-06-01";

@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
-use super::cmd::existing_data_dir;
+use super::data::existing_data_dir;
 use super::structs::{Output, VerifyArgs};
 use crate::catalog;
 use crate::store::{Counters, Mismatch, Store, VerifyReport, POSTGRES_NOT_BUILT};

@@ -69,7 +69,7 @@ pub async fn resolve(store: &Store, who: &str) -> Result<Option<PrincipalRecord>
 pub struct NewPrincipal {
     pub display_name: String,
     #[serde(default = "service_principal")]
-    #[schema(value_type = crate::api::openapi::PrincipalKind, default = "ServicePrincipal")]
+    #[schema(value_type = crate::wire::schema::PrincipalKind, default = "ServicePrincipal")]
     pub kind: PrincipalKind,
     /// Users: the sign-in name (e.g. `alice@securescore.local`).
     #[serde(default)]
@@ -218,8 +218,8 @@ async fn find(state: &AppState, id: &str) -> ApiResult<PrincipalRecord> {
     tag = "Principals",
     summary = "List principals (never their secrets)",
     responses(
-        (status = 200, description = "The principals", body = crate::api::openapi::PrincipalList),
-        (status = "default", response = crate::api::openapi::responses::CloudError),
+        (status = 200, description = "The principals", body = crate::wire::schema::PrincipalList),
+        (status = "default", response = crate::wire::schema::responses::CloudError),
     )
 )]
 async fn list_principals(State(state): State<AppState>, _: Admin) -> ApiResult<Response> {
@@ -237,8 +237,8 @@ async fn list_principals(State(state): State<AppState>, _: Admin) -> ApiResult<R
         ("id" = String, Path, description = "Object id, client id or user name"),
     ),
     responses(
-        (status = 200, description = "The principal", body = crate::api::openapi::Principal),
-        (status = "default", response = crate::api::openapi::responses::CloudError),
+        (status = 200, description = "The principal", body = crate::wire::schema::Principal),
+        (status = "default", response = crate::wire::schema::responses::CloudError),
     )
 )]
 async fn get_principal(
@@ -257,8 +257,8 @@ async fn get_principal(
     summary = "Create a service principal (with a generated secret) or a user (password generated when absent); the secret is in this answer only",
     request_body = NewPrincipal,
     responses(
-        (status = 201, description = "Created", body = crate::api::openapi::PrincipalWithSecret),
-        (status = "default", response = crate::api::openapi::responses::CloudError),
+        (status = 201, description = "Created", body = crate::wire::schema::PrincipalWithSecret),
+        (status = "default", response = crate::wire::schema::responses::CloudError),
     )
 )]
 async fn post_principal(
@@ -283,7 +283,7 @@ async fn post_principal(
     ),
     responses(
         (status = 200, description = "Deleted"),
-        (status = "default", response = crate::api::openapi::responses::CloudError),
+        (status = "default", response = crate::wire::schema::responses::CloudError),
     )
 )]
 async fn delete_principal(
@@ -307,8 +307,8 @@ async fn delete_principal(
         ("id" = String, Path, description = "Object id, client id or user name"),
     ),
     responses(
-        (status = 200, description = "The principal with its new secret", body = crate::api::openapi::PrincipalWithSecret),
-        (status = "default", response = crate::api::openapi::responses::CloudError),
+        (status = 200, description = "The principal with its new secret", body = crate::wire::schema::PrincipalWithSecret),
+        (status = "default", response = crate::wire::schema::responses::CloudError),
     )
 )]
 async fn post_reset_secret(
@@ -332,8 +332,8 @@ async fn post_reset_secret(
         ("principalId" = Option<String>, Query, description = "Only this principal's (object id, client id or user name)"),
     ),
     responses(
-        (status = 200, description = "The role assignments", body = crate::api::openapi::RoleAssignmentList),
-        (status = "default", response = crate::api::openapi::responses::CloudError),
+        (status = 200, description = "The role assignments", body = crate::wire::schema::RoleAssignmentList),
+        (status = "default", response = crate::wire::schema::responses::CloudError),
     )
 )]
 async fn list_assignments(
@@ -387,9 +387,9 @@ fn root() -> String {
     summary = "Assign a role at / or /subscriptions/{id}; inherited below",
     request_body = NewAssignment,
     responses(
-        (status = 200, description = "Already assigned", body = crate::api::openapi::RoleAssignment),
-        (status = 201, description = "Created", body = crate::api::openapi::RoleAssignment),
-        (status = "default", response = crate::api::openapi::responses::CloudError),
+        (status = 200, description = "Already assigned", body = crate::wire::schema::RoleAssignment),
+        (status = 201, description = "Created", body = crate::wire::schema::RoleAssignment),
+        (status = "default", response = crate::wire::schema::responses::CloudError),
     )
 )]
 async fn post_assignment(
@@ -419,7 +419,7 @@ async fn post_assignment(
     ),
     responses(
         (status = 200, description = "Removed"),
-        (status = "default", response = crate::api::openapi::responses::CloudError),
+        (status = "default", response = crate::wire::schema::responses::CloudError),
     )
 )]
 async fn delete_assignment(
@@ -463,8 +463,8 @@ pub fn keys_json(ring: &super::keys::KeyRing) -> Value {
     tag = "Signing keys",
     summary = "The signing keys published in the JWKS",
     responses(
-        (status = 200, description = "The signing keys", body = crate::api::openapi::SigningKeyList),
-        (status = "default", response = crate::api::openapi::responses::CloudError),
+        (status = 200, description = "The signing keys", body = crate::wire::schema::SigningKeyList),
+        (status = "default", response = crate::wire::schema::responses::CloudError),
     )
 )]
 async fn list_keys(State(state): State<AppState>, _: Admin) -> ApiResult<Response> {
@@ -478,8 +478,8 @@ async fn list_keys(State(state): State<AppState>, _: Admin) -> ApiResult<Respons
     tag = "Signing keys",
     summary = "Sign new tokens with a new key; the old one stays published until its tokens expire",
     responses(
-        (status = 200, description = "The signing keys after the rotation", body = crate::api::openapi::SigningKeyList),
-        (status = "default", response = crate::api::openapi::responses::CloudError),
+        (status = 200, description = "The signing keys after the rotation", body = crate::wire::schema::SigningKeyList),
+        (status = "default", response = crate::wire::schema::responses::CloudError),
     )
 )]
 async fn rotate_keys(State(state): State<AppState>, _: Admin) -> ApiResult<Response> {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use super::verify::HistoryReason;
 use crate::arm::ResourceId;
 use crate::score::{ControlCounts, ScoreDetails, Status};
 
@@ -85,33 +86,6 @@ pub struct HistoryPoint {
     pub weight: i64,
     /// Why the point was recorded, when not by an assessment write.
     pub reason: Option<HistoryReason>,
-}
-
-/// Why a history point was recorded without an assessment write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HistoryReason {
-    /// The counters were rebuilt for another version of the built-in catalogue.
-    CatalogChange,
-    /// `securescore verify --repair` rewrote counters that had drifted from the assessments.
-    Repair,
-}
-
-impl HistoryReason {
-    /// The stored and shown spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HistoryReason::CatalogChange => "catalogChange",
-            HistoryReason::Repair => "repair",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "catalogChange" => Ok(HistoryReason::CatalogChange),
-            "repair" => Ok(HistoryReason::Repair),
-            other => anyhow::bail!("stored history reason '{other}' is not a reason"),
-        }
-    }
 }
 
 #[async_trait]

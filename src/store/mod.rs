@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::arm::ResourceId;
+use crate::arm::{ApiError, ResourceId};
 use crate::score::ControlCounts;
 
 /// Where the data lives. Chosen from the command line (`--data-dir`, `--memory`).
@@ -76,6 +76,27 @@ impl Unavailable {
                 .copied()
                 .or_else(|| cause.downcast_ref::<sqlx::Error>().and_then(sqlite::fault))
         })
+    }
+}
+
+/// Every failure of the store and other internals becomes an ARM error here: the one place that
+/// tells a passing storage fault (503 + Retry-After) from a server fault (500). It lives with the
+/// store, which knows its faults, so that `arm` knows nothing of storage.
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        match Unavailable::of(&e) {
+            Some(fault) => {
+                tracing::warn!(error = format!("{e:#}"), "storage unavailable");
+                // A lock frees up quickly; space and I/O take an operator or a cleanup job.
+                let retry_after = match fault {
+                    Unavailable::Busy => 2,
+                    Unavailable::Io => 10,
+                    Unavailable::Full => 30,
+                };
+                ApiError::ServiceUnavailable { reason: fault.to_string(), retry_after }
+            }
+            None => ApiError::Internal(e),
+        }
     }
 }
 
@@ -437,5 +458,18 @@ mod fault_tests {
             .context("insert")
             .unwrap_err();
         assert_eq!(Unavailable::of(&e), None, "{e:#}");
+    }
+
+    #[test]
+    fn passing_storage_faults_are_503_with_retry_after_and_others_500() {
+        let busy = anyhow::Error::new(sqlx::Error::PoolTimedOut).context("writing");
+        let response = axum::response::IntoResponse::into_response(ApiError::from(busy));
+        assert_eq!(response.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "2");
+        let full = ApiError::from(anyhow::Error::new(Unavailable::Full));
+        assert_eq!(full.code(), "ServiceUnavailable");
+        assert!(full.to_string().contains("the storage is full"), "{full}");
+        let bug = ApiError::from(anyhow::anyhow!("a bug"));
+        assert_eq!(bug.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

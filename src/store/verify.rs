@@ -23,7 +23,6 @@ use std::fmt;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::engine::HistoryReason;
 use super::Store;
 use crate::catalog;
 use crate::score::{self, ControlCounts, ResourceTally, SecureScore, Status};
@@ -307,6 +306,33 @@ pub(crate) fn plan(
         history_point: (history_wrong || (catalog_changed && scored)).then_some(
             if catalog_changed { HistoryReason::CatalogChange } else { HistoryReason::Repair },
         ),
+    }
+}
+
+/// Why a history point was recorded without an assessment write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryReason {
+    /// The counters were rebuilt for another version of the built-in catalogue.
+    CatalogChange,
+    /// `securescore verify --repair` rewrote counters that had drifted from the assessments.
+    Repair,
+}
+
+impl HistoryReason {
+    /// The stored and shown spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryReason::CatalogChange => "catalogChange",
+            HistoryReason::Repair => "repair",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "catalogChange" => Ok(HistoryReason::CatalogChange),
+            "repair" => Ok(HistoryReason::Repair),
+            other => anyhow::bail!("stored history reason '{other}' is not a reason"),
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! Documents that the server and the CLI both speak, defined once so that they cannot drift apart:
 //! the bulk import's report and progress events, and a subscription of the extension API.
 
+pub mod schema;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

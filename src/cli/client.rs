@@ -7,7 +7,7 @@ use reqwest::{StatusCode, Url};
 use serde_json::Value;
 use std::collections::HashSet;
 
-use crate::cli::structs::Target;
+use super::args::Target;
 use crate::wire::{ImportEvent, ImportReport, NDJSON};
 
 pub struct Client {
