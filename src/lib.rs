@@ -22,7 +22,7 @@
 //! | [`identity`] | the built-in Entra ID-compatible authority (tokens, JWKS, sign-in page), authentication of every request (JWT) apart from authorization (RBAC, decided from plain data the API computes), trusted external issuers, `--auth` modes; below `api` and `server`, which import it, never the reverse |
 //! | [`demo`] | `serve --demo`: the official example data, written through the normal write path |
 //! | [`tls`] | the local CA and server certificate, or the user's PEM files; the process's crypto provider |
-//! | [`server`] | `Application::build` (refuses `--auth any` off loopback, resolves the public URL, binds, port 0 friendly) and `run_until` |
+//! | [`server`] | `Application::build` (refuses `--auth any` off loopback, resolves the public URL, binds, port 0 friendly) and `run_until` (drains on shutdown); `server::connections`: the connection cap (sheds the longest-idle connection), TLS handshake, header-read and idle timeouts, hyper's limits |
 //! | [`cli`] | command definitions (`cli::structs`) apart from their execution (`cli::cmd`, `cli::identity`, `cli::read`, `cli::verify`) |
 //! | [`client`] | the CLI's HTTP client for `--endpoint` |
 

@@ -2,10 +2,12 @@
 //! HTTP/1.1 and HTTP/2, over TLS unless `--insecure-http`.
 //!
 //! [`Application::build`] binds first (port 0 works) so tests and the CLI learn the real address
-//! before serving; [`Application::run_until`] serves until the shutdown future resolves.
+//! before serving; [`Application::run_until`] serves until the shutdown future resolves, then
+//! drains. Connection admission, timeouts and protocol limits live in [`connections`].
+
+mod connections;
 
 use anyhow::{Context, Result};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,7 +15,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+
+pub use connections::ConnectionLimits;
+use connections::{Protocols, Tracker};
 
 use crate::api::{self, ApiConfig, AppState};
 use crate::arm::PublicUrl;
@@ -45,9 +49,17 @@ pub struct ServeOptions {
     pub api: ApiConfig,
     /// Request budgets; `None` turns throttling off (`--no-throttle`).
     pub throttle: Option<crate::arm::throttle::ThrottleConfig>,
-    /// Most connections served at once; further ones wait in the accept queue.
+    /// Most connections open at once. At the cap a new connection closes the one idle for the
+    /// longest time; only when every connection has a request in flight does it wait.
     pub max_connections: usize,
+    /// Header-read, TLS handshake and idle timeouts.
+    pub limits: ConnectionLimits,
+    /// How long a write waits for the database's write lock before answering 503.
+    pub store_busy_timeout: Duration,
 }
+
+/// The longest wait for requests in flight at shutdown.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Application {
     listener: TcpListener,
@@ -56,6 +68,7 @@ pub struct Application {
     base_url: String,
     ca_path: Option<PathBuf>,
     max_connections: usize,
+    limits: ConnectionLimits,
     demo_credentials: Option<DemoCredentials>,
     key_dir: Option<PathBuf>,
     persistent: bool,
@@ -75,45 +88,11 @@ fn check_auth_any_listens_on_loopback(options: &ServeOptions) -> Result<()> {
     Ok(())
 }
 
-/// Serve one connection. HTTP/2 only when TLS negotiated it (ALPN `h2`); otherwise HTTP/1.1
-/// directly — no protocol sniffing on every connection (measurable on the hot path).
-async fn serve_connection<S>(
-    stream: tokio::net::TcpStream,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
-    service: S,
-    watcher: hyper_util::server::graceful::Watcher,
-) -> Result<()>
-where
-    S: hyper::service::Service<
-            hyper::Request<hyper::body::Incoming>,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let http1 = hyper::server::conn::http1::Builder::new();
-    match acceptor {
-        None => watcher.watch(http1.serve_connection(TokioIo::new(stream), service)).await?,
-        Some(acceptor) => {
-            let tls = acceptor.accept(stream).await?;
-            if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                let h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-                watcher.watch(h2.serve_connection(TokioIo::new(tls), service)).await?;
-            } else {
-                watcher.watch(http1.serve_connection(TokioIo::new(tls), service)).await?;
-            }
-        }
-    }
-    Ok(())
-}
-
 impl Application {
     pub async fn build(options: ServeOptions) -> Result<Application> {
         check_auth_any_listens_on_loopback(&options)?;
         install_crypto_provider();
-        let store = Store::open(&options.store).await?;
+        let store = Store::open_with(&options.store, options.store_busy_timeout).await?;
         let tls = match &options.tls {
             TlsMode::Local(dir) => Some(tls::local(dir)?),
             TlsMode::Files { cert, key } => Some(tls::from_files(cert, key)?),
@@ -177,6 +156,7 @@ impl Application {
             base_url,
             ca_path,
             max_connections: options.max_connections,
+            limits: options.limits,
             demo_credentials,
             key_dir,
             persistent,
@@ -217,24 +197,27 @@ impl Application {
         self.key_dir.as_ref()
     }
 
+    /// Serve until `shutdown` resolves, then stop accepting, let requests in flight finish
+    /// (for at most [`DRAIN_TIMEOUT`]) and return.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let router = api::router(self.state.clone());
         let acceptor = self.tls.map(tokio_rustls::TlsAcceptor::from);
-        let limit = Arc::new(Semaphore::new(self.max_connections));
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let protocols = Arc::new(Protocols::new(self.limits));
+        let tracker = Tracker::new(self.max_connections);
         tokio::pin!(shutdown);
         loop {
-            let permit = tokio::select! {
-                p = limit.clone().acquire_owned() => p?,
-                () = &mut shutdown => break,
-            };
             let (stream, peer) = tokio::select! {
                 r = self.listener.accept() => match r {
                     Ok(c) => c,
                     Err(e) => {
+                        // Out of file descriptors (EMFILE, ENFILE) before the cap is reached:
+                        // idle connections give way as they do at the cap; back off meanwhile.
+                        if matches!(e.raw_os_error(), Some(23 | 24)) {
+                            tracker.evict_oldest_idle();
+                        }
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
@@ -242,21 +225,27 @@ impl Application {
                 },
                 () = &mut shutdown => break,
             };
+            let slot = tokio::select! {
+                s = tracker.admit() => s?,
+                () = &mut shutdown => break,
+            };
             let _ = stream.set_nodelay(true);
             let service = TowerToHyperService::new(router.clone());
             let acceptor = acceptor.clone();
-            let watcher = graceful.watcher();
+            let protocols = protocols.clone();
             tokio::spawn(async move {
-                let _permit = permit;
-                if let Err(e) = serve_connection(stream, acceptor, service, watcher).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                if let Err(e) =
+                    connections::serve(stream, acceptor, service, &slot, &protocols).await
+                {
+                    tracing::debug!(%peer, error = format!("{e:#}"), "connection ended with an error");
                 }
             });
         }
-        // Let in-flight requests finish, but not forever.
-        tokio::select! {
-            () = graceful.shutdown() => {}
-            () = tokio::time::sleep(Duration::from_secs(10)) => {}
+        // New connections are refused at once instead of waiting in the backlog for the exit.
+        drop(self.listener);
+        tracker.shutdown.cancel();
+        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.drained()).await.is_err() {
+            tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
         }
         Ok(())
     }

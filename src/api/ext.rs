@@ -6,8 +6,7 @@
 //! - `GET /subscriptions/{id}/history`: every change of the secure score, or a daily series
 //! - `GET /aggregate`: a score over several subscriptions, with its formula
 
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,6 +19,7 @@ use uuid::Uuid;
 
 use super::scores::ScoreJson;
 use super::{json, AppState};
+use crate::arm::extract::{Body, Path};
 use crate::arm::{format_time, parse_subscription_id, parse_time, query_map, ApiError, ApiResult};
 use crate::catalog::ASC_SCORE;
 use crate::score;
@@ -94,7 +94,7 @@ async fn get_subscription(
 async fn put_subscription(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> ApiResult<Response> {
     let id = parse_subscription_id(&id)?;
     let body: SubscriptionBody = serde_json::from_slice(&body).map_err(|e| {
@@ -135,11 +135,32 @@ async fn delete_subscription(
     }
 }
 
-async fn import(State(state): State<AppState>, body: Body) -> ApiResult<Response> {
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
+/// The body is streamed, never held whole (the importer reads it line by line, each line under its
+/// own limit), so the request body limit does not apply here.
+async fn import(State(state): State<AppState>, body: axum::body::Body) -> ApiResult<Response> {
+    let stream = body.into_data_stream().map_err(|e| std::io::Error::other(BodyReadError(e)));
     let reader = tokio::io::BufReader::new(tokio_util::io::StreamReader::new(stream));
-    let report = crate::import::import_lines(&state.store, reader, 500, |_| {}).await?;
-    Ok(json(StatusCode::OK, &report))
+    match crate::import::import_lines(&state.store, reader, 500, |_| {}).await {
+        Ok(report) => Ok(json(StatusCode::OK, &report)),
+        // The client's body broke off (a bad chunked encoding, a reset): its mistake, not ours.
+        Err(e) if e.chain().any(is_body_read_error) => Err(ApiError::BadRequest {
+            target: None,
+            message: format!("The request body could not be read: {e:#}."),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A failure to read the request body, told apart from the store's failures.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BodyReadError(axum::Error);
+
+fn is_body_read_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.is::<BodyReadError>()
+        || e.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .is_some_and(|inner| inner.is::<BodyReadError>())
 }
 
 #[derive(Serialize)]
@@ -297,9 +318,9 @@ async fn aggregate(State(state): State<AppState>, RawQuery(q): RawQuery) -> ApiR
     ))
 }
 
-/// 405 for the extension routes, as a CloudError with `Allow`.
+/// 405 for every non-ARM route, as a CloudError; the router adds the route's own `Allow`.
 pub async fn method_not_allowed(method: Method) -> Response {
-    ApiError::MethodNotAllowed { method, allow: "GET, PUT, DELETE, POST" }.into_response()
+    ApiError::MethodNotAllowed { method, allow: None }.into_response()
 }
 
 #[cfg(test)]

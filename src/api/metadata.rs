@@ -244,7 +244,22 @@ fn parse_custom(body: &Value) -> ApiResult<Value> {
     Ok(Value::Object(p))
 }
 
+/// The name of new custom metadata. The specification gives the name no pattern but calls it the
+/// assessment key, and every key — the built-in ones, the official examples' custom ones — is a
+/// GUID: so a custom name must be one too (hyphenated, as ARM writes subscription ids). Names that
+/// are not GUIDs could later collide with nothing we can check, and no client generates them.
+fn check_custom_name(name: &str) -> ApiResult<()> {
+    if name.len() == 36 && Uuid::try_parse(name).is_ok() {
+        return Ok(());
+    }
+    Err(ApiError::InvalidResourceName {
+        name: name.chars().take(80).collect(),
+        reason: "a custom assessment metadata name is a GUID such as 'ca039e75-a276-4175-aebc-bcd41e4b14b7'.",
+    })
+}
+
 pub async fn put(ctx: &Ctx<'_>, sub: Uuid, name: &str) -> ApiResult<Response> {
+    check_custom_name(name)?;
     view(ctx, sub).await?;
     if catalog::builtin().assessment(name).is_some() {
         return Err(ApiError::invalid_field(
@@ -270,4 +285,23 @@ pub async fn delete(ctx: &Ctx<'_>, sub: Uuid, name: &str) -> ApiResult<Response>
     }
     ctx.state.store.delete_custom_metadata(sub, name).await?;
     Ok(StatusCode::OK.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_names_are_guids() {
+        assert!(check_custom_name("ca039e75-a276-4175-aebc-bcd41e4b14b7").is_ok());
+        assert!(check_custom_name("CA039E75-A276-4175-AEBC-BCD41E4B14B7").is_ok());
+        for bad in [
+            "my-check",
+            "ca039e75a2764175aebcbcd41e4b14b7",
+            "{ca039e75-a276-4175-aebc-bcd41e4b14b7}",
+            "",
+        ] {
+            assert_eq!(check_custom_name(bad).unwrap_err().code(), "InvalidResourceName", "{bad}");
+        }
+    }
 }

@@ -2,7 +2,9 @@
 //! module per resource family), the extension API and the operations endpoints.
 //!
 //! Every response leaves through [`router`]'s outer layers: ARM headers, the CloudError shape for
-//! failures raised before a handler (panics, timeouts), and request logging.
+//! failures raised before a handler (panics, timeouts, request heads over the limits), and request
+//! logging. Bodies are read, under one limit, by [`extract`], whose extractors also turn every
+//! rejection of the non-ARM routes into a CloudError.
 
 pub mod assessments;
 mod auth;
@@ -169,7 +171,11 @@ pub fn memoized<T: Serialize>(
 
 /// The service: the router, inside the one outer layer (which must see requests before routing).
 pub fn router(state: AppState) -> ArmService<Router> {
-    let outer = ArmLayer { https: state.config.https, timeout: state.config.request_timeout };
+    let outer = ArmLayer {
+        https: state.config.https,
+        timeout: state.config.request_timeout,
+        max_body: state.config.max_body,
+    };
     let router = Router::new()
         .merge(ops::router())
         .merge(
@@ -183,11 +189,20 @@ pub fn router(state: AppState) -> ArmService<Router> {
     outer.layer(router)
 }
 
-/// The ARM surface: parse, check method and api-version, then dispatch.
+/// The ARM surface: parse, check method and api-version, then dispatch. Everything that needs no
+/// body (routing, api-version, authentication, budgets) is decided before the body is read.
 async fn arm(State(state): State<AppState>, request: Request) -> Response {
     let started = std::time::Instant::now();
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0);
-    let (parts, body) = request.into_parts();
+    if !route::is_arm_path(request.uri().path()) {
+        return ApiError::NotFound(request.uri().path().to_string()).into_response();
+    }
+    let (mut parts, body) = request.into_parts();
+    // HEAD is a GET without the body: routed, authorized and answered as one.
+    let head = parts.method == Method::HEAD;
+    if head {
+        parts.method = Method::GET;
+    }
     let query: Vec<(String, String)> =
         form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     let requested_version = query_param(&query, "api-version").map(str::to_string);
@@ -200,7 +215,7 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
             Err(e) => return e.into_response(),
         };
     if !endpoint.allows(&parts.method) {
-        return ApiError::MethodNotAllowed { method: parts.method, allow: endpoint.allow() }
+        return ApiError::MethodNotAllowed { method: parts.method, allow: Some(endpoint.allow()) }
             .into_response();
     }
     let api_version = match endpoint.family().check(requested_version.as_deref()) {
@@ -226,7 +241,7 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
     } else {
         None
     };
-    let body = match read_body(body, state.config.max_body).await {
+    let body = match crate::arm::extract::read_body(body, state.config.max_body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
@@ -274,6 +289,9 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
     if let Some(remaining) = remaining {
         response.headers_mut().insert(kind.header(), HeaderValue::from(remaining));
     }
+    if head {
+        without_body(&mut response);
+    }
     ops::record(label, response.status(), started.elapsed());
     tracing::debug!(request_id = ?request_id, endpoint = label, status = response.status().as_u16(), "request");
     response
@@ -286,19 +304,282 @@ fn principal_key(value: &HeaderValue) -> String {
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Read a body up to `limit` bytes; larger bodies are a 413 CloudError.
-async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if too_large {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::BadRequest {
-                target: None,
-                message: format!("The request body could not be read: {e}."),
-            }
+/// A HEAD answer: the GET's headers (its length included), no body.
+fn without_body(response: &mut Response) {
+    use hyper::body::Body as _;
+    if let Some(length) = response.body().size_hint().exact() {
+        response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    *response.body_mut() = Body::empty();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::AuthMode;
+    use crate::store::{StoreConfig, Subscription};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    use tower::ServiceExt;
+    use uuid::Uuid;
+
+    const SUB: &str = "20ff7fc3-e762-44dd-bd96-b71116dcdc23";
+
+    async fn state() -> AppState {
+        let store = Store::open(&StoreConfig::Memory).await.expect("a memory store");
+        store
+            .put_subscription(&Subscription {
+                id: Uuid::parse_str(SUB).expect("a GUID"),
+                display_name: "fuzz".into(),
+                tenant_id: Uuid::nil(),
+                state: "Enabled".into(),
+            })
+            .await
+            .expect("a subscription");
+        let identity = crate::identity::Identity::open(
+            store.clone(),
+            AuthMode::Any,
+            None,
+            &[],
+            "http://127.0.0.1".parse().expect("a URL"),
+        )
+        .await
+        .expect("identity");
+        AppState {
+            store,
+            config: Arc::new(ApiConfig { max_body: 4096, ..ApiConfig::default() }),
+            throttle: Arc::new(Throttle::new(None)),
+            identity: Arc::new(identity),
         }
-    })
+    }
+
+    /// Path segments: the words routes are made of, names that must be refused, and noise.
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "subscriptions",
+                SUB,
+                "providers",
+                "Microsoft.Security",
+                "secureScores",
+                "ascScore",
+                "secureScoreControls",
+                "secureScoreControlDefinitions",
+                "assessments",
+                "assessmentMetadata",
+                "resourceGroups",
+                "rg",
+                "Microsoft.Compute",
+                "vm",
+                "tenants",
+                "21300918-b2e3-0346-785f-c77ff57d243b",
+                "securescore",
+                "v1",
+                "import",
+                "history",
+                "aggregate",
+                "principals",
+                "roleAssignments",
+                "keys",
+                "rotate",
+                "resetSecret",
+                "common",
+                "oauth2",
+                "v2.0",
+                "token",
+                "authorize",
+                "discovery",
+                "metadata",
+                "endpoints",
+                "healthz",
+                "..",
+                ".",
+                "%2F",
+                "%2f",
+                "%FF",
+                "%00",
+                "%C3",
+                "%2E%2E",
+                "",
+            ])
+            .prop_map(str::to_string),
+            "[A-Za-z0-9._~%!$&'()*+,;=:@-]{0,12}",
+        ]
+    }
+
+    /// A name: a good one, one that must be refused, or noise.
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "ascScore",
+                "21300918-b2e3-0346-785f-c77ff57d243b",
+                "rg",
+                "vm",
+                "common",
+                "ca039e75-a276-4175-aebc-bcd41e4b14b7",
+                "..",
+                ".",
+                "%2E",
+                "a%2Fb",
+                "%FF",
+                "a%00",
+                "%C3",
+                "caf%C3%A9",
+                "%252F",
+                "",
+            ])
+            .prop_map(str::to_string),
+            "[A-Za-z0-9._~%!$&'()*+,;=:@-]{0,12}",
+            Just("n".repeat(300)),
+        ]
+    }
+
+    /// A path: a route's template with its holes filled, or segments thrown together.
+    fn path() -> impl Strategy<Value = String> {
+        let templates = prop::sample::select(vec![
+            "/subscriptions/{s}/providers/Microsoft.Security/secureScores/{n}",
+            "/subscriptions/{s}/providers/Microsoft.Security/secureScores/{n}/secureScoreControls",
+            "/subscriptions/{s}/providers/Microsoft.Security/secureScoreControls",
+            "/subscriptions/{s}/providers/Microsoft.Security/secureScoreControlDefinitions",
+            "/subscriptions/{s}/resourceGroups/{n}/providers/Microsoft.Compute/virtualMachines/{n}/providers/Microsoft.Security/assessments/{n}",
+            "/subscriptions/{s}/resourceGroups/{n}/providers/Microsoft.Security/assessments",
+            "/subscriptions/{s}/providers/Microsoft.Security/assessmentMetadata/{n}",
+            "/providers/Microsoft.Security/assessmentMetadata/{n}",
+            "/subscriptions/{s}",
+            "/SUBSCRIPTIONS//{s}/",
+            "/securescore/v1/subscriptions/{s}",
+            "/securescore/v1/subscriptions/{s}/history",
+            "/securescore/v1/principals/{n}",
+            "/securescore/v1/principals/{n}/resetSecret",
+            "/securescore/v1/roleAssignments/{n}",
+            "/securescore/v1/{n}",
+            "/{n}/oauth2/v2.0/token",
+            "/{n}/oauth2/token",
+            "/{n}/discovery/v2.0/keys",
+            "/{n}/v2.0/.well-known/openid-configuration",
+        ]);
+        let sub = prop_oneof![
+            Just(SUB.to_string()),
+            Just("00000000-0000-0000-0000-000000000001".to_string()),
+            name(),
+        ];
+        let filled =
+            (templates, sub, prop::collection::vec(name(), 3)).prop_map(|(t, s, names)| {
+                let mut out = t.replace("{s}", &s);
+                for n in names {
+                    out = out.replacen("{n}", &n, 1);
+                }
+                out
+            });
+        let thrown =
+            prop::collection::vec(segment(), 0..10).prop_map(|s| format!("/{}", s.join("/")));
+        prop_oneof![3 => filled, 1 => thrown]
+    }
+
+    fn query() -> impl Strategy<Value = Option<String>> {
+        prop::option::weighted(
+            0.9,
+            prop_oneof![
+                prop::sample::select(vec![
+                    "api-version=2020-01-01",
+                    "api-version=2021-06-01",
+                    "api-version=2022-12-01",
+                    "api-version=2020-01-01&$expand=definition",
+                    "api-version=2021-06-01&$skipToken=%FF%FE",
+                    "api-version=2021-06-01&$expand=links,metadata",
+                    "from=2020-01-01T00:00:00Z&to=1999-01-01T00:00:00Z&interval=day",
+                    "subscriptions=nope",
+                ])
+                .prop_map(str::to_string),
+                "[A-Za-z0-9$=&%,.-]{0,24}",
+            ],
+        )
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(Vec::new()),
+            prop::sample::select(vec![
+                r#"{"properties":{"resourceDetails":{"source":"Azure"},"status":{"code":"Healthy"}}}"#,
+                r#"{"properties":{"displayName":"x","severity":"Low","assessmentType":"CustomerManaged"}}"#,
+                r#"{"displayName":"x"}"#,
+                r#"{"principalId":"x","role":"Reader"}"#,
+                "grant_type=client_credentials&client_id=x&client_secret=y&scope=https://management.azure.com/.default",
+                "{\"a\":",
+                "[]",
+                "null",
+            ])
+            .prop_map(|s| s.as_bytes().to_vec()),
+            prop::collection::vec(any::<u8>(), 0..64),
+            // Over the limit configured above.
+            Just(vec![b'x'; 5000]),
+        ]
+    }
+
+    /// No request, however odd, gets a 5xx or an error that is not JSON.
+    #[test]
+    fn the_router_answers_every_request_with_json_and_never_a_5xx() {
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let router = router(rt.block_on(state()));
+        let methods = prop::sample::select(vec![
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::POST,
+            Method::DELETE,
+            Method::PATCH,
+            Method::OPTIONS,
+        ]);
+        let strategy = (methods, path(), any::<bool>(), query(), body(), any::<bool>());
+        let mut runner =
+            TestRunner::new(Config { cases: 400, failure_persistence: None, ..Config::default() });
+        runner
+            .run(&strategy, |(method, path, trailing, query, body, token)| {
+                let mut target = path;
+                if trailing {
+                    target.push('/');
+                }
+                if let Some(q) = &query {
+                    target = format!("{target}?{q}");
+                }
+                let Ok(uri) = target.parse::<Uri>() else { return Ok(()) };
+                let mut request = Request::builder().method(method.clone()).uri(uri);
+                if token {
+                    request = request
+                        .header(header::AUTHORIZATION, "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln");
+                }
+                let request = request.body(Body::from(body)).expect("a request");
+                let response = rt.block_on(router.clone().oneshot(request)).expect("infallible");
+                let status = response.status();
+                let content_type = response
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let bytes = rt
+                    .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+                    .expect("a body");
+                prop_assert!(!status.is_server_error(), "{method} {target}: {status} {bytes:?}");
+                // The sign-in page is a page for browsers: its errors are HTML by design.
+                let sign_in = target.to_ascii_lowercase().contains("/authorize");
+                if status.is_client_error() && !sign_in {
+                    prop_assert!(
+                        content_type.starts_with("application/json"),
+                        "{method} {target}: {status} {content_type}"
+                    );
+                    if method == Method::HEAD {
+                        prop_assert!(bytes.is_empty());
+                    } else {
+                        let json: serde_json::Value = serde_json::from_slice(&bytes)
+                            .map_err(|e| TestCaseError::fail(format!("{method} {target}: {e}")))?;
+                        let code = json["error"]["code"].as_str().or(json["error"].as_str());
+                        prop_assert!(code.is_some_and(|c| !c.is_empty()), "{json}");
+                    }
+                }
+                Ok(())
+            })
+            .expect("every request gets a JSON answer");
+    }
 }

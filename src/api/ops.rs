@@ -1,5 +1,5 @@
-//! Operations endpoints: `/healthz` (the process answers), `/readyz` (the store answers) and
-//! Prometheus `/metrics` (requests by endpoint and status, and their latency).
+//! Operations endpoints: `/healthz` (the process answers), `/readyz` (the store can read and
+//! write) and Prometheus `/metrics` (requests by endpoint and status, and their latency).
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -71,12 +71,21 @@ async fn render() -> Response {
     r
 }
 
+/// 503 while the store cannot serve: unreachable, or writes failing (full disk, a lock held by
+/// another process, I/O errors) until a probe write commits again.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
+    match state.store.ready().await {
         Ok(()) => "ready".into_response(),
-        Err(e) => {
-            tracing::warn!(error = format!("{e:#}"), "store not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+        Err(not_ready) => {
+            tracing::warn!(reason = not_ready.reason, "store not ready");
+            let what = match not_ready.fault {
+                Some(fault) => fault.to_string(),
+                None => "the store does not answer".to_string(),
+            };
+            let mut r =
+                (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {what}\n")).into_response();
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
         }
     }
 }

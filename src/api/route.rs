@@ -1,12 +1,26 @@
 //! Requests are parsed into an [`Endpoint`] before any handler runs. ARM paths are matched
 //! case-insensitively, with or without a trailing slash; `{resourceId}` and `{scope}` are
 //! multi-segment ids parsed into [`ResourceId`]s here, once.
+//!
+//! Routing works on the raw path as the client sent it: it is split on `/` first and each segment
+//! is then decoded exactly once ([`decode_segment`]), so an encoded `/` can never move a name into
+//! another segment.
 
 use axum::http::Method;
-use percent_encoding::percent_decode_str;
 use uuid::Uuid;
 
+use crate::arm::resource_id::decode_segment;
 use crate::arm::{parse_subscription_id, ApiError, Family, ResourceId};
+
+/// The namespaces Azure Resource Manager serves at the root. Other paths that no route matches are
+/// a plain 404, not an ARM routing error.
+const ARM_ROOTS: &[&str] = &["subscriptions", "providers", "tenants"];
+
+/// Does `path` (raw) belong to the ARM surface?
+pub fn is_arm_path(path: &str) -> bool {
+    let first = path.split('/').find(|s| !s.is_empty()).unwrap_or("");
+    ARM_ROOTS.iter().any(|root| root.eq_ignore_ascii_case(first))
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Endpoint {
@@ -27,8 +41,9 @@ pub enum Endpoint {
     Tenants,
 }
 
-const GET: &str = "GET";
-const GET_PUT_DELETE: &str = "GET, PUT, DELETE";
+// HEAD is served wherever GET is.
+const GET: &str = "GET, HEAD";
+const GET_PUT_DELETE: &str = "GET, HEAD, PUT, DELETE";
 
 impl Endpoint {
     pub fn family(&self) -> Family {
@@ -99,14 +114,25 @@ impl Endpoint {
         }
     }
 
-    /// Route a path. `api_version` is only used to word errors.
+    /// Route a raw (still percent-encoded) path. `api_version` is only used to word errors.
     pub fn parse(path: &str, api_version: &str) -> Result<Endpoint, ApiError> {
         // Borrowed unless a segment has percent-escapes: routing allocates little per request.
-        let decoded: Vec<std::borrow::Cow<'_, str>> = path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(|s| percent_decode_str(s).decode_utf8_lossy())
-            .collect();
+        // A trailing slash is allowed; an empty segment inside the path is an empty name (the
+        // outer layer has collapsed the leading slashes already).
+        let trimmed = path.trim_matches('/');
+        let decoded: Vec<std::borrow::Cow<'_, str>> = match trimmed {
+            "" => Vec::new(),
+            _ => trimmed
+                .split('/')
+                .map(|s| match s {
+                    "" => Err(ApiError::InvalidResourceName {
+                        name: String::new(),
+                        reason: "a name is empty (two slashes in a row).",
+                    }),
+                    s => decode_segment(s),
+                })
+                .collect::<Result<_, _>>()?,
+        };
         let segs: Vec<&str> = decoded.iter().map(|s| s.as_ref()).collect();
         let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
         let security = (0..segs.len().saturating_sub(1))
@@ -263,5 +289,31 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("'Microsoft.Compute'"));
         assert!(matches!(parse("/nothing/here"), Err(ApiError::UnknownPath(_))));
+    }
+
+    #[test]
+    fn names_are_exact() {
+        let rg = format!("/subscriptions/{S}/resourceGroups");
+        let a = "providers/Microsoft.Security/assessments";
+        for bad in [
+            format!("{rg}/rg%2Fother/{a}/x"),
+            format!("{rg}/rg/{a}/x%2Fy"),
+            format!("{rg}/rg/{a}/alias%FFb"),
+            format!("{rg}/rg/{a}/.."),
+            format!("{rg}/%2e%2e/{a}/x"),
+            format!("/subscriptions/{S}/providers/Microsoft.Security/assessmentMetadata/a%0Ab"),
+        ] {
+            assert_eq!(parse(&bad).unwrap_err().code(), "InvalidResourceName", "{bad}");
+        }
+        // An encoded character that is allowed decodes to the same resource as the plain one.
+        let plain = parse(&format!("{rg}/my-rg/{a}/x")).unwrap();
+        assert_eq!(parse(&format!("{rg}/my%2Drg/{a}/x")).unwrap(), plain);
+        // An empty name is refused rather than skipped: skipping would move the names after it.
+        let e = parse(&format!("{rg}//providers/Microsoft.Compute/vms/vm/{a}/x")).unwrap_err();
+        assert_eq!(e.code(), "InvalidResourceName");
+        assert!(parse(&format!("{rg}/rg/{a}/x/")).is_ok(), "a trailing slash is fine");
+        assert!(Endpoint::SecureScores { sub: Uuid::nil() }.allows(&Method::HEAD));
+        assert!(is_arm_path("/SUBSCRIPTIONS/x") && is_arm_path("//providers"));
+        assert!(!is_arm_path("/whatever") && !is_arm_path("/"));
     }
 }

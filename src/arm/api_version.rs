@@ -77,4 +77,120 @@ mod tests {
         let e = Family::ARM.check(Some("1999-01-01")).unwrap_err();
         assert_eq!(e.code(), "InvalidApiVersionParameter");
     }
+
+    /// docs/ARM.md's table of api-versions says what `check` does.
+    #[test]
+    fn docs_arm_md_lists_every_supported_version() {
+        let doc = include_str!("../../docs/ARM.md");
+        let families = [
+            Family::SECURE_SCORES,
+            Family::SECURE_SCORE_CONTROLS,
+            Family::CONTROLS,
+            Family::DEFINITIONS,
+            Family::ASSESSMENTS,
+            Family::METADATA,
+            Family::ARM,
+        ];
+        for family in families {
+            let key = match family.resource_type {
+                Some(t) => format!("`{}", t.rsplit('/').next().unwrap_or(t)),
+                None => "`/tenants`".to_string(),
+            };
+            let row = doc.lines().find(|l| l.starts_with("| ") && l.contains(&key));
+            let row = row.unwrap_or_else(|| panic!("docs/ARM.md has no api-version row for {key}"));
+            for v in family.supported {
+                assert!(row.contains(&format!("`{v}`")), "{key}: {v} missing from '{row}'");
+            }
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const FAMILIES: [Family; 7] = [
+            Family::SECURE_SCORES,
+            Family::SECURE_SCORE_CONTROLS,
+            Family::CONTROLS,
+            Family::DEFINITIONS,
+            Family::ASSESSMENTS,
+            Family::METADATA,
+            Family::ARM,
+        ];
+
+        fn family() -> impl Strategy<Value = Family> {
+            prop::sample::select(FAMILIES.to_vec())
+        }
+
+        /// The error a family answers for a version it does not support.
+        fn unsupported_code(family: Family) -> &'static str {
+            if family.resource_type.is_some() {
+                "InvalidResourceType"
+            } else {
+                "InvalidApiVersionParameter"
+            }
+        }
+
+        /// Flip the ASCII case of some characters.
+        fn recase(text: &str, flips: &[bool]) -> String {
+            text.chars()
+                .zip(flips.iter().chain(std::iter::repeat(&false)))
+                .map(|(c, &f)| if f && c.is_ascii_lowercase() { c.to_ascii_uppercase() } else { c })
+                .collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_version_is_supported_or_a_400(family in family(), requested in ".{0,24}") {
+                let supported = family.supported.iter().any(|v| v.eq_ignore_ascii_case(&requested));
+                match family.check(Some(&requested)) {
+                    Ok(v) => {
+                        prop_assert!(supported, "{requested:?} accepted");
+                        prop_assert!(v.eq_ignore_ascii_case(&requested));
+                    }
+                    Err(e) => {
+                        prop_assert!(!supported, "{requested:?} refused: {e}");
+                        prop_assert_eq!(e.status().as_u16(), 400);
+                        let want = if requested.is_empty() {
+                            "MissingApiVersionParameter"
+                        } else {
+                            unsupported_code(family)
+                        };
+                        prop_assert_eq!(e.code(), want);
+                    }
+                }
+            }
+
+            #[test]
+            fn date_shaped_versions_outside_the_set_are_refused(
+                family in family(),
+                requested in "(19|20)[0-9]{2}-[01][0-9]-[0-3][0-9](-preview|-beta)?",
+            ) {
+                prop_assume!(!family.supported.iter().any(|v| v.eq_ignore_ascii_case(&requested)));
+                let e = family.check(Some(&requested)).expect_err("not a supported version");
+                prop_assert_eq!(e.code(), unsupported_code(family));
+                // The message names what was asked and what would have worked.
+                let message = e.to_string();
+                prop_assert!(message.contains(&requested), "{message}");
+                prop_assert!(family.supported.iter().all(|v| message.contains(v)), "{message}");
+            }
+
+            #[test]
+            fn supported_versions_in_any_case_give_the_canonical_spelling(
+                family in family(),
+                pick in any::<prop::sample::Index>(),
+                flips in proptest::collection::vec(any::<bool>(), 24),
+            ) {
+                let canonical = *pick.get(family.supported);
+                let requested = recase(canonical, &flips);
+                prop_assert_eq!(family.check(Some(&requested)).ok(), Some(canonical));
+                // A version with anything around it is another version.
+                for padded in [format!(" {requested}"), format!("{requested} "), format!("{requested}x")] {
+                    prop_assert!(family.check(Some(&padded)).is_err(), "{padded:?}");
+                }
+            }
+        }
+    }
 }

@@ -34,8 +34,16 @@ pub enum ApiError {
     UnknownResourceType { namespace: String, resource_type: String, version: String },
     #[error("The requested path '{0}' does not match any resource type of this server.")]
     UnknownPath(String),
+    /// A path outside the ARM namespaces (`/subscriptions`, `/providers`, `/tenants`) that no
+    /// route of this server serves.
+    #[error("The requested path '{0}' was not found on this server.")]
+    NotFound(String),
+    /// A name segment of the path that cannot be a resource name; `reason` names the rule.
+    #[error("Resource name '{name}' is invalid: {reason}")]
+    InvalidResourceName { name: String, reason: &'static str },
+    /// `allow` is `None` where the router itself adds the `Allow` header (the non-ARM routes).
     #[error("The requested resource does not support http method '{method}'.")]
-    MethodNotAllowed { method: Method, allow: &'static str },
+    MethodNotAllowed { method: Method, allow: Option<&'static str> },
     /// A body or field a client sent is invalid; `target` names the field.
     #[error("{message}")]
     InvalidRequestContent { target: String, message: String },
@@ -44,6 +52,10 @@ pub enum ApiError {
     BadRequest { target: Option<String>, message: String },
     #[error("The request content was too large: the limit is {limit} bytes.")]
     PayloadTooLarge { limit: usize },
+    #[error("The request URI is {length} bytes long; the limit is {limit} bytes.")]
+    UriTooLong { length: usize, limit: usize },
+    #[error("The request headers are too large: {what}; the limit is {limit}.")]
+    HeadersTooLarge { what: String, limit: usize },
     #[error("The request did not complete within {0} seconds.")]
     Timeout(u64),
     /// Authentication failures carry their own ARM code and a `WWW-Authenticate` challenge.
@@ -53,14 +65,32 @@ pub enum ApiError {
     AuthorizationFailed { client: String, object_id: String, action: String, scope: String },
     #[error("The request was throttled: the {budget} budget of this principal and subscription is exhausted. Retry after {retry_after} seconds.")]
     Throttled { budget: &'static str, retry_after: u64 },
+    /// A storage fault that passes by itself (full disk, database locked, I/O): retry later.
+    #[error("The service is temporarily unavailable: {fault}. Please retry the request after {retry_after} seconds.")]
+    ServiceUnavailable { fault: crate::store::Unavailable, retry_after: u64 },
     /// A server fault: logged with its cause, answered without it.
     #[error("The server encountered an internal error. Please retry the request.")]
     Internal(#[source] anyhow::Error),
 }
 
+/// Every failure of the store and other internals arrives here: the one place that tells a
+/// passing storage fault (503 + Retry-After) from a server fault (500).
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        ApiError::Internal(e)
+        use crate::store::Unavailable;
+        match Unavailable::of(&e) {
+            Some(fault) => {
+                tracing::warn!(error = format!("{e:#}"), "storage unavailable");
+                // A lock frees up quickly; space and I/O take an operator or a cleanup job.
+                let retry_after = match fault {
+                    Unavailable::Busy => 2,
+                    Unavailable::Io => 10,
+                    Unavailable::Full => 30,
+                };
+                ApiError::ServiceUnavailable { fault, retry_after }
+            }
+            None => ApiError::Internal(e),
+        }
     }
 }
 
@@ -76,19 +106,24 @@ impl ApiError {
             | UnsupportedApiVersion { .. }
             | InvalidApiVersion { .. }
             | InvalidSubscriptionId(_)
+            | InvalidResourceName { .. }
             | InvalidRequestContent { .. }
             | BadRequest { .. } => StatusCode::BAD_REQUEST,
             SubscriptionNotFound(_)
             | ResourceNotFound { .. }
             | TenantResourceNotFound { .. }
             | UnknownResourceType { .. }
-            | UnknownPath(_) => StatusCode::NOT_FOUND,
+            | UnknownPath(_)
+            | NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             AuthorizationFailed { .. } => StatusCode::FORBIDDEN,
             Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -104,14 +139,20 @@ impl ApiError {
             SubscriptionNotFound(_) => "SubscriptionNotFound",
             ResourceNotFound { .. } | TenantResourceNotFound { .. } => "ResourceNotFound",
             UnknownResourceType { .. } | UnknownPath(_) => "InvalidResourceType",
+            NotFound(_) => "NotFound",
+            InvalidResourceName { .. } => "InvalidResourceName",
             MethodNotAllowed { .. } => "MethodNotAllowed",
             InvalidRequestContent { .. } => "InvalidRequestContent",
             BadRequest { .. } => "BadRequest",
             PayloadTooLarge { .. } => "RequestContentTooLarge",
+            // Decisions: ARM's front door answers these without a documented code.
+            UriTooLong { .. } => "RequestUriTooLong",
+            HeadersTooLarge { .. } => "RequestHeaderFieldsTooLarge",
             Timeout(_) => "RequestTimeout",
             Unauthenticated { code, .. } => code,
             AuthorizationFailed { .. } => "AuthorizationFailed",
             Throttled { .. } => "SubscriptionRequestsThrottled",
+            ServiceUnavailable { .. } => "ServiceUnavailable",
             Internal(_) => "InternalServerError",
         }
     }
@@ -158,10 +199,11 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
         match &self {
-            ApiError::MethodNotAllowed { allow, .. } => {
+            ApiError::MethodNotAllowed { allow: Some(allow), .. } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            ApiError::Throttled { retry_after, .. } => {
+            ApiError::Throttled { retry_after, .. }
+            | ApiError::ServiceUnavailable { retry_after, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             ApiError::Unauthenticated { challenge, .. } => {
@@ -176,3 +218,140 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+
+    /// One error of every kind. The match below has no wildcard: a new variant does not compile
+    /// until it is added here, and so checked against the response format and docs/ARM.md.
+    fn one_of_each() -> Vec<ApiError> {
+        let all = vec![
+            ApiError::MissingApiVersion,
+            ApiError::UnsupportedApiVersion {
+                resource_type: "secureScores",
+                version: "1".into(),
+                supported: &["2020-01-01"],
+            },
+            ApiError::InvalidApiVersion { version: "1".into(), supported: &["2022-12-01"] },
+            ApiError::InvalidSubscriptionId("x".into()),
+            ApiError::SubscriptionNotFound("x".into()),
+            ApiError::ResourceNotFound {
+                resource_type: "assessments".into(),
+                name: "n".into(),
+                subscription: "s".into(),
+            },
+            ApiError::TenantResourceNotFound { resource_type: "t".into(), name: "n".into() },
+            ApiError::UnknownResourceType {
+                namespace: "Microsoft.Security".into(),
+                resource_type: "alerts".into(),
+                version: "1".into(),
+            },
+            ApiError::UnknownPath("/x".into()),
+            ApiError::NotFound("/x".into()),
+            ApiError::InvalidResourceName { name: "a%2Fb".into(), reason: "it contains '/'." },
+            ApiError::UriTooLong { length: 9000, limit: 8192 },
+            ApiError::HeadersTooLarge { what: "the header block".into(), limit: 32768 },
+            ApiError::MethodNotAllowed { method: Method::POST, allow: Some("GET") },
+            ApiError::invalid_field("properties.status.code", "bad"),
+            ApiError::BadRequest { target: Some("$skipToken".into()), message: "bad".into() },
+            ApiError::PayloadTooLarge { limit: 10 },
+            ApiError::Timeout(60),
+            ApiError::Unauthenticated {
+                code: "InvalidAuthenticationToken",
+                message: "m".into(),
+                challenge: "Bearer authorization_uri=\"x\"".into(),
+            },
+            ApiError::AuthorizationFailed {
+                client: "c".into(),
+                object_id: "o".into(),
+                action: "a".into(),
+                scope: "/".into(),
+            },
+            ApiError::Throttled { budget: "subscription reads", retry_after: 3 },
+            ApiError::ServiceUnavailable { fault: crate::store::Unavailable::Full, retry_after: 2 },
+            ApiError::Internal(anyhow::anyhow!("secret cause")),
+        ];
+        for e in &all {
+            match e {
+                ApiError::MissingApiVersion
+                | ApiError::UnsupportedApiVersion { .. }
+                | ApiError::InvalidApiVersion { .. }
+                | ApiError::InvalidSubscriptionId(_)
+                | ApiError::SubscriptionNotFound(_)
+                | ApiError::ResourceNotFound { .. }
+                | ApiError::TenantResourceNotFound { .. }
+                | ApiError::UnknownResourceType { .. }
+                | ApiError::UnknownPath(_)
+                | ApiError::NotFound(_)
+                | ApiError::InvalidResourceName { .. }
+                | ApiError::UriTooLong { .. }
+                | ApiError::HeadersTooLarge { .. }
+                | ApiError::MethodNotAllowed { .. }
+                | ApiError::InvalidRequestContent { .. }
+                | ApiError::BadRequest { .. }
+                | ApiError::PayloadTooLarge { .. }
+                | ApiError::Timeout(_)
+                | ApiError::Unauthenticated { .. }
+                | ApiError::AuthorizationFailed { .. }
+                | ApiError::Throttled { .. }
+                | ApiError::ServiceUnavailable { .. }
+                | ApiError::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn every_error_is_a_cloud_error_with_its_headers() {
+        for e in one_of_each() {
+            let (status, code) = (e.status(), e.code());
+            let target = e.target().map(str::to_string);
+            let response = e.into_response();
+            assert_eq!(response.status(), status, "{code}");
+            assert_eq!(response.headers()[header::CONTENT_TYPE], JSON_CONTENT_TYPE);
+            let has = |h: header::HeaderName| response.headers().contains_key(h);
+            assert_eq!(has(header::ALLOW), status == StatusCode::METHOD_NOT_ALLOWED, "{code}");
+            let retry =
+                matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(has(header::RETRY_AFTER), retry, "{code}");
+            assert_eq!(has(header::WWW_AUTHENTICATE), status == StatusCode::UNAUTHORIZED, "{code}");
+            let body = to_bytes(response.into_body(), 1 << 16).await.expect("a body");
+            let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+            assert_eq!(body["error"]["code"], code);
+            assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{code}");
+            assert_eq!(body["error"]["target"].as_str().map(str::to_string), target, "{code}");
+            assert!(!body.to_string().contains("secret cause"), "causes are logged, not sent");
+            // Only a server fault or a passing storage fault is a 5xx.
+            let server_side = matches!(code, "InternalServerError" | "ServiceUnavailable");
+            assert_eq!(status.is_server_error(), server_side, "{code}");
+        }
+    }
+
+    /// docs/ARM.md lists every status and code the server answers; this keeps it true.
+    #[test]
+    fn docs_arm_md_lists_every_code_with_its_status() {
+        let doc = include_str!("../../docs/ARM.md");
+        for e in one_of_each() {
+            let (status, code) = (e.status().as_u16(), e.code());
+            let documented = doc.lines().any(|line| {
+                line.starts_with(&format!("| {status} |")) && line.contains(&format!("`{code}`"))
+            });
+            assert!(documented, "docs/ARM.md has no row '| {status} | `{code}` ...'");
+        }
+    }
+
+    #[test]
+    fn passing_storage_faults_are_503_with_retry_after_and_others_500() {
+        let busy = anyhow::Error::new(sqlx::Error::PoolTimedOut).context("writing");
+        let response = ApiError::from(busy).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let full = ApiError::from(anyhow::Error::new(crate::store::Unavailable::Full));
+        assert_eq!(full.code(), "ServiceUnavailable");
+        assert!(full.to_string().contains("the storage is full"), "{full}");
+        let bug = ApiError::from(anyhow::anyhow!("a bug"));
+        assert_eq!(bug.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

@@ -1,19 +1,29 @@
-//! The one outer layer of every request (docs/ARM.md): it gives each request its id, collapses
-//! repeated slashes in the path before routing (clients build URLs such as
+//! The one outer layer of every request (docs/ARM.md): it gives each request its id, refuses
+//! request heads over our limits (URI, headers) before anything else runs, collapses the leading
+//! slashes of the path before routing (clients build URLs such as
 //! `https://host//metadata/endpoints` from a base with a trailing slash), answers a CloudError for
 //! what goes wrong outside any handler (a panic, a request over its time limit), and adds the
-//! headers ARM sends on every response.
+//! headers ARM sends on every response — plus `Connection: close` when the answer leaves part of
+//! the request body unread, so a keep-alive client does not reuse a connection the server is
+//! about to drop.
+//!
+//! The head limits are below hyper's own (whose refusals have empty bodies), so that ours answer
+//! first: see [`MAX_URI_BYTES`] and [`MAX_HEADER_BYTES`].
 //!
 //! Hand-written rather than three `from_fn` layers: each of those boxes a future and clones the
 //! inner service per request, which the benchmark showed to cost microseconds on the hot path.
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Version};
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -32,6 +42,17 @@ static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-client-requ
 static RETURN_CLIENT_REQUEST_ID: HeaderName =
     HeaderName::from_static("x-ms-return-client-request-id");
 
+/// Longest request target (path and query) we answer normally; longer is a 414 CloudError.
+/// hyper's HTTP/1 parser refuses URIs over 64 KiB itself (empty 414), so ours fires first.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Largest request head (all header names and values, `": "` and CRLF included); larger is a
+/// 431 CloudError. hyper must accept more than this (HTTP/1 `max_buf_size`, HTTP/2
+/// `max_header_list_size`) so that ours answers first.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Most header fields we answer normally. hyper's HTTP/1 default is 100: it must be raised above
+/// this for ours to answer first.
+pub const MAX_HEADER_COUNT: usize = 100;
+
 /// The request id of a request, available to handlers and logs as an extension.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestId(pub Uuid);
@@ -42,6 +63,8 @@ pub struct ArmLayer {
     pub https: bool,
     /// Longest a request may take before it is answered 408.
     pub timeout: Duration,
+    /// The one body limit of every route (`--max-body-bytes`), handed to the body extractor.
+    pub max_body: usize,
 }
 
 impl<S> Layer<S> for ArmLayer {
@@ -75,7 +98,13 @@ where
     }
 
     fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
-        let mut request = request.map(axum::body::Body::new);
+        let read = Arc::new(AtomicBool::new(false));
+        let has_body = !request.body().is_end_stream();
+        let http1 = request.version() <= Version::HTTP_11;
+        let mut request = request.map(|body| {
+            let inner = axum::body::Body::new(body);
+            axum::body::Body::new(Tracked { inner, read: read.clone() })
+        });
         // The service that was polled ready serves this request; a clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -85,18 +114,34 @@ where
             request.headers().get(&CORRELATION_ID).filter(|v| v.len() <= 128).cloned();
         let client_request_id = echo_client_request_id(request.headers());
         request.extensions_mut().insert(RequestId(request_id));
-        collapse_slashes(&mut request);
+        request.extensions_mut().insert(super::extract::BodyLimit(config.max_body));
+        let refused = head_limits(&request).err();
+        if refused.is_none() {
+            collapse_slashes(&mut request);
+        }
         Box::pin(async move {
-            let handled = AssertUnwindSafe(async move { inner.call(request).await }).catch_unwind();
-            let mut response = match tokio::time::timeout(config.timeout, handled).await {
-                Ok(Ok(Ok(response))) => response,
-                Ok(Ok(Err(never))) => match never {},
-                Ok(Err(_panic)) => {
-                    ApiError::Internal(anyhow::anyhow!("a request handler panicked"))
-                        .into_response()
+            let mut response = match refused {
+                Some(e) => e.into_response(),
+                None => {
+                    let handled =
+                        AssertUnwindSafe(async move { inner.call(request).await }).catch_unwind();
+                    match tokio::time::timeout(config.timeout, handled).await {
+                        Ok(Ok(Ok(response))) => response,
+                        Ok(Ok(Err(never))) => match never {},
+                        Ok(Err(_panic)) => {
+                            ApiError::Internal(anyhow::anyhow!("a request handler panicked"))
+                                .into_response()
+                        }
+                        Err(_) => ApiError::Timeout(config.timeout.as_secs()).into_response(),
+                    }
                 }
-                Err(_) => ApiError::Timeout(config.timeout.as_secs()).into_response(),
             };
+            // HTTP/2 has no connection header: a stream is reset instead.
+            if http1 && has_body && !read.load(Ordering::Acquire) {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             add_headers(
                 response.headers_mut(),
                 config.https,
@@ -109,18 +154,76 @@ where
     }
 }
 
-/// `//a///b` → `/a/b`, so that routes match however the client joined its URL.
+/// The request head within our limits, or the 414/431 that says which limit it broke.
+fn head_limits(request: &Request) -> Result<(), ApiError> {
+    let uri = request.uri();
+    let length = uri.path_and_query().map_or(uri.path().len(), |pq| pq.as_str().len());
+    if length > MAX_URI_BYTES {
+        return Err(ApiError::UriTooLong { length, limit: MAX_URI_BYTES });
+    }
+    let headers = request.headers();
+    if headers.len() > MAX_HEADER_COUNT {
+        return Err(ApiError::HeadersTooLarge {
+            what: format!("{} header fields", headers.len()),
+            limit: MAX_HEADER_COUNT,
+        });
+    }
+    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if bytes > MAX_HEADER_BYTES {
+        return Err(ApiError::HeadersTooLarge {
+            what: format!("{bytes} bytes of header fields"),
+            limit: MAX_HEADER_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// A request body that records whether it was read to its end.
+struct Tracked {
+    inner: axum::body::Body,
+    read: Arc<AtomicBool>,
+}
+
+impl HttpBody for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let ended = match &polled {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
+            _ => false,
+        };
+        if ended {
+            self.read.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// `//a/b` → `/a/b`: a client that joins a base URL ending in `/` with a path starting with one
+/// (az asks for `https://host//metadata/endpoints`; SDKs put a resource id that starts with `/`
+/// after the root) still reaches the route. Only the leading run is collapsed: a `//` further on
+/// stands for an empty name, and dropping it would shift the names after it into other places of
+/// the id, so the router refuses it instead.
 fn collapse_slashes(request: &mut Request) {
     let uri = request.uri();
-    if !uri.path().contains("//") {
+    if !uri.path().starts_with("//") {
         return;
     }
-    let mut path = String::with_capacity(uri.path().len());
-    for c in uri.path().chars() {
-        if !(c == '/' && path.ends_with('/')) {
-            path.push(c);
-        }
-    }
+    let path = format!("/{}", uri.path().trim_start_matches('/'));
     let path_and_query = match uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path,
@@ -198,7 +301,8 @@ mod tests {
         F: FnMut(Request) -> Fut + Clone + Send + 'static,
         Fut: std::future::Future<Output = Result<Response, Infallible>> + Send + 'static,
     {
-        let service = ArmLayer { https: true, timeout }.layer(tower::service_fn(handler));
+        let service =
+            ArmLayer { https: true, timeout, max_body: 4096 }.layer(tower::service_fn(handler));
         service.oneshot(Request::new(Body::empty())).await.unwrap()
     }
 
@@ -219,13 +323,50 @@ mod tests {
         assert_eq!(slow.status(), 408);
         let ok = answer(|_| async { Ok("ok".into_response()) }, Duration::from_secs(5)).await;
         let mut request = Request::new(Body::empty());
-        *request.uri_mut() = "//metadata///endpoints/?api-version=1".parse().unwrap();
+        *request.uri_mut() = "///metadata//endpoints/?api-version=1".parse().unwrap();
         collapse_slashes(&mut request);
-        assert_eq!(request.uri(), "/metadata/endpoints/?api-version=1");
+        assert_eq!(request.uri(), "/metadata//endpoints/?api-version=1");
         assert_eq!(
             ok.headers()["strict-transport-security"],
             "max-age=31536000; includeSubDomains"
         );
         assert_eq!(ok.headers()["x-ms-correlation-request-id"], ok.headers()["x-ms-request-id"]);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn repeated_slashes_collapse_and_nothing_else_changes(
+                segments in prop::collection::vec("[A-Za-z0-9._~%-]{0,6}", 0..8),
+                slashes in prop::collection::vec(1usize..4, 8),
+                query in proptest::option::of("[A-Za-z0-9=&/-]{0,12}"),
+            ) {
+                let mut path = String::new();
+                for (segment, n) in segments.iter().zip(&slashes) {
+                    path.push_str(&"/".repeat(*n));
+                    path.push_str(segment);
+                }
+                if path.is_empty() {
+                    path.push('/');
+                }
+                let full = match &query {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.clone(),
+                };
+                let mut request = Request::new(Body::empty());
+                *request.uri_mut() = full.parse().map_err(|e| TestCaseError::fail(format!("{full}: {e}")))?;
+                collapse_slashes(&mut request);
+                let got = request.uri().path();
+                prop_assert!(!got.contains("//"), "{full} → {got}");
+                let parts = |p: &str| p.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>();
+                prop_assert_eq!(parts(got), parts(&path));
+                prop_assert_eq!(request.uri().query(), query.as_deref());
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod api_version;
 pub mod error;
+pub mod extract;
 pub mod headers;
 pub mod paging;
 pub mod resource_id;
@@ -140,6 +141,30 @@ mod tests {
             "",
         ] {
             assert!(url(bad).is_err(), "{bad}");
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn times_round_trip_in_the_arm_format(seconds in 0i64..253_402_300_799, hundreds_of_ns in 0u32..10_000_000) {
+                let t = OffsetDateTime::from_unix_timestamp(seconds)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?
+                    + time::Duration::nanoseconds(i64::from(hundreds_of_ns) * 100);
+                let text = format_time(t);
+                prop_assert_eq!(text.len(), 28, "{}", text);
+                prop_assert_eq!(parse_time(&text).ok(), Some(t));
+            }
+
+            #[test]
+            fn any_time_text_parses_or_is_an_error(text in ".{0,40}") {
+                let _ = parse_time(&text);
+            }
         }
     }
 }

@@ -3,9 +3,52 @@
 //!
 //! Matching is case-insensitive: [`ResourceId::key`] is the lowercase form used for lookups, while
 //! [`ResourceId::as_str`] keeps the casing the client wrote.
+//!
+//! Identity is exact: a path segment is percent-decoded once, by [`decode_segment`], and whatever
+//! could make two different requests name the same resource, or one resource answer under two
+//! ids (a `/` inside a name, bytes that are not UTF-8, `.`/`..`, control characters), is refused
+//! there rather than repaired.
+
+use std::borrow::Cow;
+
+use percent_encoding::percent_decode_str;
 
 use super::error::ApiError;
 use uuid::Uuid;
+
+/// Longest name segment, in bytes once decoded (decision: ARM's longest resource names are 260).
+pub const MAX_NAME_BYTES: usize = 260;
+/// Longest resource id, in bytes (decision: leaves room for the provider suffix within the URI limit).
+pub const MAX_ID_BYTES: usize = 2048;
+
+/// Decode one raw path segment (between two `/`), or say which naming rule it breaks.
+pub fn decode_segment(raw: &str) -> Result<Cow<'_, str>, ApiError> {
+    let invalid = |reason| ApiError::InvalidResourceName { name: shown(raw), reason };
+    let decoded = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| invalid("once percent-decoded it is not valid UTF-8."))?;
+    if decoded.contains('/') {
+        return Err(invalid("it contains a '/' (encoded as %2F), which separates path segments."));
+    }
+    if decoded.chars().any(char::is_control) {
+        return Err(invalid("it contains control characters."));
+    }
+    if decoded == "." || decoded == ".." {
+        return Err(invalid("'.' and '..' are not resource names."));
+    }
+    if decoded.len() > MAX_NAME_BYTES {
+        return Err(invalid("it is longer than 260 bytes."));
+    }
+    Ok(decoded)
+}
+
+/// A raw segment as an error message shows it: as the client sent it, shortened.
+fn shown(raw: &str) -> String {
+    match raw.char_indices().nth(80) {
+        Some((at, _)) => format!("{}...", &raw[..at]),
+        None => raw.to_string(),
+    }
+}
 
 /// What a resource id points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +82,15 @@ impl ResourceId {
     /// Parse path segments such as `subscriptions/{s}/resourceGroups/{rg}/providers/{ns}/{type}/{name}/...`.
     pub fn from_segments(segments: &[&str]) -> Result<Self, ApiError> {
         let text = format!("/{}", segments.join("/"));
+        if text.len() > MAX_ID_BYTES {
+            return Err(ApiError::BadRequest {
+                target: Some("resourceId".into()),
+                message: format!(
+                    "The resource id is {} bytes long; the limit is {MAX_ID_BYTES} bytes.",
+                    text.len()
+                ),
+            });
+        }
         let invalid = || {
             ApiError::BadRequest {
             target: Some("resourceId".into()),
@@ -99,9 +151,14 @@ impl ResourceId {
     }
 }
 
-/// A name segment: not empty, no characters ARM forbids in resource names.
+/// A name segment: not empty, not `.`/`..`, not over-long, no characters ARM forbids in resource
+/// names. (Paths were checked segment by segment already; ids from other sources, such as import
+/// lines, are checked here.)
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.len() <= MAX_NAME_BYTES
         && !s
             .chars()
             .any(|c| matches!(c, '<' | '>' | '%' | '&' | ':' | '\\' | '?' | '#') || c.is_control())
@@ -156,5 +213,144 @@ mod tests {
         ))
         .is_err());
         assert!(ResourceId::parse(&format!("subscriptions/{S}/foo/bar")).is_err());
+        assert!(ResourceId::parse(&format!("subscriptions/{S}/resourceGroups/..")).is_err());
+        let long = "n".repeat(MAX_NAME_BYTES + 1);
+        assert!(ResourceId::parse(&format!("subscriptions/{S}/resourceGroups/{long}")).is_err());
+        let deep = "/providers/Microsoft.Compute/virtualMachines/vm".repeat(60);
+        let e =
+            ResourceId::parse(&format!("subscriptions/{S}/resourceGroups/rg{deep}")).unwrap_err();
+        assert_eq!(e.code(), "BadRequest");
+    }
+
+    #[test]
+    fn segments_decode_once_and_exactly() {
+        assert_eq!(decode_segment("my%20vm").unwrap(), "my vm");
+        assert_eq!(decode_segment("%252F").unwrap(), "%2F", "decoded once, not twice");
+        for bad in ["a%2Fb", "a%2fb", "alias%FFb", "%2E", "..", ".", "a%00b", "tab%09"] {
+            let e = decode_segment(bad).unwrap_err();
+            assert_eq!((e.code(), e.status().as_u16()), ("InvalidResourceName", 400), "{bad}");
+            assert!(e.to_string().contains(bad), "the message names the segment: {e}");
+        }
+        assert!(decode_segment(&"n".repeat(MAX_NAME_BYTES)).is_ok());
+        assert!(decode_segment(&"n".repeat(MAX_NAME_BYTES + 1)).is_err());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A name ARM allows: no `/` (it would be two segments) and none of the forbidden
+        /// characters; anything else, Unicode included.
+        fn name() -> impl Strategy<Value = String> {
+            "[^/<>%&:\\\\?#\\p{Cc}]{1,12}"
+        }
+
+        /// `/subscriptions/{guid}[/resourceGroups/{rg}][/providers/{ns}/{type}/{name}[/{type}/{name}]…]`,
+        /// keywords in any ASCII case.
+        fn valid_id() -> impl Strategy<Value = (String, ScopeKind)> {
+            let keyword = |k: &'static str| {
+                proptest::collection::vec(any::<bool>(), k.len()).prop_map(move |upper| {
+                    k.chars()
+                        .zip(upper)
+                        .map(
+                            |(c, u)| {
+                                if u {
+                                    c.to_ascii_uppercase()
+                                } else {
+                                    c.to_ascii_lowercase()
+                                }
+                            },
+                        )
+                        .collect::<String>()
+                })
+            };
+            (
+                keyword("subscriptions"),
+                any::<u128>(),
+                proptest::option::of((keyword("resourceGroups"), name())),
+                proptest::option::of((
+                    keyword("providers"),
+                    name(),
+                    proptest::collection::vec((name(), name()), 1..4),
+                )),
+            )
+                .prop_map(|(subs, guid, group, provider)| {
+                    let mut text = format!("/{subs}/{}", Uuid::from_u128(guid));
+                    let mut kind = ScopeKind::Subscription;
+                    if let Some((rg, n)) = group {
+                        text.push_str(&format!("/{rg}/{n}"));
+                        kind = ScopeKind::ResourceGroup;
+                    }
+                    if let Some((p, ns, pairs)) = provider {
+                        text.push_str(&format!("/{p}/{ns}"));
+                        for (t, n) in pairs {
+                            text.push_str(&format!("/{t}/{n}"));
+                        }
+                        kind = ScopeKind::Resource;
+                    }
+                    (text, kind)
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_text_is_an_id_or_a_client_error(text in ".{0,80}") {
+                if let Err(e) = ResourceId::parse(&text) {
+                    prop_assert!(e.status().is_client_error(), "{text:?}: {e}");
+                }
+            }
+
+            #[test]
+            fn id_shaped_text_is_an_id_or_a_client_error(
+                segments in proptest::collection::vec(
+                    prop_oneof![
+                        Just("subscriptions".to_string()),
+                        Just(S.to_string()),
+                        Just("resourceGroups".to_string()),
+                        Just("providers".to_string()),
+                        Just(String::new()),
+                        name(),
+                        ".{0,6}",
+                    ],
+                    0..10,
+                )
+            ) {
+                let refs: Vec<&str> = segments.iter().map(String::as_str).collect();
+                match ResourceId::from_segments(&refs) {
+                    Ok(id) => prop_assert!(id.as_str().starts_with('/')),
+                    Err(e) => prop_assert!(e.status().is_client_error(), "{segments:?}: {e}"),
+                }
+            }
+
+            #[test]
+            fn valid_ids_round_trip((text, kind) in valid_id(), trailing in "/{0,2}") {
+                let id = ResourceId::parse(&format!("{text}{trailing}"))
+                    .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+                prop_assert_eq!(id.as_str(), text.as_str(), "the client's casing, no trailing slash");
+                prop_assert_eq!(id.kind(), kind);
+                prop_assert_eq!(id.key(), text.to_ascii_lowercase());
+                let again = ResourceId::parse(id.as_str())
+                    .map_err(|e| TestCaseError::fail(format!("{id}: {e}")))?;
+                prop_assert_eq!(&again, &id);
+                // Case does not make another resource.
+                let shouted = ResourceId::parse(&text.to_ascii_uppercase())
+                    .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+                prop_assert_eq!(shouted.key(), id.key());
+                prop_assert_eq!(shouted.subscription(), id.subscription());
+            }
+
+            #[test]
+            fn a_forbidden_character_in_a_name_is_refused(
+                (text, kind) in valid_id(),
+                bad in prop::sample::select(vec!['<', '>', '%', '&', ':', '\\', '?', '#', '\u{7}']),
+            ) {
+                prop_assume!(kind != ScopeKind::Subscription);
+                let poisoned = format!("{text}{bad}");
+                let e = ResourceId::parse(&poisoned).expect_err("a forbidden character");
+                prop_assert_eq!(e.code(), "BadRequest");
+            }
+        }
     }
 }

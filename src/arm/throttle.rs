@@ -25,9 +25,10 @@ impl std::str::FromStr for Budget {
             .ok_or_else(|| format!("'{s}' is not BUCKET:PER_SECOND, e.g. 250:25"))?;
         let bucket: f64 = b.parse().map_err(|_| format!("bucket '{b}' is not a number"))?;
         let per_second: f64 = r.parse().map_err(|_| format!("refill '{r}' is not a number"))?;
-        if bucket < 1.0 || per_second <= 0.0 {
+        // NaN compares false with everything, so it is refused by name, with the infinities.
+        if !bucket.is_finite() || !per_second.is_finite() || bucket < 1.0 || per_second <= 0.0 {
             return Err(
-                "the bucket must hold at least 1 request and refill faster than 0 per second"
+                "the bucket must hold at least 1 request and refill faster than 0 per second (finite numbers)"
                     .into(),
             );
         }
@@ -156,5 +157,61 @@ mod tests {
         assert_eq!(Throttle::new(None).take("p", s, Kind::Read).unwrap(), None);
         assert!("x".parse::<Budget>().is_err());
         assert!("0:1".parse::<Budget>().is_err());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn a_budget_flag_is_a_usable_budget_or_an_error(text in prop_oneof![
+                ".{0,16}",
+                "(-?[0-9]{1,4}(\\.[0-9]{1,2})?|NaN|nan|inf|-inf|infinity|1e400):(-?[0-9]{1,4}(\\.[0-9]{1,2})?|NaN|inf|-inf|0)",
+            ]) {
+                if let Ok(b) = text.parse::<Budget>() {
+                    prop_assert!(b.bucket.is_finite() && b.bucket >= 1.0, "{text:?} → {b:?}");
+                    prop_assert!(b.per_second.is_finite() && b.per_second > 0.0, "{text:?} → {b:?}");
+                    // A fresh bucket serves at least one request.
+                    let t = Throttle::new(Some(ThrottleConfig { reads: b, writes: b }));
+                    prop_assert!(t.take("p", None, Kind::Read).is_ok());
+                }
+            }
+
+            #[test]
+            fn a_drained_bucket_says_when_to_retry(bucket in 1u32..20, per_second in 1u32..=10) {
+                // 0.1 to 1 request per second: draining takes microseconds, refilling seconds.
+                let b = Budget { bucket: f64::from(bucket), per_second: f64::from(per_second) / 10.0 };
+                let t = Throttle::new(Some(ThrottleConfig { reads: b, writes: b }));
+                let mut served = 0;
+                let e = loop {
+                    match t.take("p", None, Kind::Write) {
+                        Ok(_) => served += 1,
+                        Err(e) => break e,
+                    }
+                    // Only a guard against a bucket that never runs dry; at most 1 request/s
+                    // refills, so a slow machine may squeeze one or two more in.
+                    prop_assert!(served <= bucket + 100, "the bucket never runs dry");
+                };
+                prop_assert!(served >= bucket, "a full bucket serves {bucket}, served {served}");
+                prop_assert_eq!(e.status().as_u16(), 429);
+                let ApiError::Throttled { retry_after, .. } = e else {
+                    return Err(TestCaseError::fail("not a throttling error"));
+                };
+                // Waiting that long refills at least one request, and not much more than that.
+                let refilled = retry_after as f64 * b.per_second;
+                prop_assert!(refilled >= 1.0 - 1e-9 && retry_after >= 1, "{retry_after}s at {}/s", b.per_second);
+                prop_assert!(retry_after == 1 || refilled <= 1.0 + b.per_second + 1e-9, "{retry_after}s at {}/s", b.per_second);
+            }
+        }
+    }
+
+    #[test]
+    fn non_finite_budgets_are_refused() {
+        for text in ["NaN:25", "250:NaN", "inf:25", "250:inf", "1e400:1"] {
+            assert!(text.parse::<Budget>().is_err(), "{text}");
+        }
     }
 }

@@ -2,10 +2,11 @@
 
 use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use std::time::Duration;
 
 use super::structs::{Command, LogFormat, Output, ServeArgs, SubscriptionsCommand, Target};
 use crate::api::ApiConfig;
-use crate::server::{Application, AuthMode, ServeOptions, TlsMode};
+use crate::server::{Application, AuthMode, ConnectionLimits, ServeOptions, TlsMode};
 use crate::store::{Store, StoreConfig, Subscription};
 
 pub async fn run(command: Command) -> Result<()> {
@@ -69,15 +70,36 @@ async fn serve(args: ServeArgs) -> Result<()> {
             reads: args.throttle_reads,
             writes: args.throttle_writes,
         }),
-        max_connections: 10_000,
+        max_connections: args.max_connections as usize,
+        limits: ConnectionLimits {
+            header_read_timeout: Duration::from_secs(args.header_read_timeout),
+            tls_handshake_timeout: Duration::from_secs(args.tls_handshake_timeout),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+        },
+        store_busy_timeout: Duration::from_millis(args.store_busy_timeout_ms),
     };
     let app = Application::build(options).await?;
+    // Listen for the signals before anyone can learn the address: a SIGTERM that arrives right
+    // after the banner must drain, not kill the process.
+    let shutdown = shutdown_signal()?;
     print_banner(&app, &args);
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-    };
-    app.run_until(shutdown).await
+    app.run_until(shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (service managers, `docker stop`, Kubernetes) or SIGINT (Ctrl-C).
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down: finishing requests in flight");
+    })
 }
 
 fn print_banner(app: &Application, args: &ServeArgs) {
@@ -164,9 +186,9 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
         SubscriptionsCommand::List { target, output } => {
             let subs = if let Some(endpoint) = &target.endpoint {
                 let client = crate::client::Client::new(endpoint, &target)?;
-                let v = client.get_json("/securescore/v1/subscriptions").await?;
+                let items = client.get_all("/securescore/v1/subscriptions").await?;
                 let list: Vec<crate::api::ext::SubscriptionBody> =
-                    serde_json::from_value(v.get("value").cloned().unwrap_or_default())
+                    serde_json::from_value(serde_json::Value::Array(items))
                         .context("unexpected answer")?;
                 list.into_iter().map(|s| s.into_subscription()).collect()
             } else {

@@ -84,7 +84,7 @@ pub async fn principals(cmd: PrincipalsCommand) -> Result<()> {
         }
         PrincipalsCommand::List { target, output } => {
             let rows: Vec<Value> = match client(&target)? {
-                Some(c) => values(c.get_json("/securescore/v1/principals").await?),
+                Some(c) => c.get_all("/securescore/v1/principals").await?,
                 None => open_data_dir(&target)
                     .await?
                     .principals()
@@ -174,7 +174,7 @@ pub async fn roles(cmd: RolesCommand) -> Result<()> {
                     let q = principal
                         .map(|p| format!("?principalId={}", encode(&p)))
                         .unwrap_or_default();
-                    values(c.get_json(&format!("/securescore/v1/roleAssignments{q}")).await?)
+                    c.get_all(&format!("/securescore/v1/roleAssignments{q}")).await?
                 }
                 None => {
                     let store = open_data_dir(&target).await?;
@@ -261,15 +261,15 @@ pub async fn token(args: TokenArgs) -> Result<()> {
 pub async fn keys(cmd: KeysCommand) -> Result<()> {
     match cmd {
         KeysCommand::List { target, output } => {
-            let v = match client(&target)? {
-                Some(c) => c.get_json("/securescore/v1/keys").await?,
-                None => admin::keys_json(&KeyRing::open(data_dir(&target)?)?),
+            let rows = match client(&target)? {
+                Some(c) => c.get_all("/securescore/v1/keys").await?,
+                None => values(admin::keys_json(&KeyRing::open(data_dir(&target)?)?)),
             };
             print(
                 output,
                 &["Key id (kid)", "Current", "Created", "Retired"],
                 &["kid", "current", "created", "retired"],
-                &values(v),
+                &rows,
             )
         }
         KeysCommand::Rotate { target } => {

@@ -18,18 +18,6 @@ fn subscription(read: &ReadArgs) -> Result<uuid::Uuid> {
         .context("say which subscription: --subscription GUID (or SECURESCORE_SUBSCRIPTION)")
 }
 
-/// GET a list, following nextLinks.
-async fn list(client: &Client, path: &str) -> Result<Vec<Value>> {
-    let mut items = Vec::new();
-    let mut next = Some(path.to_string());
-    while let Some(url) = next {
-        let page = client.get_json(&url).await?;
-        items.extend(page["value"].as_array().cloned().unwrap_or_default());
-        next = page["nextLink"].as_str().filter(|s| !s.is_empty()).map(str::to_string);
-    }
-    Ok(items)
-}
-
 fn print(output: Output, json: &Value, table: impl FnOnce() -> Table) -> Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(json)?),
@@ -80,7 +68,7 @@ pub async fn scores(cmd: ScoresCommand) -> Result<()> {
     let base = format!("/subscriptions/{sub}/providers/Microsoft.Security/secureScores");
     let items = match &name {
         Some(n) => vec![client.get_json(&format!("{base}/{n}?{SCORE_API}")).await?],
-        None => list(&client, &format!("{base}?{SCORE_API}")).await?,
+        None => client.get_all(&format!("{base}?{SCORE_API}")).await?,
     };
     let json = if name.is_some() { items[0].clone() } else { Value::Array(items.clone()) };
     print(read.output, &json, || {
@@ -98,7 +86,7 @@ pub async fn controls(args: ControlsArgs) -> Result<()> {
         Some(score) => format!("/subscriptions/{sub}/providers/Microsoft.Security/secureScores/{score}/secureScoreControls?{SCORE_API}"),
         None => format!("/subscriptions/{sub}/providers/Microsoft.Security/secureScoreControls?{SCORE_API}"),
     };
-    let mut items = list(&client, &path).await?;
+    let mut items = client.get_all(&path).await?;
     // What to fix first: the largest potential increase (max − current).
     let gain = |c: &Value| {
         let sc = &c["properties"]["score"];
@@ -137,7 +125,7 @@ pub async fn definitions(read: ReadArgs) -> Result<()> {
         Some(sub) => format!("/subscriptions/{sub}/providers/Microsoft.Security/secureScoreControlDefinitions?{SCORE_API}"),
         None => format!("/providers/Microsoft.Security/secureScoreControlDefinitions?{SCORE_API}"),
     };
-    let items = list(&client, &path).await?;
+    let items = client.get_all(&path).await?;
     print(read.output, &Value::Array(items.clone()), || {
         let mut t = table(&["Control", "Name", "Max score", "Recommendations"]);
         for d in &items {
@@ -159,11 +147,9 @@ pub async fn assessments(args: AssessmentsArgs) -> Result<()> {
     if !scope.starts_with('/') {
         bail!("--scope must start with '/', e.g. /subscriptions/GUID/resourceGroups/rg");
     }
-    let items = list(
-        &client,
-        &format!("{scope}/providers/Microsoft.Security/assessments?{ASSESSMENT_API}"),
-    )
-    .await?;
+    let items = client
+        .get_all(&format!("{scope}/providers/Microsoft.Security/assessments?{ASSESSMENT_API}"))
+        .await?;
     print(read.output, &Value::Array(items.clone()), || {
         let mut t = table(&["Status", "Recommendation", "Resource"]);
         for a in &items {

@@ -202,6 +202,21 @@ pub struct ServeArgs {
     /// Write budget per principal and subscription: BUCKET:REFILL_PER_SECOND (ARM: 200:10).
     #[arg(long, default_value = "200:10")]
     pub throttle_writes: crate::arm::throttle::Budget,
+    /// Most client connections open at once. At the cap, a new connection closes the one idle the longest; it waits only while every connection has a request in flight.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Seconds a client has to send a complete request head (counted from when the server starts waiting for it, so on HTTP/1.1 it also bounds keep-alive idling). Stops slow-header (slowloris) clients.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout: u64,
+    /// Seconds a client has to complete the TLS handshake before the connection is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tls_handshake_timeout: u64,
+    /// Seconds a connection may stay open with no request in flight before the server closes it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
+    /// Milliseconds a write waits for the database's write lock (held by another writer, e.g. the CLI on the same data directory) before it is answered 503 with Retry-After.
+    #[arg(long, value_name = "MILLISECONDS", default_value_t = 10_000)]
+    pub store_busy_timeout_ms: u64,
     /// Log format on stderr.
     #[arg(long, value_enum, env = "SECURESCORE_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -4,9 +4,9 @@
 //! Secrets are shown once, when created or reset, and stored only hashed.
 
 use anyhow::{bail, Result};
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 // The handlers name their state `AppState`: it is the identity routes' own state.
 use super::{authz, secret, IdentityState as AppState};
+use crate::arm::extract::{Body, Path};
 use crate::arm::{format_time, json as json_response, query_map, ApiError, ApiResult};
 use crate::store::{PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment, Store};
 
@@ -181,8 +182,16 @@ pub fn router() -> Router<AppState> {
         .route("/securescore/v1/keys/rotate", post(rotate_keys))
 }
 
-async fn admin(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
-    super::require(state, headers, authz::ADMIN_ACTION, None).await.map(|_| ())
+/// An administrator (Owner at `/`). An extractor that reads only the request head, so the caller is
+/// authenticated and authorized before any body is read.
+struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Admin> {
+        super::require(state, &parts.headers, authz::ADMIN_ACTION, None).await.map(|_| Admin)
+    }
 }
 
 fn bad(e: anyhow::Error) -> ApiError {
@@ -201,27 +210,24 @@ async fn find(state: &AppState, id: &str) -> ApiResult<PrincipalRecord> {
     })
 }
 
-async fn list_principals(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    admin(&state, &headers).await?;
+async fn list_principals(State(state): State<AppState>, _: Admin) -> ApiResult<Response> {
     let value: Vec<Value> = state.store.principals().await?.iter().map(principal_json).collect();
     Ok(json_response(StatusCode::OK, &json!({ "value": value })))
 }
 
 async fn get_principal(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    admin(&state, &headers).await?;
     Ok(json_response(StatusCode::OK, &principal_json(&find(&state, &id).await?)))
 }
 
 async fn post_principal(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    bytes: Bytes,
+    _: Admin,
+    Body(bytes): Body,
 ) -> ApiResult<Response> {
-    admin(&state, &headers).await?;
     let new: NewPrincipal = body(&bytes, "{\"displayName\", \"kind\"?: \"ServicePrincipal\"|\"User\", \"userName\"?, \"password\"?, \"tenantId\"?}")?;
     let (p, secret) = create_principal(&state.store, new).await.map_err(bad)?;
     let v = principal_with_secret(&p, &secret);
@@ -230,10 +236,9 @@ async fn post_principal(
 
 async fn delete_principal(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    admin(&state, &headers).await?;
     let p = find(&state, &id).await?;
     state.store.remove_principal(p.id).await?;
     state.identity.invalidate();
@@ -242,10 +247,9 @@ async fn delete_principal(
 
 async fn post_reset_secret(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    admin(&state, &headers).await?;
     let p = find(&state, &id).await?;
     let secret = reset_secret(&state.store, &p).await?;
     let v = principal_with_secret(&p, &secret);
@@ -254,10 +258,9 @@ async fn post_reset_secret(
 
 async fn list_assignments(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    admin(&state, &headers).await?;
     let q = query_map(q);
     let principal = match q.get("principalId").filter(|p| !p.is_empty()) {
         Some(who) => Some(match resolve(&state.store, who).await? {
@@ -291,10 +294,9 @@ fn root() -> String {
 
 async fn post_assignment(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    bytes: Bytes,
+    _: Admin,
+    Body(bytes): Body,
 ) -> ApiResult<Response> {
-    admin(&state, &headers).await?;
     let new: NewAssignment =
         body(&bytes, "{\"principalId\", \"role\", \"scope\"?: \"/\" or \"/subscriptions/{id}\"}")?;
     let (a, created) =
@@ -308,10 +310,9 @@ async fn post_assignment(
 
 async fn delete_assignment(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    admin(&state, &headers).await?;
     let not_found = || ApiError::TenantResourceNotFound {
         resource_type: "roleAssignments".into(),
         name: id.clone(),
@@ -341,13 +342,11 @@ pub fn keys_json(ring: &super::keys::KeyRing) -> Value {
     json!({ "value": value })
 }
 
-async fn list_keys(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    admin(&state, &headers).await?;
+async fn list_keys(State(state): State<AppState>, _: Admin) -> ApiResult<Response> {
     Ok(json_response(StatusCode::OK, &keys_json(&state.identity.keys)))
 }
 
-async fn rotate_keys(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    admin(&state, &headers).await?;
+async fn rotate_keys(State(state): State<AppState>, _: Admin) -> ApiResult<Response> {
     state.identity.keys.rotate()?;
     Ok(json_response(StatusCode::OK, &keys_json(&state.identity.keys)))
 }

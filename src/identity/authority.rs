@@ -10,8 +10,7 @@
 //! everything it echoes. Every URL handed out (issuer, endpoints) is built from the configured
 //! public URL, never from the request's `Host`.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -24,8 +23,10 @@ use uuid::Uuid;
 use super::token::{self, normalise_audience, Grant, DEFAULT_AUDIENCE};
 // The handlers name their state `AppState`: it is the identity routes' own state.
 use super::{secret, Identity, IdentityState as AppState};
+use crate::arm::extract::{Body, Path};
 use crate::arm::format_time;
 use crate::arm::json as json_response;
+use crate::arm::ApiError;
 use crate::store::{PrincipalKey, PrincipalKind, PrincipalRecord};
 
 pub fn router() -> Router<AppState> {
@@ -63,6 +64,15 @@ pub fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) 
         "correlation_id": correlation,
     });
     json_response(status, &body)
+}
+
+/// A request the OAuth endpoints cannot read (its path or body): RFC 6749's `invalid_request`,
+/// with the status the same failure has everywhere else (400, or 413 for a body over the limit).
+fn invalid_request(e: &ApiError) -> Response {
+    json_response(
+        e.status(),
+        &json!({"error": "invalid_request", "error_description": e.to_string()}),
+    )
 }
 
 fn tenant_not_found(t: &str) -> Response {
@@ -226,10 +236,14 @@ fn token_response(token: &str, expires_in: i64) -> Response {
 /// and ignored.
 async fn token_endpoint(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    tenant: Result<Path<String>, ApiError>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Body, ApiError>,
 ) -> Response {
+    let (Path(tenant), Body(body)) = match (tenant, body) {
+        (Ok(t), Ok(b)) => (t, b),
+        (Err(e), _) | (_, Err(e)) => return invalid_request(&e),
+    };
     let Some(tenant_id) = tenant_segment(&tenant) else { return tenant_not_found(&tenant) };
     let mut form = form(&body);
     // client_secret_basic: the credentials in an Authorization: Basic header.
@@ -542,10 +556,14 @@ async fn authorize_page(
 /// The sign-in form's submission: on success, a redirect with the token in the fragment.
 async fn authorize_submit(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    tenant: Result<Path<String>, ApiError>,
     uri: Uri,
-    body: Bytes,
+    body: Result<Body, ApiError>,
 ) -> Response {
+    let (Path(tenant), Body(body)) = match (tenant, body) {
+        (Ok(t), Ok(b)) => (t, b),
+        (Err(e), _) | (_, Err(e)) => return invalid_request(&e),
+    };
     let Some(tenant_id) = tenant_segment(&tenant) else {
         return error_page(
             StatusCode::BAD_REQUEST,

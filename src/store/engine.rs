@@ -118,6 +118,8 @@ impl HistoryReason {
 pub(crate) trait Engine:
     super::identity::IdentityEngine + super::verify::MaintenanceEngine + Send + Sync + 'static
 {
+    /// A tiny committed write that changes nothing anyone reads (`/readyz` after write failures).
+    async fn probe_write(&self) -> Result<()>;
     /// A counter bumped by every write transaction, by any process.
     async fn generation(&self) -> Result<i64>;
     async fn meta(&self, key: &str) -> Result<Option<String>>;

@@ -10,6 +10,9 @@
 //! - The maintained state can be checked against the assessments and rewritten
 //!   ([`Store::verify`], [`Store::repair`]), and is rebuilt on open when the built-in catalogue is
 //!   not the one it was computed with (module `verify`).
+//! - Faults that pass by themselves (full disk, a writer holding the lock too long, I/O errors)
+//!   are [`Unavailable`]: the API answers them 503 with Retry-After, and [`Store::ready`] reports
+//!   not ready until a probe write commits again. No restart is needed after the cause is gone.
 
 mod engine;
 mod identity;
@@ -31,9 +34,9 @@ use anyhow::Result;
 use engine::Engine;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -49,6 +52,69 @@ pub enum StoreConfig {
     Memory,
 }
 
+/// How long a write waits for another writer's lock unless told otherwise.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A storage fault that is expected to pass without anyone touching the server: the request may
+/// be retried later. Everything else a store reports is a server fault (500).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    #[error("the storage is full")]
+    Full,
+    #[error("the database is locked by another writer")]
+    Busy,
+    #[error("the storage failed to read or write")]
+    Io,
+}
+
+impl Unavailable {
+    /// The passing fault behind an error of the store, if it is one.
+    pub fn of(e: &anyhow::Error) -> Option<Unavailable> {
+        e.chain().find_map(|cause| {
+            cause
+                .downcast_ref::<Unavailable>()
+                .copied()
+                .or_else(|| cause.downcast_ref::<sqlx::Error>().and_then(sqlite::fault))
+        })
+    }
+}
+
+/// Why `/readyz` says no.
+#[derive(Debug, Clone)]
+pub struct NotReady {
+    pub fault: Option<Unavailable>,
+    pub reason: String,
+}
+
+/// Whether writes are known to work. Engines report failed, abandoned and committed write
+/// transactions; [`Store::ready`] probes while in doubt.
+#[derive(Default)]
+pub(crate) struct Health {
+    /// A write transaction failed or was abandoned since the last one that committed.
+    in_doubt: AtomicBool,
+    /// The last probe write, for at most one probe per [`PROBE_INTERVAL`].
+    last_probe: tokio::sync::Mutex<Option<(Instant, Result<(), NotReady>)>>,
+    /// Fault injection ([`Store::limit_pages_for_tests`]): the most pages the database may grow
+    /// to, 0 for no limit; only looked at once `page_limit_set`.
+    pub(crate) page_limit: AtomicU32,
+    pub(crate) page_limit_set: AtomicBool,
+}
+
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Health {
+    pub(crate) fn suspect(&self) {
+        self.in_doubt.store(true, Ordering::Release);
+    }
+    pub(crate) fn wrote(&self) {
+        self.in_doubt.store(false, Ordering::Release);
+    }
+    #[cfg(test)]
+    pub(crate) fn in_doubt_for_tests(&self) -> bool {
+        self.in_doubt.load(Ordering::Acquire)
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -56,6 +122,7 @@ pub struct Store {
 
 struct Inner {
     engine: Box<dyn Engine>,
+    health: Arc<Health>,
     views: RwLock<HashMap<Uuid, Arc<ScoreView>>>,
     /// Bumped whenever views are dropped, so that a view computed from data read before the drop
     /// is not cached after it.
@@ -70,24 +137,39 @@ impl Store {
     /// Open the store; when the built-in catalogue is not the one the counters were computed
     /// with, rebuild them first (so a server is never ready with counters of another catalogue).
     pub async fn open(config: &StoreConfig) -> Result<Store> {
-        let store = Self::open_for_verify(config).await?;
+        Store::open_with(config, DEFAULT_BUSY_TIMEOUT).await
+    }
+
+    /// Open with a given wait for other writers' locks (`serve --store-busy-timeout-ms`), then
+    /// adopt the built-in catalogue as `open` does.
+    pub async fn open_with(config: &StoreConfig, busy_timeout: Duration) -> Result<Store> {
+        let store = Self::open_as_is(config, Some(busy_timeout)).await?;
         store.adopt_catalog().await?;
         Ok(store)
     }
 
     /// Open the store as it is, without adopting the built-in catalogue: `verify` reports a
     /// catalogue change instead of acting on it.
+    /// Nor is a damaged file refused at open: `verify` runs the full integrity check and reports.
     pub async fn open_for_verify(config: &StoreConfig) -> Result<Store> {
+        Self::open_as_is(config, None).await
+    }
+
+    /// `busy_timeout: None`: open for `verify` (default wait, no start-up quick_check).
+    async fn open_as_is(config: &StoreConfig, busy_timeout: Option<Duration>) -> Result<Store> {
+        let health = Arc::new(Health::default());
         let engine: Box<dyn Engine> = match config {
-            StoreConfig::Sqlite { data_dir } => {
-                Box::new(sqlite::SqliteEngine::open(data_dir).await?)
-            }
-            StoreConfig::Memory => Box::new(sqlite::SqliteEngine::memory().await?),
+            StoreConfig::Sqlite { data_dir } => Box::new(match busy_timeout {
+                Some(wait) => sqlite::SqliteEngine::open(data_dir, wait, health.clone()).await?,
+                None => sqlite::SqliteEngine::open_for_verify(data_dir, health.clone()).await?,
+            }),
+            StoreConfig::Memory => Box::new(sqlite::SqliteEngine::memory(health.clone()).await?),
         };
         let seen = engine.generation().await?;
         Ok(Store {
             inner: Arc::new(Inner {
                 engine,
+                health,
                 views: RwLock::new(HashMap::new()),
                 epoch: AtomicU64::new(0),
                 seen_generation: AtomicI64::new(seen),
@@ -269,8 +351,72 @@ impl Store {
         })
     }
 
-    /// Is the store answering? (`/readyz`)
+    /// Is the store answering? (a read)
     pub async fn ping(&self) -> Result<()> {
         self.engine().generation().await.map(|_| ())
+    }
+
+    /// Fault injection for tests of a full disk where no small file system can be mounted: cap
+    /// the database at `pages` pages (SQLite's `max_page_count`, applied to each write
+    /// transaction's connection), so that writes needing more fail with a real SQLITE_FULL;
+    /// `None` lifts the cap. No effect on the in-memory store's page budget beyond the same cap.
+    #[doc(hidden)]
+    pub fn limit_pages_for_tests(&self, pages: Option<u32>) {
+        let health = &self.inner.health;
+        health.page_limit.store(pages.unwrap_or(0), Ordering::Release);
+        health.page_limit_set.store(true, Ordering::Release);
+    }
+
+    /// Can the store serve reads and writes? (`/readyz`) A read while writes are known to work;
+    /// after a write failed, a probe write (at most one per second) until one commits.
+    pub async fn ready(&self) -> Result<(), NotReady> {
+        let not_ready =
+            |e: anyhow::Error| NotReady { fault: Unavailable::of(&e), reason: format!("{e:#}") };
+        let health = &self.inner.health;
+        if !health.in_doubt.load(Ordering::Acquire) {
+            return self.ping().await.map_err(not_ready);
+        }
+        let mut last = health.last_probe.lock().await;
+        if let Some((at, result)) = &*last {
+            if at.elapsed() < PROBE_INTERVAL {
+                return result.clone();
+            }
+        }
+        let result = self.engine().probe_write().await.map_err(not_ready);
+        *last = Some((Instant::now(), result.clone()));
+        result
+    }
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn passing_faults_are_found_through_context() {
+        let io = anyhow::Error::new(sqlx::Error::Io(std::io::Error::other("disk gone")))
+            .context("cannot write the assessment");
+        assert_eq!(Unavailable::of(&io), Some(Unavailable::Io));
+        let pool = anyhow::Error::new(sqlx::Error::PoolTimedOut);
+        assert_eq!(Unavailable::of(&pool), Some(Unavailable::Busy));
+        let typed = anyhow::Error::new(Unavailable::Full).context("while importing");
+        assert_eq!(Unavailable::of(&typed), Some(Unavailable::Full));
+        assert_eq!(Unavailable::of(&anyhow::anyhow!("a bug")), None);
+        assert_eq!(Unavailable::of(&anyhow::Error::new(sqlx::Error::RowNotFound)), None);
+    }
+
+    #[tokio::test]
+    async fn a_constraint_violation_is_not_a_passing_fault() {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY)").execute(&mut conn).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES ('k')").execute(&mut conn).await.unwrap();
+        let e = sqlx::query("INSERT INTO t VALUES ('k')")
+            .execute(&mut conn)
+            .await
+            .context("insert")
+            .unwrap_err();
+        assert_eq!(Unavailable::of(&e), None, "{e:#}");
     }
 }

@@ -5,23 +5,33 @@
 //! the machine. Writers take the write lock up front (`BEGIN IMMEDIATE`) so that concurrent
 //! writers — in this process or another one on the same file — queue on `busy_timeout` instead of
 //! failing on a lock upgrade.
+//!
+//! Faults: write transactions are [`WriteTx`], which never hands a connection back to the pool in
+//! the middle of a transaction (see there why sqlx's own transactions are not enough); errors that
+//! pass by themselves (full disk, lock held too long, I/O) are classified by [`fault`]. Opening a
+//! file runs `PRAGMA quick_check` first and refuses a damaged or truncated database.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::Sqlite;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::engine::{
     Assessment, Engine, HistoryPoint, HistoryReason, Outcome, Subscription, Write,
 };
+use super::{Health, Unavailable};
 use crate::arm::{format_time, parse_time, ResourceId, ScopeKind};
 use crate::catalog;
 use crate::score::{self, ControlCounts, ResourceTally, ScoreDetails, Status};
@@ -31,23 +41,51 @@ mod verify;
 
 pub(crate) struct SqliteEngine {
     pub(super) pool: SqlitePool,
+    /// A file database: a connection in doubt can be closed (another opens on demand). The
+    /// in-memory database lives in its one connection, which must never be closed.
+    file_backed: bool,
+    health: Arc<Health>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub const DB_FILE: &str = "securescore.db";
 
+/// The longest start-up check; a database too large to check in this time is served unchecked
+/// (with a warning) rather than not at all.
+const QUICK_CHECK_BUDGET: Duration = Duration::from_secs(20);
+
 impl SqliteEngine {
-    pub async fn open(data_dir: &Path) -> Result<Self> {
+    pub async fn open(
+        data_dir: &Path,
+        busy_timeout: Duration,
+        health: Arc<Health>,
+    ) -> Result<Self> {
+        Self::open_file(data_dir, busy_timeout, health, true).await
+    }
+
+    /// Open without the start-up quick_check: `verify` runs the full integrity check itself and
+    /// must report the damage it finds rather than be refused.
+    pub async fn open_for_verify(data_dir: &Path, health: Arc<Health>) -> Result<Self> {
+        Self::open_file(data_dir, super::DEFAULT_BUSY_TIMEOUT, health, false).await
+    }
+
+    async fn open_file(
+        data_dir: &Path,
+        busy_timeout: Duration,
+        health: Arc<Health>,
+        check: bool,
+    ) -> Result<Self> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let path = data_dir.join(DB_FILE);
+        refuse_empty_file(&path, data_dir)?;
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(busy_timeout)
             .foreign_keys(true);
         // An embedded file does not go away under us: skip the per-acquire ping (measurable on reads).
         let pool = SqlitePoolOptions::new()
@@ -55,11 +93,14 @@ impl SqliteEngine {
             .test_before_acquire(false)
             .connect_with(options)
             .await
-            .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
-        Self::migrated(pool).await
+            .map_err(|e| damaged_or(e, &path, data_dir))?;
+        if check {
+            quick_check(&pool, &path, data_dir).await?;
+        }
+        Self::migrated(pool, true, health).await
     }
 
-    pub async fn memory() -> Result<Self> {
+    pub async fn memory(health: Arc<Health>) -> Result<Self> {
         // One connection that never closes: each in-memory connection is its own database.
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
         let pool = SqlitePoolOptions::new()
@@ -69,20 +110,231 @@ impl SqliteEngine {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Self::migrated(pool).await
+        Self::migrated(pool, false, health).await
     }
 
-    async fn migrated(pool: SqlitePool) -> Result<Self> {
+    async fn migrated(pool: SqlitePool, file_backed: bool, health: Arc<Health>) -> Result<Self> {
         MIGRATOR.run(&pool).await.context("cannot migrate the SQLite database")?;
-        Ok(SqliteEngine { pool })
+        Ok(SqliteEngine { pool, file_backed, health })
     }
 
-    pub(super) async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    pub(super) async fn write_tx(&self) -> Result<WriteTx> {
+        WriteTx::begin(self, "BEGIN IMMEDIATE").await
+    }
+
+    /// A read transaction (`BEGIN`): one consistent snapshot while others keep writing. End it
+    /// with [`WriteTx::finish_read`]; it goes through the same type so that a failure inside it
+    /// gets the same careful cleanup.
+    pub(super) async fn read_tx(&self) -> Result<WriteTx> {
+        WriteTx::begin(self, "BEGIN").await
     }
 }
 
-pub(super) async fn bump_generation(tx: &mut Transaction<'_, Sqlite>) -> Result<()> {
+/// How to tell the operator about a damaged database file.
+fn damaged(path: &Path, data_dir: &Path, what: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the database {} is damaged ({what}); the server does not start on it. \
+         Run `securescore verify --data-dir {}` for a full check, then restore the file from a \
+         backup or move it aside to start anew",
+        path.display(),
+        data_dir.display()
+    )
+}
+
+/// An open error: "damaged" when SQLite says the file is corrupt or not a database.
+fn damaged_or(e: sqlx::Error, path: &Path, data_dir: &Path) -> anyhow::Error {
+    match sqlite_code(&e) {
+        Some(code) if is_corruption(code) => damaged(path, data_dir, &e.to_string()),
+        _ => anyhow::Error::new(e)
+            .context(format!("cannot open the SQLite database {}", path.display())),
+    }
+}
+
+/// SQLITE_CORRUPT (11) and SQLITE_NOTADB (26), with their extended codes.
+fn is_corruption(code: i32) -> bool {
+    matches!(code & 0xff, 11 | 26)
+}
+
+/// A zero-byte database file is what a truncation (or a mistaken `> securescore.db`) leaves: it
+/// would silently become a new, empty database, hiding the loss.
+fn refuse_empty_file(path: &Path, data_dir: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() == 0 => bail!(
+            "the database {} is an empty (zero-byte) file: its data was lost or it was never a \
+             securescore database; the server does not start on it. Restore it from a backup, or \
+             remove it to start with a new database (`securescore verify --data-dir {}` checks a \
+             restored file)",
+            path.display(),
+            data_dir.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// `PRAGMA quick_check`, within [`QUICK_CHECK_BUDGET`].
+async fn quick_check(pool: &SqlitePool, path: &Path, data_dir: &Path) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    let deadline = Instant::now() + QUICK_CHECK_BUDGET;
+    // SQLite calls this every 1000 virtual machine steps; false interrupts the check.
+    conn.lock_handle().await?.set_progress_handler(1000, move || Instant::now() < deadline);
+    let result: Result<Vec<String>, sqlx::Error> =
+        sqlx::query_scalar("PRAGMA quick_check(20)").fetch_all(&mut *conn).await;
+    conn.lock_handle().await?.remove_progress_handler();
+    match result {
+        Ok(rows) if rows.len() == 1 && rows[0] == "ok" => Ok(()),
+        Ok(rows) => Err(damaged(path, data_dir, &format!("quick_check: {}", rows.join("; ")))),
+        // SQLITE_INTERRUPT: the budget ran out.
+        Err(e) if sqlite_code(&e).is_some_and(|c| c & 0xff == 9) => {
+            tracing::warn!(
+                path = %path.display(),
+                "the start-up quick_check did not finish within {QUICK_CHECK_BUDGET:?}; serving unchecked (run `securescore verify`)"
+            );
+            Ok(())
+        }
+        Err(e) => Err(damaged_or(e, path, data_dir)),
+    }
+}
+
+/// The SQLite (extended) result code of an error, if it came from SQLite.
+fn sqlite_code(e: &sqlx::Error) -> Option<i32> {
+    match e {
+        sqlx::Error::Database(d) => d.code().and_then(|c| c.parse().ok()),
+        _ => None,
+    }
+}
+
+/// Errors that pass by themselves: the disk fills up and is freed, another writer holds the lock
+/// longer than `busy_timeout`, the storage has an I/O hiccup, the pool has no connection to spare.
+pub(super) fn fault(e: &sqlx::Error) -> Option<Unavailable> {
+    match e {
+        sqlx::Error::Io(_) => Some(Unavailable::Io),
+        sqlx::Error::PoolTimedOut => Some(Unavailable::Busy),
+        _ => match sqlite_code(e)? & 0xff {
+            // SQLITE_BUSY, SQLITE_LOCKED
+            5 | 6 => Some(Unavailable::Busy),
+            // SQLITE_FULL
+            13 => Some(Unavailable::Full),
+            // SQLITE_NOMEM, SQLITE_READONLY (e.g. a file system remounted read-only), SQLITE_IOERR,
+            // SQLITE_CANTOPEN (e.g. out of file descriptors)
+            7 | 8 | 10 | 14 => Some(Unavailable::Io),
+            _ => None,
+        },
+    }
+}
+
+/// A write transaction (`BEGIN IMMEDIATE`) on a connection taken out of the pool.
+///
+/// Why not sqlx's `Transaction`: when its COMMIT fails it only queues a ROLLBACK for later, and
+/// when SQLite has already rolled back by itself (it does on SQLITE_FULL and I/O errors), that
+/// ROLLBACK fails too, sqlx keeps counting the connection as inside a transaction and the pool
+/// hands it out again: every later `BEGIN IMMEDIATE` on it fails ("attempted to call begin_with
+/// at non-zero transaction depth") until the process restarts. Here a transaction that does not
+/// commit is rolled back explicitly, and the connection of a failed one is closed — never
+/// reused — on a file database (a fresh connection opens on demand).
+pub(super) struct WriteTx {
+    conn: Option<PoolConnection<Sqlite>>,
+    file_backed: bool,
+    health: Arc<Health>,
+}
+
+impl WriteTx {
+    async fn begin(engine: &SqliteEngine, statement: &'static str) -> Result<WriteTx> {
+        let mut conn = engine.pool.acquire().await.inspect_err(|_| engine.health.suspect())?;
+        if engine.health.page_limit_set.load(Ordering::Acquire) {
+            // SQLite keeps this per connection; 0 means "no limit" here, SQLite's own maximum.
+            let pages = match engine.health.page_limit.load(Ordering::Acquire) {
+                0 => u32::MAX - 1,
+                n => n,
+            };
+            sqlx::query(&format!("PRAGMA max_page_count = {pages}")).execute(&mut *conn).await?;
+        }
+        if let Err(e) = sqlx::query(statement).execute(&mut *conn).await {
+            // Nothing started (typically SQLITE_BUSY): the connection is as clean as before.
+            engine.health.suspect();
+            return Err(e.into());
+        }
+        Ok(WriteTx {
+            conn: Some(conn),
+            file_backed: engine.file_backed,
+            health: engine.health.clone(),
+        })
+    }
+
+    /// End a read transaction: nothing was written, so nothing about the store's health is learnt.
+    pub(super) async fn finish_read(mut self) -> Result<()> {
+        let Some(mut conn) = self.conn.take() else { bail!("the transaction is already over") };
+        if let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+            finish_failed(conn, self.file_backed).await;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    pub(super) async fn commit(mut self) -> Result<()> {
+        let Some(mut conn) = self.conn.take() else { bail!("the transaction is already over") };
+        match sqlx::query("COMMIT").execute(&mut *conn).await {
+            Ok(_) => {
+                self.health.wrote();
+                Ok(())
+            }
+            Err(e) => {
+                self.health.suspect();
+                finish_failed(conn, self.file_backed).await;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// End a transaction that did not commit: roll back (SQLite may have done so already) and close
+/// the connection of a file database, whose state is now in doubt.
+async fn finish_failed(mut conn: PoolConnection<Sqlite>, file_backed: bool) {
+    let rollback = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    if file_backed {
+        // Closing also ends any transaction SQLite still holds open on the connection.
+        if let Err(e) = conn.close().await {
+            tracing::debug!(error = %e, "closing a connection after a failed transaction");
+        }
+    } else if let Err(e) = rollback {
+        // "no transaction is active" when SQLite rolled back by itself: the connection is clean.
+        tracing::debug!(error = %e, "rollback of a failed transaction");
+    }
+}
+
+impl Drop for WriteTx {
+    /// The transaction was abandoned: an error inside it (`?`), or its request was cancelled.
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        self.health.suspect();
+        let file_backed = self.file_backed;
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(finish_failed(conn, file_backed));
+            }
+            Err(_) => {
+                // No runtime to roll back on (process exit): closing rolls back a file database;
+                // an in-memory one ends with the process anyway.
+                let mut conn = conn;
+                conn.close_on_drop();
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        self.conn.as_deref().expect("a live transaction has its connection")
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.conn.as_deref_mut().expect("a live transaction has its connection")
+    }
+}
+
+pub(super) async fn bump_generation(tx: &mut WriteTx) -> Result<()> {
     sqlx::query("UPDATE generation SET value = value + 1 WHERE id = 1").execute(&mut **tx).await?;
     Ok(())
 }
@@ -251,7 +503,7 @@ const ASSESSMENT_COLUMNS: &str =
 
 /// One (control, resource) step of the maintained state, in SQL around `score::step`.
 async fn step(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut WriteTx,
     subscription: &str,
     control: &str,
     resource_key: &str,
@@ -330,11 +582,7 @@ async fn step(
 }
 
 /// Record the subscription's secure score if it differs from the last recorded one.
-async fn record_history(
-    tx: &mut Transaction<'_, Sqlite>,
-    subscription: &str,
-    now: OffsetDateTime,
-) -> Result<()> {
+async fn record_history(tx: &mut WriteTx, subscription: &str, now: OffsetDateTime) -> Result<()> {
     let rows = sqlx::query_as::<_, ControlCountsRow>("SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = ?1")
         .bind(subscription)
         .fetch_all(&mut **tx)
@@ -375,6 +623,19 @@ async fn record_history(
 
 #[async_trait]
 impl Engine for SqliteEngine {
+    async fn probe_write(&self) -> Result<()> {
+        // A committed write (not a rolled-back one): on a full disk it is the commit that fails.
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('write_probe', ?1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(format_time(OffsetDateTime::now_utc()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
     async fn generation(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT value FROM generation WHERE id = 1")
             .fetch_one(&self.pool)
@@ -759,5 +1020,53 @@ impl Engine for SqliteEngine {
         bump_generation(&mut tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Transactions dropped without COMMIT (an error with `?`, a cancelled request) are rolled
+    /// back, and no pooled connection is left inside one: every later write works.
+    async fn abandoned_transactions_leave_no_trace(engine: SqliteEngine) {
+        for i in 0..3 {
+            let mut tx = engine.write_tx().await.unwrap();
+            sqlx::query("INSERT INTO meta (key, value) VALUES (?1, 'x')")
+                .bind(format!("abandoned{i}"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            drop(tx);
+        }
+        assert!(engine.health.in_doubt_for_tests(), "abandoned writes put health in doubt");
+        for i in 0..8 {
+            engine
+                .set_meta_if_absent(&format!("k{i}"), "v")
+                .await
+                .expect("every connection writes");
+        }
+        for i in 0..3 {
+            assert_eq!(engine.meta(&format!("abandoned{i}")).await.unwrap(), None);
+        }
+        assert!(!engine.health.in_doubt_for_tests(), "a committed write clears the doubt");
+        engine.health.suspect();
+        engine.probe_write().await.unwrap();
+        assert!(!engine.health.in_doubt_for_tests(), "so does a probe");
+    }
+
+    #[tokio::test]
+    async fn abandoned_transactions_on_a_file_leave_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = SqliteEngine::open(dir.path(), Duration::from_millis(300), Arc::default())
+            .await
+            .unwrap();
+        abandoned_transactions_leave_no_trace(engine).await;
+    }
+
+    #[tokio::test]
+    async fn abandoned_transactions_in_memory_leave_no_trace() {
+        abandoned_transactions_leave_no_trace(SqliteEngine::memory(Arc::default()).await.unwrap())
+            .await;
     }
 }

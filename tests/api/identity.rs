@@ -76,6 +76,8 @@ async fn spawn_api(auth: AuthMode, api: ApiConfig, data_dir: bool) -> IdApp {
         api,
         throttle: None,
         max_connections: 100,
+        limits: Default::default(),
+        store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
     };
     let app = Application::build(options).await.expect("the server starts");
     let base = app.base_url().to_string();
@@ -972,6 +974,8 @@ async fn auth_any_refuses_to_listen_beyond_loopback() {
             api: ApiConfig::default(),
             throttle: None,
             max_connections: 10,
+            limits: Default::default(),
+            store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
         };
         let err = match Application::build(options).await {
             Ok(_) => panic!("--auth any on {listen} must not start"),
@@ -990,6 +994,8 @@ async fn auth_any_refuses_to_listen_beyond_loopback() {
         api: ApiConfig::default(),
         throttle: None,
         max_connections: 10,
+        limits: Default::default(),
+        store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
     };
     if let Err(e) = Application::build(options).await {
         // A machine without IPv6 cannot bind [::1]; the check itself must not be what failed.

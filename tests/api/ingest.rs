@@ -148,7 +148,7 @@ async fn cli_works_on_a_data_directory_while_the_server_runs() {
         "--endpoint",
         &app.base,
         "--token",
-        ANY_TOKEN,
+        &app.token,
         "-o",
         "json",
     ]);
@@ -166,7 +166,7 @@ async fn cli_works_on_a_data_directory_while_the_server_runs() {
         "--endpoint",
         &app.base,
         "--token",
-        ANY_TOKEN,
+        &app.token,
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = cli(&["subscriptions", "remove", "--id", &id, "--data-dir", d]);
@@ -178,7 +178,7 @@ async fn cli_works_on_a_data_directory_while_the_server_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_commands_print_tables_and_json() {
     let app = spawn_app().await;
-    let common = ["--endpoint", app.base.as_str(), "--token", ANY_TOKEN, "--subscription", DEMO];
+    let common = ["--endpoint", app.base.as_str(), "--token", &app.token, "--subscription", DEMO];
     let run = |args: &[&str]| {
         let mut all: Vec<&str> = args.to_vec();
         all.extend_from_slice(&common);
@@ -217,7 +217,7 @@ async fn read_commands_print_tables_and_json() {
         "--endpoint",
         &app.base,
         "--token",
-        ANY_TOKEN,
+        &app.token,
         "--subscription",
         DEMO,
     ]);

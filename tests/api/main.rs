@@ -1,11 +1,20 @@
 //! The one integration test binary: the real server on 127.0.0.1:0, real HTTP, real SQLite.
 //! `spawn_app()` gives each test a fresh in-memory store; `spawn_sqlite(dir)` a data directory.
+//!
+//! Servers run with `--auth strict`, as users run them: each test server gets a service principal
+//! with Owner on `/`, and `request()` sends an RS256 token the server's own key signed for it.
+//! Only tests about `--auth any` ask for it (`Options { auth: AuthMode::Any, .. }`).
 
 mod assessments;
+mod cli_paging;
+mod connections;
 mod crash;
 mod errors;
+mod faults;
+mod harness;
 mod identity;
 mod ingest;
+mod paths;
 mod persistence;
 mod scores;
 mod verify;
@@ -18,18 +27,24 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use securescore::api::ApiConfig;
+use securescore::identity::admin::{self, NewPrincipal};
+use securescore::identity::token::{self, Grant, DEFAULT_AUDIENCE};
 use securescore::server::{Application, AuthMode, ServeOptions, TlsMode};
-use securescore::store::{Store, StoreConfig, Subscription};
+use securescore::store::{PrincipalKind, Store, StoreConfig, Subscription};
 
 pub const DEMO: &str = "20ff7fc3-e762-44dd-bd96-b71116dcdc23";
-/// A well-formed bearer token; `--auth any` accepts it.
+/// A well-formed bearer token that no key signed: `--auth any` accepts it, `--auth strict` does not.
 pub const ANY_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.e30.c2ln";
 
 pub struct TestApp {
     pub base: String,
+    /// The bearer token `request()` sends (also for the CLI's `--token`).
+    pub token: String,
     pub http: reqwest::Client,
     pub store: Store,
     pub ca: Option<PathBuf>,
+    /// The tenant the server's principals and (by default) its subscriptions belong to.
+    pub tenant: Uuid,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
 }
@@ -61,6 +76,11 @@ pub struct Options {
     pub page_size: usize,
     pub demo: bool,
     pub throttle: Option<securescore::arm::throttle::ThrottleConfig>,
+    /// `Strict` unless a test is about `--auth any`.
+    pub auth: AuthMode,
+    pub max_connections: usize,
+    pub limits: securescore::server::ConnectionLimits,
+    pub store_busy_timeout: std::time::Duration,
 }
 
 impl Default for Options {
@@ -71,6 +91,10 @@ impl Default for Options {
             page_size: 100,
             demo: true,
             throttle: None,
+            auth: AuthMode::Strict,
+            max_connections: 1000,
+            limits: Default::default(),
+            store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
         }
     }
 }
@@ -92,16 +116,23 @@ pub async fn spawn_with(o: Options) -> TestApp {
         listen: "127.0.0.1:0".parse().unwrap(),
         store: o.store,
         tls: o.tls,
-        auth: AuthMode::Any,
+        auth: o.auth,
         demo: o.demo,
         api: ApiConfig { page_size: o.page_size, ..ApiConfig::default() },
         throttle: o.throttle,
-        max_connections: 1000,
+        max_connections: o.max_connections,
+        limits: o.limits,
+        store_busy_timeout: o.store_busy_timeout,
     };
     let app = Application::build(options).await.expect("the server starts");
     let base = app.base_url().to_string();
     let store = app.store().clone();
     let ca = app.ca_path().cloned();
+    let tenant = app.identity().default_tenant;
+    let token = match o.auth {
+        AuthMode::Strict => owner_token(&app, &base).await,
+        AuthMode::Any => ANY_TOKEN.to_string(),
+    };
     let mut http = reqwest::Client::builder().use_rustls_tls();
     if let Some(ca) = &ca {
         http = http.add_root_certificate(
@@ -118,12 +149,41 @@ pub async fn spawn_with(o: Options) -> TestApp {
     });
     TestApp {
         base,
+        token,
+        tenant,
         http: http.build().unwrap(),
         store,
         ca,
         shutdown: Some(tx),
         handle: Some(handle),
     }
+}
+
+/// A new service principal of the server's tenant with Owner on `/`, and a token for it signed
+/// with the server's current key, as the token endpoint would issue it.
+async fn owner_token(app: &Application, base: &str) -> String {
+    let store = app.store();
+    let (principal, _secret) = admin::create_principal(
+        store,
+        NewPrincipal {
+            display_name: "integration tests".into(),
+            kind: PrincipalKind::ServicePrincipal,
+            user_name: None,
+            password: None,
+            tenant_id: Some(app.identity().default_tenant),
+        },
+    )
+    .await
+    .expect("a principal");
+    admin::assign(store, &principal.id.to_string(), "Owner", "/").await.expect("Owner on /");
+    let grant = Grant {
+        principal: &principal,
+        authority: base,
+        audience: DEFAULT_AUDIENCE,
+        client_id: None,
+        tenant: None,
+    };
+    token::issue(&app.identity().keys, &grant).expect("a signed token").0
 }
 
 impl TestApp {
@@ -149,8 +209,7 @@ impl TestApp {
         } else {
             format!("{}{path}", self.base)
         };
-        let mut r =
-            self.http.request(method, url).header("authorization", format!("Bearer {ANY_TOKEN}"));
+        let mut r = self.http.request(method, url).bearer_auth(&self.token);
         for (k, v) in headers {
             r = r.header(*k, *v);
         }
@@ -180,7 +239,7 @@ impl TestApp {
             .put_subscription(&Subscription {
                 id,
                 display_name: format!("test {id}"),
-                tenant_id: Uuid::nil(),
+                tenant_id: self.tenant,
                 state: "Enabled".into(),
             })
             .await
@@ -213,10 +272,11 @@ pub fn assessment_path(resource: &str, name: &str, version: &str) -> String {
     format!("{resource}/providers/Microsoft.Security/assessments/{name}?api-version={version}")
 }
 
-/// An official example document of the vendored spec.
+/// An official example document of the spec, from the copies in `tests/fixtures/azure-spec`
+/// (see its PROVENANCE.md).
 pub fn example(rel: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/azure-spec/security/resource-manager/Microsoft.Security/stable/2020-01-01/examples")
+        .join("tests/fixtures/azure-spec/security/resource-manager/Microsoft.Security/stable/2020-01-01/examples")
         .join(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()

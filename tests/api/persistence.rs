@@ -12,14 +12,18 @@ async fn writes_survive_a_restart() {
     let resource =
         format!("/subscriptions/{DEMO}/resourceGroups/keep/providers/Microsoft.Web/sites/app1");
     let path = assessment_path(&resource, "21300918-b2e3-0346-785f-c77ff57d243b", "2021-06-01");
-    let before = {
+    let (before, token) = {
         let app = spawn_sqlite(dir.path()).await;
         assert_eq!(app.put(&path, &assessment_body("Healthy")).await.status, 201);
         let score = app.get(&score_path(DEMO)).await.body;
+        let token = app.token.clone();
         app.stop().await;
-        score
+        (score, token)
     };
-    let app = spawn_sqlite(dir.path()).await;
+    let mut app = spawn_sqlite(dir.path()).await;
+    // The signing key and the principal live in the data directory: the token issued before the
+    // restart is still accepted.
+    app.token = token;
     assert_eq!(app.get(&path).await.status, 200);
     assert_eq!(app.get(&score_path(DEMO)).await.body, before);
     assert_ne!(
@@ -50,11 +54,29 @@ async fn https_with_the_generated_ca() {
     // A client that does not trust the CA is refused.
     let untrusting = reqwest::Client::builder().use_rustls_tls().build().unwrap();
     assert!(untrusting.get(format!("{}/healthz", app.base)).send().await.is_err());
-    // nextLinks use https.
-    let r = app
-        .get(&format!(
-            "/subscriptions/{DEMO}/providers/Microsoft.Security/assessments?api-version=2021-06-01"
-        ))
-        .await;
-    assert_eq!(r.status, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn next_links_over_https_keep_the_scheme_and_host_the_client_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(Options {
+        tls: TlsMode::Local(dir.path().to_path_buf()),
+        page_size: 5,
+        ..Options::default()
+    })
+    .await;
+    let list = format!(
+        "/subscriptions/{DEMO}/providers/Microsoft.Security/assessments?api-version=2021-06-01"
+    );
+    for base in [app.base.clone(), app.base.replace("127.0.0.1", "localhost")] {
+        let first = app.get(&format!("{base}{list}")).await;
+        assert_eq!(first.status, 200, "{}", first.text);
+        let next = first.body["nextLink"].as_str().expect("29 assessments in pages of 5");
+        assert!(next.starts_with(&format!("{base}/subscriptions/")), "{next}");
+        // Followed as it is, the links lead through every assessment of the demo.
+        let (items, pages) = app.get_all(&format!("{base}{list}")).await;
+        assert_eq!((items.len(), pages), (29, 6));
+    }
+    app.stop().await;
 }

@@ -167,7 +167,7 @@ impl MaintenanceEngine for SqliteEngine {
         // Check: a read transaction is one consistent snapshot while a server keeps writing.
         // Otherwise the write lock is taken up front, so no write slips between read and rewrite.
         let mut tx = match mode {
-            Reconcile::Check => self.pool.begin().await?,
+            Reconcile::Check => self.read_tx().await?,
             Reconcile::Repair | Reconcile::Catalog => self.write_tx().await?,
         };
         let recorded: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
@@ -188,6 +188,7 @@ impl MaintenanceEngine for SqliteEngine {
         let catalog_changed =
             recorded.as_deref() != Some(builtin) && (recorded.is_some() || !ids.is_empty());
         if mode == Reconcile::Catalog && recorded.as_deref() == Some(builtin) {
+            tx.finish_read().await?;
             return Ok(out);
         }
         if catalog_changed {
@@ -233,6 +234,8 @@ impl MaintenanceEngine for SqliteEngine {
             bump_generation(&mut tx).await?;
             tx.commit().await?;
             out.committed = true;
+        } else {
+            tx.finish_read().await?;
         }
         Ok(out)
     }
