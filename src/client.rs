@@ -3,13 +3,12 @@
 //! `nextLink`s ([`Client::get_all`]).
 
 use anyhow::{bail, Context, Result};
-use indicatif::ProgressBar;
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
 use std::collections::HashSet;
-use std::path::Path;
 
 use crate::cli::structs::Target;
+use crate::wire::{ImportEvent, ImportReport, NDJSON};
 
 pub struct Client {
     http: reqwest::Client,
@@ -141,43 +140,74 @@ impl Client {
         Self::answer(response).await.map(|_| true)
     }
 
-    /// Stream a file as NDJSON, advancing `bar` by the bytes sent.
-    pub async fn upload_ndjson(&self, path: &str, file: &Path, bar: &ProgressBar) -> Result<Value> {
-        use futures::StreamExt;
-        let f = tokio::fs::File::open(file)
-            .await
-            .with_context(|| format!("cannot open {}", file.display()))?;
-        let bar = bar.clone();
-        let stream = tokio_util_stream(f).map(move |chunk| {
-            if let Ok(c) = &chunk {
-                bar.inc(c.len() as u64);
-            }
-            chunk
-        });
+    /// POST NDJSON streamed from `input` to an import endpoint and ask for a streamed answer:
+    /// `on_event` sees every event (a progress object per committed batch); returns the final
+    /// report. An answer cut before its report is an error that says what the server had
+    /// committed by then.
+    pub async fn upload_ndjson<R, F>(
+        &self,
+        path: &str,
+        input: R,
+        mut on_event: F,
+    ) -> Result<ImportReport>
+    where
+        R: tokio::io::AsyncRead + Send + Sync + 'static,
+        F: FnMut(&ImportEvent),
+    {
+        use futures::TryStreamExt;
+        use tokio::io::AsyncBufReadExt;
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+            input,
+            64 * 1024,
+        ));
         let r = self
             .request(reqwest::Method::POST, path)
-            .header("content-type", "application/x-ndjson")
-            .body(reqwest::Body::wrap_stream(stream));
-        Self::answer(self.send(r).await?).await
-    }
-}
-
-/// A file as a stream of byte chunks (reqwest stops at the first error).
-fn tokio_util_stream(
-    f: tokio::fs::File,
-) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
-    use tokio::io::AsyncReadExt;
-    futures::stream::unfold(f, |mut f| async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(bytes::Bytes::from(buf)), f))
-            }
-            Err(e) => Some((Err(e), f)),
+            .header(reqwest::header::CONTENT_TYPE, NDJSON)
+            .header(reqwest::header::ACCEPT, NDJSON)
+            .body(body);
+        let response = self.send(r).await?;
+        let streamed = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(NDJSON));
+        if !response.status().is_success() || !streamed {
+            // An error, or a server that answers one JSON report.
+            let value = Self::answer(response).await?;
+            return serde_json::from_value(value)
+                .context("the server's import report is not in the expected shape");
         }
-    })
+        let stream = response.bytes_stream().map_err(std::io::Error::other);
+        let mut lines =
+            tokio::io::BufReader::new(tokio_util::io::StreamReader::new(stream)).lines();
+        let mut last = None;
+        let cut = loop {
+            match lines.next_line().await {
+                Ok(Some(line)) if line.trim().is_empty() => {}
+                Ok(Some(line)) => {
+                    let event: ImportEvent = serde_json::from_str(&line).with_context(|| {
+                        format!("unexpected line in the server's answer: {line}")
+                    })?;
+                    on_event(&event);
+                    match event {
+                        ImportEvent::Report(report) => return Ok(report),
+                        ImportEvent::Progress(p) => last = Some(p),
+                    }
+                }
+                Ok(None) => break String::from("it ended"),
+                Err(e) => break e.to_string(),
+            }
+        };
+        match last {
+            Some(p) => bail!(
+                "the server's answer broke off before its report ({cut}); by then it had committed lines 1 to {} ({} created, {} replaced, {} rejected); importing the file again is safe",
+                p.last_line, p.created, p.replaced, p.failed
+            ),
+            None => bail!(
+                "the server's answer broke off before its report ({cut}), before any batch was reported committed; importing the file again is safe"
+            ),
+        }
+    }
 }
 
 #[cfg(test)]

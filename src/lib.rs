@@ -5,36 +5,41 @@
 //! computes the scores itself from the assessments users push.
 //!
 //! A request travels: [`server`] (TCP/TLS, HTTP/1.1 + h2) → [`api::router`] (outer layers: ARM
-//! headers, panics and timeouts as CloudErrors) → [`api::route::Endpoint::parse`] (the path
-//! becomes a typed endpoint; [`arm`] checks api-version, ids, paging) → `api::auth` (what the
-//! endpoint needs) and [`identity`] (who asks, and may they) → a handler in [`api`] →
-//! [`store::Store`] (reads: cached [`store::ScoreView`]s; writes: one transaction that also
-//! maintains the per-control counters and the score history) → the engine (SQLite).
+//! headers, request-head limits, panics and timeouts as CloudErrors) →
+//! [`api::route::Endpoint::parse`] (the path becomes a typed endpoint; [`arm`] checks
+//! api-version, ids, paging) → `api::auth` (what the endpoint needs) and [`identity`] (who asks,
+//! and may they) → a handler in [`api`] → [`store::Store`] (reads: cached [`store::ScoreView`]s;
+//! writes: one transaction that also maintains the per-control counters and the score history)
+//! → the engine (SQLite).
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`arm`] | ARM conventions: typed resource ids, api-versions, the CloudError catalogue, paging, headers, time format |
-//! | [`api`] | routers and handlers, one module per resource family; the extension API (`api::ext`) |
+//! | [`arm`] | ARM conventions: typed resource ids, api-versions, the CloudError catalogue, paging, headers, time format; extractors and the one body limit, their rejections as CloudErrors (`arm::extract`) |
+//! | [`api`] | routers and handlers, one module per resource family; the extension API (`api::ext`) and its OpenAPI document generated from the handlers (`api::openapi`) |
 //! | [`score`] | the scoring engine of docs/SCORING.md: pure, no I/O, property-tested |
 //! | [`catalog`] | the built-in controls and assessment metadata (data files + provenance) |
 //! | [`store`] | one `Store` handle over a crate-private engine trait (identity records: `store::identity`); SQLite engine (its identity SQL: `store::sqlite::identity`; its verification SQL: `store::sqlite::verify`); the read model; verification and repair of the maintained counters, and their rebuild when the catalogue changes (`store::verify`); a conformance suite every engine runs |
-//! | [`import`] | NDJSON bulk ingest, shared by the extension endpoint and the CLI |
+//! | [`assessment`] | what a valid assessment write is: the PUT body checks, shared by the PUT handler and bulk ingest |
+//! | [`ingest`] | bulk ingest of NDJSON assessments (also Azure's export shape), below the API and the CLI: bounded lines, batches time-sliced so other writers get the lock, a WAL checkpoint at the end |
+//! | [`wire`] | documents both the server and the CLI speak: the import report and progress events, a subscription of the extension API |
 //! | [`identity`] | the built-in Entra ID-compatible authority (tokens, JWKS, sign-in page), authentication of every request (JWT) apart from authorization (RBAC, decided from plain data the API computes), trusted external issuers, `--auth` modes; below `api` and `server`, which import it, never the reverse |
 //! | [`demo`] | `serve --demo`: the official example data, written through the normal write path |
 //! | [`tls`] | the local CA and server certificate, or the user's PEM files; the process's crypto provider |
 //! | [`server`] | `Application::build` (refuses `--auth any` off loopback, resolves the public URL, binds, port 0 friendly) and `run_until` (drains on shutdown); `server::connections`: the connection cap (sheds the longest-idle connection), TLS handshake, header-read and idle timeouts, hyper's limits |
-//! | [`cli`] | command definitions (`cli::structs`) apart from their execution (`cli::cmd`, `cli::identity`, `cli::read`, `cli::verify`) |
+//! | [`cli`] | command definitions (`cli::structs`) apart from their execution (`cli::cmd`, `cli::identity`, `cli::import`, `cli::read`, `cli::verify`) |
 //! | [`client`] | the CLI's HTTP client for `--endpoint` |
 
 pub mod api;
 pub mod arm;
+pub mod assessment;
 pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod demo;
 pub mod identity;
-pub mod import;
+pub mod ingest;
 pub mod score;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod wire;

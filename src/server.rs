@@ -75,14 +75,25 @@ pub struct Application {
 }
 
 /// `--auth any` makes every well-formed token Owner: refuse it anywhere but loopback, before
-/// anything is opened or bound.
+/// anything is opened or bound. A public URL naming another host means the same (a proxy on this
+/// machine would forward other hosts' requests to the loopback listener).
 fn check_auth_any_listens_on_loopback(options: &ServeOptions) -> Result<()> {
-    if options.auth == AuthMode::Any && !options.listen.ip().is_loopback() {
+    if options.auth != AuthMode::Any {
+        return Ok(());
+    }
+    if !options.listen.ip().is_loopback() {
         anyhow::bail!(
             "--auth any accepts any well-formed token with full access, so it listens on loopback only, not on {}. \
              Use --listen 127.0.0.1:{port} (or [::1]:{port}) for a local emulator, or --auth strict to serve other hosts.",
             options.listen,
             port = options.listen.port()
+        );
+    }
+    if let Some(url) = options.api.public_url.as_ref().filter(|u| !u.is_loopback()) {
+        anyhow::bail!(
+            "--auth any accepts any well-formed token with full access, so it serves this machine only, but \
+             --public-url {url} names another host. Drop --public-url (or name localhost) for a local emulator, \
+             or use --auth strict to serve other hosts."
         );
     }
     Ok(())

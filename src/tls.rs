@@ -29,7 +29,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
@@ -166,8 +166,6 @@ struct CertFacts {
     not_after: OffsetDateTime,
     /// The encoded subject Name, to compare issuers byte for byte.
     subject: Vec<u8>,
-    /// The subject's common name, when it has one.
-    common_name: Option<String>,
     /// The encoded SubjectPublicKeyInfo, to match a certificate with its key.
     public_key: Vec<u8>,
     /// basicConstraints CA:TRUE.
@@ -192,17 +190,10 @@ impl CertFacts {
             .map(|ext| ext.value.general_names.iter().map(general_name).collect())
             .unwrap_or_default();
         names.sort();
-        let common_name = cert
-            .subject()
-            .iter_common_name()
-            .next()
-            .and_then(|cn| cn.as_str().ok())
-            .map(String::from);
         Ok(Self {
             not_before: validity.not_before.to_datetime(),
             not_after: validity.not_after.to_datetime(),
             subject: cert.subject().as_raw().to_vec(),
-            common_name,
             public_key: cert.public_key().raw.to_vec(),
             is_ca: cert
                 .basic_constraints()
@@ -302,9 +293,10 @@ fn ca_params(not_before: OffsetDateTime, not_after: OffsetDateTime) -> Certifica
 fn create_ca(files: &LocalFiles, now: OffsetDateTime) -> Result<LocalCa> {
     let key = KeyPair::generate().context("cannot generate the local CA key")?;
     let not_after = now + CA_VALIDITY;
-    let mut params = ca_params(now - BACKDATE, not_after);
-    params.serial_number = Some(random_serial()?);
-    let issuer = params.self_signed(&key).context("cannot create the local CA certificate")?;
+    // rcgen derives the serial number from the (new, random) key, so every certificate differs.
+    let issuer = ca_params(now - BACKDATE, not_after)
+        .self_signed(&key)
+        .context("cannot create the local CA certificate")?;
     // Key first: a crash in between leaves the CA incomplete, and it is regenerated next time.
     write_file(&files.ca_key, key.serialize_pem().as_bytes(), true)?;
     write_file(&files.ca_cert, issuer.pem().as_bytes(), false)?;
@@ -345,7 +337,12 @@ fn load_ca(files: &LocalFiles) -> Result<LocalCa> {
             files.ca_cert.display()
         );
     }
-    if facts.common_name.as_deref() != Some(CA_COMMON_NAME) {
+    let issuer = ca_params(facts.not_before, facts.not_after)
+        .self_signed(&key)
+        .context("cannot rebuild the local CA from its key")?;
+    // Issued certificates carry the rebuilt subject as their issuer; it must be the stored one
+    // byte for byte, or clients cannot chain them to ca.pem.
+    if CertFacts::of(issuer.der())?.subject != facts.subject {
         bail!(
             "{} is not a securescore local CA (its subject is not \"CN={CA_COMMON_NAME}\"), so \
              securescore cannot issue server certificates from it; {remedy}",
@@ -356,18 +353,6 @@ fn load_ca(files: &LocalFiles) -> Result<LocalCa> {
         bail!(
             "{} is not a CA certificate (it needs basicConstraints CA:TRUE and keyUsage \
              keyCertSign), so certificates it issues would be rejected; {remedy}",
-            files.ca_cert.display()
-        );
-    }
-    let issuer = ca_params(facts.not_before, facts.not_after)
-        .self_signed(&key)
-        .context("cannot rebuild the local CA from its key")?;
-    // Issued certificates carry the rebuilt subject as their issuer; it must be the stored one
-    // byte for byte, or clients cannot chain them to ca.pem.
-    if CertFacts::of(issuer.der())?.subject != facts.subject {
-        bail!(
-            "{} is not a securescore local CA (its subject is encoded differently), so \
-             securescore cannot issue server certificates from it; {remedy}",
             files.ca_cert.display()
         );
     }
@@ -470,7 +455,6 @@ fn issue_server_cert(
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
-    params.serial_number = Some(random_serial()?);
     params.not_before = not_before;
     params.not_after = not_after;
     let cert = params
@@ -538,17 +522,6 @@ fn server_config(
         .with_single_cert(chain, key)?;
     config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
-}
-
-fn random_serial() -> Result<SerialNumber> {
-    let mut bytes = [0u8; 16];
-    rustls::crypto::aws_lc_rs::default_provider()
-        .secure_random
-        .fill(&mut bytes)
-        .map_err(|_| anyhow!("the system random number generator failed"))?;
-    // A positive INTEGER with no leading zero byte.
-    bytes[0] = (bytes[0] & 0x7f) | 0x40;
-    Ok(SerialNumber::from(bytes.to_vec()))
 }
 
 /// All certificates in a PEM file, at least one.
@@ -834,7 +807,6 @@ mod tests {
         assert!((server_info.not_after - now).whole_days() <= 365);
         assert!(ca_info.not_before <= now && server_info.not_before <= now);
         assert!(ca_info.is_ca && ca_info.signs_certificates);
-        assert_eq!(ca_info.common_name.as_deref(), Some(CA_COMMON_NAME));
         assert!(!server_info.is_ca && !server_info.signs_certificates);
         assert_eq!(server_info.names, ["DNS:localhost", "IP:127.0.0.1", "IP:::1"]);
         // Valid for all three names, chained to the CA; webpki also checks EKU serverAuth and
@@ -890,6 +862,28 @@ mod tests {
         let renewed = read_cert_chain(&dir.path(SERVER_CERT_FILE)).unwrap().remove(0);
         assert!(CertFacts::of(&renewed).unwrap().not_after - now > Duration::days(300));
 
+        let addr = serve(tls.config).await;
+        let client = client_config(ca_roots(&dir.path(CA_CERT_FILE)), &[b"http/1.1"]);
+        connect(addr, client, ip_name()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_ca_about_to_expire_is_replaced_with_its_server_certificate() {
+        let dir = TempDir::new();
+        let now = OffsetDateTime::now_utc();
+        // A securescore CA that expires in three days.
+        let key = KeyPair::generate().unwrap();
+        let old_ca = ca_params(now - BACKDATE, now + Duration::days(3)).self_signed(&key).unwrap();
+        write_file(&dir.path(CA_KEY_FILE), key.serialize_pem().as_bytes(), true).unwrap();
+        write_file(&dir.path(CA_CERT_FILE), old_ca.pem().as_bytes(), false).unwrap();
+        assert!(load_ca(&LocalFiles::in_dir(dir.root())).is_ok(), "a usable CA, only short-lived");
+
+        let tls = local(dir.root()).unwrap();
+        assert_ne!(dir.read(CA_CERT_FILE), old_ca.pem().into_bytes(), "the CA must be replaced");
+        let ca = read_cert_chain(&dir.path(CA_CERT_FILE)).unwrap().remove(0);
+        assert!(CertFacts::of(&ca).unwrap().not_after - now > Duration::days(3000));
+        let server = read_cert_chain(&dir.path(SERVER_CERT_FILE)).unwrap().remove(0);
+        verify_server_cert(&ca, &server, now).unwrap();
         let addr = serve(tls.config).await;
         let client = client_config(ca_roots(&dir.path(CA_CERT_FILE)), &[b"http/1.1"]);
         connect(addr, client, ip_name()).await.unwrap();
@@ -1022,6 +1016,13 @@ mod tests {
         fs::write(&broken, "-----BEGIN CERTIFICATE-----\n!!!\n").unwrap();
         let message = error_text(from_files(&broken, &key));
         assert!(message.contains(&shown(&broken)), "{message}");
+
+        // Well-formed PEM around bytes that are no certificate.
+        let not_x509 = dir.path("not-x509.pem");
+        fs::write(&not_x509, pem("CERTIFICATE", b"\x30\x03\x02\x01\x00")).unwrap();
+        let message = error_text(from_files(&not_x509, &key));
+        assert!(message.contains(&shown(&not_x509)), "{message}");
+        assert!(message.contains("not a valid X.509 certificate"), "{message}");
 
         let message = error_text(from_files(&key, &cert));
         assert!(message.contains(&shown(&key)), "{message}");

@@ -139,3 +139,56 @@ async fn ext_principal(
         _ => identity.require(headers, authz::ADMIN_ACTION, None).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUB: &str = "20ff7fc3-e762-44dd-bd96-b71116dcdc23";
+
+    fn need_of(method: Method, path: &str, version: &str) -> Need {
+        let endpoint = Endpoint::parse(path, version).expect("a known path");
+        need(&endpoint, &method, path)
+    }
+
+    fn action_of(method: Method, path: &str, version: &str) -> (&'static str, String, String) {
+        match need_of(method, path, version) {
+            Need::Action { action, subscription, scope } => {
+                (action, subscription.to_string(), scope)
+            }
+            other => panic!("{path} needs an action, not {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_request_needs_azures_action_over_its_path() {
+        assert_eq!(
+            need_of(
+                Method::GET,
+                "/providers/Microsoft.Security/secureScoreControlDefinitions",
+                "2020-01-01"
+            ),
+            Need::Authenticated
+        );
+        assert_eq!(need_of(Method::GET, "/subscriptions", "2022-12-01"), Need::ListSubscriptions);
+
+        let score =
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/secureScores/ascScore/");
+        let (action, sub, scope) = action_of(Method::GET, &score, "2020-01-01");
+        assert_eq!((action, sub.as_str()), (authz::SCORE_READ, SUB));
+        assert_eq!(scope, score.trim_end_matches('/'), "ARM names the path without its last slash");
+
+        let assessment = format!(
+            "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1/providers/Microsoft.Security/assessments/a1"
+        );
+        for (method, want) in [
+            (Method::GET, "Microsoft.Security/assessments/read"),
+            (Method::PUT, "Microsoft.Security/assessments/write"),
+            (Method::DELETE, "Microsoft.Security/assessments/delete"),
+        ] {
+            let (action, sub, scope) = action_of(method.clone(), &assessment, "2021-06-01");
+            assert_eq!((action, sub.as_str()), (want, SUB), "{method}");
+            assert_eq!(scope, assessment);
+        }
+    }
+}

@@ -1,20 +1,25 @@
 //! The extension API: what Azure lacks, under `/securescore/v1/`, apart from the Azure surface and
-//! described in `docs/extension-openapi.json`. Errors are CloudErrors like everywhere else.
+//! described by the OpenAPI document generated from the `#[utoipa::path]` annotations here
+//! ([`super::openapi`], served at `/securescore/v1/openapi.json`, kept in
+//! `docs/extension-openapi.json`). Errors are CloudErrors like everywhere else.
 //!
 //! - subscriptions administration (list, create/update, delete with all data)
-//! - `POST /import`: NDJSON bulk ingest (see `import`)
+//! - `POST /import`: NDJSON bulk ingest (the `ingest` service), streamed both ways
 //! - `GET /subscriptions/{id}/history`: every change of the secure score, or a daily series
 //! - `GET /aggregate`: a score over several subscriptions, with its formula
 
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use futures::TryStreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 use time::{Duration, OffsetDateTime, Time};
+use tokio::io::BufReader;
+use tokio_util::io::StreamReader;
 use uuid::Uuid;
 
 use super::scores::ScoreJson;
@@ -22,8 +27,10 @@ use super::{json, AppState};
 use crate::arm::extract::{Body, Path};
 use crate::arm::{format_time, parse_subscription_id, parse_time, query_map, ApiError, ApiResult};
 use crate::catalog::ASC_SCORE;
+use crate::ingest::{self, Options, Stop};
 use crate::score;
 use crate::store::{HistoryReason, Subscription};
+use crate::wire::{ImportEvent, SubscriptionBody, NDJSON};
 
 pub const PREFIX: &str = "/securescore/v1";
 
@@ -39,45 +46,37 @@ pub fn router() -> Router<AppState> {
         .route("/securescore/v1/import", post(import))
 }
 
-/// A subscription as the extension API shows and accepts it.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubscriptionBody {
-    #[serde(default)]
-    pub subscription_id: Option<Uuid>,
-    pub display_name: String,
-    #[serde(default)]
-    pub tenant_id: Option<Uuid>,
-    #[serde(default)]
-    pub state: Option<String>,
-}
-
-impl SubscriptionBody {
-    fn of(s: &Subscription) -> Self {
-        SubscriptionBody {
-            subscription_id: Some(s.id),
-            display_name: s.display_name.clone(),
-            tenant_id: Some(s.tenant_id),
-            state: Some(s.state.clone()),
-        }
-    }
-
-    pub fn into_subscription(self) -> Subscription {
-        Subscription {
-            id: self.subscription_id.unwrap_or_default(),
-            display_name: self.display_name,
-            tenant_id: self.tenant_id.unwrap_or_default(),
-            state: self.state.unwrap_or_else(|| "Enabled".into()),
-        }
-    }
-}
-
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/subscriptions",
+    operation_id = "Subscriptions_List",
+    tag = "Subscriptions",
+    summary = "List subscriptions",
+    responses(
+        (status = 200, description = "The subscriptions", body = super::openapi::SubscriptionList),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn list_subscriptions(State(state): State<AppState>) -> ApiResult<Response> {
     let subs = state.store.subscriptions().await?;
     let value: Vec<_> = subs.iter().map(SubscriptionBody::of).collect();
     Ok(json(StatusCode::OK, &serde_json::json!({ "value": value })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/subscriptions/{id}",
+    operation_id = "Subscriptions_Get",
+    tag = "Subscriptions",
+    summary = "Get a subscription",
+    params(
+        ("id" = Uuid, Path, description = "The subscription id"),
+    ),
+    responses(
+        (status = 200, description = "The subscription", body = SubscriptionBody),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn get_subscription(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -91,6 +90,22 @@ async fn get_subscription(
     Ok(json(StatusCode::OK, &SubscriptionBody::of(&sub)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/securescore/v1/subscriptions/{id}",
+    operation_id = "Subscriptions_CreateOrUpdate",
+    tag = "Subscriptions",
+    summary = "Create (201) or update (200) a subscription",
+    params(
+        ("id" = Uuid, Path, description = "The subscription id"),
+    ),
+    request_body = SubscriptionBody,
+    responses(
+        (status = 200, description = "Updated", body = SubscriptionBody),
+        (status = 201, description = "Created", body = SubscriptionBody),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn put_subscription(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -123,6 +138,20 @@ async fn put_subscription(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/securescore/v1/subscriptions/{id}",
+    operation_id = "Subscriptions_Delete",
+    tag = "Subscriptions",
+    summary = "Remove a subscription and all its data (assessments, counters, history, custom metadata)",
+    params(
+        ("id" = Uuid, Path, description = "The subscription id"),
+    ),
+    responses(
+        (status = 200, description = "Removed"),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn delete_subscription(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -135,32 +164,105 @@ async fn delete_subscription(
     }
 }
 
-/// The body is streamed, never held whole (the importer reads it line by line, each line under its
-/// own limit), so the request body limit does not apply here.
-async fn import(State(state): State<AppState>, body: axum::body::Body) -> ApiResult<Response> {
-    let stream = body.into_data_stream().map_err(|e| std::io::Error::other(BodyReadError(e)));
-    let reader = tokio::io::BufReader::new(tokio_util::io::StreamReader::new(stream));
-    match crate::import::import_lines(&state.store, reader, 500, |_| {}).await {
-        Ok(report) => Ok(json(StatusCode::OK, &report)),
-        // The client's body broke off (a bad chunked encoding, a reset): its mistake, not ours.
-        Err(e) if e.chain().any(is_body_read_error) => Err(ApiError::BadRequest {
-            target: None,
-            message: format!("The request body could not be read: {e:#}."),
-        }),
-        Err(e) => Err(e.into()),
+/// `POST /securescore/v1/import[?batchSize=N]`: NDJSON bulk ingest (the `ingest` service), read
+/// as a stream and committed in batches.
+///
+/// With `Accept: application/x-ndjson` the answer streams: one progress object per committed
+/// batch, then the report. Only the answer's head is under the outer time limit, so a streamed
+/// import runs as long as its input flows (and stops when it stalls that long). Otherwise one
+/// JSON report comes at the end; to answer before the outer time limit does, reading stops at
+/// three quarters of it, and the answer (a 408) says which lines were committed.
+#[utoipa::path(
+    post,
+    path = "/securescore/v1/import",
+    operation_id = "Assessments_Import",
+    tag = "Import",
+    summary = "Bulk ingest of assessments, one per line (also Azure's export shape)",
+    description = "Each line is an assessment's PUT body plus its `resourceId` and `name`, or an assessment as Azure lists it (`id`, `name`, `type`, `properties`). With `Accept: application/x-ndjson` the answer streams one progress object per committed batch, then the report. Lines are validated like a PUT, applied in batches and idempotent; invalid lines are reported with their numbers.",
+    request_body(
+        content = String,
+        content_type = "application/x-ndjson",
+        example = json!("{\"resourceId\":\"/subscriptions/20ff7fc3-e762-44dd-bd96-b71116dcdc23/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1\",\"name\":\"21300918-b2e3-0346-785f-c77ff57d243b\",\"properties\":{\"resourceDetails\":{\"source\":\"Azure\"},\"status\":{\"code\":\"Unhealthy\"}}}"),
+    ),
+    responses(
+        (status = 200, description = "The import report", body = crate::wire::ImportReport),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
+async fn import(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: axum::body::Body,
+) -> ApiResult<Response> {
+    let q = query_map(q);
+    let batch_size = match q.get("batchSize") {
+        None => ingest::DEFAULT_BATCH_SIZE,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=ingest::MAX_BATCH_SIZE).contains(n))
+            .ok_or_else(|| ApiError::BadRequest {
+                target: Some("batchSize".into()),
+                message: format!(
+                    "'batchSize' must be a whole number from 1 to {}, not '{v}'.",
+                    ingest::MAX_BATCH_SIZE
+                ),
+            })?,
+    };
+    let streamed = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains(NDJSON)));
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = BufReader::with_capacity(64 * 1024, StreamReader::new(stream));
+    let store = state.store.clone();
+    let limit = state.config.request_timeout;
+    if streamed {
+        let options = Options { batch_size, idle: Some(limit), ..Options::default() };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ImportEvent>();
+        // Its own task: the import goes on (and is logged) whatever becomes of the answer.
+        tokio::spawn(async move {
+            let progress = tx.clone();
+            let done = ingest::ingest(&store, reader, &options, move |p| {
+                let _ = progress.send(ImportEvent::Progress(p.clone()));
+            })
+            .await;
+            let _ = tx.send(ImportEvent::Report(done.report));
+        });
+        let lines = futures::stream::unfold(rx, |mut rx| async move {
+            let event = rx.recv().await?;
+            let mut line = serde_json::to_vec(&event).unwrap_or_default();
+            line.push(b'\n');
+            Some((Ok::<_, std::convert::Infallible>(Bytes::from(line)), rx))
+        });
+        let mut response = Response::new(axum::body::Body::from_stream(lines));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
+        return Ok(response);
     }
+    let deadline = tokio::time::Instant::now() + limit * 3 / 4;
+    let options = Options { batch_size, deadline: Some(deadline), ..Options::default() };
+    // Its own task, so that a client going away cannot cancel it between a commit and its log.
+    let done = tokio::spawn(async move { ingest::ingest(&store, reader, &options, |_| {}).await })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    answer(done, limit)
 }
 
-/// A failure to read the request body, told apart from the store's failures.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct BodyReadError(axum::Error);
-
-fn is_body_read_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    e.is::<BodyReadError>()
-        || e.downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .is_some_and(|inner| inner.is::<BodyReadError>())
+/// The one-document answer of an import: the report, or an error that says what was committed.
+fn answer(done: ingest::Finished, limit: std::time::Duration) -> ApiResult<Response> {
+    let committed = done.report.committed();
+    match done.stop {
+        None => Ok(json(StatusCode::OK, &done.report)),
+        Some(Stop::Input(e)) => Err(ApiError::BadRequest {
+            target: None,
+            message: format!("The request body could not be read ({e}); {committed}."),
+        }),
+        Some(Stop::Deadline | Stop::Idle(_)) => {
+            Err(ApiError::ImportTimeout { seconds: limit.as_secs(), committed })
+        }
+        Some(Stop::Store(e)) => Err(ApiError::Internal(e.context(committed))),
+    }
 }
 
 #[derive(Serialize)]
@@ -189,6 +291,25 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<Offse
         .transpose()
 }
 
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/subscriptions/{id}/history",
+    operation_id = "History_Get",
+    tag = "Scores",
+    summary = "The secure score over time",
+    description = "Every change of the secure score in a time range, or with `interval=day` the score in force at the end of each UTC day (from the first day with a score; at most 10 years).",
+    params(
+        ("id" = Uuid, Path, description = "The subscription id"),
+        ("from" = Option<String>, Query, format = DateTime, description = "Default: 30 days before `to`"),
+        ("to" = Option<String>, Query, format = DateTime, description = "Default: now"),
+        ("interval" = Option<String>, Query, description = "`day` for a daily series; absent for every change"),
+        ("initiative" = Option<String>, Query, description = "Only `ascScore` (the default)"),
+    ),
+    responses(
+        (status = 200, description = "The history", body = super::openapi::History),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 /// `GET /securescore/v1/subscriptions/{id}/history?from=&to=[&interval=day][&initiative=ascScore]`
 async fn history(
     State(state): State<AppState>,
@@ -283,6 +404,20 @@ pub(crate) async fn aggregate_subscriptions(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/aggregate",
+    operation_id = "Aggregate_Get",
+    tag = "Scores",
+    summary = "One score over several subscriptions (a management group's view), with the formula stated",
+    params(
+        ("subscriptions" = Option<String>, Query, description = "Comma-separated subscription ids; default: all"),
+    ),
+    responses(
+        (status = 200, description = "The aggregate", body = super::openapi::Aggregate),
+        (status = "default", response = super::openapi::responses::CloudError),
+    )
+)]
 async fn aggregate(State(state): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let ids = aggregate_subscriptions(&state, q.as_deref()).await?;
     let mut scores = Vec::new();
@@ -325,12 +460,50 @@ pub async fn method_not_allowed(method: Method) -> Response {
 
 #[cfg(test)]
 mod tests {
-    /// The extension API's OpenAPI document describes every route the router serves.
+    use super::*;
+    use crate::wire::ImportReport;
+
+    /// An import cut short answers an error (never a 200, never a 500 for the client's doing)
+    /// whose message says which lines stay committed.
+    #[test]
+    fn an_import_cut_short_says_what_was_committed() {
+        let report = ImportReport {
+            lines: 5,
+            created: 4,
+            failed: 1,
+            batches: 2,
+            last_line: 6,
+            ..ImportReport::default()
+        };
+        let cut = |stop| {
+            answer(
+                ingest::Finished { report: report.clone(), stop: Some(stop) },
+                std::time::Duration::from_secs(60),
+            )
+        };
+        for (stop, status) in [
+            (Stop::Deadline, StatusCode::REQUEST_TIMEOUT),
+            (Stop::Input(std::io::Error::other("connection reset")), StatusCode::BAD_REQUEST),
+            (Stop::Store(anyhow::anyhow!("disk full")), StatusCode::INTERNAL_SERVER_ERROR),
+        ] {
+            let e = cut(stop).expect_err("an error");
+            assert_eq!(e.status(), status);
+            if status != StatusCode::INTERNAL_SERVER_ERROR {
+                let message = e.to_string();
+                assert!(message.contains("lines 1 to 6 were read: 4 created, 0 replaced, 1 rejected, in 2 committed batches"), "{message}");
+            }
+        }
+        let done =
+            answer(ingest::Finished { report, stop: None }, std::time::Duration::from_secs(60));
+        assert_eq!(done.map(|r| r.status()).ok(), Some(StatusCode::OK));
+    }
+
+    /// The extension API's OpenAPI document (generated from the annotations here and in
+    /// `identity::admin`) describes every route the routers serve.
     #[test]
     fn openapi_document_lists_every_route() {
-        let doc: serde_json::Value =
-            serde_json::from_str(include_str!("../../docs/extension-openapi.json"))
-                .expect("the document parses");
+        let doc: serde_json::Value = serde_json::from_str(&crate::api::openapi::document_json())
+            .expect("the document parses");
         let paths = doc["paths"].as_object().expect("paths");
         let source = [include_str!("ext.rs"), include_str!("../identity/admin.rs")].concat();
         for line in source.lines().filter(|l| {

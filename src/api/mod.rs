@@ -3,13 +3,14 @@
 //!
 //! Every response leaves through [`router`]'s outer layers: ARM headers, the CloudError shape for
 //! failures raised before a handler (panics, timeouts, request heads over the limits), and request
-//! logging. Bodies are read, under one limit, by [`extract`], whose extractors also turn every
-//! rejection of the non-ARM routes into a CloudError.
+//! logging. Bodies are read, under one limit, by [`crate::arm::extract`], whose extractors also
+//! turn every rejection of the non-ARM routes into a CloudError.
 
 pub mod assessments;
 mod auth;
 pub mod ext;
 mod metadata;
+pub mod openapi;
 mod ops;
 pub mod route;
 mod scores;
@@ -53,7 +54,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             page_size: 100,
-            max_body: 4 << 20,
+            max_body: crate::arm::extract::DEFAULT_BODY_LIMIT,
             https: false,
             request_timeout: Duration::from_secs(60),
             trust_issuers: Vec::new(),
@@ -183,8 +184,12 @@ pub fn router(state: AppState) -> ArmService<Router> {
                 .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard_ext)),
         )
         .merge(crate::identity::router(state.identity.clone()))
+        .merge(openapi::router())
         .method_not_allowed_fallback(ext::method_not_allowed)
         .fallback(arm)
+        // Routes read bodies through `arm::extract`; should one use axum's own extractors, the limit is
+        // still the one limit.
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body))
         .with_state(state);
     outer.layer(router)
 }

@@ -58,6 +58,9 @@ pub enum ApiError {
     HeadersTooLarge { what: String, limit: usize },
     #[error("The request did not complete within {0} seconds.")]
     Timeout(u64),
+    /// An import that ran out of time: it says what was committed, since that stays.
+    #[error("The import did not complete within {seconds} seconds: {committed}. Send the remaining lines again, or ask for a streamed answer (Accept: application/x-ndjson), which is not limited in time.")]
+    ImportTimeout { seconds: u64, committed: String },
     /// Authentication failures carry their own ARM code and a `WWW-Authenticate` challenge.
     #[error("{message}")]
     Unauthenticated { code: &'static str, message: String, challenge: String },
@@ -119,7 +122,7 @@ impl ApiError {
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Timeout(_) | ImportTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             AuthorizationFailed { .. } => StatusCode::FORBIDDEN,
             Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -148,7 +151,7 @@ impl ApiError {
             // Decisions: ARM's front door answers these without a documented code.
             UriTooLong { .. } => "RequestUriTooLong",
             HeadersTooLarge { .. } => "RequestHeaderFieldsTooLarge",
-            Timeout(_) => "RequestTimeout",
+            Timeout(_) | ImportTimeout { .. } => "RequestTimeout",
             Unauthenticated { code, .. } => code,
             AuthorizationFailed { .. } => "AuthorizationFailed",
             Throttled { .. } => "SubscriptionRequestsThrottled",
@@ -258,6 +261,7 @@ mod tests {
             ApiError::BadRequest { target: Some("$skipToken".into()), message: "bad".into() },
             ApiError::PayloadTooLarge { limit: 10 },
             ApiError::Timeout(60),
+            ApiError::ImportTimeout { seconds: 60, committed: "lines 1-500 were committed".into() },
             ApiError::Unauthenticated {
                 code: "InvalidAuthenticationToken",
                 message: "m".into(),
@@ -293,6 +297,7 @@ mod tests {
                 | ApiError::BadRequest { .. }
                 | ApiError::PayloadTooLarge { .. }
                 | ApiError::Timeout(_)
+                | ApiError::ImportTimeout { .. }
                 | ApiError::Unauthenticated { .. }
                 | ApiError::AuthorizationFailed { .. }
                 | ApiError::Throttled { .. }

@@ -57,6 +57,19 @@ impl PublicUrl {
     pub fn authority(&self) -> &str {
         self.0.split_once("://").map_or("", |(_, rest)| rest)
     }
+
+    /// Does it name this machine only (`localhost`, 127.0.0.0/8, `[::1]`)?
+    pub fn is_loopback(&self) -> bool {
+        let Ok(authority) = self.authority().parse::<axum::http::uri::Authority>() else {
+            return false;
+        };
+        let host = authority.host();
+        host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 impl std::fmt::Display for PublicUrl {
@@ -89,7 +102,13 @@ impl std::str::FromStr for PublicUrl {
             );
         }
         let scheme = scheme.unwrap_or_default();
-        Ok(PublicUrl(format!("{scheme}://{}", authority.as_str().to_ascii_lowercase())))
+        let host = authority.host().to_ascii_lowercase();
+        // The scheme's own port is left out, as clients write the URL (and compare issuers).
+        let port = match (scheme.as_str(), authority.port_u16()) {
+            ("https", Some(443)) | ("http", Some(80)) | (_, None) => String::new(),
+            (_, Some(p)) => format!(":{p}"),
+        };
+        Ok(PublicUrl(format!("{scheme}://{host}{port}")))
     }
 }
 
@@ -130,6 +149,9 @@ mod tests {
         assert_eq!(url("https://Scores.Example.com/").unwrap(), "https://scores.example.com");
         assert_eq!(url("http://127.0.0.1:8443").unwrap(), "http://127.0.0.1:8443");
         assert_eq!(url("https://[::1]:8443").unwrap(), "https://[::1]:8443");
+        assert_eq!(url("https://scores.example.com:443").unwrap(), "https://scores.example.com");
+        assert_eq!(url("http://scores.example.com:80/").unwrap(), "http://scores.example.com");
+        assert_eq!(url("http://scores.example.com:443").unwrap(), "http://scores.example.com:443");
         assert_eq!("https://a.example:1".parse::<PublicUrl>().unwrap().authority(), "a.example:1");
         for bad in [
             "scores.example.com",
@@ -150,6 +172,23 @@ mod tests {
 
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// The public URL starts every nextLink and token issuer: whatever text it is given, it
+            /// is refused or becomes a bare `scheme://host[:port]` that parses back to itself.
+            #[test]
+            fn a_public_url_is_refused_or_a_bare_origin(text in prop_oneof![
+                ".{0,30}",
+                "(https?|HTTPS|ftp)://[a-zA-Z0-9.@:\\[\\]-]{0,16}(/[a-z?=]{0,5})?",
+            ]) {
+                if let Ok(url) = text.parse::<PublicUrl>() {
+                    let s = url.to_string();
+                    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+                    let rest = rest.ok_or_else(|| TestCaseError::fail(s.clone()))?;
+                    prop_assert!(!rest.is_empty() && !rest.contains(['/', '?', '#', '@']), "{text:?} → {s}");
+                    prop_assert_eq!(url.authority(), rest);
+                    prop_assert_eq!(s.parse::<PublicUrl>().ok(), Some(url));
+                }
+            }
 
             #[test]
             fn times_round_trip_in_the_arm_format(seconds in 0i64..253_402_300_799, hundreds_of_ns in 0u32..10_000_000) {

@@ -13,7 +13,7 @@ pub async fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Subscriptions(cmd) => subscriptions(cmd).await,
-        Command::Import(args) => crate::import::run(args).await,
+        Command::Import(args) => super::import::run(args).await,
         Command::Principals(cmd) => super::identity::principals(cmd).await,
         Command::Roles(cmd) => super::identity::roles(cmd).await,
         Command::Token(args) => super::identity::token(args).await,
@@ -160,7 +160,7 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
                 let body = serde_json::json!({"displayName": name, "tenantId": tenant});
                 let v =
                     client.put_json(&format!("/securescore/v1/subscriptions/{id}"), &body).await?;
-                serde_json::from_value::<crate::api::ext::SubscriptionBody>(v)?.into_subscription()
+                serde_json::from_value::<crate::wire::SubscriptionBody>(v)?.into_subscription()
             } else {
                 let store = open_data_dir(&target).await?;
                 let tenant = match tenant {
@@ -187,7 +187,7 @@ async fn subscriptions(cmd: SubscriptionsCommand) -> Result<()> {
             let subs = if let Some(endpoint) = &target.endpoint {
                 let client = crate::client::Client::new(endpoint, &target)?;
                 let items = client.get_all("/securescore/v1/subscriptions").await?;
-                let list: Vec<crate::api::ext::SubscriptionBody> =
+                let list: Vec<crate::wire::SubscriptionBody> =
                     serde_json::from_value(serde_json::Value::Array(items))
                         .context("unexpected answer")?;
                 list.into_iter().map(|s| s.into_subscription()).collect()

@@ -1,9 +1,10 @@
 //! The command line: definitions here (`structs`), execution in `cmd` and its siblings
-//! (`identity`, `read`, `verify`).
+//! (`identity`, `import`, `read`, `verify`).
 
 pub mod cmd;
 pub mod identity;
 pub mod identity_structs;
+pub mod import;
 pub mod read;
 pub mod structs;
 pub mod verify;

@@ -293,13 +293,19 @@ pub enum SubscriptionsCommand {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// NDJSON file of assessments ('-' for standard input).
+    /// NDJSON file of assessments ('-' for standard input): one per line, as the import endpoint
+    /// takes them or as Azure lists them; or one JSON array (`az security assessment list -o json`).
     pub file: PathBuf,
     #[command(flatten)]
     pub target: Target,
-    /// Lines per transaction.
-    #[arg(long, default_value_t = 500)]
-    pub batch_size: usize,
+    /// Lines per transaction at most (fewer when writes are slow, so other writers get their turn).
+    #[arg(long, default_value_t = crate::ingest::DEFAULT_BATCH_SIZE as u64,
+          value_parser = clap::value_parser!(u64).range(1..=crate::ingest::MAX_BATCH_SIZE as u64))]
+    pub batch_size: u64,
+    /// Reject longer lines (with --data-dir; a server applies its own limit, also 1 MiB).
+    #[arg(long, default_value_t = crate::ingest::DEFAULT_MAX_LINE_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_line_bytes: u64,
     /// Output format of the summary.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,

@@ -64,11 +64,12 @@ pub async fn resolve(store: &Store, who: &str) -> Result<Option<PrincipalRecord>
 }
 
 /// What to create.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewPrincipal {
     pub display_name: String,
     #[serde(default = "service_principal")]
+    #[schema(value_type = crate::api::openapi::PrincipalKind, default = "ServicePrincipal")]
     pub kind: PrincipalKind,
     /// Users: the sign-in name (e.g. `alice@securescore.local`).
     #[serde(default)]
@@ -210,11 +211,36 @@ async fn find(state: &AppState, id: &str) -> ApiResult<PrincipalRecord> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/principals",
+    operation_id = "Principals_List",
+    tag = "Principals",
+    summary = "List principals (never their secrets)",
+    responses(
+        (status = 200, description = "The principals", body = crate::api::openapi::PrincipalList),
+        (status = "default", response = crate::api::openapi::responses::CloudError),
+    )
+)]
 async fn list_principals(State(state): State<AppState>, _: Admin) -> ApiResult<Response> {
     let value: Vec<Value> = state.store.principals().await?.iter().map(principal_json).collect();
     Ok(json_response(StatusCode::OK, &json!({ "value": value })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/principals/{id}",
+    operation_id = "Principals_Get",
+    tag = "Principals",
+    summary = "Get a principal (never its secret)",
+    params(
+        ("id" = String, Path, description = "Object id, client id or user name"),
+    ),
+    responses(
+        (status = 200, description = "The principal", body = crate::api::openapi::Principal),
+        (status = "default", response = crate::api::openapi::responses::CloudError),
+    )
+)]
 async fn get_principal(
     State(state): State<AppState>,
     _: Admin,
@@ -223,6 +249,18 @@ async fn get_principal(
     Ok(json_response(StatusCode::OK, &principal_json(&find(&state, &id).await?)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/securescore/v1/principals",
+    operation_id = "Principals_Create",
+    tag = "Principals",
+    summary = "Create a service principal (with a generated secret) or a user (password generated when absent); the secret is in this answer only",
+    request_body = NewPrincipal,
+    responses(
+        (status = 201, description = "Created", body = crate::api::openapi::PrincipalWithSecret),
+        (status = "default", response = crate::api::openapi::responses::CloudError),
+    )
+)]
 async fn post_principal(
     State(state): State<AppState>,
     _: Admin,
@@ -234,6 +272,20 @@ async fn post_principal(
     Ok(json_response(StatusCode::CREATED, &v))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/securescore/v1/principals/{id}",
+    operation_id = "Principals_Delete",
+    tag = "Principals",
+    summary = "Delete a principal; its tokens stop working",
+    params(
+        ("id" = String, Path, description = "Object id, client id or user name"),
+    ),
+    responses(
+        (status = 200, description = "Deleted"),
+        (status = "default", response = crate::api::openapi::responses::CloudError),
+    )
+)]
 async fn delete_principal(
     State(state): State<AppState>,
     _: Admin,
@@ -245,6 +297,20 @@ async fn delete_principal(
     Ok(StatusCode::OK.into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/securescore/v1/principals/{id}/resetSecret",
+    operation_id = "Principals_ResetSecret",
+    tag = "Principals",
+    summary = "A new secret (service principal) or generated password (user); the old one stops working",
+    params(
+        ("id" = String, Path, description = "Object id, client id or user name"),
+    ),
+    responses(
+        (status = 200, description = "The principal with its new secret", body = crate::api::openapi::PrincipalWithSecret),
+        (status = "default", response = crate::api::openapi::responses::CloudError),
+    )
+)]
 async fn post_reset_secret(
     State(state): State<AppState>,
     _: Admin,
@@ -256,6 +322,20 @@ async fn post_reset_secret(
     Ok(json_response(StatusCode::OK, &v))
 }
 
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/roleAssignments",
+    operation_id = "RoleAssignments_List",
+    tag = "Role assignments",
+    summary = "List role assignments",
+    params(
+        ("principalId" = Option<String>, Query, description = "Only this principal's (object id, client id or user name)"),
+    ),
+    responses(
+        (status = 200, description = "The role assignments", body = crate::api::openapi::RoleAssignmentList),
+        (status = "default", response = crate::api::openapi::responses::CloudError),
+    )
+)]
 async fn list_assignments(
     State(state): State<AppState>,
     _: Admin,
@@ -279,12 +359,19 @@ async fn list_assignments(
     Ok(json_response(StatusCode::OK, &json!({ "value": value })))
 }
 
-#[derive(Deserialize)]
+/// A role to assign.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct NewAssignment {
+    /// Object id, client id or user name of a local principal, or the object id of one of a
+    /// trusted authority.
     principal_id: String,
+    /// A role name (e.g. `Reader`) or an Azure role definition GUID.
+    #[schema(example = "Reader")]
     role: String,
+    /// `/` or `/subscriptions/{id}`; inherited below.
     #[serde(default = "root")]
+    #[schema(default = "/")]
     scope: String,
 }
 
@@ -292,6 +379,19 @@ fn root() -> String {
     "/".into()
 }
 
+#[utoipa::path(
+    post,
+    path = "/securescore/v1/roleAssignments",
+    operation_id = "RoleAssignments_Create",
+    tag = "Role assignments",
+    summary = "Assign a role at / or /subscriptions/{id}; inherited below",
+    request_body = NewAssignment,
+    responses(
+        (status = 200, description = "Already assigned", body = crate::api::openapi::RoleAssignment),
+        (status = 201, description = "Created", body = crate::api::openapi::RoleAssignment),
+        (status = "default", response = crate::api::openapi::responses::CloudError),
+    )
+)]
 async fn post_assignment(
     State(state): State<AppState>,
     _: Admin,
@@ -308,6 +408,20 @@ async fn post_assignment(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/securescore/v1/roleAssignments/{id}",
+    operation_id = "RoleAssignments_Delete",
+    tag = "Role assignments",
+    summary = "Remove a role assignment",
+    params(
+        ("id" = Uuid, Path, description = "The role assignment id"),
+    ),
+    responses(
+        (status = 200, description = "Removed"),
+        (status = "default", response = crate::api::openapi::responses::CloudError),
+    )
+)]
 async fn delete_assignment(
     State(state): State<AppState>,
     _: Admin,
@@ -342,10 +456,32 @@ pub fn keys_json(ring: &super::keys::KeyRing) -> Value {
     json!({ "value": value })
 }
 
+#[utoipa::path(
+    get,
+    path = "/securescore/v1/keys",
+    operation_id = "Keys_List",
+    tag = "Signing keys",
+    summary = "The signing keys published in the JWKS",
+    responses(
+        (status = 200, description = "The signing keys", body = crate::api::openapi::SigningKeyList),
+        (status = "default", response = crate::api::openapi::responses::CloudError),
+    )
+)]
 async fn list_keys(State(state): State<AppState>, _: Admin) -> ApiResult<Response> {
     Ok(json_response(StatusCode::OK, &keys_json(&state.identity.keys)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/securescore/v1/keys/rotate",
+    operation_id = "Keys_Rotate",
+    tag = "Signing keys",
+    summary = "Sign new tokens with a new key; the old one stays published until its tokens expire",
+    responses(
+        (status = 200, description = "The signing keys after the rotation", body = crate::api::openapi::SigningKeyList),
+        (status = "default", response = crate::api::openapi::responses::CloudError),
+    )
+)]
 async fn rotate_keys(State(state): State<AppState>, _: Admin) -> ApiResult<Response> {
     state.identity.keys.rotate()?;
     Ok(json_response(StatusCode::OK, &keys_json(&state.identity.keys)))

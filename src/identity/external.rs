@@ -2,8 +2,9 @@
 //! discovery, then a JWKS cache.
 //!
 //! Security note: a token is checked against an external authority's keys only when its `iss` is
-//! that authority's issuer (v2 form) or the v1 form `https://sts.windows.net/{tid}/` of the same
-//! tenant. The JWKS is refreshed on an unknown `kid` at most once a minute per authority (so
+//! exactly that authority's issuer (v2 form) or the v1 form `https://sts.windows.net/{tid}/` of the
+//! same tenant; an OpenID configuration naming an issuer on another host than the configured URL
+//! is refused. The JWKS is refreshed on an unknown `kid` at most once a minute per authority (so
 //! tokens with random kids cannot make the server hammer the authority), by one fetch that
 //! concurrent requests wait for, and a failed refresh keeps the keys already known.
 
@@ -39,6 +40,12 @@ pub struct TrustedIssuer {
     pub fetches: std::sync::atomic::AtomicU64,
 }
 
+/// `scheme://host[:port]` of a URL, lowercase; `None` when it is not an absolute URL.
+fn origin(url: &str) -> Option<String> {
+    let uri = url.parse::<axum::http::Uri>().ok()?;
+    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?).to_ascii_lowercase())
+}
+
 impl TrustedIssuer {
     pub fn new(configured: &str) -> Result<TrustedIssuer> {
         let url = configured.trim().trim_end_matches('/');
@@ -68,8 +75,8 @@ impl TrustedIssuer {
     /// Does this authority issue tokens with `iss` for tenant `tid`? `None`: not discovered yet.
     pub fn issues(&self, iss: &str, tid: &str) -> Option<bool> {
         let d = self.discovery.read().unwrap_or_else(|e| e.into_inner()).clone()?;
-        let v2 = d.issuer.replace(TENANT_PLACEHOLDER, tid);
-        if iss.trim_end_matches('/') == v2.trim_end_matches('/') {
+        // In full: the issuer the authority's OpenID configuration names, for this tenant.
+        if iss == d.issuer.replace(TENANT_PLACEHOLDER, tid) {
             return Some(true);
         }
         // The v1 form of the same tenant (Entra issues v1 tokens for ARM).
@@ -148,6 +155,13 @@ impl TrustedIssuer {
                     format!("{} is not an OpenID configuration", self.discovery_url)
                 })?,
         };
+        if origin(&discovery.issuer) != origin(&self.discovery_url) {
+            anyhow::bail!(
+                "the OpenID configuration {} names the issuer '{}' of another host; its tokens are not trusted",
+                self.discovery_url,
+                discovery.issuer
+            );
+        }
         let set: JwkSet = self
             .http
             .get(&discovery.jwks_uri)

@@ -64,6 +64,7 @@ impl SigningKey {
         Ok(SigningKey { kid, created, retired, pem, encoding, jwk, n, decoding })
     }
 
+    /// A new key. aws-lc-rs generates it: jsonwebtoken signs and verifies but cannot make keys.
     fn generate(created: i64) -> Result<Self> {
         let pair = KeyPair::generate(KeySize::Rsa2048)
             .map_err(|_| anyhow!("cannot generate an RSA key"))?;
@@ -383,6 +384,42 @@ impl Loaded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kid is RFC 7638's thumbprint over the minimal-length modulus (RFC 7518), as before
+    /// jsonwebtoken built the JWK: tokens signed before an upgrade keep their key.
+    #[test]
+    fn the_kid_is_the_rfc7638_thumbprint_of_the_published_key() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let key = SigningKey::generate(0).unwrap();
+        let jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) = &key.jwk().algorithm else {
+            panic!("an RSA JWK")
+        };
+        let canonical = format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, rsa.e, rsa.n);
+        assert_eq!(key.kid, URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(canonical)));
+        let n = URL_SAFE_NO_PAD.decode(&rsa.n).unwrap();
+        assert_eq!((n.len(), n[0] != 0), (256, true), "2048 bits, no leading zero octet");
+        let published = serde_json::to_value(key.jwk()).unwrap();
+        assert_eq!(
+            (&published["kid"], &published["use"], &published["alg"], &published["kty"]),
+            (
+                &serde_json::json!(key.kid),
+                &serde_json::json!("sig"),
+                &serde_json::json!("RS256"),
+                &serde_json::json!("RSA")
+            )
+        );
+        // A token it signs verifies with the published key.
+        let token = key.sign_claims(&serde_json::json!({"exp": 4_102_444_800_i64})).unwrap();
+        let decoding = DecodingKey::from_jwk(key.jwk()).unwrap();
+        jsonwebtoken::decode::<serde_json::Value>(
+            &token,
+            &decoding,
+            &jsonwebtoken::Validation::new(Algorithm::RS256),
+        )
+        .unwrap();
+    }
 
     #[test]
     fn the_key_file_is_private_and_rotation_keeps_the_old_key_live() {

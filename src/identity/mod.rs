@@ -30,7 +30,7 @@ pub mod secret;
 pub mod token;
 
 use anyhow::Result;
-use axum::extract::{FromRef, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -80,9 +80,10 @@ pub struct IdentityState {
     pub store: Store,
 }
 
-impl FromRef<Arc<Identity>> for IdentityState {
-    fn from_ref(identity: &Arc<Identity>) -> Self {
-        IdentityState { identity: identity.clone(), store: identity.store.clone() }
+impl IdentityState {
+    pub fn new(identity: Arc<Identity>) -> Self {
+        let store = identity.store.clone();
+        IdentityState { identity, store }
     }
 }
 
@@ -324,7 +325,12 @@ async fn read_only_under_auth_any(
     request: Request,
     next: Next,
 ) -> Response {
-    if state.identity.mode == AuthMode::Any && request.method() != Method::GET {
+    let read = matches!(*request.method(), Method::GET | Method::HEAD);
+    if state.identity.mode == AuthMode::Any && !read {
+        // A request without a well-formed token still gets its 401 first.
+        if let Err(e) = state.identity.require(request.headers(), authz::ADMIN_ACTION, None).await {
+            return e.into_response();
+        }
         return ApiError::BadRequest {
             target: None,
             message: "Principals, role assignments and signing keys cannot be changed through the API while the \
@@ -340,7 +346,7 @@ async fn read_only_under_auth_any(
 /// The identity routes: the authority (no token needed) and the identity extension API, on their
 /// own state, ready to merge into a router of any state.
 pub fn router<S: Clone + Send + Sync + 'static>(identity: Arc<Identity>) -> axum::Router<S> {
-    let state = IdentityState::from_ref(&identity);
+    let state = IdentityState::new(identity);
     let admin = admin::router()
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), read_only_under_auth_any));
     authority::router().merge(admin).with_state(state)

@@ -31,7 +31,8 @@ pub fn normalise_audience(resource: &str) -> Option<&'static str> {
 /// What a token is issued for.
 pub struct Grant<'a> {
     pub principal: &'a PrincipalRecord,
-    /// `{authority}` as the client reached it, e.g. `https://127.0.0.1:8443`.
+    /// The issuing authority: the server's public URL, e.g. `https://127.0.0.1:8443` (the issuer is
+    /// `{authority}/{tid}/v2.0`, the only form the server accepts for its own keys).
     pub authority: &'a str,
     pub audience: &'a str,
     /// The requesting application (client credentials: the principal itself; implicit flow: the SPA).

@@ -120,6 +120,11 @@ pub(crate) trait Engine:
 {
     /// A tiny committed write that changes nothing anyone reads (`/readyz` after write failures).
     async fn probe_write(&self) -> Result<()>;
+    /// Move the write-ahead log into the database and truncate it (after bulk writes). Engines
+    /// without a local log have nothing to do.
+    async fn checkpoint(&self) -> Result<()> {
+        Ok(())
+    }
     /// A counter bumped by every write transaction, by any process.
     async fn generation(&self) -> Result<i64>;
     async fn meta(&self, key: &str) -> Result<Option<String>>;

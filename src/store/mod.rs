@@ -7,12 +7,12 @@
 //! - Reads of scores are served from [`ScoreView`]s cached in memory. A local write drops the views
 //!   it touched; writes by other processes (the CLI on the same data directory, other replicas) are
 //!   noticed by polling the engine's generation counter ([`Store::watch_changes`]).
-//! - The maintained state can be checked against the assessments and rewritten
-//!   ([`Store::verify`], [`Store::repair`]), and is rebuilt on open when the built-in catalogue is
-//!   not the one it was computed with (module `verify`).
 //! - Faults that pass by themselves (full disk, a writer holding the lock too long, I/O errors)
 //!   are [`Unavailable`]: the API answers them 503 with Retry-After, and [`Store::ready`] reports
 //!   not ready until a probe write commits again. No restart is needed after the cause is gone.
+//! - The maintained state can be checked against the assessments and rewritten
+//!   ([`Store::verify`], [`Store::repair`]), and is rebuilt on open when the built-in catalogue is
+//!   not the one it was computed with (module `verify`).
 
 mod engine;
 mod identity;
@@ -101,6 +101,8 @@ pub(crate) struct Health {
 }
 
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest a probe write may take.
+const PROBE_BUDGET: Duration = Duration::from_secs(2);
 
 impl Health {
     pub(crate) fn suspect(&self) {
@@ -351,6 +353,12 @@ impl Store {
         })
     }
 
+    /// Fold the write-ahead log into the database and truncate it, so that bulk writes do not leave
+    /// a log as large as themselves behind.
+    pub async fn checkpoint(&self) -> Result<()> {
+        self.engine().checkpoint().await
+    }
+
     /// Is the store answering? (a read)
     pub async fn ping(&self) -> Result<()> {
         self.engine().generation().await.map(|_| ())
@@ -382,7 +390,15 @@ impl Store {
                 return result.clone();
             }
         }
-        let result = self.engine().probe_write().await.map_err(not_ready);
+        // A probe stuck behind another process's lock answers "not ready" rather than keep the
+        // caller (an orchestrator with its own short timeout) waiting for the busy timeout.
+        let result = match tokio::time::timeout(PROBE_BUDGET, self.engine().probe_write()).await {
+            Ok(r) => r.map_err(not_ready),
+            Err(_) => Err(NotReady {
+                fault: Some(Unavailable::Busy),
+                reason: format!("a probe write did not finish within {PROBE_BUDGET:?}"),
+            }),
+        };
         *last = Some((Instant::now(), result.clone()));
         result
     }

@@ -239,47 +239,73 @@ pub(super) struct WriteTx {
 
 impl WriteTx {
     async fn begin(engine: &SqliteEngine, statement: &'static str) -> Result<WriteTx> {
-        let mut conn = engine.pool.acquire().await.inspect_err(|_| engine.health.suspect())?;
+        let conn = engine.pool.acquire().await.inspect_err(|_| engine.health.suspect())?;
+        // Owned by the transaction before BEGIN is sent: if this future is dropped while SQLite
+        // still works on the BEGIN (a client went away), the drop rolls it back; a connection
+        // must never return to the pool inside a transaction nobody owns.
+        let mut tx = WriteTx {
+            conn: Some(conn),
+            file_backed: engine.file_backed,
+            health: engine.health.clone(),
+        };
         if engine.health.page_limit_set.load(Ordering::Acquire) {
             // SQLite keeps this per connection; 0 means "no limit" here, SQLite's own maximum.
             let pages = match engine.health.page_limit.load(Ordering::Acquire) {
                 0 => u32::MAX - 1,
                 n => n,
             };
-            sqlx::query(&format!("PRAGMA max_page_count = {pages}")).execute(&mut *conn).await?;
+            let pragma = format!("PRAGMA max_page_count = {pages}");
+            if let Err(e) = sqlx::query(&pragma).execute(&mut *tx).await {
+                tx.release();
+                return Err(e.into());
+            }
         }
-        if let Err(e) = sqlx::query(statement).execute(&mut *conn).await {
+        if let Err(e) = sqlx::query(statement).execute(&mut *tx).await {
             // Nothing started (typically SQLITE_BUSY): the connection is as clean as before.
-            engine.health.suspect();
+            tx.health.suspect();
+            tx.release();
             return Err(e.into());
         }
-        Ok(WriteTx {
-            conn: Some(conn),
-            file_backed: engine.file_backed,
-            health: engine.health.clone(),
-        })
+        Ok(tx)
+    }
+
+    /// Give the connection back to the pool: only when no transaction is open on it.
+    fn release(&mut self) {
+        drop(self.conn.take());
     }
 
     /// End a read transaction: nothing was written, so nothing about the store's health is learnt.
+    /// The ROLLBACK runs with the connection still owned, as COMMIT does (see there).
     pub(super) async fn finish_read(mut self) -> Result<()> {
-        let Some(mut conn) = self.conn.take() else { bail!("the transaction is already over") };
-        if let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
-            finish_failed(conn, self.file_backed).await;
-            return Err(e.into());
+        match sqlx::query("ROLLBACK").execute(&mut *self).await {
+            Ok(_) => {
+                self.release();
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(conn) = self.conn.take() {
+                    finish_failed(conn, self.file_backed).await;
+                }
+                Err(e.into())
+            }
         }
-        Ok(())
     }
 
     pub(super) async fn commit(mut self) -> Result<()> {
-        let Some(mut conn) = self.conn.take() else { bail!("the transaction is already over") };
-        match sqlx::query("COMMIT").execute(&mut *conn).await {
+        // COMMIT runs with the connection still owned by the transaction, so that a drop during
+        // it (the request was cancelled) still ends in a rollback attempt, never in the pool.
+        let result = sqlx::query("COMMIT").execute(&mut *self).await;
+        match result {
             Ok(_) => {
+                self.release();
                 self.health.wrote();
                 Ok(())
             }
             Err(e) => {
                 self.health.suspect();
-                finish_failed(conn, self.file_backed).await;
+                if let Some(conn) = self.conn.take() {
+                    finish_failed(conn, self.file_backed).await;
+                }
                 Err(e.into())
             }
         }
@@ -312,10 +338,14 @@ impl Drop for WriteTx {
                 rt.spawn(finish_failed(conn, file_backed));
             }
             Err(_) => {
-                // No runtime to roll back on (process exit): closing rolls back a file database;
-                // an in-memory one ends with the process anyway.
-                let mut conn = conn;
-                conn.close_on_drop();
+                // No runtime to roll back on (process exit), and a pooled connection cannot even
+                // be dropped without one. Closing a file database's connection rolls back (its
+                // worker thread closes it); an in-memory database ends with the process anyway.
+                if file_backed {
+                    drop(conn.detach());
+                } else {
+                    std::mem::forget(conn);
+                }
             }
         }
     }
@@ -634,6 +664,16 @@ impl Engine for SqliteEngine {
         .execute(&mut *tx)
         .await?;
         tx.commit().await
+    }
+
+    async fn checkpoint(&self) -> Result<()> {
+        // TRUNCATE waits (busy handler) for readers of older snapshots, then empties the file.
+        let (busy, _, _): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await?;
+        if busy != 0 {
+            tracing::debug!("the WAL checkpoint could not complete: readers or writers were busy");
+        }
+        Ok(())
     }
 
     async fn generation(&self) -> Result<i64> {
@@ -1062,6 +1102,30 @@ mod tests {
             .await
             .unwrap();
         abandoned_transactions_leave_no_trace(engine).await;
+    }
+
+    /// A write whose request goes away while it waits for another process's lock: once the
+    /// lock is free, its BEGIN succeeds in the background and must be rolled back, not left
+    /// holding the write lock in the pool.
+    #[tokio::test]
+    async fn a_write_cancelled_while_waiting_for_the_lock_leaves_no_transaction() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let engine =
+            SqliteEngine::open(dir.path(), Duration::from_secs(2), Arc::default()).await.unwrap();
+        let options = SqliteConnectOptions::new().filename(dir.path().join(DB_FILE));
+        let mut other = SqliteConnection::connect_with(&options).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(200), engine.set_meta_if_absent("a", "b"));
+        assert!(cancelled.await.is_err(), "the write waits for the lock");
+        sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+        // Let the abandoned BEGIN take the free lock before anyone else competes for it.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for i in 0..8 {
+            engine.set_meta_if_absent(&format!("k{i}"), "v").await.expect("no lock left behind");
+        }
+        assert_eq!(engine.meta("a").await.unwrap(), None, "the cancelled write did not happen");
     }
 
     #[tokio::test]

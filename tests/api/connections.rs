@@ -173,14 +173,14 @@ async fn request_heads_within_the_outer_layers_limits_reach_it() {
     app.stop().await;
 }
 
-/// Start the real binary, send a request that stays in flight, signal, and check the request
-/// completes and the process exits 0.
-async fn signal_drains_a_request_in_flight(signal: &str) {
+/// The real binary serving plain HTTP from memory with `extra` flags, and its base URL.
+async fn start_binary(extra: &[&str]) -> (std::process::Child, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_securescore"))
         .args(["serve", "--insecure-http", "--memory", "--demo", "--auth", "any"])
         .args(["--listen", "127.0.0.1:0", "--no-throttle", "--data-dir"])
         .arg(dir.path())
+        .args(extra)
         .env("SECURESCORE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -203,6 +203,27 @@ async fn signal_drains_a_request_in_flight(signal: &str) {
         .await
         .expect("the server prints its address")
         .expect("the server printed its address");
+    (child, base, dir)
+}
+
+#[tokio::test]
+async fn the_serve_flags_set_the_timeouts() {
+    let (mut child, base, _dir) =
+        start_binary(&["--header-read-timeout", "1", "--idle-timeout", "1"]).await;
+    let target = base.trim_start_matches("http://");
+    let mut slow = TcpStream::connect(target).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut silent = TcpStream::connect(target).await.unwrap();
+    assert!(closed_by_peer(&mut slow, PATIENCE).await, "--header-read-timeout applies");
+    assert!(closed_by_peer(&mut silent, PATIENCE).await, "--idle-timeout applies");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Start the real binary, send a request that stays in flight, signal, and check the request
+/// completes and the process exits 0.
+async fn signal_drains_a_request_in_flight(signal: &str) {
+    let (mut child, base, _dir) = start_binary(&[]).await;
     let mut s = TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
     let resource =
         format!("/subscriptions/{DEMO}/resourceGroups/drain/providers/Microsoft.Web/sites/a");
@@ -259,4 +280,20 @@ async fn sigterm_drains_requests_in_flight_and_exits_0() {
 #[tokio::test]
 async fn sigint_drains_requests_in_flight_and_exits_0() {
     signal_drains_a_request_in_flight("INT").await;
+}
+
+#[test]
+fn serve_help_explains_every_limit() {
+    let out = Command::new(env!("CARGO_BIN_EXE_securescore")).args(["serve", "--help"]).output();
+    let help = String::from_utf8_lossy(&out.unwrap().stdout).to_string();
+    for flag in [
+        "--max-connections",
+        "--header-read-timeout",
+        "--tls-handshake-timeout",
+        "--idle-timeout",
+        "--store-busy-timeout-ms",
+    ] {
+        let line = help.lines().skip_while(|l| !l.contains(flag)).nth(1).unwrap_or_default();
+        assert!(!line.trim().is_empty(), "{flag} has help text:\n{help}");
+    }
 }

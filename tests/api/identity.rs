@@ -720,10 +720,21 @@ async fn external_authority(
     jwks: Arc<std::sync::Mutex<Value>>,
     fetches: Arc<std::sync::atomic::AtomicUsize>,
 ) -> (String, String) {
+    external_authority_naming(None, jwks, fetches).await
+}
+
+/// An external authority whose OpenID configuration names the issuer `{issuer_base}/{tenant}/v2.0`
+/// (`None`: its own URL); `(its configured URL, tenant)`.
+async fn external_authority_naming(
+    issuer_base: Option<&str>,
+    jwks: Arc<std::sync::Mutex<Value>>,
+    fetches: Arc<std::sync::atomic::AtomicUsize>,
+) -> (String, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let tenant = Uuid::new_v4().to_string();
-    let issuer = format!("{base}/{tenant}/v2.0");
+    let configured = format!("{base}/{tenant}/v2.0");
+    let issuer = format!("{}/{tenant}/v2.0", issuer_base.unwrap_or(&base));
     let (iss, b) = (issuer.clone(), base.clone());
     let router = axum::Router::new()
         .route(
@@ -748,7 +759,7 @@ async fn external_authority(
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    (issuer, tenant)
+    (configured, tenant)
 }
 
 #[tokio::test]
@@ -937,6 +948,19 @@ async fn urls_handed_out_use_the_public_url_whatever_host_says() {
     claims["iss"] = json!(format!("{}/{tid}/v2.0", app.base));
     assert_401(&app.get(&controls, &app.sign(&claims)).await, "InvalidAuthenticationTokenTenant");
 
+    // A token of another tenant is told to get one from the public authority.
+    let other = Uuid::new_v4();
+    let mut claims = payload(&token);
+    claims["tid"] = json!(other.to_string());
+    claims["iss"] = json!(format!("{PUBLIC}/{other}/v2.0"));
+    let r = app.get_as_host("evil.example", &score_path(), Some(&app.sign(&claims))).await;
+    assert_401(&r, "InvalidAuthenticationTokenTenant");
+    assert!(
+        r.message().contains(&format!("Please use the authority (URL) '{PUBLIC}/{tid}'")),
+        "{}",
+        r.message()
+    );
+
     // The 401 challenge sends clients to the public authority.
     let r = app.get_as_host("evil.example", &score_path(), None).await;
     assert_401(&r, "AuthenticationFailed");
@@ -984,6 +1008,42 @@ async fn auth_any_refuses_to_listen_beyond_loopback() {
         assert!(err.contains("--auth any") && err.contains("loopback"), "{err}");
         assert!(err.contains("--listen 127.0.0.1:") && err.contains("--auth strict"), "{err}");
     }
+    // Nor behind a proxy that makes it reachable under another name.
+    let options = ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        store: StoreConfig::Memory,
+        tls: TlsMode::Insecure,
+        auth: AuthMode::Any,
+        demo: false,
+        api: ApiConfig { public_url: Some(PUBLIC.parse().unwrap()), ..ApiConfig::default() },
+        throttle: None,
+        max_connections: 10,
+        limits: Default::default(),
+        store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
+    };
+    let err = match Application::build(options).await {
+        Ok(_) => panic!("--auth any with a public URL of another host must not start"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("--auth any") && err.contains("--public-url"), "{err}");
+    // A public URL that names this machine is fine.
+    let options = ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        store: StoreConfig::Memory,
+        tls: TlsMode::Insecure,
+        auth: AuthMode::Any,
+        demo: false,
+        api: ApiConfig {
+            public_url: Some("http://localhost:8080".parse().unwrap()),
+            ..ApiConfig::default()
+        },
+        throttle: None,
+        max_connections: 10,
+        limits: Default::default(),
+        store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
+    };
+    let app = Application::build(options).await.expect("loopback with a loopback public URL");
+    assert_eq!(app.public_url().as_str(), "http://localhost:8080");
     // Loopback is where the emulator belongs.
     let options = ServeOptions {
         listen: "[::1]:0".parse().unwrap(),
@@ -1025,6 +1085,8 @@ async fn auth_any_cannot_change_principals_roles_or_keys() {
         assert_eq!(r.code(), "BadRequest");
         assert!(r.message().contains("--auth strict"), "{}", r.message());
     }
+    let r = app.call(Method::POST, "/securescore/v1/principals", None, Some("{}")).await;
+    assert_401(&r, "AuthenticationFailed");
     assert_eq!(app.store.principals().await.unwrap(), before, "nothing was created or removed");
     assert!(app
         .store
@@ -1045,4 +1107,83 @@ async fn auth_any_cannot_change_principals_roles_or_keys() {
         )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn an_external_authority_naming_another_hosts_issuer_is_not_trusted() {
+    let signer = securescore::identity::keys::KeyRing::ephemeral().unwrap();
+    let key = signer.current().unwrap();
+    let jwks = Arc::new(std::sync::Mutex::new(json!({"keys": [key.jwk()]})));
+    let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let evil = "https://evil.example";
+    let (configured, tenant) =
+        external_authority_naming(Some(evil), jwks.clone(), fetches.clone()).await;
+    let app = spawn(AuthMode::Strict, vec![configured], false).await;
+    let sub = Uuid::new_v4();
+    app.store
+        .put_subscription(&securescore::store::Subscription {
+            id: sub,
+            display_name: "external".into(),
+            tenant_id: Uuid::parse_str(&tenant).unwrap(),
+            state: "Enabled".into(),
+        })
+        .await
+        .unwrap();
+    let oid = Uuid::new_v4().to_string();
+    admin::assign(&app.store, &oid, "Reader", &format!("/subscriptions/{sub}")).await.unwrap();
+    let claims = json!({"aud": ARM, "iss": format!("{evil}/{tenant}/v2.0"), "tid": tenant,
+        "oid": oid, "iat": now(), "nbf": now(), "exp": now() + 3600, "ver": "2.0"});
+    let header = json!({"typ": "JWT", "alg": "RS256", "kid": key.kid});
+    let input = format!("{}.{}", b64(&header), b64(&claims));
+    let token = format!("{input}.{}", key.sign(input.as_bytes()).unwrap());
+    let path = format!(
+        "/subscriptions/{sub}/providers/Microsoft.Security/secureScores?api-version=2020-01-01"
+    );
+    app.identity.trusted[0].forget_last_fetch_for_tests();
+    assert_401(&app.get(&path, &token).await, "InvalidAuthenticationToken");
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the keys of a configuration naming another host are never fetched"
+    );
+}
+
+#[tokio::test]
+async fn odd_claims_under_a_genuine_signature_are_401s() {
+    let app = strict().await;
+    let claims = app.claims().await;
+    let path = score_path();
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut c = claims.clone();
+        f(&mut c);
+        app.sign(&c)
+    };
+    let remove = |name: &'static str| {
+        with(&move |c: &mut Value| {
+            c.as_object_mut().unwrap().remove(name);
+        })
+    };
+    let r = app.get(&path, &remove("exp")).await;
+    assert_401(&r, "InvalidAuthenticationToken");
+    assert!(r.header("www-authenticate").contains("'exp'"), "{}", r.header("www-authenticate"));
+    for token in [
+        remove("tid"),
+        remove("iss"),
+        with(&|c| c["exp"] = json!("tomorrow")),
+        with(&|c| c["nbf"] = json!({"not": "a time"})),
+        with(&|c| c["iss"] = json!(42)),
+        with(&|c| c["aud"] = json!(["https://graph.microsoft.com/"])),
+    ] {
+        let r = app.get(&path, &token).await;
+        assert_eq!(r.status, 401, "{:?}", r.body);
+        assert!(r.code().starts_with("InvalidAuthenticationToken"), "{:?}", r.body);
+    }
+    // A payload that is not JSON at all, under a genuine signature.
+    let key = app.identity.keys.current().unwrap();
+    let header = b64(&json!({"typ": "JWT", "alg": "RS256", "kid": key.kid}));
+    let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(b"not json"));
+    let token = format!("{input}.{}", key.sign(input.as_bytes()).unwrap());
+    assert_401(&app.get(&path, &token).await, "InvalidAuthenticationToken");
+    // The audience may come as a list (Entra does so for some clients).
+    assert_eq!(app.get(&path, &with(&|c| c["aud"] = json!([ARM]))).await.status, 200);
 }

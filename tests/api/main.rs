@@ -14,6 +14,7 @@ mod faults;
 mod harness;
 mod identity;
 mod ingest;
+mod openapi;
 mod paths;
 mod persistence;
 mod scores;

@@ -217,3 +217,34 @@ impl IdentityEngine for SqliteEngine {
         Ok(done.rows_affected() > 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A damaged row is an error naming the column, never a panic or a made-up value.
+    #[tokio::test]
+    async fn damaged_rows_are_errors_that_name_the_column() {
+        let engine = SqliteEngine::memory(Default::default()).await.unwrap();
+        sqlx::query(&format!(
+            "INSERT INTO principals ({PRINCIPAL_COLUMNS}) VALUES \
+             ('not-a-guid', 'User', 'x', NULL, 'x@example', '6d5ba1c5-0000-4000-8000-000000000000', 'h', '2026-01-01T00:00:00Z')"
+        ))
+        .execute(&engine.pool)
+        .await
+        .unwrap();
+        let err = engine.principals().await.unwrap_err();
+        assert!(format!("{err:#}").contains("stored id 'not-a-guid' is not a GUID"), "{err:#}");
+
+        sqlx::query("DELETE FROM principals").execute(&engine.pool).await.unwrap();
+        sqlx::query(&format!(
+            "INSERT INTO role_assignments ({ASSIGNMENT_COLUMNS}) VALUES \
+             ('6d5ba1c5-0000-4000-8000-000000000001', 'p', 'owner', '/', '2026-01-01T00:00:00Z')"
+        ))
+        .execute(&engine.pool)
+        .await
+        .unwrap();
+        let err = engine.role_assignments(Some("p")).await.unwrap_err();
+        assert!(format!("{err:#}").contains("role_definition_id 'owner'"), "{err:#}");
+    }
+}
