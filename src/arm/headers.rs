@@ -340,20 +340,17 @@ mod tests {
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(256))]
 
+            /// Leading slashes collapse into one; the rest of the path (its inner `//`, which
+            /// the router refuses as empty names) and the query are left as they are.
             #[test]
-            fn repeated_slashes_collapse_and_nothing_else_changes(
-                segments in prop::collection::vec("[A-Za-z0-9._~%-]{0,6}", 0..8),
-                slashes in prop::collection::vec(1usize..4, 8),
+            fn a_leading_run_of_slashes_collapses_and_nothing_else_changes(
+                leading in 1usize..5,
+                rest in prop::collection::vec("[A-Za-z0-9._~%-]{0,6}", 0..6),
                 query in proptest::option::of("[A-Za-z0-9=&/-]{0,12}"),
             ) {
-                let mut path = String::new();
-                for (segment, n) in segments.iter().zip(&slashes) {
-                    path.push_str(&"/".repeat(*n));
-                    path.push_str(segment);
-                }
-                if path.is_empty() {
-                    path.push('/');
-                }
+                // The rest keeps any inner `//` (an empty name, which the router refuses).
+                let rest = rest.join("/");
+                let path = format!("{}{rest}", "/".repeat(leading));
                 let full = match &query {
                     Some(q) => format!("{path}?{q}"),
                     None => path.clone(),
@@ -361,10 +358,8 @@ mod tests {
                 let mut request = Request::new(Body::empty());
                 *request.uri_mut() = full.parse().map_err(|e| TestCaseError::fail(format!("{full}: {e}")))?;
                 collapse_slashes(&mut request);
-                let got = request.uri().path();
-                prop_assert!(!got.contains("//"), "{full} → {got}");
-                let parts = |p: &str| p.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>();
-                prop_assert_eq!(parts(got), parts(&path));
+                let want = format!("/{}", rest.trim_start_matches('/'));
+                prop_assert_eq!(request.uri().path(), want.as_str(), "{}", full);
                 prop_assert_eq!(request.uri().query(), query.as_deref());
             }
         }

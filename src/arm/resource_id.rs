@@ -239,10 +239,11 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        /// A name ARM allows: no `/` (it would be two segments) and none of the forbidden
-        /// characters; anything else, Unicode included.
+        /// A name ARM allows: no `/` (it would be two segments), none of the forbidden
+        /// characters, not a dot segment; anything else, Unicode included.
         fn name() -> impl Strategy<Value = String> {
             "[^/<>%&:\\\\?#\\p{Cc}]{1,12}"
+                .prop_filter("'.' and '..' are not names", |n| n != "." && n != "..")
         }
 
         /// `/subscriptions/{guid}[/resourceGroups/{rg}][/providers/{ns}/{type}/{name}[/{type}/{name}]…]`,

@@ -145,26 +145,29 @@ impl Store {
     /// Open with a given wait for other writers' locks (`serve --store-busy-timeout-ms`), then
     /// adopt the built-in catalogue as `open` does.
     pub async fn open_with(config: &StoreConfig, busy_timeout: Duration) -> Result<Store> {
-        let store = Self::open_as_is(config, Some(busy_timeout)).await?;
+        let store = Self::open_as_is(config, busy_timeout, true).await?;
         store.adopt_catalog().await?;
         Ok(store)
     }
 
     /// Open the store as it is, without adopting the built-in catalogue: `verify` reports a
     /// catalogue change instead of acting on it.
-    /// Nor is a damaged file refused at open: `verify` runs the full integrity check and reports.
     pub async fn open_for_verify(config: &StoreConfig) -> Result<Store> {
-        Self::open_as_is(config, None).await
+        Self::open_as_is(config, DEFAULT_BUSY_TIMEOUT, false).await
     }
 
-    /// `busy_timeout: None`: open for `verify` (default wait, no start-up quick_check).
-    async fn open_as_is(config: &StoreConfig, busy_timeout: Option<Duration>) -> Result<Store> {
+    /// `quick_check`: refuse a damaged file at once (see `SqliteEngine::open`).
+    async fn open_as_is(
+        config: &StoreConfig,
+        busy_timeout: Duration,
+        quick_check: bool,
+    ) -> Result<Store> {
         let health = Arc::new(Health::default());
         let engine: Box<dyn Engine> = match config {
-            StoreConfig::Sqlite { data_dir } => Box::new(match busy_timeout {
-                Some(wait) => sqlite::SqliteEngine::open(data_dir, wait, health.clone()).await?,
-                None => sqlite::SqliteEngine::open_for_verify(data_dir, health.clone()).await?,
-            }),
+            StoreConfig::Sqlite { data_dir } => Box::new(
+                sqlite::SqliteEngine::open(data_dir, busy_timeout, health.clone(), quick_check)
+                    .await?,
+            ),
             StoreConfig::Memory => Box::new(sqlite::SqliteEngine::memory(health.clone()).await?),
         };
         let seen = engine.generation().await?;

@@ -56,21 +56,9 @@ pub const DB_FILE: &str = "securescore.db";
 const QUICK_CHECK_BUDGET: Duration = Duration::from_secs(20);
 
 impl SqliteEngine {
+    /// Open the file database; `check`: refuse a damaged file up front (servers). `verify`
+    /// opens without it, to run the full check and report what is damaged.
     pub async fn open(
-        data_dir: &Path,
-        busy_timeout: Duration,
-        health: Arc<Health>,
-    ) -> Result<Self> {
-        Self::open_file(data_dir, busy_timeout, health, true).await
-    }
-
-    /// Open without the start-up quick_check: `verify` runs the full integrity check itself and
-    /// must report the damage it finds rather than be refused.
-    pub async fn open_for_verify(data_dir: &Path, health: Arc<Health>) -> Result<Self> {
-        Self::open_file(data_dir, super::DEFAULT_BUSY_TIMEOUT, health, false).await
-    }
-
-    async fn open_file(
         data_dir: &Path,
         busy_timeout: Duration,
         health: Arc<Health>,
@@ -1098,9 +1086,10 @@ mod tests {
     #[tokio::test]
     async fn abandoned_transactions_on_a_file_leave_no_trace() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = SqliteEngine::open(dir.path(), Duration::from_millis(300), Arc::default())
-            .await
-            .unwrap();
+        let engine =
+            SqliteEngine::open(dir.path(), Duration::from_millis(300), Arc::default(), true)
+                .await
+                .unwrap();
         abandoned_transactions_leave_no_trace(engine).await;
     }
 
@@ -1111,8 +1100,9 @@ mod tests {
     async fn a_write_cancelled_while_waiting_for_the_lock_leaves_no_transaction() {
         use sqlx::Connection;
         let dir = tempfile::tempdir().unwrap();
-        let engine =
-            SqliteEngine::open(dir.path(), Duration::from_secs(2), Arc::default()).await.unwrap();
+        let engine = SqliteEngine::open(dir.path(), Duration::from_secs(2), Arc::default(), true)
+            .await
+            .unwrap();
         let options = SqliteConnectOptions::new().filename(dir.path().join(DB_FILE));
         let mut other = SqliteConnection::connect_with(&options).await.unwrap();
         sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();

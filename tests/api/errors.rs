@@ -250,9 +250,10 @@ async fn oversized_and_malformed_bodies() {
 }
 
 /// A request head declaring a body of `length` bytes, of which none is sent.
-fn declared(method: &str, target: &str, length: u64, extra: &str) -> String {
+fn declared(app: &TestApp, method: &str, target: &str, length: u64, extra: &str) -> String {
+    let token = &app.token;
     format!(
-        "{method} {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ANY_TOKEN}\r\n{extra}Content-Length: {length}\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{extra}Content-Length: {length}\r\n\r\n"
     )
 }
 
@@ -266,7 +267,7 @@ async fn a_declared_body_over_the_limit_is_refused_at_once_on_every_route() {
     ];
     for (method, target) in &targets {
         // Nothing but the head is sent: a server waiting for the body would never answer.
-        let r = raw(&app, declared(method, target, 10_000_000_000, "").as_bytes()).await;
+        let r = raw(&app, declared(&app, method, target, 10_000_000_000, "").as_bytes()).await;
         assert_eq!((r.status, r.code()), (413, "RequestContentTooLarge"), "{target}: {}", r.text);
         assert_eq!(r.header("content-type"), Some("application/json; charset=utf-8"));
         assert_eq!(r.header("connection"), Some("close"), "{target}: the body was never read");
@@ -288,6 +289,7 @@ async fn a_declared_body_over_the_limit_is_refused_at_once_on_every_route() {
     let r = raw(
         &app,
         declared(
+            &app,
             "POST",
             "/common/oauth2/v2.0/token",
             10_000_000_000,
@@ -322,6 +324,7 @@ async fn extension_and_admin_routes_authenticate_before_reading_the_body() {
 #[tokio::test]
 async fn a_broken_chunked_body_is_a_400_not_a_500() {
     let app = spawn_app().await;
+    let token = &app.token;
     let resource = format!("/subscriptions/{DEMO}/resourceGroups/rg");
     for (method, target) in [
         ("PUT", assessment_path(&resource, "21300918-b2e3-0346-785f-c77ff57d243b", "2021-06-01")),
@@ -329,7 +332,7 @@ async fn a_broken_chunked_body_is_a_400_not_a_500() {
         ("POST", "/securescore/v1/import".to_string()),
     ] {
         let request = format!(
-            "{method} {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ANY_TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{{\"a\":\r\nzz-not-a-size\r\n\r\n"
+            "{method} {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{{\"a\":\r\nzz-not-a-size\r\n\r\n"
         );
         let r = raw(&app, request.as_bytes()).await;
         assert_eq!((r.status, r.code()), (400, "BadRequest"), "{target}: {}", r.text);
@@ -353,7 +356,8 @@ async fn request_heads_over_the_limits_are_cloud_errors() {
     assert_eq!(raw_get(&app, &fits).await.status, 200);
     // Headers over 32 KiB in total, each of them small.
     let padding: String = (0..40).map(|i| format!("x-pad-{i}: {}\r\n", "h".repeat(1000))).collect();
-    let request = format!("GET /subscriptions?api-version=2022-12-01 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ANY_TOKEN}\r\n{padding}\r\n");
+    let token = &app.token;
+    let request = format!("GET /subscriptions?api-version=2022-12-01 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{padding}\r\n");
     let r = raw(&app, request.as_bytes()).await;
     assert_eq!((r.status, r.code()), (431, "RequestHeaderFieldsTooLarge"), "{}", r.text);
     assert!(r.header("x-ms-request-id").is_some());
@@ -365,9 +369,10 @@ async fn connection_close_exactly_when_the_body_was_left_unread() {
     let resource = format!("/subscriptions/{DEMO}/resourceGroups/rg");
     let path = assessment_path(&resource, "21300918-b2e3-0346-785f-c77ff57d243b", "2021-06-01");
     let body = assessment_body("Healthy").to_string();
+    let token = &app.token;
     let put = |target: &str| {
         format!(
-            "PUT {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ANY_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "PUT {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
     };

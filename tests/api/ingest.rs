@@ -423,8 +423,9 @@ async fn a_body_cut_mid_import_keeps_what_was_read_and_the_answer_says_so() {
     let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
     // The announced length is never sent: the body breaks off when the client stops sending.
     let head = format!(
-        "POST /securescore/v1/import?batchSize=50 HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {ANY_TOKEN}\r\n\
-         accept: application/x-ndjson\r\ncontent-type: application/x-ndjson\r\ncontent-length: 100000000\r\n\r\n"
+        "POST /securescore/v1/import?batchSize=50 HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         accept: application/x-ndjson\r\ncontent-type: application/x-ndjson\r\ncontent-length: 100000000\r\n\r\n",
+        token = app.token
     );
     tcp.write_all(head.as_bytes()).await.unwrap();
     tcp.write_all(body.as_bytes()).await.unwrap();

@@ -115,8 +115,9 @@ async fn read_response(stream: &mut TcpStream) -> Raw {
 
 /// A raw GET with the test token.
 pub async fn raw_get(app: &TestApp, target: &str) -> Raw {
+    let token = &app.token;
     let request =
-        format!("GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ANY_TOKEN}\r\n\r\n");
+        format!("GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
     raw(app, request.as_bytes()).await
 }
 
@@ -192,13 +193,14 @@ async fn names_that_are_not_utf8_are_refused_not_merged() {
 #[tokio::test]
 async fn dot_segments_and_control_characters_are_not_names() {
     let app = spawn_app().await;
+    let token = &app.token;
     let before = assessment_count(&app).await;
     for name in ["..", ".", "%2E%2E", "%2e", "a%00b", "tab%09", "bell%07"] {
         // Raw, so that no client resolves the dot segments first.
         let target = assessment_path(&rg_resource("rg", name), EP_VMSS, "2021-06-01");
         let body = assessment_body("Unhealthy").to_string();
         let request = format!(
-            "PUT {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ANY_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "PUT {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         let r = raw(&app, request.as_bytes()).await;
