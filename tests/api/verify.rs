@@ -322,3 +322,33 @@ async fn database_url_and_missing_data_answer_clearly() {
     assert!(stderr(&out).contains("holds no securescore database"), "{}", stderr(&out));
     assert!(!nowhere.exists(), "verify creates nothing");
 }
+
+#[tokio::test]
+async fn repair_adopts_another_catalogue_and_marks_it_as_a_catalogue_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_sqlite(dir.path()).await;
+    let truth = app.get(&score_path(DEMO)).await.body["properties"]["score"].clone();
+    let pool = db(dir.path()).await;
+    sqlx::query("UPDATE meta SET value = 'sha256:older' WHERE key = 'catalog_version'")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // A running server does not rebuild (it adopted its catalogue when it opened); repair does,
+    // and says why.
+    let repaired = verify(dir.path(), &["--repair"]).await;
+    assert!(repaired.status.success(), "{}{}", stdout(&repaired), stderr(&repaired));
+    assert!(stdout(&repaired).contains("catalogue version"), "{}", stdout(&repaired));
+    let now: String = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'catalog_version'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(now.starts_with("sha256:") && now != "sha256:older", "{now}");
+    let points = history(&app).await;
+    let last = points.last().expect("history");
+    assert_eq!(last["reason"], "catalogChange", "{last}");
+    assert_eq!(last["score"], truth);
+    assert!(verify(dir.path(), &[]).await.status.success());
+    pool.close().await;
+    app.stop().await;
+}
