@@ -78,20 +78,22 @@ mod tests {
         assert_eq!(e.code(), "InvalidApiVersionParameter");
     }
 
+    /// Every family of api-versions the server knows.
+    const FAMILIES: [Family; 7] = [
+        Family::SECURE_SCORES,
+        Family::SECURE_SCORE_CONTROLS,
+        Family::CONTROLS,
+        Family::DEFINITIONS,
+        Family::ASSESSMENTS,
+        Family::METADATA,
+        Family::ARM,
+    ];
+
     /// docs/ARM.md's table of api-versions says what `check` does.
     #[test]
     fn docs_arm_md_lists_every_supported_version() {
         let doc = include_str!("../../docs/ARM.md");
-        let families = [
-            Family::SECURE_SCORES,
-            Family::SECURE_SCORE_CONTROLS,
-            Family::CONTROLS,
-            Family::DEFINITIONS,
-            Family::ASSESSMENTS,
-            Family::METADATA,
-            Family::ARM,
-        ];
-        for family in families {
+        for family in FAMILIES {
             let key = match family.resource_type {
                 Some(t) => format!("`{}", t.rsplit('/').next().unwrap_or(t)),
                 None => "`/tenants`".to_string(),
@@ -107,16 +109,6 @@ mod tests {
     mod properties {
         use super::*;
         use proptest::prelude::*;
-
-        const FAMILIES: [Family; 7] = [
-            Family::SECURE_SCORES,
-            Family::SECURE_SCORE_CONTROLS,
-            Family::CONTROLS,
-            Family::DEFINITIONS,
-            Family::ASSESSMENTS,
-            Family::METADATA,
-            Family::ARM,
-        ];
 
         fn family() -> impl Strategy<Value = Family> {
             prop::sample::select(FAMILIES.to_vec())

@@ -110,6 +110,19 @@ impl SqliteEngine {
         WriteTx::begin(self, "BEGIN IMMEDIATE").await
     }
 
+    /// One statement as a write transaction of its own, with the generation bumped so other
+    /// processes notice: the number of rows it changed.
+    pub(super) async fn write_one<'q>(
+        &self,
+        statement: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let done = statement.execute(&mut *tx).await?;
+        bump_generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
     /// A read transaction (`BEGIN`): one consistent snapshot while others keep writing. End it
     /// with [`WriteTx::finish_read`]; it goes through the same type so that a failure inside it
     /// gets the same careful cleanup.
@@ -1021,33 +1034,31 @@ impl Engine for SqliteEngine {
         name: &str,
         properties: &serde_json::Value,
     ) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO custom_metadata (subscription_id, name_key, name, properties) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (subscription_id, name_key) DO UPDATE SET properties = excluded.properties",
+        self.write_one(
+            sqlx::query(
+                "INSERT INTO custom_metadata (subscription_id, name_key, name, properties) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (subscription_id, name_key) DO UPDATE SET properties = excluded.properties",
+            )
+            .bind(subscription.to_string())
+            .bind(name.to_ascii_lowercase())
+            .bind(name)
+            .bind(properties.to_string()),
         )
-        .bind(subscription.to_string())
-        .bind(name.to_ascii_lowercase())
-        .bind(name)
-        .bind(properties.to_string())
-        .execute(&mut *tx)
         .await?;
-        bump_generation(&mut tx).await?;
-        tx.commit().await?;
         Ok(())
     }
 
     async fn delete_custom_metadata(&self, subscription: Uuid, name: &str) -> Result<bool> {
-        let mut tx = self.write_tx().await?;
-        let done =
-            sqlx::query("DELETE FROM custom_metadata WHERE subscription_id = ?1 AND name_key = ?2")
+        let done = self
+            .write_one(
+                sqlx::query(
+                    "DELETE FROM custom_metadata WHERE subscription_id = ?1 AND name_key = ?2",
+                )
                 .bind(subscription.to_string())
-                .bind(name.to_ascii_lowercase())
-                .execute(&mut *tx)
-                .await?;
-        bump_generation(&mut tx).await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+                .bind(name.to_ascii_lowercase()),
+            )
+            .await?;
+        Ok(done > 0)
     }
 }
 

@@ -986,67 +986,10 @@ async fn urls_handed_out_use_the_public_url_whatever_host_says() {
     assert_eq!(r.status, 200);
 }
 
-#[tokio::test]
-async fn auth_any_refuses_to_listen_beyond_loopback() {
-    for listen in ["0.0.0.0:0", "[::]:0", "192.0.2.1:0"] {
-        let options = ServeOptions {
-            listen: listen.parse().unwrap(),
-            store: StoreConfig::Memory,
-            tls: TlsMode::Insecure,
-            auth: AuthMode::Any,
-            demo: false,
-            api: ApiConfig::default(),
-            throttle: None,
-            max_connections: 10,
-            limits: Default::default(),
-            store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
-        };
-        let err = match Application::build(options).await {
-            Ok(_) => panic!("--auth any on {listen} must not start"),
-            Err(e) => format!("{e:#}"),
-        };
-        assert!(err.contains("--auth any") && err.contains("loopback"), "{err}");
-        assert!(err.contains("--listen 127.0.0.1:") && err.contains("--auth strict"), "{err}");
-    }
-    // Nor behind a proxy that makes it reachable under another name.
-    let options = ServeOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        store: StoreConfig::Memory,
-        tls: TlsMode::Insecure,
-        auth: AuthMode::Any,
-        demo: false,
-        api: ApiConfig { public_url: Some(PUBLIC.parse().unwrap()), ..ApiConfig::default() },
-        throttle: None,
-        max_connections: 10,
-        limits: Default::default(),
-        store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
-    };
-    let err = match Application::build(options).await {
-        Ok(_) => panic!("--auth any with a public URL of another host must not start"),
-        Err(e) => format!("{e:#}"),
-    };
-    assert!(err.contains("--auth any") && err.contains("--public-url"), "{err}");
-    // A public URL that names this machine is fine.
-    let options = ServeOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        store: StoreConfig::Memory,
-        tls: TlsMode::Insecure,
-        auth: AuthMode::Any,
-        demo: false,
-        api: ApiConfig {
-            public_url: Some("http://localhost:8080".parse().unwrap()),
-            ..ApiConfig::default()
-        },
-        throttle: None,
-        max_connections: 10,
-        limits: Default::default(),
-        store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
-    };
-    let app = Application::build(options).await.expect("loopback with a loopback public URL");
-    assert_eq!(app.public_url().as_str(), "http://localhost:8080");
-    // Loopback is where the emulator belongs.
-    let options = ServeOptions {
-        listen: "[::1]:0".parse().unwrap(),
+/// `serve --auth any` on `listen`, otherwise as the command line's defaults give it.
+fn any_on(listen: &str) -> ServeOptions {
+    ServeOptions {
+        listen: listen.parse().expect("a socket address"),
         store: StoreConfig::Memory,
         tls: TlsMode::Insecure,
         auth: AuthMode::Any,
@@ -1056,7 +999,42 @@ async fn auth_any_refuses_to_listen_beyond_loopback() {
         max_connections: 10,
         limits: Default::default(),
         store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
+    }
+}
+
+#[tokio::test]
+async fn auth_any_refuses_to_listen_beyond_loopback() {
+    for listen in ["0.0.0.0:0", "[::]:0", "192.0.2.1:0"] {
+        let options = any_on(listen);
+        let err = match Application::build(options).await {
+            Ok(_) => panic!("--auth any on {listen} must not start"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains("--auth any") && err.contains("loopback"), "{err}");
+        assert!(err.contains("--listen 127.0.0.1:") && err.contains("--auth strict"), "{err}");
+    }
+    // Nor behind a proxy that makes it reachable under another name.
+    let options = ServeOptions {
+        api: ApiConfig { public_url: Some(PUBLIC.parse().unwrap()), ..ApiConfig::default() },
+        ..any_on("127.0.0.1:0")
     };
+    let err = match Application::build(options).await {
+        Ok(_) => panic!("--auth any with a public URL of another host must not start"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("--auth any") && err.contains("--public-url"), "{err}");
+    // A public URL that names this machine is fine.
+    let options = ServeOptions {
+        api: ApiConfig {
+            public_url: Some("http://localhost:8080".parse().unwrap()),
+            ..ApiConfig::default()
+        },
+        ..any_on("127.0.0.1:0")
+    };
+    let app = Application::build(options).await.expect("loopback with a loopback public URL");
+    assert_eq!(app.public_url().as_str(), "http://localhost:8080");
+    // Loopback is where the emulator belongs.
+    let options = any_on("[::1]:0");
     if let Err(e) = Application::build(options).await {
         // A machine without IPv6 cannot bind [::1]; the check itself must not be what failed.
         assert!(!format!("{e:#}").contains("--auth any"), "{e:#}");

@@ -143,15 +143,10 @@ impl IdentityEngine for SqliteEngine {
     }
 
     async fn set_secret_hash(&self, id: Uuid, hash: &str) -> Result<bool> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query("UPDATE principals SET secret_hash = ?2 WHERE id = ?1")
+        let statement = sqlx::query("UPDATE principals SET secret_hash = ?2 WHERE id = ?1")
             .bind(id.to_string())
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
-        bump_generation(&mut tx).await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+            .bind(hash);
+        Ok(self.write_one(statement).await? > 0)
     }
 
     async fn put_role_assignment(&self, a: &RoleAssignment) -> Result<(RoleAssignment, bool)> {
@@ -207,14 +202,9 @@ impl IdentityEngine for SqliteEngine {
     }
 
     async fn remove_role_assignment(&self, id: Uuid) -> Result<bool> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query("DELETE FROM role_assignments WHERE id = ?1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        bump_generation(&mut tx).await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        let statement =
+            sqlx::query("DELETE FROM role_assignments WHERE id = ?1").bind(id.to_string());
+        Ok(self.write_one(statement).await? > 0)
     }
 }
 
