@@ -104,19 +104,25 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 's
 }
 
 fn print_banner(app: &Application, args: &ServeArgs) {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let base = app.base_url();
-    println!("securescore listening on {base}");
+    let _ = writeln!(out, "securescore listening on {base}");
     if app.public_url().as_str() != base {
-        println!("public URL (token issuer, links): {}", app.public_url());
+        let _ = writeln!(out, "public URL (token issuer, links): {}", app.public_url());
     }
     if args.auth == AuthMode::Any {
-        println!("WARNING: --auth any: every well-formed bearer token is accepted with full access. Never expose this server.");
+        let _ = writeln!(out, "WARNING: --auth any: every well-formed bearer token is accepted with full access. Never expose this server.");
     }
     let ca = app.ca_path().map(|p| p.display().to_string());
     if let Some(ca) = &ca {
-        println!("CA certificate: {ca}  (trust it: curl --cacert, connection_verify=, REQUESTS_CA_BUNDLE=)");
+        let _ = writeln!(out, "CA certificate: {ca}  (trust it: curl --cacert, connection_verify=, REQUESTS_CA_BUNDLE=)");
     }
-    super::identity::print_access_help(app, &args.data_dir, ca.as_deref(), args.demo);
+    out.push_str(&super::identity::access_help(app, &args.data_dir, ca.as_deref(), args.demo));
+    // A closed stdout (`serve | head -1`) must not stop the server: write once, ignore failure.
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush());
 }
 
 fn subscription_table(subs: &[Subscription]) -> Table {

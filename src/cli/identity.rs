@@ -298,13 +298,16 @@ fn data_dir(target: &Target) -> Result<&std::path::Path> {
     }
 }
 
-/// The part of `serve`'s banner that tells how to get a token and use curl, the SDK and az.
-pub fn print_access_help(
+/// The part of `serve`'s banner that tells how to get a token and use curl, the SDK and az
+/// (returned, so that the caller decides how to write it).
+pub fn access_help(
     app: &crate::server::Application,
     data_dir: &std::path::Path,
     ca: Option<&str>,
     demo: bool,
-) {
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let base = app.public_url().as_str();
     let sub = crate::demo::DEMO_SUBSCRIPTION;
     let ca_file = ca.unwrap_or("CA.pem");
@@ -315,39 +318,45 @@ pub fn print_access_help(
         Some(c) => (c.tenant_id.to_string(), c.client_id.to_string(), c.client_secret.clone()),
         None => ("$TENANT".into(), "$CLIENT_ID".into(), "$CLIENT_SECRET".into()),
     };
-    println!();
+    let _ = writeln!(out);
     match creds {
         Some(_) => {
-            println!(
+            let _ = writeln!(
+                out,
                 "Demo principal (Owner on subscription {sub}), also in {dir}/{}:",
                 demo::CREDENTIALS_FILE
             );
-            println!("  tenant {tenant}  client id {client}  client secret {secret}");
+            let _ = writeln!(out, "  tenant {tenant}  client id {client}  client secret {secret}");
         }
         None if demo => {}
         None => {
-            println!("Principals: securescore principals add --data-dir {dir} --name ci   (prints CLIENT_ID and CLIENT_SECRET)");
-            println!("            securescore roles assign --data-dir {dir} --principal CLIENT_ID --role Reader --scope /subscriptions/SUB");
+            let _ = writeln!(out, "Principals: securescore principals add --data-dir {dir} --name ci   (prints CLIENT_ID and CLIENT_SECRET)");
+            let _ = writeln!(out, "            securescore roles assign --data-dir {dir} --principal CLIENT_ID --role Reader --scope /subscriptions/SUB");
         }
     }
-    println!("Token for curl:");
+    let _ = writeln!(out, "Token for curl:");
     if creds.is_some() && app.store_is_persistent() {
-        println!("  TOKEN=$(securescore token --data-dir {dir} --authority {base} | tail -n 1)");
+        let _ = writeln!(
+            out,
+            "  TOKEN=$(securescore token --data-dir {dir} --authority {base} | tail -n 1)"
+        );
     }
-    println!(
+    let _ = writeln!(out,
         "  TOKEN=$(curl -s {cacert}{base}/{tenant}/oauth2/v2.0/token -d grant_type=client_credentials -d client_id={client} \
          -d client_secret={secret} -d scope=https://management.azure.com/.default | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
     );
-    println!(
+    let _ = writeln!(out,
         "  curl {cacert}-H \"Authorization: Bearer $TOKEN\" '{base}/subscriptions/{sub}/providers/Microsoft.Security/secureScores/ascScore?api-version=2020-01-01'"
     );
-    println!("Python SDK (azure-identity + azure-mgmt-security):");
-    println!("  cred = ClientSecretCredential(\"{tenant}\", \"{client}\", \"{secret}\", authority=\"{base}\", disable_instance_discovery=True, connection_verify=\"{ca_file}\")");
-    println!("  SecurityCenter(cred, \"{sub}\", base_url=\"{base}\", connection_verify=\"{ca_file}\").secure_scores.get(\"ascScore\")");
-    println!("Azure CLI:");
-    println!("  cat \"$(python3 -m certifi)\" {ca_file} > securescore-bundle.pem");
-    println!("  export REQUESTS_CA_BUNDLE=$PWD/securescore-bundle.pem AZURE_CORE_INSTANCE_DISCOVERY=false AZURE_CONFIG_DIR=$(mktemp -d)");
-    println!("  az cloud register -n securescore --endpoint-resource-manager {base}/ && az cloud set -n securescore");
-    println!("  az login --service-principal -u {client} -p {secret} --tenant {tenant}");
-    println!("  az security secure-scores show -n ascScore --subscription {sub}");
+    let _ = writeln!(out, "Python SDK (azure-identity + azure-mgmt-security):");
+    let _ = writeln!(out, "  cred = ClientSecretCredential(\"{tenant}\", \"{client}\", \"{secret}\", authority=\"{base}\", disable_instance_discovery=True, connection_verify=\"{ca_file}\")");
+    let _ = writeln!(out, "  SecurityCenter(cred, \"{sub}\", base_url=\"{base}\", connection_verify=\"{ca_file}\").secure_scores.get(\"ascScore\")");
+    let _ = writeln!(out, "Azure CLI:");
+    let _ = writeln!(out, "  cat \"$(python3 -m certifi)\" {ca_file} > securescore-bundle.pem");
+    let _ = writeln!(out, "  export REQUESTS_CA_BUNDLE=$PWD/securescore-bundle.pem AZURE_CORE_INSTANCE_DISCOVERY=false AZURE_CONFIG_DIR=$(mktemp -d)");
+    let _ = writeln!(out, "  az cloud register -n securescore --endpoint-resource-manager {base}/ && az cloud set -n securescore");
+    let _ =
+        writeln!(out, "  az login --service-principal -u {client} -p {secret} --tenant {tenant}");
+    let _ = writeln!(out, "  az security secure-scores show -n ascScore --subscription {sub}");
+    out
 }

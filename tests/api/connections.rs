@@ -297,3 +297,38 @@ fn serve_help_explains_every_limit() {
         assert!(!line.trim().is_empty(), "{flag} has help text:\n{help}");
     }
 }
+
+/// `securescore serve | head -1`: once the reader of its output is gone, the server goes on
+/// serving (its banner is one write whose failure is ignored, not a panic).
+#[tokio::test]
+async fn a_closed_stdout_does_not_stop_the_server() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_securescore"))
+        .args(["serve", "--insecure-http", "--memory", "--demo", "--no-throttle"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .env("SECURESCORE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    // Close the pipe's reading end before the server has written anything.
+    drop(child.stdout.take());
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut answered = false;
+    while std::time::Instant::now() < deadline {
+        if let Ok(r) = http.get(&url).send().await {
+            answered = r.status() == 200;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let still_running = child.try_wait().expect("the child's state").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answered, "the server answers /healthz with its stdout closed");
+    assert!(still_running, "the server is still running");
+}
