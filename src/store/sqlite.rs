@@ -668,12 +668,17 @@ impl Engine for SqliteEngine {
     }
 
     async fn checkpoint(&self) -> Result<()> {
-        // TRUNCATE waits (busy handler) for readers of older snapshots, then empties the file.
-        let (busy, _, _): (i64, i64, i64) =
-            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await?;
-        if busy != 0 {
-            tracing::debug!("the WAL checkpoint could not complete: readers or writers were busy");
+        // TRUNCATE waits (busy handler) for writers, but a reader of an older snapshot (another
+        // process, a server's read) makes it give up at once: try again a few times, briefly.
+        for attempt in 0..20 {
+            let (busy, _, _): (i64, i64, i64) =
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await?;
+            if busy == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25 << attempt.min(3))).await;
         }
+        tracing::debug!("the WAL checkpoint could not complete: readers or writers stayed busy");
         Ok(())
     }
 
