@@ -1,6 +1,7 @@
 //! The built-in catalogue: the 16 secure score controls (with their assessment memberships) and the
-//! 557 built-in assessment metadata they reference. The data files in `data/` are copied verbatim
-//! from the project's reference catalogue; `data/PROVENANCE.md` says where every field comes from.
+//! 557 built-in assessment metadata they reference. The data files in `data/` hold facts from public
+//! sources; `data/PROVENANCE.md` says where every field comes from, and each entry whose fields were
+//! filled after the first transcription names its sources in `filled`.
 //!
 //! The catalogue is parsed once, on first use, and then shared as `&'static` by the store (to know
 //! which controls an assessment counts toward) and the API (to render definitions and metadata).
@@ -39,7 +40,9 @@ pub struct AssessmentDef {
     pub name: String,
     pub display_name: Option<String>,
     pub description: Option<String>,
-    pub severity: Option<String>,
+    /// Always present: the spec requires it. Where no public source gives one, the data says so in
+    /// `filled` (source `default-severity`).
+    pub severity: String,
     pub categories: Option<Vec<String>>,
     pub user_impact: Option<String>,
     pub implementation_effort: Option<String>,
@@ -50,6 +53,20 @@ pub struct AssessmentDef {
     pub preview: Option<bool>,
     /// The controls this assessment belongs to (lowercase GUIDs).
     pub controls: Vec<String>,
+    /// Where the first transcription's sources (`sources` in the data) name the entry.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Fields filled later, and the sources (ids explained in `data/PROVENANCE.md`) they came from.
+    pub filled: Option<Filled>,
+}
+
+/// Provenance of the fields filled after the first transcription of the catalogue.
+#[derive(Debug, Deserialize)]
+pub struct Filled {
+    /// Wire names of the filled fields (`displayName`, `severity`, ...).
+    pub fields: Vec<String>,
+    /// Source ids, each a row of the source table in `data/PROVENANCE.md`.
+    pub sources: Vec<String>,
 }
 
 impl AssessmentDef {
