@@ -111,7 +111,11 @@ async fn preview_states_from_the_listings_decide_what_moves_the_score() {
     let unnamed = catalog::builtin()
         .assessments()
         .iter()
-        .find(|a| a.display_name.is_none() && catalog::builtin().max_score(&a.controls[0]) > 0)
+        .find(|a| {
+            a.display_name.is_none()
+                && a.controls.len() == 1
+                && catalog::builtin().max_score(&a.controls[0]) > 0
+        })
         .unwrap();
     assert!(unnamed.counts_toward_score());
     let r = app
