@@ -75,7 +75,7 @@ impl Meta<'_> {
                 );
                 put("remediationDescription", s(&d.remediation_description));
                 put("categories", list(&d.categories));
-                put("severity", s(&d.severity));
+                put("severity", Some(Value::String(d.severity.clone())));
                 put("userImpact", s(&d.user_impact));
                 put("implementationEffort", s(&d.implementation_effort));
                 put("threats", list(&d.threats));

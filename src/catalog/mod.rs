@@ -1,6 +1,7 @@
 //! The built-in catalogue: the 16 secure score controls (with their assessment memberships) and the
-//! 557 built-in assessment metadata they reference. The data files in `data/` are copied verbatim
-//! from the project's reference catalogue; `data/PROVENANCE.md` says where every field comes from.
+//! 557 built-in assessment metadata they reference. The data files in `data/` hold facts from public
+//! sources; `data/PROVENANCE.md` says where every field comes from, and each entry whose fields were
+//! filled after the first transcription names its sources in `filled`.
 //!
 //! The catalogue is parsed once, on first use, and then shared as `&'static` by the store (to know
 //! which controls an assessment counts toward) and the API (to render definitions and metadata).
@@ -39,7 +40,9 @@ pub struct AssessmentDef {
     pub name: String,
     pub display_name: Option<String>,
     pub description: Option<String>,
-    pub severity: Option<String>,
+    /// Always present: the spec requires it. Where no public source gives one, the data says so in
+    /// `filled` (source `default-severity`).
+    pub severity: String,
     pub categories: Option<Vec<String>>,
     pub user_impact: Option<String>,
     pub implementation_effort: Option<String>,
@@ -50,6 +53,20 @@ pub struct AssessmentDef {
     pub preview: Option<bool>,
     /// The controls this assessment belongs to (lowercase GUIDs).
     pub controls: Vec<String>,
+    /// Where the first transcription's sources (`sources` in the data) name the entry.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Fields filled later, and the sources (ids explained in `data/PROVENANCE.md`) they came from.
+    pub filled: Option<Filled>,
+}
+
+/// Provenance of the fields filled after the first transcription of the catalogue.
+#[derive(Debug, Deserialize)]
+pub struct Filled {
+    /// Wire names of the filled fields (`displayName`, `severity`, ...).
+    pub fields: Vec<String>,
+    /// Source ids, each a row of the source table in `data/PROVENANCE.md`.
+    pub sources: Vec<String>,
 }
 
 impl AssessmentDef {
@@ -184,6 +201,110 @@ mod tests {
     fn unnamed_assessments_say_so() {
         let unnamed = builtin().assessments().iter().find(|a| a.display_name.is_none()).unwrap();
         assert!(unnamed.display_name().contains("no public name known"));
+    }
+
+    const PROVENANCE: &str = include_str!("data/PROVENANCE.md");
+    const SEVERITIES: [&str; 3] = ["Low", "Medium", "High"];
+
+    /// The GUIDs that PROVENANCE.md lists as still without a public name.
+    fn documented_unnamed() -> Vec<String> {
+        let section = PROVENANCE
+            .split("### Keys still without a public name")
+            .nth(1)
+            .and_then(|rest| rest.split("\n### ").next())
+            .expect("PROVENANCE.md lists the unnamed keys");
+        let mut keys: Vec<String> = section
+            .split('`')
+            .filter(|t| t.len() == 36 && uuid::Uuid::parse_str(t).is_ok())
+            .map(str::to_string)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn every_builtin_entry_has_a_spec_severity() {
+        for a in builtin().assessments() {
+            assert!(SEVERITIES.contains(&a.severity.as_str()), "{}: {}", a.name, a.severity);
+        }
+    }
+
+    #[test]
+    fn the_remaining_placeholders_are_exactly_the_documented_ones() {
+        let mut unnamed: Vec<String> = builtin()
+            .assessments()
+            .iter()
+            .filter(|a| a.display_name.is_none())
+            .map(|a| a.name.clone())
+            .collect();
+        unnamed.sort();
+        assert_eq!(unnamed.len(), 84);
+        assert_eq!(unnamed, documented_unnamed());
+        for a in builtin().assessments().iter().filter(|a| a.display_name.is_none()) {
+            // Their severity is the documented default, never passed off as sourced.
+            let filled = a.filled.as_ref().expect("a default severity says so");
+            assert_eq!(filled.sources, ["default-severity"], "{}", a.name);
+            assert_eq!(filled.fields, ["severity"], "{}", a.name);
+            assert!(a.description.is_none(), "{}", a.name);
+        }
+    }
+
+    #[test]
+    fn every_filled_field_names_documented_sources() {
+        let mut filled = 0;
+        for a in builtin().assessments() {
+            assert!(
+                !a.sources.is_empty(),
+                "{}: the first transcription's sources are kept",
+                a.name
+            );
+            let Some(f) = &a.filled else { continue };
+            filled += 1;
+            assert!(!f.fields.is_empty() && !f.sources.is_empty(), "{}", a.name);
+            for source in &f.sources {
+                assert!(PROVENANCE.contains(&format!("| `{source}` |")), "{}: {source}", a.name);
+            }
+            for field in &f.fields {
+                let present = match field.as_str() {
+                    "displayName" => a.display_name.is_some(),
+                    "description" => a.description.is_some(),
+                    "severity" => true,
+                    "categories" => a.categories.is_some(),
+                    "userImpact" => a.user_impact.is_some(),
+                    "implementationEffort" => a.implementation_effort.is_some(),
+                    "threats" => a.threats.is_some(),
+                    "remediationDescription" => a.remediation_description.is_some(),
+                    "policyDefinitionId" => a.policy_definition_id.is_some(),
+                    "preview" => a.preview.is_some(),
+                    other => panic!("{}: unknown filled field {other}", a.name),
+                };
+                assert!(present, "{}: {field} is listed as filled but absent", a.name);
+            }
+        }
+        // 203 from the listings (202 placeholders and one correction) + 84 default severities.
+        assert_eq!(filled, 203 + 84);
+    }
+
+    #[test]
+    fn the_newest_evidence_decides_preview_and_severity() {
+        let cat = builtin();
+        // Preview in June 2020, GA with severity Low in the later listings: it counts now.
+        let sql = cat.assessment("b0df6f56-862d-4730-8597-38c0fd4ebd59").unwrap();
+        assert_eq!((sql.preview, sql.severity.as_str()), (Some(false), "Low"));
+        assert_eq!(cat.scored_controls(&sql.name), ["2d63c496-0d49-4288-9a1b-e65cd9ac0e1e"]);
+        // Preview in December 2020, GA in August 2021.
+        let ports = cat.assessment("5f88450f-9546-4b78-a181-a2d9162bb441").unwrap();
+        assert_eq!(ports.preview, Some(false));
+        assert!(ports.counts_toward_score());
+        // A multicloud key both listings mark preview no longer moves "Enable MFA".
+        let aws = cat.assessment("1f24d55a-df0f-4772-9090-4629c2d6bfff").unwrap();
+        assert_eq!(aws.preview, Some(true));
+        assert!(cat.scored_controls(&aws.name).is_empty());
+        // The two Defender plan keys of "Enable enhanced security features", as the API named them.
+        let k8s = cat.assessment("86ea1a79-29d3-4eac-a9f4-3541ace4e718").unwrap();
+        assert_eq!(k8s.display_name(), "Azure Defender for Kubernetes should be enabled");
+        let acr = cat.assessment("53572822-d3fc-4363-bfb9-248645841612").unwrap();
+        assert_eq!(acr.display_name(), "Azure Defender for container registries should be enabled");
     }
 
     #[test]
