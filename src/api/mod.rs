@@ -11,6 +11,7 @@ mod auth;
 pub mod ext;
 mod metadata;
 pub mod openapi;
+mod operations;
 mod ops;
 pub mod route;
 mod scores;
@@ -289,6 +290,7 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
         Endpoint::Subscriptions => subscriptions::list(&ctx).await,
         Endpoint::Subscription { sub } => subscriptions::get(&ctx, sub).await,
         Endpoint::Tenants => subscriptions::tenants(&ctx).await,
+        Endpoint::Operations => operations::list(&ctx).await,
     };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     if let Some(remaining) = remaining {
