@@ -123,6 +123,16 @@ impl Ctx<'_> {
     /// `$expand`, checked against the values this endpoint documents.
     pub fn expand(&self, allowed: &[&'static str]) -> ApiResult<Vec<&'static str>> {
         let Some(raw) = self.query("$expand") else { return Ok(Vec::new()) };
+        // `$expand=` asks for nothing nameable: ARM refuses it rather than read it as absent.
+        if raw.trim().is_empty() {
+            return Err(ApiError::BadRequest {
+                target: Some("$expand".into()),
+                message: format!(
+                    "The $expand parameter is empty. Supported values: '{}'.",
+                    allowed.join("', '")
+                ),
+            });
+        }
         raw.split(',')
             .map(str::trim)
             .filter(|v| !v.is_empty())
@@ -262,6 +272,7 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
         principal,
     };
     let label = endpoint.label();
+    let budget_header = kind.header(endpoint.subscription());
     let result = match endpoint {
         Endpoint::SecureScores { sub } => scores::list_scores(&ctx, sub).await,
         Endpoint::SecureScore { sub, name } => scores::get_score(&ctx, sub, &name).await,
@@ -294,7 +305,7 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
     };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     if let Some(remaining) = remaining {
-        response.headers_mut().insert(kind.header(), HeaderValue::from(remaining));
+        response.headers_mut().insert(budget_header, HeaderValue::from(remaining));
     }
     if head {
         without_body(&mut response);
