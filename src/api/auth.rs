@@ -281,4 +281,49 @@ mod tests {
             assert_eq!(scope, assessment);
         }
     }
+
+    /// The operations list and authorization read one table: every Microsoft.Security action a
+    /// request can need is listed, and every listed action is one some request needs (the list's
+    /// own read aside, which any signed-in caller may do).
+    #[test]
+    fn the_operations_table_is_what_authorization_asks_for() {
+        let rg = format!("/subscriptions/{SUB}/resourceGroups/rg");
+        let paths = [
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/secureScores"),
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/secureScores/ascScore"),
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/secureScores/ascScore/secureScoreControls"),
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/secureScoreControls"),
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/secureScoreControlDefinitions"),
+            format!("{rg}/providers/Microsoft.Security/assessments"),
+            format!("{rg}/providers/Microsoft.Security/assessments/a1"),
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/assessmentMetadata"),
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/assessmentMetadata/m1"),
+            "/providers/Microsoft.Security/operations".to_string(),
+            "/providers/Microsoft.Security/assessmentMetadata".to_string(),
+            format!("/subscriptions/{SUB}"),
+        ];
+        let mut asked = std::collections::BTreeSet::new();
+        for path in &paths {
+            let endpoint = Endpoint::parse(path, "2020-01-01").expect("a known path");
+            for method in [Method::GET, Method::PUT, Method::DELETE] {
+                if !endpoint.allows(&method) {
+                    continue;
+                }
+                if let Need::Action { action, .. } = need(&endpoint, &method, path) {
+                    if action.starts_with("Microsoft.Security/") {
+                        assert!(
+                            OPERATIONS.iter().any(|o| o.name == action),
+                            "{method} {path} needs {action}, which the operations list lacks"
+                        );
+                        asked.insert(action);
+                    }
+                }
+            }
+        }
+        let listed: std::collections::BTreeSet<&str> =
+            OPERATIONS.iter().map(|o| o.name).filter(|n| *n != OPERATIONS_READ.name).collect();
+        assert_eq!(asked, listed);
+        let unique: std::collections::BTreeSet<&str> = OPERATIONS.iter().map(|o| o.name).collect();
+        assert_eq!(unique.len(), OPERATIONS.len(), "each operation once");
+    }
 }
