@@ -1,5 +1,6 @@
 //! The HTTP surface: the ARM routes (parsed into an [`Endpoint`] by [`route`], then one handler
-//! module per resource family), the extension API and the operations endpoints.
+//! module per resource family; `operations` is the provider's operations list), the extension API
+//! and the health endpoints (`ops`).
 //!
 //! Every response leaves through [`router`]'s outer layers: ARM headers, the CloudError shape for
 //! failures raised before a handler (panics, timeouts, request heads over the limits), and request
