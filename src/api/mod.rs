@@ -464,6 +464,7 @@ mod tests {
             "/subscriptions/{s}/resourceGroups/{n}/providers/Microsoft.Security/assessments",
             "/subscriptions/{s}/providers/Microsoft.Security/assessmentMetadata/{n}",
             "/providers/Microsoft.Security/assessmentMetadata/{n}",
+            "/providers/Microsoft.Security/operations",
             "/subscriptions/{s}",
             "/SUBSCRIPTIONS//{s}/",
             "/securescore/v1/subscriptions/{s}",
@@ -506,6 +507,8 @@ mod tests {
                     "api-version=2020-01-01&$expand=definition",
                     "api-version=2021-06-01&$skipToken=%FF%FE",
                     "api-version=2021-06-01&$expand=links,metadata",
+                    "api-version=2015-06-01-preview",
+                    "api-version=2021-06-01&$expand=",
                     "from=2020-01-01T00:00:00Z&to=1999-01-01T00:00:00Z&interval=day",
                     "subscriptions=nope",
                 ])

@@ -288,6 +288,18 @@ mod tests {
             Endpoint::Definitions
         );
         assert_eq!(parse("/subscriptions").unwrap(), Endpoint::Subscriptions);
+        for p in [
+            "/providers/Microsoft.Security/operations",
+            "/PROVIDERS/microsoft.security/OPERATIONS/",
+        ] {
+            let e = parse(p).unwrap();
+            assert_eq!(e, Endpoint::Operations, "{p}");
+            assert_eq!((e.subscription(), e.allow(), e.label()), (None, GET, "Operations_List"));
+        }
+        // Operations are the provider's, listed at the tenant only.
+        let e = parse(&format!("/subscriptions/{S}/providers/Microsoft.Security/operations"))
+            .unwrap_err();
+        assert_eq!(e.code(), "InvalidResourceType");
     }
 
     #[test]
