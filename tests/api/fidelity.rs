@@ -99,6 +99,15 @@ async fn the_operations_list_is_paged_like_every_list() {
         next.starts_with(&app.base) && next.contains("api-version=2024-10-01-preview"),
         "{next}"
     );
+    // A token that is not one of ours is the client's mistake.
+    let r =
+        app.get(&format!("{OPERATIONS}?api-version=2024-10-01-preview&$skipToken=%FF%FE")).await;
+    assert_eq!((r.status, r.code()), (400, "BadRequest"), "{}", r.text);
+    // HEAD answers as GET does, without the body.
+    let head = app
+        .request(Method::HEAD, &format!("{OPERATIONS}?api-version=2015-06-01-preview"), None, &[])
+        .await;
+    assert_eq!((head.status, head.text.as_str()), (200, ""));
 }
 
 /// A resource the tests write assessments for.
@@ -125,6 +134,9 @@ async fn assessment_ids_use_arms_keywords_a_lower_case_guid_and_key_whatever_the
     assert_eq!(created.body["id"], want_id.as_str());
     assert_eq!(created.body["name"], EP_VMSS);
     assert_eq!(created.body["properties"]["resourceDetails"]["id"], canonical.as_str());
+    // The key in capitals is still the built-in recommendation.
+    let builtin = securescore::catalog::builtin().assessment(EP_VMSS).expect("a built-in key");
+    assert_eq!(created.body["properties"]["displayName"], builtin.display_name().as_str());
 
     // A later writer with ARM's spelling and other name casing finds the same assessment; the
     // names keep the casing they were created with.
