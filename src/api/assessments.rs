@@ -10,7 +10,7 @@ use super::metadata::{self, MetadataJson};
 use super::scores::view;
 use super::{json, ok, Ctx};
 use crate::arm::paging::{Cursor, Page};
-use crate::arm::{api_version, format_time, ApiError, ApiResult, ResourceId};
+use crate::arm::{format_time, ApiError, ApiResult, ResourceId};
 use crate::assessment::parse_input;
 use crate::store::{Assessment, Outcome, ScoreView, Write};
 
@@ -59,7 +59,7 @@ struct AssessmentProperties<'a> {
 #[derive(Serialize)]
 pub struct AssessmentJson<'a> {
     id: String,
-    name: &'a str,
+    name: String,
     #[serde(rename = "type")]
     kind: &'static str,
     properties: AssessmentProperties<'a>,
@@ -83,11 +83,15 @@ pub fn render<'a>(
             map.insert("id".into(), Value::String(a.resource_id.clone()));
         }
     }
-    let dates = api_version == api_version::V2021_06_01;
+    // The status dates are in every model from 2021-06-01 on, and Azure sends them at 2020-01-01
+    // too (its own 2020-01-01 example carries them); only 2019-01-01-preview predates them.
+    let dates = api_version != "2019-01-01-preview";
     let meta = metadata::lookup(&a.name, Some(view));
+    // ARM answers assessment keys in lower case, whatever casing the writer used.
+    let name = a.name.to_ascii_lowercase();
     AssessmentJson {
-        id: format!("{}/providers/Microsoft.Security/assessments/{}", a.resource_id, a.name),
-        name: &a.name,
+        id: format!("{}/providers/Microsoft.Security/assessments/{name}", a.resource_id),
+        name,
         kind: "Microsoft.Security/assessments",
         properties: AssessmentProperties {
             resource_details: details,

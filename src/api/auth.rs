@@ -29,54 +29,144 @@ pub async fn authorize(
     state.identity.authorize(headers, &need, view.as_ref().map(|v| &v.subscription)).await
 }
 
+/// One operation of `Microsoft.Security` this server serves: the RBAC action a request needs and
+/// how the operations list (`GET /providers/Microsoft.Security/operations`) describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operation {
+    /// The action, as roles and the operations list name it.
+    pub name: &'static str,
+    /// Display name of the resource type the action applies to.
+    pub resource: &'static str,
+    /// Short display name of the action.
+    pub operation: &'static str,
+    pub description: &'static str,
+}
+
+const fn op(
+    name: &'static str,
+    resource: &'static str,
+    operation: &'static str,
+    description: &'static str,
+) -> Operation {
+    Operation { name, resource, operation, description }
+}
+
+const SCORES_READ: Operation = op(
+    authz::SCORE_READ,
+    "Secure Score",
+    "Get secure scores",
+    "Reads the secure scores of a subscription",
+);
+const SCORE_CONTROLS_READ: Operation = op(
+    "Microsoft.Security/secureScores/secureScoreControls/read",
+    "Secure Score Controls",
+    "Get the controls of a secure score",
+    "Reads the security controls of one secure score, with their scores",
+);
+const CONTROLS_READ: Operation = op(
+    "Microsoft.Security/secureScoreControls/read",
+    "Secure Score Controls",
+    "Get secure score controls",
+    "Reads the security controls of a subscription, with their scores",
+);
+const DEFINITIONS_READ: Operation = op(
+    "Microsoft.Security/secureScoreControlDefinitions/read",
+    "Secure Score Control Definitions",
+    "Get secure score control definitions",
+    "Reads the definitions of the security controls",
+);
+const ASSESSMENTS_READ: Operation = op(
+    "Microsoft.Security/assessments/read",
+    "Security Assessments",
+    "Get security assessments",
+    "Reads the security assessments of a scope or resource",
+);
+const ASSESSMENTS_WRITE: Operation = op(
+    "Microsoft.Security/assessments/write",
+    "Security Assessments",
+    "Create or update a security assessment",
+    "Creates or updates the security assessment of a resource",
+);
+const ASSESSMENTS_DELETE: Operation = op(
+    "Microsoft.Security/assessments/delete",
+    "Security Assessments",
+    "Delete a security assessment",
+    "Deletes the security assessment of a resource",
+);
+const METADATA_READ: Operation = op(
+    "Microsoft.Security/assessmentMetadata/read",
+    "Security Assessment Metadata",
+    "Get security assessment metadata",
+    "Reads the metadata of built-in and custom security assessments",
+);
+const METADATA_WRITE: Operation = op(
+    "Microsoft.Security/assessmentMetadata/write",
+    "Security Assessment Metadata",
+    "Create or update security assessment metadata",
+    "Creates or updates the metadata of a custom security assessment of a subscription",
+);
+const METADATA_DELETE: Operation = op(
+    "Microsoft.Security/assessmentMetadata/delete",
+    "Security Assessment Metadata",
+    "Delete security assessment metadata",
+    "Deletes the metadata of a custom security assessment of a subscription",
+);
+const OPERATIONS_READ: Operation = op(
+    "Microsoft.Security/operations/read",
+    "Operations",
+    "Get operations",
+    "Lists the operations of the Microsoft.Security provider",
+);
+
+/// Every `Microsoft.Security` operation served, in the order the operations list shows them. The
+/// actions [`need`] asks for come from these entries, so the list cannot drift from what is served.
+pub const OPERATIONS: &[Operation] = &[
+    SCORES_READ,
+    SCORE_CONTROLS_READ,
+    CONTROLS_READ,
+    DEFINITIONS_READ,
+    ASSESSMENTS_READ,
+    ASSESSMENTS_WRITE,
+    ASSESSMENTS_DELETE,
+    METADATA_READ,
+    METADATA_WRITE,
+    METADATA_DELETE,
+    OPERATIONS_READ,
+];
+
 /// The (action, scope) of an ARM request, from its endpoint and method. `path` is the request
 /// path, which ARM names as the scope in its 403 messages.
 pub fn need(endpoint: &Endpoint, method: &Method, path: &str) -> Need {
     let scope = path.trim_end_matches('/').to_string();
-    let write = |read: &'static str, write: &'static str, delete: &'static str| match *method {
-        Method::PUT => write,
-        Method::DELETE => delete,
-        _ => read,
+    let write = |read: Operation, write: Operation, delete: Operation| match *method {
+        Method::PUT => write.name,
+        Method::DELETE => delete.name,
+        _ => read.name,
     };
     let (action, subscription) = match endpoint {
+        // Tenant-level reads of public data: any signed-in caller (Azure grants them to all).
         Endpoint::Definitions
         | Endpoint::MetadataList
         | Endpoint::Metadata { .. }
+        | Endpoint::Operations
         | Endpoint::Tenants => return Need::Authenticated,
         Endpoint::Subscriptions => return Need::ListSubscriptions,
         Endpoint::Subscription { sub } => (authz::SUBSCRIPTION_READ, *sub),
         Endpoint::SecureScores { sub } | Endpoint::SecureScore { sub, .. } => {
-            (authz::SCORE_READ, *sub)
+            (SCORES_READ.name, *sub)
         }
-        Endpoint::SecureScoreControls { sub, .. } => {
-            ("Microsoft.Security/secureScores/secureScoreControls/read", *sub)
-        }
-        Endpoint::Controls { sub } => ("Microsoft.Security/secureScoreControls/read", *sub),
-        Endpoint::SubscriptionDefinitions { sub } => {
-            ("Microsoft.Security/secureScoreControlDefinitions/read", *sub)
-        }
-        Endpoint::Assessments { scope } => {
-            ("Microsoft.Security/assessments/read", scope.subscription())
-        }
+        Endpoint::SecureScoreControls { sub, .. } => (SCORE_CONTROLS_READ.name, *sub),
+        Endpoint::Controls { sub } => (CONTROLS_READ.name, *sub),
+        Endpoint::SubscriptionDefinitions { sub } => (DEFINITIONS_READ.name, *sub),
+        Endpoint::Assessments { scope } => (ASSESSMENTS_READ.name, scope.subscription()),
         Endpoint::Assessment { resource, .. } => (
-            write(
-                "Microsoft.Security/assessments/read",
-                "Microsoft.Security/assessments/write",
-                "Microsoft.Security/assessments/delete",
-            ),
+            write(ASSESSMENTS_READ, ASSESSMENTS_WRITE, ASSESSMENTS_DELETE),
             resource.subscription(),
         ),
-        Endpoint::SubscriptionMetadataList { sub } => {
-            ("Microsoft.Security/assessmentMetadata/read", *sub)
+        Endpoint::SubscriptionMetadataList { sub } => (METADATA_READ.name, *sub),
+        Endpoint::SubscriptionMetadata { sub, .. } => {
+            (write(METADATA_READ, METADATA_WRITE, METADATA_DELETE), *sub)
         }
-        Endpoint::SubscriptionMetadata { sub, .. } => (
-            write(
-                "Microsoft.Security/assessmentMetadata/read",
-                "Microsoft.Security/assessmentMetadata/write",
-                "Microsoft.Security/assessmentMetadata/delete",
-            ),
-            *sub,
-        ),
     };
     Need::Action { action, subscription, scope }
 }
@@ -190,5 +280,50 @@ mod tests {
             assert_eq!((action, sub.as_str()), (want, SUB), "{method}");
             assert_eq!(scope, assessment);
         }
+    }
+
+    /// The operations list and authorization read one table: every Microsoft.Security action a
+    /// request can need is listed, and every listed action is one some request needs (the list's
+    /// own read aside, which any signed-in caller may do).
+    #[test]
+    fn the_operations_table_is_what_authorization_asks_for() {
+        let rg = format!("/subscriptions/{SUB}/resourceGroups/rg");
+        let paths = [
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/secureScores"),
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/secureScores/ascScore"),
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/secureScores/ascScore/secureScoreControls"),
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/secureScoreControls"),
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/secureScoreControlDefinitions"),
+            format!("{rg}/providers/Microsoft.Security/assessments"),
+            format!("{rg}/providers/Microsoft.Security/assessments/a1"),
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/assessmentMetadata"),
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/assessmentMetadata/m1"),
+            "/providers/Microsoft.Security/operations".to_string(),
+            "/providers/Microsoft.Security/assessmentMetadata".to_string(),
+            format!("/subscriptions/{SUB}"),
+        ];
+        let mut asked = std::collections::BTreeSet::new();
+        for path in &paths {
+            let endpoint = Endpoint::parse(path, "2020-01-01").expect("a known path");
+            for method in [Method::GET, Method::PUT, Method::DELETE] {
+                if !endpoint.allows(&method) {
+                    continue;
+                }
+                if let Need::Action { action, .. } = need(&endpoint, &method, path) {
+                    if action.starts_with("Microsoft.Security/") {
+                        assert!(
+                            OPERATIONS.iter().any(|o| o.name == action),
+                            "{method} {path} needs {action}, which the operations list lacks"
+                        );
+                        asked.insert(action);
+                    }
+                }
+            }
+        }
+        let listed: std::collections::BTreeSet<&str> =
+            OPERATIONS.iter().map(|o| o.name).filter(|n| *n != OPERATIONS_READ.name).collect();
+        assert_eq!(asked, listed);
+        let unique: std::collections::BTreeSet<&str> = OPERATIONS.iter().map(|o| o.name).collect();
+        assert_eq!(unique.len(), OPERATIONS.len(), "each operation once");
     }
 }

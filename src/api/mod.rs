@@ -1,5 +1,6 @@
 //! The HTTP surface: the ARM routes (parsed into an [`Endpoint`] by [`route`], then one handler
-//! module per resource family), the extension API and the operations endpoints.
+//! module per resource family; `operations` is the provider's operations list), the extension API
+//! and the health endpoints (`ops`).
 //!
 //! Every response leaves through [`router`]'s outer layers: ARM headers, the CloudError shape for
 //! failures raised before a handler (panics, timeouts, request heads over the limits), and request
@@ -11,6 +12,7 @@ mod auth;
 pub mod ext;
 mod metadata;
 pub mod openapi;
+mod operations;
 mod ops;
 pub mod route;
 mod scores;
@@ -122,6 +124,16 @@ impl Ctx<'_> {
     /// `$expand`, checked against the values this endpoint documents.
     pub fn expand(&self, allowed: &[&'static str]) -> ApiResult<Vec<&'static str>> {
         let Some(raw) = self.query("$expand") else { return Ok(Vec::new()) };
+        // `$expand=` asks for nothing nameable: ARM refuses it rather than read it as absent.
+        if raw.trim().is_empty() {
+            return Err(ApiError::BadRequest {
+                target: Some("$expand".into()),
+                message: format!(
+                    "The $expand parameter is empty. Supported values: '{}'.",
+                    allowed.join("', '")
+                ),
+            });
+        }
         raw.split(',')
             .map(str::trim)
             .filter(|v| !v.is_empty())
@@ -261,6 +273,7 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
         principal,
     };
     let label = endpoint.label();
+    let budget_header = kind.header(endpoint.subscription());
     let result = match endpoint {
         Endpoint::SecureScores { sub } => scores::list_scores(&ctx, sub).await,
         Endpoint::SecureScore { sub, name } => scores::get_score(&ctx, sub, &name).await,
@@ -289,10 +302,11 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
         Endpoint::Subscriptions => subscriptions::list(&ctx).await,
         Endpoint::Subscription { sub } => subscriptions::get(&ctx, sub).await,
         Endpoint::Tenants => subscriptions::tenants(&ctx).await,
+        Endpoint::Operations => operations::list(&ctx).await,
     };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     if let Some(remaining) = remaining {
-        response.headers_mut().insert(kind.header(), HeaderValue::from(remaining));
+        response.headers_mut().insert(budget_header, HeaderValue::from(remaining));
     }
     if head {
         without_body(&mut response);
@@ -450,6 +464,7 @@ mod tests {
             "/subscriptions/{s}/resourceGroups/{n}/providers/Microsoft.Security/assessments",
             "/subscriptions/{s}/providers/Microsoft.Security/assessmentMetadata/{n}",
             "/providers/Microsoft.Security/assessmentMetadata/{n}",
+            "/providers/Microsoft.Security/operations",
             "/subscriptions/{s}",
             "/SUBSCRIPTIONS//{s}/",
             "/securescore/v1/subscriptions/{s}",
@@ -492,6 +507,8 @@ mod tests {
                     "api-version=2020-01-01&$expand=definition",
                     "api-version=2021-06-01&$skipToken=%FF%FE",
                     "api-version=2021-06-01&$expand=links,metadata",
+                    "api-version=2015-06-01-preview",
+                    "api-version=2021-06-01&$expand=",
                     "from=2020-01-01T00:00:00Z&to=1999-01-01T00:00:00Z&interval=day",
                     "subscriptions=nope",
                 ])

@@ -24,21 +24,49 @@ pub fn is_arm_path(path: &str) -> bool {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Endpoint {
-    SecureScores { sub: Uuid },
-    SecureScore { sub: Uuid, name: String },
-    SecureScoreControls { sub: Uuid, score: String },
-    Controls { sub: Uuid },
+    SecureScores {
+        sub: Uuid,
+    },
+    SecureScore {
+        sub: Uuid,
+        name: String,
+    },
+    SecureScoreControls {
+        sub: Uuid,
+        score: String,
+    },
+    Controls {
+        sub: Uuid,
+    },
     Definitions,
-    SubscriptionDefinitions { sub: Uuid },
-    Assessments { scope: ResourceId },
-    Assessment { resource: ResourceId, name: String },
+    SubscriptionDefinitions {
+        sub: Uuid,
+    },
+    Assessments {
+        scope: ResourceId,
+    },
+    Assessment {
+        resource: ResourceId,
+        name: String,
+    },
     MetadataList,
-    Metadata { name: String },
-    SubscriptionMetadataList { sub: Uuid },
-    SubscriptionMetadata { sub: Uuid, name: String },
+    Metadata {
+        name: String,
+    },
+    SubscriptionMetadataList {
+        sub: Uuid,
+    },
+    SubscriptionMetadata {
+        sub: Uuid,
+        name: String,
+    },
     Subscriptions,
-    Subscription { sub: Uuid },
+    Subscription {
+        sub: Uuid,
+    },
     Tenants,
+    /// `GET /providers/Microsoft.Security/operations`: what this server serves.
+    Operations,
 }
 
 // HEAD is served wherever GET is.
@@ -59,6 +87,7 @@ impl Endpoint {
             | SubscriptionMetadataList { .. }
             | SubscriptionMetadata { .. } => Family::METADATA,
             Subscriptions | Subscription { .. } | Tenants => Family::ARM,
+            Operations => Family::OPERATIONS,
         }
     }
 
@@ -76,7 +105,9 @@ impl Endpoint {
             | Subscription { sub } => Some(*sub),
             Assessments { scope } => Some(scope.subscription()),
             Assessment { resource, .. } => Some(resource.subscription()),
-            Definitions | MetadataList | Metadata { .. } | Subscriptions | Tenants => None,
+            Definitions | MetadataList | Metadata { .. } | Subscriptions | Tenants | Operations => {
+                None
+            }
         }
     }
 
@@ -111,6 +142,7 @@ impl Endpoint {
             Subscriptions => "Subscriptions_List",
             Subscription { .. } => "Subscriptions_Get",
             Tenants => "Tenants_List",
+            Operations => "Operations_List",
         }
     }
 
@@ -174,6 +206,7 @@ impl Endpoint {
             [] => match rest {
                 [t] if eq(t, "secureScoreControlDefinitions") => Ok(Endpoint::Definitions),
                 [t] if eq(t, "assessmentMetadata") => Ok(Endpoint::MetadataList),
+                [t] if eq(t, "operations") => Ok(Endpoint::Operations),
                 [t, n] if eq(t, "assessmentMetadata") => Ok(Endpoint::Metadata { name: name(n) }),
                 _ => Err(unknown_type("Microsoft.Security", rest)),
             },
@@ -255,6 +288,18 @@ mod tests {
             Endpoint::Definitions
         );
         assert_eq!(parse("/subscriptions").unwrap(), Endpoint::Subscriptions);
+        for p in [
+            "/providers/Microsoft.Security/operations",
+            "/PROVIDERS/microsoft.security/OPERATIONS/",
+        ] {
+            let e = parse(p).unwrap();
+            assert_eq!(e, Endpoint::Operations, "{p}");
+            assert_eq!((e.subscription(), e.allow(), e.label()), (None, GET, "Operations_List"));
+        }
+        // Operations are the provider's, listed at the tenant only.
+        let e = parse(&format!("/subscriptions/{S}/providers/Microsoft.Security/operations"))
+            .unwrap_err();
+        assert_eq!(e.code(), "InvalidResourceType");
     }
 
     #[test]

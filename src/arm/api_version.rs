@@ -13,9 +13,15 @@ pub struct Family {
 
 pub const V2020_01_01: &str = "2020-01-01";
 pub const V2021_06_01: &str = "2021-06-01";
+pub const V2015_06_01_PREVIEW: &str = "2015-06-01-preview";
+pub const V2024_10_01_PREVIEW: &str = "2024-10-01-preview";
+pub const V2025_10_01_PREVIEW: &str = "2025-10-01-preview";
 
 const SECURE_SCORE_VERSIONS: &[&str] = &[V2020_01_01, "2020-01-01-preview"];
 const ASSESSMENT_VERSIONS: &[&str] = &[V2021_06_01, V2020_01_01];
+/// The operations list: what the Python SDK sends (2015-06-01-preview) and the spec's later ones.
+const OPERATIONS_VERSIONS: &[&str] =
+    &[V2025_10_01_PREVIEW, V2024_10_01_PREVIEW, V2015_06_01_PREVIEW];
 /// What the SDKs and `az` send to ARM's own subscription and tenant endpoints.
 const ARM_VERSIONS: &[&str] = &[
     "2022-12-01",
@@ -40,6 +46,7 @@ impl Family {
         Family::security("secureScoreControlDefinitions", SECURE_SCORE_VERSIONS);
     pub const ASSESSMENTS: Family = Family::security("assessments", ASSESSMENT_VERSIONS);
     pub const METADATA: Family = Family::security("assessmentMetadata", ASSESSMENT_VERSIONS);
+    pub const OPERATIONS: Family = Family::security("operations", OPERATIONS_VERSIONS);
     pub const ARM: Family = Family { resource_type: None, supported: ARM_VERSIONS };
 
     /// Check the request's api-version; returns the canonical spelling of the version.
@@ -79,13 +86,14 @@ mod tests {
     }
 
     /// Every family of api-versions the server knows.
-    const FAMILIES: [Family; 7] = [
+    const FAMILIES: [Family; 8] = [
         Family::SECURE_SCORES,
         Family::SECURE_SCORE_CONTROLS,
         Family::CONTROLS,
         Family::DEFINITIONS,
         Family::ASSESSMENTS,
         Family::METADATA,
+        Family::OPERATIONS,
         Family::ARM,
     ];
 

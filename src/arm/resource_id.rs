@@ -2,7 +2,10 @@
 //! [`ResourceId`]; handlers and the store never slice id strings.
 //!
 //! Matching is case-insensitive: [`ResourceId::key`] is the lowercase form used for lookups, while
-//! [`ResourceId::as_str`] keeps the casing the client wrote.
+//! [`ResourceId::as_str`] is ARM's canonical spelling: the keywords `subscriptions`,
+//! `resourceGroups` and `providers` as ARM writes them and the subscription GUID in lower case
+//! (whatever casing the client used), every name as the client wrote it. Ids are canonicalised
+//! here, when parsed, so the store keeps and every answer shows the canonical form.
 //!
 //! Identity is exact: a path segment is percent-decoded once, by [`decode_segment`], and whatever
 //! could make two different requests name the same resource, or one resource answer under two
@@ -60,7 +63,8 @@ pub enum ScopeKind {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceId {
-    /// Canonical text: leading slash, no trailing slash, the client's casing.
+    /// Canonical text: leading slash, no trailing slash, ARM's keywords and a lower-case GUID,
+    /// names in the client's casing.
     text: String,
     key: String,
     subscription: Uuid,
@@ -128,6 +132,7 @@ impl ResourceId {
                 return Err(invalid());
             }
         }
+        let text = canonical(subscription, &rest[..rest.len() - after_group.len()], after_group);
         let key = text.to_ascii_lowercase();
         Ok(ResourceId { text, key, subscription, kind })
     }
@@ -149,6 +154,35 @@ impl ResourceId {
     pub fn kind(&self) -> ScopeKind {
         self.kind
     }
+}
+
+/// The canonical text of a validated id: `group` is `[resourceGroups, name]` or empty, `resource`
+/// is `[providers, namespace, (type, name)...]` or empty. Only the keywords and the GUID change
+/// spelling; changing only ASCII case keeps the lookup key the same.
+fn canonical(subscription: Uuid, group: &[&str], resource: &[&str]) -> String {
+    let mut text = format!("/subscriptions/{}", subscription.as_hyphenated());
+    if let [_, name] = group {
+        text.push_str("/resourceGroups/");
+        text.push_str(name);
+    }
+    if let [_, namespace, pairs @ ..] = resource {
+        text.push_str("/providers/");
+        text.push_str(namespace);
+        for pair in pairs.chunks(2) {
+            // An extension resource's `providers` is a keyword too; other types keep their casing.
+            let kind = match pair[0] {
+                t if t.eq_ignore_ascii_case("providers") => "providers",
+                t => t,
+            };
+            text.push('/');
+            text.push_str(kind);
+            for name in &pair[1..] {
+                text.push('/');
+                text.push_str(name);
+            }
+        }
+    }
+    text
 }
 
 /// A name segment: not empty, not `.`/`..`, not over-long, no characters ARM forbids in resource
@@ -201,6 +235,21 @@ mod tests {
     }
 
     #[test]
+    fn keywords_and_the_guid_are_canonical_names_keep_their_casing() {
+        let upper = S.to_ascii_uppercase();
+        let id = ResourceId::parse(&format!(
+            "/SUBSCRIPTIONS/{upper}/RESOURCEGROUPS/MyRg/PROVIDERS/microsoft.compute/VirtualMachines/Vm1/PROVIDERS/Microsoft.Sql/servers/S1"
+        ))
+        .unwrap();
+        assert_eq!(
+            id.as_str(),
+            format!("/subscriptions/{S}/resourceGroups/MyRg/providers/microsoft.compute/VirtualMachines/Vm1/providers/Microsoft.Sql/servers/S1")
+        );
+        let sub = ResourceId::parse(&format!("SubScriptions/{upper}")).unwrap();
+        assert_eq!(sub.as_str(), format!("/subscriptions/{S}"));
+    }
+
+    #[test]
     fn rejects_malformed_ids() {
         assert!(matches!(
             ResourceId::parse("subscriptions/nope"),
@@ -249,6 +298,11 @@ mod tests {
         /// `/subscriptions/{guid}[/resourceGroups/{rg}][/providers/{ns}/{type}/{name}[/{type}/{name}]…]`,
         /// keywords in any ASCII case.
         fn valid_id() -> impl Strategy<Value = (String, ScopeKind)> {
+            valid_id_with_canonical().prop_map(|(text, _, kind)| (text, kind))
+        }
+
+        /// [`valid_id`] with the canonical spelling of the same id.
+        fn valid_id_with_canonical() -> impl Strategy<Value = (String, String, ScopeKind)> {
             let keyword = |k: &'static str| {
                 proptest::collection::vec(any::<bool>(), k.len()).prop_map(move |upper| {
                     k.chars()
@@ -268,6 +322,7 @@ mod tests {
             (
                 keyword("subscriptions"),
                 any::<u128>(),
+                any::<bool>(),
                 proptest::option::of((keyword("resourceGroups"), name())),
                 proptest::option::of((
                     keyword("providers"),
@@ -275,21 +330,29 @@ mod tests {
                     proptest::collection::vec((name(), name()), 1..4),
                 )),
             )
-                .prop_map(|(subs, guid, group, provider)| {
-                    let mut text = format!("/{subs}/{}", Uuid::from_u128(guid));
+                .prop_map(|(subs, guid, upper, group, provider)| {
+                    let guid = Uuid::from_u128(guid).to_string();
+                    let shown = if upper { guid.to_ascii_uppercase() } else { guid.clone() };
+                    let mut text = format!("/{subs}/{shown}");
+                    let mut canonical = format!("/subscriptions/{guid}");
                     let mut kind = ScopeKind::Subscription;
                     if let Some((rg, n)) = group {
                         text.push_str(&format!("/{rg}/{n}"));
+                        canonical.push_str(&format!("/resourceGroups/{n}"));
                         kind = ScopeKind::ResourceGroup;
                     }
                     if let Some((p, ns, pairs)) = provider {
                         text.push_str(&format!("/{p}/{ns}"));
+                        canonical.push_str(&format!("/providers/{ns}"));
                         for (t, n) in pairs {
                             text.push_str(&format!("/{t}/{n}"));
+                            let t =
+                                if t.eq_ignore_ascii_case("providers") { "providers" } else { &t };
+                            canonical.push_str(&format!("/{t}/{n}"));
                         }
                         kind = ScopeKind::Resource;
                     }
-                    (text, kind)
+                    (text, canonical, kind)
                 })
         }
 
@@ -326,10 +389,17 @@ mod tests {
             }
 
             #[test]
-            fn valid_ids_round_trip((text, kind) in valid_id(), trailing in "/{0,2}") {
+            fn valid_ids_round_trip(
+                (text, canonical, kind) in valid_id_with_canonical(),
+                trailing in "/{0,2}",
+            ) {
                 let id = ResourceId::parse(&format!("{text}{trailing}"))
                     .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
-                prop_assert_eq!(id.as_str(), text.as_str(), "the client's casing, no trailing slash");
+                prop_assert_eq!(
+                    id.as_str(),
+                    canonical.as_str(),
+                    "ARM's keywords, a lower-case GUID, the client's names, no trailing slash"
+                );
                 prop_assert_eq!(id.kind(), kind);
                 prop_assert_eq!(id.key(), text.to_ascii_lowercase());
                 let again = ResourceId::parse(id.as_str())
@@ -339,6 +409,8 @@ mod tests {
                 let shouted = ResourceId::parse(&text.to_ascii_uppercase())
                     .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
                 prop_assert_eq!(shouted.key(), id.key());
+                prop_assert_eq!(shouted.as_str().to_ascii_lowercase(), id.key());
+                prop_assert!(shouted.as_str().starts_with("/subscriptions/"), "{}", shouted);
                 prop_assert_eq!(shouted.subscription(), id.subscription());
             }
 

@@ -100,10 +100,14 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn header(self) -> &'static str {
-        match self {
-            Kind::Read => "x-ms-ratelimit-remaining-subscription-reads",
-            Kind::Write => "x-ms-ratelimit-remaining-subscription-writes",
+    /// The header that reports what is left of the budget. ARM names the scope the request was
+    /// counted against: a subscription, or (for paths without one) the tenant.
+    pub fn header(self, subscription: Option<Uuid>) -> &'static str {
+        match (self, subscription.is_some()) {
+            (Kind::Read, true) => "x-ms-ratelimit-remaining-subscription-reads",
+            (Kind::Write, true) => "x-ms-ratelimit-remaining-subscription-writes",
+            (Kind::Read, false) => "x-ms-ratelimit-remaining-tenant-reads",
+            (Kind::Write, false) => "x-ms-ratelimit-remaining-tenant-writes",
         }
     }
 
@@ -227,6 +231,15 @@ impl<C: Clock + Clone> Throttle<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_remaining_header_names_the_scope_counted() {
+        let s = Some(Uuid::nil());
+        assert_eq!(Kind::Read.header(s), "x-ms-ratelimit-remaining-subscription-reads");
+        assert_eq!(Kind::Write.header(s), "x-ms-ratelimit-remaining-subscription-writes");
+        assert_eq!(Kind::Read.header(None), "x-ms-ratelimit-remaining-tenant-reads");
+        assert_eq!(Kind::Write.header(None), "x-ms-ratelimit-remaining-tenant-writes");
+    }
     use governor::clock::FakeRelativeClock;
 
     fn budgets(reads: &str, writes: &str) -> Option<ThrottleConfig> {

@@ -77,10 +77,13 @@ async fn put_get_list_delete_round_trip_and_move_scores() {
         json!({"max": 2, "current": 2.0, "percentage": 1.0})
     );
 
-    // 2020-01-01 answers without the dates.
+    // 2020-01-01 answers with the dates too, as Azure does.
     let got = app.get(&assessment_path(&r1, EP_VMSS, "2020-01-01")).await;
     assert_eq!(got.status, 200);
-    assert!(got.body["properties"]["status"].get("firstEvaluationDate").is_none());
+    assert_eq!(
+        got.body["properties"]["status"]["firstEvaluationDate"],
+        created.body["properties"]["status"]["firstEvaluationDate"]
+    );
     // Case-insensitive lookup; the stored id keeps the casing of the first write.
     let shouty = assessment_path(
         &r1.to_uppercase().replace("SUBSCRIPTIONS", "subscriptions"),
@@ -130,6 +133,16 @@ async fn pushing_the_worked_example_through_the_api_yields_the_documented_sample
     );
 }
 
+/// An assessment without its status dates: the server sends them at 2020-01-01 (as Azure does),
+/// while most of the 2020-01-01 examples leave them out.
+fn without_dates(mut assessment: Value) -> Value {
+    if let Some(status) = assessment["properties"]["status"].as_object_mut() {
+        status.remove("statusChangeDate");
+        status.remove("firstEvaluationDate");
+    }
+    assessment
+}
+
 #[tokio::test]
 async fn official_assessment_examples_round_trip() {
     let app = spawn_app().await;
@@ -141,12 +154,12 @@ async fn official_assessment_examples_round_trip() {
     let mut body = json!({"properties": want["properties"].clone()});
     body["properties"].as_object_mut().unwrap().remove("displayName");
     assert_eq!(app.put(&assessment_path(&resource, name, "2020-01-01"), &body).await.status, 201);
-    let got = app.get(&assessment_path(&resource, name, "2020-01-01")).await;
+    let got = without_dates(app.get(&assessment_path(&resource, name, "2020-01-01")).await.body);
     let mut expected = want.clone();
     // The display name is the catalogue's current one for this key.
     expected["properties"]["displayName"] =
         json!(catalog::builtin().assessment(name).unwrap().display_name());
-    assert_eq!(got.body, expected);
+    assert_eq!(got, expected);
 
     // With $expand=links (and the 2021-06-01 dates).
     let doc = example("Assessments/GetAssessmentWithExpand_example.json");
@@ -181,7 +194,10 @@ async fn official_assessment_examples_round_trip() {
     assert_eq!(got.len(), items.len());
     for want in items {
         let have = got.iter().find(|a| a["id"] == want["id"]).unwrap();
-        assert_eq!(have["properties"]["status"], want["properties"]["status"]);
+        assert_eq!(
+            without_dates(have.clone())["properties"]["status"],
+            want["properties"]["status"]
+        );
         assert_eq!(have["properties"]["resourceDetails"], want["properties"]["resourceDetails"]);
         assert_eq!(
             have["properties"].get("additionalData"),
@@ -209,7 +225,10 @@ async fn official_assessment_examples_round_trip() {
     assert_eq!(created.body["name"], want["name"]);
     assert_eq!(created.body["type"], want["type"]);
     assert_eq!(created.body["properties"]["displayName"], want["properties"]["displayName"]);
-    assert_eq!(created.body["properties"]["status"], want["properties"]["status"]);
+    assert_eq!(
+        without_dates(created.body.clone())["properties"]["status"],
+        want["properties"]["status"]
+    );
     assert_eq!(created.body["properties"]["resourceDetails"]["source"], "Azure");
     assert_eq!(app.put(&path, &doc["parameters"]["assessment"]).await.status, 200);
     assert_eq!(

@@ -12,6 +12,7 @@ mod connections;
 mod crash;
 mod errors;
 mod faults;
+mod fidelity;
 mod harness;
 mod identity;
 mod ingest;
