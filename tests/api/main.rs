@@ -19,6 +19,7 @@ mod paths;
 mod persistence;
 mod scores;
 mod verify;
+mod versions;
 
 use reqwest::header::HeaderMap;
 use reqwest::Method;
