@@ -573,4 +573,71 @@ mod tests {
             }
         }
     }
+
+    /// The request model of each api-version: fields a version lacks are ignored there, the
+    /// fields it has are checked.
+    mod versions {
+        use super::*;
+
+        fn base() -> Value {
+            json!({"properties": {"resourceDetails": {"source": "Azure"}, "status": {"code": "Healthy"}}})
+        }
+
+        fn with(field: &str, value: Value) -> Value {
+            let mut body = base();
+            body["properties"][field] = value;
+            body
+        }
+
+        fn parse(body: &Value, model: AssessmentModel) -> ApiResult<AssessmentInput> {
+            parse_input_at(&resource(), BUILT_IN, body, &view(), model)
+        }
+
+        #[test]
+        fn the_official_2025_risk_is_accepted() {
+            let risk = json!({
+                "attackPathsReferences": [], "isContextualRisk": true,
+                "riskFactors": ["Exposure to the Internet", "Sensitive Data"],
+                "paths": [{"id": "p", "nodes": [{"id": "n", "nodePropertiesLabel": ["exposedToInternet"]}], "edges": []}],
+                "level": "Critical",
+            });
+            assert!(parse(&with("risk", risk), AssessmentModel::V2025).is_ok());
+            let repeated = json!({"riskFactors": ["a", "a"]});
+            let e = parse(&with("risk", repeated), AssessmentModel::V2025).unwrap_err();
+            assert!(format!("{e:?}").contains("properties.risk.riskFactors"), "{e:?}");
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Any `risk`: before 2025-05-04 it changes nothing; at 2025-05-04 it is accepted
+            /// (and changes nothing stored) or refused with a 400 naming a part of `risk`.
+            #[test]
+            fn risk_is_read_only_by_2025(risk in any_json()) {
+                let body = with("risk", risk);
+                let plain = parse(&base(), AssessmentModel::V2021).expect("a valid body");
+                for model in [AssessmentModel::V2019Preview, AssessmentModel::V2020, AssessmentModel::V2021] {
+                    prop_assert_eq!(parse(&body, model).expect("risk is not in this model"), plain.clone());
+                }
+                let newest = parse(&body, AssessmentModel::V2025);
+                assert_client_error(&newest)?;
+                match newest {
+                    Ok(input) => prop_assert_eq!(input, plain),
+                    Err(e) => {
+                        let text = format!("{:?}", e);
+                        prop_assert!(text.contains("properties.risk"), "{}", text);
+                    }
+                }
+            }
+
+            /// Any `partnersData` is ignored at 2019-01-01-preview (its model has none).
+            #[test]
+            fn partners_data_is_not_in_the_2019_model(partners in any_json()) {
+                let body = with("partnersData", partners);
+                let plain = parse(&base(), AssessmentModel::V2019Preview).expect("a valid body");
+                prop_assert_eq!(parse(&body, AssessmentModel::V2019Preview).expect("ignored"), plain);
+                assert_client_error(&parse(&body, AssessmentModel::V2020))?;
+            }
+        }
+    }
 }

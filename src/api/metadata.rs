@@ -121,7 +121,8 @@ pub fn render_properties(mut properties: MetadataJson, model: AssessmentModel) -
             .chain((!model.metadata_response_extras()).then_some(RESPONSE_EXTRAS))
             .flatten();
         for field in absent {
-            p.remove(*field);
+            // `shift_remove` keeps the order of the remaining fields (ARM documents are read by eye).
+            p.shift_remove(*field);
         }
     }
     properties
@@ -473,6 +474,55 @@ pub async fn delete(ctx: &Ctx<'_>, sub: Uuid, name: &str) -> ApiResult<Response>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn body(extra: Value) -> Value {
+        let mut props =
+            json!({"displayName": "x", "severity": "High", "assessmentType": "CustomerManaged"});
+        if let (Value::Object(p), Value::Object(e)) = (&mut props, extra) {
+            p.extend(e);
+        }
+        json!({ "properties": props })
+    }
+
+    #[test]
+    fn each_version_renders_only_its_fields() {
+        let stored = json!({
+            "displayName": "x", "severity": "Critical", "partnerData": {"partnerName": "p"},
+            "publishDates": {"public": "01/01/2024"}, "plannedDeprecationDate": "01/2030",
+            "tactics": ["Impact"], "techniques": ["Brute Force"],
+        });
+        let keys = |m| {
+            let rendered = render_properties(stored.clone(), m);
+            rendered.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default()
+        };
+        assert_eq!(keys(AssessmentModel::V2019Preview), ["displayName", "severity"]);
+        assert_eq!(keys(AssessmentModel::V2020), ["displayName", "severity", "partnerData"]);
+        assert_eq!(render_properties(stored.clone(), AssessmentModel::V2021), stored);
+        assert_eq!(render_properties(stored.clone(), AssessmentModel::V2025), stored);
+    }
+
+    #[test]
+    fn requests_are_read_with_their_version_model() {
+        let newer = body(json!({"severity": "Critical", "categories": ["Container"]}));
+        assert!(parse_custom(&newer, AssessmentModel::V2025).is_ok());
+        for old in [AssessmentModel::V2019Preview, AssessmentModel::V2020, AssessmentModel::V2021] {
+            assert_eq!(parse_custom(&newer, old).unwrap_err().code(), "InvalidRequestContent");
+        }
+        let extras = body(json!({
+            "publishDates": {"ga": "01/02/2023", "public": "03/04/2023"},
+            "tactics": ["lateralMovement", "command and control"],
+        }));
+        let p = parse_custom(&extras, AssessmentModel::V2021).unwrap();
+        assert_eq!(p["publishDates"], json!({"GA": "01/02/2023", "public": "03/04/2023"}));
+        assert_eq!(p["tactics"], json!(["Lateral Movement", "Command and Control"]));
+        let p = parse_custom(&extras, AssessmentModel::V2020).unwrap();
+        assert!(p.get("publishDates").is_none() && p.get("tactics").is_none());
+        for bad in ["1/02/2023", "01/02/23", "01-02-2023", "aa/bb/cccc", "01/02/2023/"] {
+            let b = body(json!({"publishDates": {"public": bad}}));
+            assert!(parse_custom(&b, AssessmentModel::V2025).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn custom_names_are_guids() {
