@@ -173,7 +173,7 @@ mod tests {
         let models: Vec<_> = ASSESSMENT_VERSIONS.iter().map(|v| AssessmentModel::of(v)).collect();
         assert_eq!(models, [V2025, V2021, V2020, V2019Preview]);
         assert!(!V2019Preview.embedded_metadata() && V2020.embedded_metadata());
-        assert!(!V2020.status_dates() && V2021.status_dates() && V2025.status_dates());
+        assert!(!V2019Preview.status_dates() && V2021.status_dates() && V2025.status_dates());
         assert!(!V2021.risk() && V2025.risk());
         assert!(
             !V2021.severities().contains(&"Critical") && V2025.severities().contains(&"Critical")
