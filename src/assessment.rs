@@ -4,21 +4,38 @@
 //! Only the writable fields are read. Read-only fields Azure returns (`displayName`, `links`,
 //! `metadata`, `status.statusChangeDate`, `resourceDetails.id`, ...) are ignored, so a document
 //! as Azure lists it is accepted unchanged.
+//!
+//! The request model depends on the api-version (`AssessmentModel`): 2019-01-01-preview has no
+//! `partnersData` (ignored there), 2025-05-04 adds `risk` (checked against its schema; the
+//! server computes no risk and stores none, so answers carry no `risk`).
 
 use serde_json::{Map, Value};
 
+use crate::arm::api_version::AssessmentModel;
 use crate::arm::{ApiError, ApiResult, ResourceId};
 use crate::catalog;
 use crate::score::Status;
 use crate::store::{AssessmentInput, ScoreView};
 
-/// Parse and validate a PUT body (or one assessment of a bulk import) into a write. Error targets
-/// name the field as it sits in the body (`properties.status.code`).
+/// Parse and validate one assessment of a bulk import (the 2021-06-01 request model, which
+/// import lines and Azure's export use) into a write.
 pub fn parse_input(
     resource: &ResourceId,
     name: &str,
     body: &Value,
     view: &ScoreView,
+) -> ApiResult<AssessmentInput> {
+    parse_input_at(resource, name, body, view, AssessmentModel::V2021)
+}
+
+/// Parse and validate a PUT body in the request model of an api-version into a write. Error
+/// targets name the field as it sits in the body (`properties.status.code`).
+pub fn parse_input_at(
+    resource: &ResourceId,
+    name: &str,
+    body: &Value,
+    view: &ScoreView,
+    model: AssessmentModel,
 ) -> ApiResult<AssessmentInput> {
     let known = catalog::builtin().assessment(name).is_some()
         || view.custom_metadata.contains_key(&name.to_ascii_lowercase());
@@ -97,7 +114,11 @@ pub fn parse_input(
             ))
         }
     };
-    let partner_name = match props.get("partnersData") {
+    if model.risk() {
+        check_risk(props.get("risk"))?;
+    }
+    let partners_data = if model.partner_data() { props.get("partnersData") } else { None };
+    let partner_name = match partners_data {
         None | Some(Value::Null) => None,
         Some(Value::Object(p)) => {
             let name = required_string(p, "partnerName", "properties.partnersData.partnerName")?;
@@ -140,6 +161,74 @@ fn required_string(obj: &Map<String, Value>, key: &str, target: &str) -> ApiResu
         )),
         Some(_) => Err(ApiError::invalid_field(target, format!("'{key}' must be a string."))),
     }
+}
+
+/// `risk` (2025-05-04): its shape as the specification defines it. Nothing of it is kept.
+fn check_risk(value: Option<&Value>) -> ApiResult<()> {
+    const T: &str = "properties.risk";
+    let risk = match value {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Object(r)) => r,
+        Some(_) => return Err(ApiError::invalid_field(T, "'risk' must be an object.")),
+    };
+    let strings = |v: Option<&Value>, target: &str, unique: bool| -> ApiResult<()> {
+        let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(()) };
+        let items = v.as_array().filter(|a| a.iter().all(Value::is_string)).ok_or_else(|| {
+            ApiError::invalid_field(target, "The value must be an array of strings.")
+        })?;
+        if unique && items.iter().enumerate().any(|(i, x)| items[..i].contains(x)) {
+            return Err(ApiError::invalid_field(target, "The items must be unique."));
+        }
+        Ok(())
+    };
+    let objects = |v: Option<&Value>, target: &str| -> ApiResult<Vec<Map<String, Value>>> {
+        match v {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) if items.iter().all(Value::is_object) => {
+                Ok(items.iter().filter_map(Value::as_object).cloned().collect())
+            }
+            Some(_) => {
+                Err(ApiError::invalid_field(target, "The value must be an array of objects."))
+            }
+        }
+    };
+    strings(risk.get("riskFactors"), &format!("{T}.riskFactors"), true)?;
+    strings(risk.get("attackPathsReferences"), &format!("{T}.attackPathsReferences"), false)?;
+    match risk.get("level") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(l))
+            if ["Low", "Medium", "High", "Critical"].iter().any(|a| a.eq_ignore_ascii_case(l)) => {}
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                format!("{T}.level"),
+                "The risk level is invalid. Allowed values: 'Low', 'Medium', 'High', 'Critical'.",
+            ))
+        }
+    }
+    if !matches!(risk.get("isContextualRisk"), None | Some(Value::Null) | Some(Value::Bool(_))) {
+        return Err(ApiError::invalid_field(
+            format!("{T}.isContextualRisk"),
+            "'isContextualRisk' must be a boolean.",
+        ));
+    }
+    for (i, path) in objects(risk.get("paths"), &format!("{T}.paths"))?.iter().enumerate() {
+        let at = format!("{T}.paths[{i}]");
+        optional_string(path, "id", &format!("{at}.id"))?;
+        for (j, node) in objects(path.get("nodes"), &format!("{at}.nodes"))?.iter().enumerate() {
+            optional_string(node, "id", &format!("{at}.nodes[{j}].id"))?;
+            strings(
+                node.get("nodePropertiesLabel"),
+                &format!("{at}.nodes[{j}].nodePropertiesLabel"),
+                false,
+            )?;
+        }
+        for (j, edge) in objects(path.get("edges"), &format!("{at}.edges"))?.iter().enumerate() {
+            for key in ["id", "sourceId", "targetId"] {
+                required_string(edge, key, &format!("{at}.edges[{j}].{key}"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `resourceDetails`, discriminated by `source` (the spec's ResourceDetails and its subtypes).
@@ -481,6 +570,73 @@ mod tests {
                     prop_assert!(!known, "{name:?} refused: {e}");
                     prop_assert!(matches!(&e, ApiError::InvalidRequestContent { target, .. } if target == "name"), "{e:?}");
                 }
+            }
+        }
+    }
+
+    /// The request model of each api-version: fields a version lacks are ignored there, the
+    /// fields it has are checked.
+    mod versions {
+        use super::*;
+
+        fn base() -> Value {
+            json!({"properties": {"resourceDetails": {"source": "Azure"}, "status": {"code": "Healthy"}}})
+        }
+
+        fn with(field: &str, value: Value) -> Value {
+            let mut body = base();
+            body["properties"][field] = value;
+            body
+        }
+
+        fn parse(body: &Value, model: AssessmentModel) -> ApiResult<AssessmentInput> {
+            parse_input_at(&resource(), BUILT_IN, body, &view(), model)
+        }
+
+        #[test]
+        fn the_official_2025_risk_is_accepted() {
+            let risk = json!({
+                "attackPathsReferences": [], "isContextualRisk": true,
+                "riskFactors": ["Exposure to the Internet", "Sensitive Data"],
+                "paths": [{"id": "p", "nodes": [{"id": "n", "nodePropertiesLabel": ["exposedToInternet"]}], "edges": []}],
+                "level": "Critical",
+            });
+            assert!(parse(&with("risk", risk), AssessmentModel::V2025).is_ok());
+            let repeated = json!({"riskFactors": ["a", "a"]});
+            let e = parse(&with("risk", repeated), AssessmentModel::V2025).unwrap_err();
+            assert!(format!("{e:?}").contains("properties.risk.riskFactors"), "{e:?}");
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Any `risk`: before 2025-05-04 it changes nothing; at 2025-05-04 it is accepted
+            /// (and changes nothing stored) or refused with a 400 naming a part of `risk`.
+            #[test]
+            fn risk_is_read_only_by_2025(risk in any_json()) {
+                let body = with("risk", risk);
+                let plain = parse(&base(), AssessmentModel::V2021).expect("a valid body");
+                for model in [AssessmentModel::V2019Preview, AssessmentModel::V2020, AssessmentModel::V2021] {
+                    prop_assert_eq!(parse(&body, model).expect("risk is not in this model"), plain.clone());
+                }
+                let newest = parse(&body, AssessmentModel::V2025);
+                assert_client_error(&newest)?;
+                match newest {
+                    Ok(input) => prop_assert_eq!(input, plain),
+                    Err(e) => {
+                        let text = format!("{:?}", e);
+                        prop_assert!(text.contains("properties.risk"), "{}", text);
+                    }
+                }
+            }
+
+            /// Any `partnersData` is ignored at 2019-01-01-preview (its model has none).
+            #[test]
+            fn partners_data_is_not_in_the_2019_model(partners in any_json()) {
+                let body = with("partnersData", partners);
+                let plain = parse(&base(), AssessmentModel::V2019Preview).expect("a valid body");
+                prop_assert_eq!(parse(&body, AssessmentModel::V2019Preview).expect("ignored"), plain);
+                assert_client_error(&parse(&body, AssessmentModel::V2020))?;
             }
         }
     }

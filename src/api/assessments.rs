@@ -1,5 +1,7 @@
-//! `Microsoft.Security/assessments` (api-versions 2020-01-01 and 2021-06-01): create or replace,
-//! get, list at any scope, delete. Every accepted write moves the scores in the same transaction.
+//! `Microsoft.Security/assessments` (api-versions 2019-01-01-preview, 2020-01-01, 2021-06-01 and
+//! 2025-05-04): create or replace, get, list at any scope, delete. Every accepted write moves the
+//! scores in the same transaction. One stored model; `render` shows what the requested version's
+//! response model has (`arm::api_version::AssessmentModel` says which parts).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -9,9 +11,10 @@ use serde_json::{Map, Value};
 use super::metadata::{self, MetadataJson};
 use super::scores::view;
 use super::{json, ok, Ctx};
+use crate::arm::api_version::AssessmentModel;
 use crate::arm::paging::{Cursor, Page};
 use crate::arm::{format_time, ApiError, ApiResult, ResourceId};
-use crate::assessment::parse_input;
+use crate::assessment::parse_input_at;
 use crate::store::{Assessment, Outcome, ScoreView, Write};
 
 #[derive(Serialize)]
@@ -83,9 +86,8 @@ pub fn render<'a>(
             map.insert("id".into(), Value::String(a.resource_id.clone()));
         }
     }
-    // The status dates are in every model from 2021-06-01 on, and Azure sends them at 2020-01-01
-    // too (its own 2020-01-01 example carries them); only 2019-01-01-preview predates them.
-    let dates = api_version != "2019-01-01-preview";
+    let model = AssessmentModel::of(api_version);
+    let dates = model.status_dates();
     let meta = metadata::lookup(&a.name, Some(view));
     // ARM answers assessment keys in lower case, whatever casing the writer used.
     let name = a.name.to_ascii_lowercase();
@@ -110,8 +112,16 @@ pub fn render<'a>(
                     a.name
                 ),
             }),
-            metadata: if expand.metadata { meta.map(|m| m.properties()) } else { None },
-            partners_data: a.partner_name.as_deref().map(|partner_name| PartnersJson { partner_name }),
+            metadata: if expand.metadata && model.embedded_metadata() {
+                meta.map(|m| m.properties_at(model))
+            } else {
+                None
+            },
+            partners_data: a
+                .partner_name
+                .as_deref()
+                .filter(|_| model.partner_data())
+                .map(|partner_name| PartnersJson { partner_name }),
         },
     }
 }
@@ -146,7 +156,7 @@ pub async fn put(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResult<
     let body: Value = serde_json::from_slice(&ctx.body).map_err(|e| {
         ApiError::invalid_field("", format!("The request content is not valid JSON: {e}."))
     })?;
-    let input = parse_input(resource, name, &body, &view)?;
+    let input = parse_input_at(resource, name, &body, &view, AssessmentModel::of(ctx.api_version))?;
     let outcome = ctx.state.store.apply(&[Write::Put(input)]).await?.pop();
     let (status, stored) = match outcome {
         Some(Outcome::Created(a)) => (StatusCode::CREATED, a),

@@ -1,5 +1,7 @@
 //! Assessment metadata: the built-in catalogue at tenant scope, and each subscription's custom
 //! metadata (list/get/PUT/DELETE). Custom and preview recommendations never move the score.
+//! Every api-version renders the one stored model through `render_properties` and parses
+//! requests through `parse_custom`, both told the version's `AssessmentModel`.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -8,6 +10,7 @@ use uuid::Uuid;
 
 use super::scores::view;
 use super::{ok, Ctx};
+use crate::arm::api_version::AssessmentModel;
 use crate::arm::paging::page_of;
 use crate::arm::{ApiError, ApiResult};
 use crate::catalog::{self, AssessmentDef};
@@ -86,15 +89,43 @@ impl Meta<'_> {
         }
     }
 
+    /// The properties as the response model of an api-version has them.
+    pub fn properties_at(&self, model: AssessmentModel) -> MetadataJson {
+        render_properties(self.properties(), model)
+    }
+
     /// The resource. Metadata ids are tenant-level, also for custom metadata (official example).
-    pub fn resource(&self) -> Value {
+    pub fn resource(&self, model: AssessmentModel) -> Value {
         serde_json::json!({
             "id": format!("/providers/Microsoft.Security/assessmentMetadata/{}", self.name()),
             "name": self.name(),
             "type": "Microsoft.Security/assessmentMetadata",
-            "properties": self.properties(),
+            "properties": self.properties_at(model),
         })
     }
+}
+
+/// The fields of metadata properties that only some api-versions' response models have.
+const PARTNER_FIELDS: &[&str] = &["partnerData"];
+const RESPONSE_EXTRAS: &[&str] =
+    &["publishDates", "plannedDeprecationDate", "tactics", "techniques"];
+
+/// Per-version rendering of metadata properties: drop what the version's model lacks. Values of
+/// enums a later version widened (a `Critical` severity written at 2025-05-04) are shown as
+/// stored: the enums are open (`modelAsString`) in every version, and hiding them would lie.
+pub fn render_properties(mut properties: MetadataJson, model: AssessmentModel) -> MetadataJson {
+    if let Value::Object(p) = &mut properties {
+        let absent = (!model.partner_data())
+            .then_some(PARTNER_FIELDS)
+            .into_iter()
+            .chain((!model.metadata_response_extras()).then_some(RESPONSE_EXTRAS))
+            .flatten();
+        for field in absent {
+            // `shift_remove` keeps the order of the remaining fields (ARM documents are read by eye).
+            p.shift_remove(*field);
+        }
+    }
+    properties
 }
 
 fn not_found(sub: Option<Uuid>, name: &str) -> ApiError {
@@ -117,7 +148,7 @@ pub async fn get(ctx: &Ctx<'_>, sub: Option<Uuid>, name: &str) -> ApiResult<Resp
         None => None,
     };
     let meta = lookup(name, view.as_deref()).ok_or_else(|| not_found(sub, name))?;
-    ok(&meta.resource())
+    ok(&meta.resource(AssessmentModel::of(ctx.api_version)))
 }
 
 pub async fn list(ctx: &Ctx<'_>, sub: Option<Uuid>) -> ApiResult<Response> {
@@ -135,12 +166,34 @@ pub async fn list(ctx: &Ctx<'_>, sub: Option<Uuid>) -> ApiResult<Response> {
         );
     }
     let cursor = ctx.cursor()?;
-    ok(&page_of(&all, cursor.as_ref(), ctx.page_size(), |c| ctx.next_link(c), Meta::resource)?)
+    let model = AssessmentModel::of(ctx.api_version);
+    ok(&page_of(
+        &all,
+        cursor.as_ref(),
+        ctx.page_size(),
+        |c| ctx.next_link(c),
+        |m| m.resource(model),
+    )?)
 }
 
-const SEVERITIES: &[&str] = &["Low", "Medium", "High"];
 const LEVELS: &[&str] = &["Low", "Moderate", "High"];
-const CATEGORIES: &[&str] = &["Compute", "Networking", "Data", "IdentityAndAccess", "IoT"];
+/// MITRE ATT&CK tactics of the 2021-06-01 and later models.
+const TACTICS: &[&str] = &[
+    "Reconnaissance",
+    "Resource Development",
+    "Initial Access",
+    "Execution",
+    "Persistence",
+    "Privilege Escalation",
+    "Defense Evasion",
+    "Credential Access",
+    "Discovery",
+    "Lateral Movement",
+    "Collection",
+    "Command and Control",
+    "Exfiltration",
+    "Impact",
+];
 const THREATS: &[&str] = &[
     "accountBreach",
     "dataExfiltration",
@@ -152,9 +205,11 @@ const THREATS: &[&str] = &[
     "denialOfService",
 ];
 
-/// Validate a custom metadata body into the properties we store (canonical enum spellings;
-/// `category` accepted for `categories`; read-only and secret fields dropped).
-fn parse_custom(body: &Value) -> ApiResult<Value> {
+/// Validate a custom metadata body in the request model of an api-version into the properties we
+/// store (canonical enum spellings; `category` accepted for `categories`; read-only and secret
+/// fields dropped). From 2021-06-01 the request is the response model, so publish dates, the
+/// planned deprecation date, tactics and techniques are kept too.
+fn parse_custom(body: &Value, model: AssessmentModel) -> ApiResult<Value> {
     let props = match body.get("properties") {
         Some(Value::Object(p)) => p,
         _ => {
@@ -221,12 +276,12 @@ fn parse_custom(body: &Value) -> ApiResult<Value> {
     put("displayName", string("displayName", true)?.map(Value::String));
     put("description", string("description", false)?.map(Value::String));
     put("remediationDescription", string("remediationDescription", false)?.map(Value::String));
-    let categories = match list_of("categories", CATEGORIES)? {
+    let categories = match list_of("categories", model.categories())? {
         Some(c) => Some(c),
-        None => list_of("category", CATEGORIES)?,
+        None => list_of("category", model.categories())?,
     };
     put("categories", categories);
-    put("severity", one_of("severity", string("severity", true)?, SEVERITIES)?);
+    put("severity", one_of("severity", string("severity", true)?, model.severities())?);
     put("userImpact", one_of("userImpact", string("userImpact", false)?, LEVELS)?);
     put(
         "implementationEffort",
@@ -241,7 +296,135 @@ fn parse_custom(body: &Value) -> ApiResult<Value> {
         }
     }
     put("assessmentType", assessment_type);
+    if model.metadata_response_extras() {
+        parse_response_extras(props, &mut p)?;
+    }
     Ok(Value::Object(p))
+}
+
+/// `publishDates`, `plannedDeprecationDate`, `tactics` and `techniques` of the 2021-06-01 and
+/// later models, checked against the specification's patterns and enums.
+fn parse_response_extras(
+    props: &Map<String, Value>,
+    out: &mut Map<String, Value>,
+) -> ApiResult<()> {
+    // `dd/mm/yyyy` and `mm/yyyy`: digit groups separated by '/'.
+    let dated = |v: &str, groups: &[usize]| {
+        let parts: Vec<&str> = v.split('/').collect();
+        parts.len() == groups.len()
+            && parts
+                .iter()
+                .zip(groups)
+                .all(|(p, n)| p.len() == *n && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let date =
+        |obj: &Map<String, Value>, key: &str, target: String, groups: &[usize], shape: &str| {
+            match obj.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(v)) if dated(v, groups) => Ok(Some(Value::String(v.clone()))),
+                Some(_) => Err(ApiError::invalid_field(
+                    target,
+                    format!("'{key}' must be a date written {shape}."),
+                )),
+            }
+        };
+    match props.get("publishDates") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(d)) => {
+            let mut dates = Map::new();
+            let ga = date(d, "GA", "properties.publishDates.GA".into(), &[2, 2, 4], "dd/mm/yyyy")?;
+            // Earlier examples spell the key `ga`.
+            let ga = match ga {
+                Some(v) => Some(v),
+                None => {
+                    date(d, "ga", "properties.publishDates.ga".into(), &[2, 2, 4], "dd/mm/yyyy")?
+                }
+            };
+            if let Some(v) = ga {
+                dates.insert("GA".into(), v);
+            }
+            let public = date(
+                d,
+                "public",
+                "properties.publishDates.public".into(),
+                &[2, 2, 4],
+                "dd/mm/yyyy",
+            )?
+            .ok_or_else(|| {
+                ApiError::invalid_field(
+                    "properties.publishDates.public",
+                    "The required field 'publishDates.public' is missing.",
+                )
+            })?;
+            dates.insert("public".into(), public);
+            out.insert("publishDates".into(), Value::Object(dates));
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "properties.publishDates",
+                "'publishDates' must be an object.",
+            ))
+        }
+    }
+    if let Some(v) = date(
+        props,
+        "plannedDeprecationDate",
+        "properties.plannedDeprecationDate".into(),
+        &[2, 4],
+        "mm/yyyy",
+    )? {
+        out.insert("plannedDeprecationDate".into(), v);
+    }
+    let strings = |key: &str| -> ApiResult<Option<Vec<String>>> {
+        match props.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().filter(|s| !s.is_empty()).map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .map(Some)
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        format!("properties.{key}"),
+                        format!("'{key}' must be an array of non-empty strings."),
+                    )
+                }),
+            Some(_) => Err(ApiError::invalid_field(
+                format!("properties.{key}"),
+                format!("'{key}' must be an array of non-empty strings."),
+            )),
+        }
+    };
+    if let Some(tactics) = strings("tactics")? {
+        // The official examples write tactics in camelCase (`credentialAccess`); the enum
+        // spells them with spaces. Both name the same tactic.
+        let squash = |s: &str| s.replace(' ', "").to_ascii_lowercase();
+        let canonical = tactics
+            .iter()
+            .map(|t| {
+                TACTICS.iter().find(|c| squash(c) == squash(t)).ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "properties.tactics",
+                        format!(
+                            "The tactic '{t}' is invalid. Allowed values: '{}'.",
+                            TACTICS.join("', '")
+                        ),
+                    )
+                })
+            })
+            .map(|c| c.map(|c| Value::String((*c).to_string())))
+            .collect::<ApiResult<Vec<_>>>()?;
+        out.insert("tactics".into(), Value::Array(canonical));
+    }
+    // Techniques: an open list of MITRE ATT&CK names (the enum is `modelAsString` and grows
+    // with ATT&CK itself), kept as written.
+    if let Some(techniques) = strings("techniques")? {
+        out.insert(
+            "techniques".into(),
+            Value::Array(techniques.into_iter().map(Value::String).collect()),
+        );
+    }
+    Ok(())
 }
 
 /// The name of new custom metadata. The specification gives the name no pattern but calls it the
@@ -270,9 +453,10 @@ pub async fn put(ctx: &Ctx<'_>, sub: Uuid, name: &str) -> ApiResult<Response> {
     let body: Value = serde_json::from_slice(&ctx.body).map_err(|e| {
         ApiError::invalid_field("", format!("The request content is not valid JSON: {e}."))
     })?;
-    let properties = parse_custom(&body)?;
+    let model = AssessmentModel::of(ctx.api_version);
+    let properties = parse_custom(&body, model)?;
     ctx.state.store.put_custom_metadata(sub, name, &properties).await?;
-    ok(&Meta::Custom { name, properties: &properties }.resource())
+    ok(&Meta::Custom { name, properties: &properties }.resource(model))
 }
 
 pub async fn delete(ctx: &Ctx<'_>, sub: Uuid, name: &str) -> ApiResult<Response> {
@@ -290,6 +474,55 @@ pub async fn delete(ctx: &Ctx<'_>, sub: Uuid, name: &str) -> ApiResult<Response>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn body(extra: Value) -> Value {
+        let mut props =
+            json!({"displayName": "x", "severity": "High", "assessmentType": "CustomerManaged"});
+        if let (Value::Object(p), Value::Object(e)) = (&mut props, extra) {
+            p.extend(e);
+        }
+        json!({ "properties": props })
+    }
+
+    #[test]
+    fn each_version_renders_only_its_fields() {
+        let stored = json!({
+            "displayName": "x", "severity": "Critical", "partnerData": {"partnerName": "p"},
+            "publishDates": {"public": "01/01/2024"}, "plannedDeprecationDate": "01/2030",
+            "tactics": ["Impact"], "techniques": ["Brute Force"],
+        });
+        let keys = |m| {
+            let rendered = render_properties(stored.clone(), m);
+            rendered.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default()
+        };
+        assert_eq!(keys(AssessmentModel::V2019Preview), ["displayName", "severity"]);
+        assert_eq!(keys(AssessmentModel::V2020), ["displayName", "severity", "partnerData"]);
+        assert_eq!(render_properties(stored.clone(), AssessmentModel::V2021), stored);
+        assert_eq!(render_properties(stored.clone(), AssessmentModel::V2025), stored);
+    }
+
+    #[test]
+    fn requests_are_read_with_their_version_model() {
+        let newer = body(json!({"severity": "Critical", "categories": ["Container"]}));
+        assert!(parse_custom(&newer, AssessmentModel::V2025).is_ok());
+        for old in [AssessmentModel::V2019Preview, AssessmentModel::V2020, AssessmentModel::V2021] {
+            assert_eq!(parse_custom(&newer, old).unwrap_err().code(), "InvalidRequestContent");
+        }
+        let extras = body(json!({
+            "publishDates": {"ga": "01/02/2023", "public": "03/04/2023"},
+            "tactics": ["lateralMovement", "command and control"],
+        }));
+        let p = parse_custom(&extras, AssessmentModel::V2021).unwrap();
+        assert_eq!(p["publishDates"], json!({"GA": "01/02/2023", "public": "03/04/2023"}));
+        assert_eq!(p["tactics"], json!(["Lateral Movement", "Command and Control"]));
+        let p = parse_custom(&extras, AssessmentModel::V2020).unwrap();
+        assert!(p.get("publishDates").is_none() && p.get("tactics").is_none());
+        for bad in ["1/02/2023", "01/02/23", "01-02-2023", "aa/bb/cccc", "01/02/2023/"] {
+            let b = body(json!({"publishDates": {"public": bad}}));
+            assert!(parse_custom(&b, AssessmentModel::V2025).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn custom_names_are_guids() {

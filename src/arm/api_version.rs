@@ -11,14 +11,16 @@ pub struct Family {
     supported: &'static [&'static str],
 }
 
+pub const V2019_01_01_PREVIEW: &str = "2019-01-01-preview";
 pub const V2020_01_01: &str = "2020-01-01";
 pub const V2021_06_01: &str = "2021-06-01";
 pub const V2015_06_01_PREVIEW: &str = "2015-06-01-preview";
 pub const V2024_10_01_PREVIEW: &str = "2024-10-01-preview";
 pub const V2025_10_01_PREVIEW: &str = "2025-10-01-preview";
+pub const V2025_05_04: &str = "2025-05-04";
 
 const SECURE_SCORE_VERSIONS: &[&str] = &[V2020_01_01, "2020-01-01-preview"];
-const ASSESSMENT_VERSIONS: &[&str] = &[V2021_06_01, V2020_01_01];
+const ASSESSMENT_VERSIONS: &[&str] = &[V2025_05_04, V2021_06_01, V2020_01_01, V2019_01_01_PREVIEW];
 /// The operations list: what the Python SDK sends (2015-06-01-preview) and the spec's later ones.
 const OPERATIONS_VERSIONS: &[&str] =
     &[V2025_10_01_PREVIEW, V2024_10_01_PREVIEW, V2015_06_01_PREVIEW];
@@ -69,6 +71,89 @@ impl Family {
     }
 }
 
+/// The response and request model of assessments and assessment metadata at one api-version:
+/// the one place that knows what each version has. Handlers render one internal model and ask
+/// this which parts the requested version shows and which request fields it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AssessmentModel {
+    /// 2019-01-01-preview: no embedded metadata, no partner data, no status dates.
+    V2019Preview,
+    /// 2020-01-01: adds embedded `metadata` and `partnersData` / `partnerData`.
+    V2020,
+    /// 2021-06-01: responses split from requests; status dates; metadata publish dates and
+    /// MITRE ATT&CK tactics and techniques.
+    V2021,
+    /// 2025-05-04: adds an assessment's `risk`; wider metadata enums.
+    V2025,
+}
+
+impl AssessmentModel {
+    /// The model of a version `Family::ASSESSMENTS`/`Family::METADATA` accepted. Anything else
+    /// (only reachable from code that skipped the check) gets the newest model.
+    pub fn of(api_version: &str) -> Self {
+        match api_version {
+            V2019_01_01_PREVIEW => AssessmentModel::V2019Preview,
+            V2020_01_01 => AssessmentModel::V2020,
+            V2021_06_01 => AssessmentModel::V2021,
+            _ => AssessmentModel::V2025,
+        }
+    }
+
+    /// `status.statusChangeDate` and `status.firstEvaluationDate` of an assessment.
+    pub fn status_dates(self) -> bool {
+        // The 2020-01-01 model leaves them out, but Azure sends them at 2020-01-01 too (its own
+        // 2020-01-01 example with `$expand` has both); only 2019-01-01-preview predates them.
+        self >= AssessmentModel::V2020
+    }
+
+    /// `$expand=metadata` embeds the metadata (2019-01-01-preview accepts the expand value but
+    /// its model has no such property).
+    pub fn embedded_metadata(self) -> bool {
+        self >= AssessmentModel::V2020
+    }
+
+    /// `partnersData` of an assessment and `partnerData` of metadata.
+    pub fn partner_data(self) -> bool {
+        self >= AssessmentModel::V2020
+    }
+
+    /// `risk` of an assessment.
+    pub fn risk(self) -> bool {
+        self >= AssessmentModel::V2025
+    }
+
+    /// Metadata's `publishDates`, `plannedDeprecationDate`, `tactics` and `techniques`.
+    pub fn metadata_response_extras(self) -> bool {
+        self >= AssessmentModel::V2021
+    }
+
+    /// Metadata severities a request may use.
+    pub fn severities(self) -> &'static [&'static str] {
+        if self >= AssessmentModel::V2025 {
+            &["Low", "Medium", "High", "Critical"]
+        } else {
+            &["Low", "Medium", "High"]
+        }
+    }
+
+    /// Metadata categories a request may use.
+    pub fn categories(self) -> &'static [&'static str] {
+        if self >= AssessmentModel::V2025 {
+            &[
+                "Compute",
+                "Networking",
+                "Data",
+                "IdentityAndAccess",
+                "IoT",
+                "Container",
+                "AppServices",
+            ]
+        } else {
+            &["Compute", "Networking", "Data", "IdentityAndAccess", "IoT"]
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,12 +162,31 @@ mod tests {
     fn versions() {
         assert_eq!(Family::SECURE_SCORES.check(Some("2020-01-01")).unwrap(), "2020-01-01");
         assert_eq!(Family::ASSESSMENTS.check(Some("2021-06-01")).unwrap(), "2021-06-01");
+        for v in ["2019-01-01-preview", "2020-01-01", "2025-05-04"] {
+            assert_eq!(Family::ASSESSMENTS.check(Some(v)).unwrap(), v);
+            assert_eq!(Family::METADATA.check(Some(v)).unwrap(), v);
+        }
+        let e = Family::METADATA.check(Some("2019-01-01")).unwrap_err();
+        assert_eq!(e.to_string(), "The resource type 'assessmentMetadata' could not be found in the namespace 'Microsoft.Security' for api version '2019-01-01'. The supported api-versions are '2025-05-04,2021-06-01,2020-01-01,2019-01-01-preview'.");
         assert!(matches!(Family::SECURE_SCORES.check(None), Err(ApiError::MissingApiVersion)));
         let e = Family::SECURE_SCORES.check(Some("2021-06-01")).unwrap_err();
         assert_eq!(e.code(), "InvalidResourceType");
         assert_eq!(e.to_string(), "The resource type 'secureScores' could not be found in the namespace 'Microsoft.Security' for api version '2021-06-01'. The supported api-versions are '2020-01-01,2020-01-01-preview'.");
         let e = Family::ARM.check(Some("1999-01-01")).unwrap_err();
         assert_eq!(e.code(), "InvalidApiVersionParameter");
+    }
+
+    #[test]
+    fn every_assessment_version_has_its_model() {
+        use AssessmentModel::*;
+        let models: Vec<_> = ASSESSMENT_VERSIONS.iter().map(|v| AssessmentModel::of(v)).collect();
+        assert_eq!(models, [V2025, V2021, V2020, V2019Preview]);
+        assert!(!V2019Preview.embedded_metadata() && V2020.embedded_metadata());
+        assert!(!V2019Preview.status_dates() && V2021.status_dates() && V2025.status_dates());
+        assert!(!V2021.risk() && V2025.risk());
+        assert!(
+            !V2021.severities().contains(&"Critical") && V2025.severities().contains(&"Critical")
+        );
     }
 
     /// Every family of api-versions the server knows.

@@ -33,7 +33,7 @@ async fn api_version_rules() {
         r.message(),
         "The resource type 'secureScores' could not be found in the namespace 'Microsoft.Security' for api version '2021-06-01'. The supported api-versions are '2020-01-01,2020-01-01-preview'."
     );
-    // Assessments accept both versions, and say so.
+    // Assessments accept their four versions, and say so.
     let r = app
         .get(&format!(
             "/subscriptions/{DEMO}/providers/Microsoft.Security/assessments?api-version=2019-01-01"
@@ -41,7 +41,9 @@ async fn api_version_rules() {
         .await;
     assert_cloud_error(&r, 400, "InvalidResourceType");
     assert!(
-        r.message().ends_with("The supported api-versions are '2021-06-01,2020-01-01'."),
+        r.message().ends_with(
+            "The supported api-versions are '2025-05-04,2021-06-01,2020-01-01,2019-01-01-preview'."
+        ),
         "{}",
         r.message()
     );

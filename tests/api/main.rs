@@ -21,6 +21,7 @@ mod paths;
 mod persistence;
 mod scores;
 mod verify;
+mod versions;
 
 use reqwest::header::HeaderMap;
 use reqwest::Method;
