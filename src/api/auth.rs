@@ -12,6 +12,8 @@ use super::{AppState, Endpoint};
 use crate::arm::{parse_subscription_id, ApiResult};
 use crate::identity::{authz, Need, Principal};
 
+const SUB_ASSESSMENT_READ: &str = "Microsoft.Security/assessments/subAssessments/read";
+
 /// Authenticate and authorize one ARM request, before its handler runs. The subscription comes
 /// from the cached read model: authorization must not cost a database read per request.
 pub async fn authorize(
@@ -63,6 +65,18 @@ pub fn need(endpoint: &Endpoint, method: &Method, path: &str) -> Need {
                 "Microsoft.Security/assessments/read",
                 "Microsoft.Security/assessments/write",
                 "Microsoft.Security/assessments/delete",
+            ),
+            resource.subscription(),
+        ),
+        Endpoint::SubAssessmentsAll { scope } | Endpoint::SubAssessments { scope, .. } => {
+            (SUB_ASSESSMENT_READ, scope.subscription())
+        }
+        // Azure defines only the read action; write and delete name this server's extension.
+        Endpoint::SubAssessment { resource, .. } => (
+            write(
+                SUB_ASSESSMENT_READ,
+                "Microsoft.Security/assessments/subAssessments/write",
+                "Microsoft.Security/assessments/subAssessments/delete",
             ),
             resource.subscription(),
         ),

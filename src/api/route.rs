@@ -24,21 +24,63 @@ pub fn is_arm_path(path: &str) -> bool {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Endpoint {
-    SecureScores { sub: Uuid },
-    SecureScore { sub: Uuid, name: String },
-    SecureScoreControls { sub: Uuid, score: String },
-    Controls { sub: Uuid },
+    SecureScores {
+        sub: Uuid,
+    },
+    SecureScore {
+        sub: Uuid,
+        name: String,
+    },
+    SecureScoreControls {
+        sub: Uuid,
+        score: String,
+    },
+    Controls {
+        sub: Uuid,
+    },
     Definitions,
-    SubscriptionDefinitions { sub: Uuid },
-    Assessments { scope: ResourceId },
-    Assessment { resource: ResourceId, name: String },
+    SubscriptionDefinitions {
+        sub: Uuid,
+    },
+    Assessments {
+        scope: ResourceId,
+    },
+    Assessment {
+        resource: ResourceId,
+        name: String,
+    },
     MetadataList,
-    Metadata { name: String },
-    SubscriptionMetadataList { sub: Uuid },
-    SubscriptionMetadata { sub: Uuid, name: String },
+    Metadata {
+        name: String,
+    },
+    SubscriptionMetadataList {
+        sub: Uuid,
+    },
+    SubscriptionMetadata {
+        sub: Uuid,
+        name: String,
+    },
     Subscriptions,
-    Subscription { sub: Uuid },
+    Subscription {
+        sub: Uuid,
+    },
     Tenants,
+    // Sub-assessments (2019-01-01-preview).
+    /// `{scope}/providers/Microsoft.Security/subAssessments`
+    SubAssessmentsAll {
+        scope: ResourceId,
+    },
+    /// `{scope}/providers/Microsoft.Security/assessments/{assessment}/subAssessments`
+    SubAssessments {
+        scope: ResourceId,
+        assessment: String,
+    },
+    /// `{resourceId}/providers/Microsoft.Security/assessments/{assessment}/subAssessments/{name}`
+    SubAssessment {
+        resource: ResourceId,
+        assessment: String,
+        name: String,
+    },
 }
 
 // HEAD is served wherever GET is.
@@ -59,6 +101,9 @@ impl Endpoint {
             | SubscriptionMetadataList { .. }
             | SubscriptionMetadata { .. } => Family::METADATA,
             Subscriptions | Subscription { .. } | Tenants => Family::ARM,
+            SubAssessmentsAll { .. } | SubAssessments { .. } | SubAssessment { .. } => {
+                Family::SUB_ASSESSMENTS
+            }
         }
     }
 
@@ -76,6 +121,10 @@ impl Endpoint {
             | Subscription { sub } => Some(*sub),
             Assessments { scope } => Some(scope.subscription()),
             Assessment { resource, .. } => Some(resource.subscription()),
+            SubAssessmentsAll { scope } | SubAssessments { scope, .. } => {
+                Some(scope.subscription())
+            }
+            SubAssessment { resource, .. } => Some(resource.subscription()),
             Definitions | MetadataList | Metadata { .. } | Subscriptions | Tenants => None,
         }
     }
@@ -83,7 +132,9 @@ impl Endpoint {
     /// The methods the endpoint answers, as an `Allow` header value.
     pub fn allow(&self) -> &'static str {
         match self {
-            Endpoint::Assessment { .. } | Endpoint::SubscriptionMetadata { .. } => GET_PUT_DELETE,
+            Endpoint::Assessment { .. }
+            | Endpoint::SubscriptionMetadata { .. }
+            | Endpoint::SubAssessment { .. } => GET_PUT_DELETE,
             _ => GET,
         }
     }
@@ -111,6 +162,9 @@ impl Endpoint {
             Subscriptions => "Subscriptions_List",
             Subscription { .. } => "Subscriptions_Get",
             Tenants => "Tenants_List",
+            SubAssessmentsAll { .. } => "SubAssessments_ListAll",
+            SubAssessments { .. } => "SubAssessments_List",
+            SubAssessment { .. } => "SubAssessments_Get",
         }
     }
 
@@ -204,6 +258,9 @@ impl Endpoint {
                         resource: ResourceId::from_segments(scope)?,
                         name: name(n),
                     }),
+                    rest if is_sub_assessment(rest) => {
+                        sub_assessment(ResourceId::from_segments(scope)?, rest)
+                    }
                     _ => Err(unknown_type("Microsoft.Security", rest)),
                 }
             }
@@ -214,11 +271,36 @@ impl Endpoint {
                     [t, n] if eq(t, "assessments") => {
                         Ok(Endpoint::Assessment { resource, name: name(n) })
                     }
+                    rest if is_sub_assessment(rest) => sub_assessment(resource, rest),
                     _ => Err(unknown_type("Microsoft.Security", rest)),
                 }
             }
             _ => Err(unknown_path()),
         }
+    }
+}
+
+/// Is `rest` (the segments after `providers/Microsoft.Security`) a sub-assessment path?
+fn is_sub_assessment(rest: &[&str]) -> bool {
+    let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    match rest {
+        [t] => eq(t, "subAssessments"),
+        [a, _, t] | [a, _, t, _] => eq(a, "assessments") && eq(t, "subAssessments"),
+        _ => false,
+    }
+}
+
+/// The sub-assessment endpoint of a path that [`is_sub_assessment`] accepted.
+fn sub_assessment(scope: ResourceId, rest: &[&str]) -> Result<Endpoint, ApiError> {
+    match rest {
+        [_] => Ok(Endpoint::SubAssessmentsAll { scope }),
+        [_, a, _] => Ok(Endpoint::SubAssessments { scope, assessment: a.to_string() }),
+        [_, a, _, n] => Ok(Endpoint::SubAssessment {
+            resource: scope,
+            assessment: a.to_string(),
+            name: n.to_string(),
+        }),
+        _ => Err(ApiError::UnknownPath(format!("/{}", rest.join("/")))),
     }
 }
 
@@ -273,6 +355,35 @@ mod tests {
             "/subscriptions/{S}/resourceGroups/myRg/providers/Microsoft.Security/assessments"
         );
         assert!(matches!(parse(&p).unwrap(), Endpoint::Assessments { .. }));
+    }
+
+    #[test]
+    fn routes_sub_assessments() {
+        let rg = format!("/subscriptions/{S}/resourceGroups/myRg");
+        let p = format!("{rg}/providers/Microsoft.Security/subAssessments");
+        assert!(matches!(parse(&p).unwrap(), Endpoint::SubAssessmentsAll { .. }));
+        let p = format!(
+            "/subscriptions/{S}/providers/Microsoft.Security/assessments/a1/subAssessments"
+        );
+        match parse(&p).unwrap() {
+            Endpoint::SubAssessments { scope, assessment } => {
+                assert_eq!(scope.kind(), crate::arm::ScopeKind::Subscription);
+                assert_eq!(assessment, "a1");
+            }
+            other => panic!("{other:?}"),
+        }
+        let p = format!(
+            "{rg}/providers/Microsoft.ContainerRegistry/registries/r/providers/Microsoft.Security/assessments/a1/SUBASSESSMENTS/s1/"
+        );
+        match parse(&p).unwrap() {
+            Endpoint::SubAssessment { resource, assessment, name } => {
+                assert!(resource.as_str().ends_with("/registries/r"));
+                assert_eq!((assessment.as_str(), name.as_str()), ("a1", "s1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let p = format!("{rg}/providers/Microsoft.Security/assessments/a1/subAssessments/s1/x");
+        assert_eq!(parse(&p).unwrap_err().code(), "InvalidResourceType");
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub const V2020_01_01: &str = "2020-01-01";
 pub const V2021_06_01: &str = "2021-06-01";
 
 const SECURE_SCORE_VERSIONS: &[&str] = &[V2020_01_01, "2020-01-01-preview"];
+pub const V2019_01_01_PREVIEW: &str = "2019-01-01-preview";
+const SUB_ASSESSMENT_VERSIONS: &[&str] = &[V2019_01_01_PREVIEW];
 const ASSESSMENT_VERSIONS: &[&str] = &[V2021_06_01, V2020_01_01];
 /// What the SDKs and `az` send to ARM's own subscription and tenant endpoints.
 const ARM_VERSIONS: &[&str] = &[
@@ -40,6 +42,8 @@ impl Family {
         Family::security("secureScoreControlDefinitions", SECURE_SCORE_VERSIONS);
     pub const ASSESSMENTS: Family = Family::security("assessments", ASSESSMENT_VERSIONS);
     pub const METADATA: Family = Family::security("assessmentMetadata", ASSESSMENT_VERSIONS);
+    pub const SUB_ASSESSMENTS: Family =
+        Family::security("assessments/subAssessments", SUB_ASSESSMENT_VERSIONS);
     pub const ARM: Family = Family { resource_type: None, supported: ARM_VERSIONS };
 
     /// Check the request's api-version; returns the canonical spelling of the version.
@@ -79,13 +83,14 @@ mod tests {
     }
 
     /// Every family of api-versions the server knows.
-    const FAMILIES: [Family; 7] = [
+    const FAMILIES: [Family; 8] = [
         Family::SECURE_SCORES,
         Family::SECURE_SCORE_CONTROLS,
         Family::CONTROLS,
         Family::DEFINITIONS,
         Family::ASSESSMENTS,
         Family::METADATA,
+        Family::SUB_ASSESSMENTS,
         Family::ARM,
     ];
 
