@@ -114,13 +114,15 @@ pub fn parse_input(
         let kind = match data.get("assessedResourceType") {
             Some(Value::String(k)) => KINDS.iter().find(|v| v.eq_ignore_ascii_case(k)),
             Some(_) => None,
-            None => return Err(ApiError::invalid_field(
-                format!("{A}.assessedResourceType"),
-                format!(
+            None => {
+                return Err(ApiError::invalid_field(
+                    format!("{A}.assessedResourceType"),
+                    format!(
                     "The required field 'assessedResourceType' is missing. Allowed values: '{}'.",
                     KINDS.join("', '")
                 ),
-            )),
+                ))
+            }
         };
         let Some(kind) = kind else {
             return Err(ApiError::invalid_field(

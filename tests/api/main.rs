@@ -18,6 +18,7 @@ mod openapi;
 mod paths;
 mod persistence;
 mod scores;
+mod sub_assessments;
 mod verify;
 
 use reqwest::header::HeaderMap;
