@@ -846,6 +846,32 @@ mod tests {
     }
 
     #[test]
+    fn sub_assessment_lines_are_told_apart_and_their_ids_split() {
+        let vm = "/subscriptions/20ff7fc3-e762-44dd-bd96-b71116dcdc23/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm";
+        let id = format!("{vm}/PROVIDERS/microsoft.security/Assessments/a1/SUBASSESSMENTS/s1");
+        let doc = serde_json::json!({ "id": id, "properties": {} });
+        assert!(is_sub_assessment(&doc));
+        let (resource, assessment, name) = locate_sub_assessment(&doc).unwrap();
+        assert_eq!((resource.as_str(), assessment.as_str(), name.as_str()), (vm, "a1", "s1"));
+        // An assessment, by its type or its id, is not one.
+        let a = serde_json::json!({"id": format!("{vm}/providers/Microsoft.Security/assessments/a1"), "type": ASSESSMENT_TYPE});
+        assert!(!is_sub_assessment(&a));
+        let typed = serde_json::json!({"type": SUB_ASSESSMENT_TYPE});
+        assert!(is_sub_assessment(&typed));
+        assert_eq!(locate_sub_assessment(&typed).unwrap_err().code(), "InvalidRequestContent");
+        for bad in [
+            format!("{vm}/subAssessments/s1"),
+            format!("{vm}/providers/Microsoft.Security/assessments/a1/subAssessments/"),
+            format!("{vm}/providers/Microsoft.Security/assessments/a1/subAssessments/s1/x"),
+        ] {
+            let doc = serde_json::json!({ "id": bad });
+            assert!(locate_sub_assessment(&doc).is_err(), "{bad}");
+        }
+        let other = serde_json::json!({ "id": id, "name": "s2" });
+        assert!(locate_sub_assessment(&other).is_err(), "a name that is not the id's");
+    }
+
+    #[test]
     fn azure_ids_split_into_resource_and_name_whatever_the_case() {
         let rid = "/subscriptions/20ff7fc3-e762-44dd-bd96-b71116dcdc23/resourceGroups/myRg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss1";
         let id = format!("{rid}/PROVIDERS/microsoft.Security/Assessments/{NAME}");

@@ -175,6 +175,30 @@ mod tests {
     }
 
     #[test]
+    fn sub_assessments_need_their_actions_and_roles_split_read_from_write() {
+        let vm = format!(
+            "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
+        );
+        let one = format!("{vm}/providers/Microsoft.Security/assessments/a/subAssessments/s");
+        let v = "2019-01-01-preview";
+        let read = "Microsoft.Security/assessments/subAssessments/read";
+        assert_eq!(action_of(Method::GET, &one, v), (read, SUB.to_string(), one.clone()));
+        let all = format!("/subscriptions/{SUB}/providers/Microsoft.Security/subAssessments");
+        assert_eq!(action_of(Method::GET, &all, v).0, read);
+        let write = action_of(Method::PUT, &one, v).0;
+        let delete = action_of(Method::DELETE, &one, v).0;
+        let role = |name: &str| crate::identity::authz::role(name).expect("a built-in role");
+        for r in ["Reader", "Security Reader", "Security Assessment Contributor", "Owner"] {
+            assert!(role(r).allows(read), "{r} reads sub-assessments");
+        }
+        for a in [write, delete] {
+            assert!(role("Security Assessment Contributor").allows(a), "{a}");
+            assert!(role("Security Admin").allows(a), "{a}");
+            assert!(!role("Reader").allows(a) && !role("Security Reader").allows(a), "{a}");
+        }
+    }
+
+    #[test]
     fn each_request_needs_azures_action_over_its_path() {
         assert_eq!(
             need_of(
