@@ -357,3 +357,34 @@ async fn bad_input_is_a_400_cloud_error_naming_the_field() {
         .await;
     assert_eq!((r.status, r.code()), (404, "SubscriptionNotFound"));
 }
+
+#[tokio::test]
+async fn sub_assessments_survive_a_restart_on_disk_and_the_cascade_holds_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let vm = format!(
+        "/subscriptions/{DEMO}/resourceGroups/keep/providers/Microsoft.Compute/virtualMachines/vm1"
+    );
+    let p = sub_path(&vm, EP_VMSS, "kept");
+    let written = {
+        let app = spawn_sqlite(dir.path()).await;
+        let r = app.put(&p, &body("ServerVulnerabilityAssessment", "Unhealthy")).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        // A replace keeps the first casing of the names and answers 200.
+        let upper =
+            sub_path(&vm.to_uppercase().replace("SUBSCRIPTIONS", "subscriptions"), EP_VMSS, "KEPT");
+        let again = app.put(&upper, &body("ServerVulnerabilityAssessment", "Healthy")).await;
+        assert_eq!(again.status, 200, "{}", again.text);
+        assert_eq!(again.body["name"], "kept");
+        assert_eq!(again.body["properties"]["status"]["code"], "Healthy");
+        app.stop().await;
+        again.body
+    };
+    let app = spawn_sqlite(dir.path()).await;
+    let r = app.get(&p).await;
+    assert_eq!((r.status, &r.body), (200, &written));
+    let a = assessment_path(&vm, EP_VMSS, "2021-06-01");
+    assert_eq!(app.put(&a, &assessment_body("Healthy")).await.status, 201);
+    assert_eq!(app.delete(&a).await.status, 200);
+    assert_eq!(app.get(&p).await.status, 404, "deleting the assessment deleted it");
+    app.stop().await;
+}
