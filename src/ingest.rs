@@ -10,6 +10,14 @@
 //!   resource is `id` without its `/providers/Microsoft.Security/assessments/{name}` suffix, and
 //!   the read-only properties are ignored as a PUT ignores them.
 //!
+//! A line may instead hold a **sub-assessment**, recognised by its `type`
+//! (`Microsoft.Security/assessments/subAssessments`) or, without one, by an `id` with a
+//! `/subAssessments/` segment: Azure's listing shape
+//! `{"id":"{resource}/providers/Microsoft.Security/assessments/{a}/subAssessments/{name}","properties":{…}}`
+//! (or with the properties lifted beside `id`, as `az` prints them). It is validated as its PUT is
+//! ([`crate::sub_assessment::parse_input`]) and written in a transaction of its own, after the
+//! pending batch is committed, so the report's "committed up to line N" stays true.
+//!
 //! The whole input may also be one JSON array of such documents over any number of lines (what
 //! `az … -o json` prints); it is read element by element, and errors name the line where the
 //! element starts. A line holding an array is read as its elements, too.
@@ -51,6 +59,8 @@ pub const SLICE: Duration = Duration::from_millis(50);
 
 /// The `type` of an assessment in Azure's documents.
 const ASSESSMENT_TYPE: &str = "Microsoft.Security/assessments";
+/// The `type` of a sub-assessment in Azure's documents.
+const SUB_ASSESSMENT_TYPE: &str = "Microsoft.Security/assessments/subAssessments";
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -468,6 +478,9 @@ impl<F: FnMut(&ImportProgress)> Importer<'_, F> {
 
     /// Validate one document and queue its write; false when it was rejected.
     async fn document(&mut self, number: usize, value: &Value) -> anyhow::Result<bool> {
+        if is_sub_assessment(value) {
+            return self.sub_assessment(number, value).await;
+        }
         match self.parse(value).await? {
             Ok(write) => {
                 self.writes.push(write);
@@ -489,6 +502,35 @@ impl<F: FnMut(&ImportProgress)> Importer<'_, F> {
                 Ok(false)
             }
         }
+    }
+
+    /// Validate and write one sub-assessment (they never move a score, so they need no batch of
+    /// their own); false when it was rejected.
+    async fn sub_assessment(&mut self, number: usize, value: &Value) -> anyhow::Result<bool> {
+        let parsed = locate_sub_assessment(value).and_then(|(resource, assessment, name)| {
+            let body = sub_assessment_body(value);
+            let input = crate::sub_assessment::parse_input(&resource, &assessment, &name, &body)?;
+            Ok((resource, input))
+        });
+        let (resource, input) = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                self.reject(number, &e);
+                return Ok(false);
+            }
+        };
+        // Lines before this one are committed first: the report counts lines in order.
+        self.flush().await?;
+        match self.store.put_sub_assessment(&resource, &input).await? {
+            Some(true) => self.report.created += 1,
+            Some(false) => self.report.replaced += 1,
+            None => {
+                let e = ApiError::SubscriptionNotFound(resource.subscription().to_string());
+                self.reject(number, &e);
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     async fn parse(&mut self, value: &Value) -> anyhow::Result<Result<Write, ApiError>> {
@@ -647,6 +689,67 @@ fn locate(value: &Value) -> Result<(ResourceId, String), ApiError> {
     Ok((ResourceId::parse(resource)?, name.to_string()))
 }
 
+/// Is this document a sub-assessment? By its `type` when it has one, else by its `id`.
+fn is_sub_assessment(value: &Value) -> bool {
+    match value.get("type").and_then(Value::as_str) {
+        Some(kind) => kind.eq_ignore_ascii_case(SUB_ASSESSMENT_TYPE),
+        None => value
+            .get("id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| id.to_ascii_lowercase().contains("/subassessments/")),
+    }
+}
+
+/// The resource, assessment name and sub-assessment name of a sub-assessment document, from its
+/// `id`: `{resource}/providers/Microsoft.Security/assessments/{a}/subAssessments/{name}`.
+fn locate_sub_assessment(value: &Value) -> Result<(ResourceId, String, String), ApiError> {
+    const MARK: &str = "/subassessments/";
+    let Some(id) = value.get("id").and_then(Value::as_str) else {
+        return Err(ApiError::invalid_field(
+            "id",
+            "The required field 'id' (the sub-assessment id as Azure lists it) is missing.",
+        ));
+    };
+    let bad = || {
+        ApiError::invalid_field(
+            "id",
+            format!("'{id}' is not a sub-assessment id: it ends with /providers/Microsoft.Security/assessments/{{assessment}}/subAssessments/{{name}}."),
+        )
+    };
+    // ASCII lowercasing keeps byte offsets, so positions in `lower` are positions in `id`.
+    let at = id.to_ascii_lowercase().rfind(MARK).ok_or_else(bad)?;
+    let name = &id[at + MARK.len()..];
+    let (resource, assessment) = split_assessment_id(&id[..at]).ok_or_else(bad)?;
+    if name.is_empty() || name.contains('/') {
+        return Err(bad());
+    }
+    if let Some(given) = value.get("name").and_then(Value::as_str) {
+        if !given.eq_ignore_ascii_case(name) {
+            return Err(ApiError::invalid_field(
+                "name",
+                format!("The name '{given}' is not the name in the id ('{name}')."),
+            ));
+        }
+    }
+    Ok((ResourceId::parse(resource)?, assessment.to_string(), name.to_string()))
+}
+
+/// A sub-assessment document as a PUT body: `properties` as they are, or, lifted beside `id`
+/// (as `az` prints them), everything but the resource's own fields.
+fn sub_assessment_body(value: &Value) -> std::borrow::Cow<'_, Value> {
+    match value.as_object() {
+        Some(obj) if !obj.contains_key("properties") => {
+            let props: serde_json::Map<String, Value> = obj
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "id" | "name" | "type" | "resourceGroup"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            std::borrow::Cow::Owned(serde_json::json!({ "properties": props }))
+        }
+        _ => std::borrow::Cow::Borrowed(value),
+    }
+}
+
 /// The document as a PUT body. The Azure CLI prints an assessment with its properties lifted to
 /// the top (`az security assessment list`: `id`, `name`, `status`, `resourceDetails`, ... side by
 /// side); such a document, recognised by `id` and no `properties`, is read as if they were nested.
@@ -740,6 +843,32 @@ mod tests {
             let got = next_line(&mut reader, &mut buf, 10, &mut 0).await.unwrap();
             assert_eq!(got, expected, "a line of {len} bytes");
         }
+    }
+
+    #[test]
+    fn sub_assessment_lines_are_told_apart_and_their_ids_split() {
+        let vm = "/subscriptions/20ff7fc3-e762-44dd-bd96-b71116dcdc23/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm";
+        let id = format!("{vm}/PROVIDERS/microsoft.security/Assessments/a1/SUBASSESSMENTS/s1");
+        let doc = serde_json::json!({ "id": id, "properties": {} });
+        assert!(is_sub_assessment(&doc));
+        let (resource, assessment, name) = locate_sub_assessment(&doc).unwrap();
+        assert_eq!((resource.as_str(), assessment.as_str(), name.as_str()), (vm, "a1", "s1"));
+        // An assessment, by its type or its id, is not one.
+        let a = serde_json::json!({"id": format!("{vm}/providers/Microsoft.Security/assessments/a1"), "type": ASSESSMENT_TYPE});
+        assert!(!is_sub_assessment(&a));
+        let typed = serde_json::json!({"type": SUB_ASSESSMENT_TYPE});
+        assert!(is_sub_assessment(&typed));
+        assert_eq!(locate_sub_assessment(&typed).unwrap_err().code(), "InvalidRequestContent");
+        for bad in [
+            format!("{vm}/subAssessments/s1"),
+            format!("{vm}/providers/Microsoft.Security/assessments/a1/subAssessments/"),
+            format!("{vm}/providers/Microsoft.Security/assessments/a1/subAssessments/s1/x"),
+        ] {
+            let doc = serde_json::json!({ "id": bad });
+            assert!(locate_sub_assessment(&doc).is_err(), "{bad}");
+        }
+        let other = serde_json::json!({ "id": id, "name": "s2" });
+        assert!(locate_sub_assessment(&other).is_err(), "a name that is not the id's");
     }
 
     #[test]

@@ -111,6 +111,25 @@ const METADATA_DELETE: Operation = op(
     "Delete security assessment metadata",
     "Deletes the metadata of a custom security assessment of a subscription",
 );
+const SUB_ASSESSMENTS_READ: Operation = op(
+    "Microsoft.Security/assessments/subAssessments/read",
+    "Security Sub-Assessments",
+    "Get security sub-assessments",
+    "Reads the sub-assessments (individual findings) of security assessments",
+);
+// Azure defines only the read action; write and delete name this server's extension.
+const SUB_ASSESSMENTS_WRITE: Operation = op(
+    "Microsoft.Security/assessments/subAssessments/write",
+    "Security Sub-Assessments",
+    "Create or update a security sub-assessment",
+    "Creates or updates a sub-assessment of a security assessment (an extension of this server)",
+);
+const SUB_ASSESSMENTS_DELETE: Operation = op(
+    "Microsoft.Security/assessments/subAssessments/delete",
+    "Security Sub-Assessments",
+    "Delete a security sub-assessment",
+    "Deletes a sub-assessment of a security assessment (an extension of this server)",
+);
 const OPERATIONS_READ: Operation = op(
     "Microsoft.Security/operations/read",
     "Operations",
@@ -131,6 +150,9 @@ pub const OPERATIONS: &[Operation] = &[
     METADATA_READ,
     METADATA_WRITE,
     METADATA_DELETE,
+    SUB_ASSESSMENTS_READ,
+    SUB_ASSESSMENTS_WRITE,
+    SUB_ASSESSMENTS_DELETE,
     OPERATIONS_READ,
 ];
 
@@ -161,6 +183,13 @@ pub fn need(endpoint: &Endpoint, method: &Method, path: &str) -> Need {
         Endpoint::Assessments { scope } => (ASSESSMENTS_READ.name, scope.subscription()),
         Endpoint::Assessment { resource, .. } => (
             write(ASSESSMENTS_READ, ASSESSMENTS_WRITE, ASSESSMENTS_DELETE),
+            resource.subscription(),
+        ),
+        Endpoint::SubAssessmentsAll { scope } | Endpoint::SubAssessments { scope, .. } => {
+            (SUB_ASSESSMENTS_READ.name, scope.subscription())
+        }
+        Endpoint::SubAssessment { resource, .. } => (
+            write(SUB_ASSESSMENTS_READ, SUB_ASSESSMENTS_WRITE, SUB_ASSESSMENTS_DELETE),
             resource.subscription(),
         ),
         Endpoint::SubscriptionMetadataList { sub } => (METADATA_READ.name, *sub),
@@ -247,6 +276,30 @@ mod tests {
                 (action, subscription.to_string(), scope)
             }
             other => panic!("{path} needs an action, not {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sub_assessments_need_their_actions_and_roles_split_read_from_write() {
+        let vm = format!(
+            "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
+        );
+        let one = format!("{vm}/providers/Microsoft.Security/assessments/a/subAssessments/s");
+        let v = "2019-01-01-preview";
+        let read = "Microsoft.Security/assessments/subAssessments/read";
+        assert_eq!(action_of(Method::GET, &one, v), (read, SUB.to_string(), one.clone()));
+        let all = format!("/subscriptions/{SUB}/providers/Microsoft.Security/subAssessments");
+        assert_eq!(action_of(Method::GET, &all, v).0, read);
+        let write = action_of(Method::PUT, &one, v).0;
+        let delete = action_of(Method::DELETE, &one, v).0;
+        let role = |name: &str| crate::identity::authz::role(name).expect("a built-in role");
+        for r in ["Reader", "Security Reader", "Security Assessment Contributor", "Owner"] {
+            assert!(role(r).allows(read), "{r} reads sub-assessments");
+        }
+        for a in [write, delete] {
+            assert!(role("Security Assessment Contributor").allows(a), "{a}");
+            assert!(role("Security Admin").allows(a), "{a}");
+            assert!(!role("Reader").allows(a) && !role("Security Reader").allows(a), "{a}");
         }
     }
 

@@ -16,6 +16,7 @@ mod operations;
 mod ops;
 pub mod route;
 mod scores;
+mod sub_assessments;
 mod subscriptions;
 
 use axum::body::{Body, Bytes};
@@ -303,6 +304,15 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
         Endpoint::Subscription { sub } => subscriptions::get(&ctx, sub).await,
         Endpoint::Tenants => subscriptions::tenants(&ctx).await,
         Endpoint::Operations => operations::list(&ctx).await,
+        Endpoint::SubAssessmentsAll { scope } => sub_assessments::list(&ctx, &scope, None).await,
+        Endpoint::SubAssessments { scope, assessment } => {
+            sub_assessments::list(&ctx, &scope, Some(&assessment)).await
+        }
+        Endpoint::SubAssessment { resource, assessment, name } => match ctx.method {
+            Method::PUT => sub_assessments::put(&ctx, &resource, &assessment, &name).await,
+            Method::DELETE => sub_assessments::delete(&ctx, &resource, &assessment, &name).await,
+            _ => sub_assessments::get(&ctx, &resource, &assessment, &name).await,
+        },
     };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     if let Some(remaining) = remaining {

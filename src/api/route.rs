@@ -67,6 +67,22 @@ pub enum Endpoint {
     Tenants,
     /// `GET /providers/Microsoft.Security/operations`: what this server serves.
     Operations,
+    // Sub-assessments (2019-01-01-preview).
+    /// `{scope}/providers/Microsoft.Security/subAssessments`
+    SubAssessmentsAll {
+        scope: ResourceId,
+    },
+    /// `{scope}/providers/Microsoft.Security/assessments/{assessment}/subAssessments`
+    SubAssessments {
+        scope: ResourceId,
+        assessment: String,
+    },
+    /// `{resourceId}/providers/Microsoft.Security/assessments/{assessment}/subAssessments/{name}`
+    SubAssessment {
+        resource: ResourceId,
+        assessment: String,
+        name: String,
+    },
 }
 
 // HEAD is served wherever GET is.
@@ -88,6 +104,9 @@ impl Endpoint {
             | SubscriptionMetadata { .. } => Family::METADATA,
             Subscriptions | Subscription { .. } | Tenants => Family::ARM,
             Operations => Family::OPERATIONS,
+            SubAssessmentsAll { .. } | SubAssessments { .. } | SubAssessment { .. } => {
+                Family::SUB_ASSESSMENTS
+            }
         }
     }
 
@@ -108,13 +127,19 @@ impl Endpoint {
             Definitions | MetadataList | Metadata { .. } | Subscriptions | Tenants | Operations => {
                 None
             }
+            SubAssessmentsAll { scope } | SubAssessments { scope, .. } => {
+                Some(scope.subscription())
+            }
+            SubAssessment { resource, .. } => Some(resource.subscription()),
         }
     }
 
     /// The methods the endpoint answers, as an `Allow` header value.
     pub fn allow(&self) -> &'static str {
         match self {
-            Endpoint::Assessment { .. } | Endpoint::SubscriptionMetadata { .. } => GET_PUT_DELETE,
+            Endpoint::Assessment { .. }
+            | Endpoint::SubscriptionMetadata { .. }
+            | Endpoint::SubAssessment { .. } => GET_PUT_DELETE,
             _ => GET,
         }
     }
@@ -143,6 +168,9 @@ impl Endpoint {
             Subscription { .. } => "Subscriptions_Get",
             Tenants => "Tenants_List",
             Operations => "Operations_List",
+            SubAssessmentsAll { .. } => "SubAssessments_ListAll",
+            SubAssessments { .. } => "SubAssessments_List",
+            SubAssessment { .. } => "SubAssessments_Get",
         }
     }
 
@@ -237,6 +265,9 @@ impl Endpoint {
                         resource: ResourceId::from_segments(scope)?,
                         name: name(n),
                     }),
+                    rest if is_sub_assessment(rest) => {
+                        sub_assessment(ResourceId::from_segments(scope)?, rest)
+                    }
                     _ => Err(unknown_type("Microsoft.Security", rest)),
                 }
             }
@@ -247,11 +278,36 @@ impl Endpoint {
                     [t, n] if eq(t, "assessments") => {
                         Ok(Endpoint::Assessment { resource, name: name(n) })
                     }
+                    rest if is_sub_assessment(rest) => sub_assessment(resource, rest),
                     _ => Err(unknown_type("Microsoft.Security", rest)),
                 }
             }
             _ => Err(unknown_path()),
         }
+    }
+}
+
+/// Is `rest` (the segments after `providers/Microsoft.Security`) a sub-assessment path?
+fn is_sub_assessment(rest: &[&str]) -> bool {
+    let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    match rest {
+        [t] => eq(t, "subAssessments"),
+        [a, _, t] | [a, _, t, _] => eq(a, "assessments") && eq(t, "subAssessments"),
+        _ => false,
+    }
+}
+
+/// The sub-assessment endpoint of a path that [`is_sub_assessment`] accepted.
+fn sub_assessment(scope: ResourceId, rest: &[&str]) -> Result<Endpoint, ApiError> {
+    match rest {
+        [_] => Ok(Endpoint::SubAssessmentsAll { scope }),
+        [_, a, _] => Ok(Endpoint::SubAssessments { scope, assessment: a.to_string() }),
+        [_, a, _, n] => Ok(Endpoint::SubAssessment {
+            resource: scope,
+            assessment: a.to_string(),
+            name: n.to_string(),
+        }),
+        _ => Err(ApiError::UnknownPath(format!("/{}", rest.join("/")))),
     }
 }
 
@@ -318,6 +374,35 @@ mod tests {
             "/subscriptions/{S}/resourceGroups/myRg/providers/Microsoft.Security/assessments"
         );
         assert!(matches!(parse(&p).unwrap(), Endpoint::Assessments { .. }));
+    }
+
+    #[test]
+    fn routes_sub_assessments() {
+        let rg = format!("/subscriptions/{S}/resourceGroups/myRg");
+        let p = format!("{rg}/providers/Microsoft.Security/subAssessments");
+        assert!(matches!(parse(&p).unwrap(), Endpoint::SubAssessmentsAll { .. }));
+        let p = format!(
+            "/subscriptions/{S}/providers/Microsoft.Security/assessments/a1/subAssessments"
+        );
+        match parse(&p).unwrap() {
+            Endpoint::SubAssessments { scope, assessment } => {
+                assert_eq!(scope.kind(), crate::arm::ScopeKind::Subscription);
+                assert_eq!(assessment, "a1");
+            }
+            other => panic!("{other:?}"),
+        }
+        let p = format!(
+            "{rg}/providers/Microsoft.ContainerRegistry/registries/r/providers/Microsoft.Security/assessments/a1/SUBASSESSMENTS/s1/"
+        );
+        match parse(&p).unwrap() {
+            Endpoint::SubAssessment { resource, assessment, name } => {
+                assert!(resource.as_str().ends_with("/registries/r"));
+                assert_eq!((assessment.as_str(), name.as_str()), ("a1", "s1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let p = format!("{rg}/providers/Microsoft.Security/assessments/a1/subAssessments/s1/x");
+        assert_eq!(parse(&p).unwrap_err().code(), "InvalidResourceType");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub const V2025_10_01_PREVIEW: &str = "2025-10-01-preview";
 pub const V2025_05_04: &str = "2025-05-04";
 
 const SECURE_SCORE_VERSIONS: &[&str] = &[V2020_01_01, "2020-01-01-preview"];
+const SUB_ASSESSMENT_VERSIONS: &[&str] = &[V2019_01_01_PREVIEW];
 const ASSESSMENT_VERSIONS: &[&str] = &[V2025_05_04, V2021_06_01, V2020_01_01, V2019_01_01_PREVIEW];
 /// The operations list: what the Python SDK sends (2015-06-01-preview) and the spec's later ones.
 const OPERATIONS_VERSIONS: &[&str] =
@@ -49,6 +50,8 @@ impl Family {
     pub const ASSESSMENTS: Family = Family::security("assessments", ASSESSMENT_VERSIONS);
     pub const METADATA: Family = Family::security("assessmentMetadata", ASSESSMENT_VERSIONS);
     pub const OPERATIONS: Family = Family::security("operations", OPERATIONS_VERSIONS);
+    pub const SUB_ASSESSMENTS: Family =
+        Family::security("assessments/subAssessments", SUB_ASSESSMENT_VERSIONS);
     pub const ARM: Family = Family { resource_type: None, supported: ARM_VERSIONS };
 
     /// Check the request's api-version; returns the canonical spelling of the version.
@@ -190,7 +193,7 @@ mod tests {
     }
 
     /// Every family of api-versions the server knows.
-    const FAMILIES: [Family; 8] = [
+    const FAMILIES: [Family; 9] = [
         Family::SECURE_SCORES,
         Family::SECURE_SCORE_CONTROLS,
         Family::CONTROLS,
@@ -198,6 +201,7 @@ mod tests {
         Family::ASSESSMENTS,
         Family::METADATA,
         Family::OPERATIONS,
+        Family::SUB_ASSESSMENTS,
         Family::ARM,
     ];
 

@@ -90,7 +90,12 @@ pub struct HistoryPoint {
 
 #[async_trait]
 pub(crate) trait Engine:
-    super::identity::IdentityEngine + super::verify::MaintenanceEngine + Send + Sync + 'static
+    super::identity::IdentityEngine
+    + super::verify::MaintenanceEngine
+    + SubAssessmentEngine
+    + Send
+    + Sync
+    + 'static
 {
     /// A tiny committed write that changes nothing anyone reads (`/readyz` after write failures).
     async fn probe_write(&self) -> Result<()>;
@@ -147,4 +152,52 @@ pub(crate) trait Engine:
         properties: &serde_json::Value,
     ) -> Result<()>;
     async fn delete_custom_metadata(&self, subscription: Uuid, name: &str) -> Result<bool>;
+}
+
+/// A sub-assessment: one finding below an assessment of a resource. Its `properties` are kept as
+/// the client wrote them (validated before they reach the store); they never move a score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubAssessment {
+    /// The parent assessment's resource id, with the casing of its first write.
+    pub resource_id: String,
+    /// The parent assessment's name, with the casing of its first write.
+    pub assessment: String,
+    pub name: String,
+    pub properties: serde_json::Value,
+}
+
+/// Where a sub-assessment list resumes: after this (resource key, assessment key, name key).
+pub type SubAssessmentKey = (String, String, String);
+
+/// Storage of sub-assessments. Deleting an assessment or a subscription deletes the
+/// sub-assessments below it, whichever path deletes it.
+#[async_trait]
+pub(crate) trait SubAssessmentEngine: Send + Sync {
+    /// Create or replace; `None` when the resource's subscription does not exist, else whether
+    /// it was created.
+    async fn put_sub_assessment(
+        &self,
+        resource: &ResourceId,
+        sub: &SubAssessment,
+    ) -> Result<Option<bool>>;
+    async fn sub_assessment(
+        &self,
+        resource: &ResourceId,
+        assessment_key: &str,
+        name_key: &str,
+    ) -> Result<Option<SubAssessment>>;
+    /// Sub-assessments at or below `scope` (of one assessment name when given), ordered by key.
+    async fn sub_assessments(
+        &self,
+        scope: &ResourceId,
+        assessment_key: Option<&str>,
+        after: Option<&SubAssessmentKey>,
+        limit: usize,
+    ) -> Result<Vec<SubAssessment>>;
+    async fn delete_sub_assessment(
+        &self,
+        resource: &ResourceId,
+        assessment_key: &str,
+        name_key: &str,
+    ) -> Result<bool>;
 }

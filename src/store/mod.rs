@@ -24,7 +24,8 @@ mod view;
 mod conformance;
 
 pub use engine::{
-    Assessment, AssessmentInput, HistoryPoint, HistoryReason, Outcome, Subscription, Write,
+    Assessment, AssessmentInput, HistoryPoint, HistoryReason, Outcome, SubAssessment,
+    SubAssessmentKey, Subscription, Write,
 };
 pub use identity::{PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment};
 pub use verify::{CatalogVersions, Counters, Mismatch, RecordedScore, VerifyReport};
@@ -270,6 +271,50 @@ impl Store {
         subscription: Uuid,
     ) -> Result<BTreeMap<String, ControlCounts>> {
         self.engine().recompute_counts(subscription).await
+    }
+
+    /// Create or replace a sub-assessment below `resource`; `None` when the subscription does not
+    /// exist, else whether it was created. Sub-assessments never move a score, so no cached view
+    /// is dropped.
+    pub async fn put_sub_assessment(
+        &self,
+        resource: &ResourceId,
+        sub: &SubAssessment,
+    ) -> Result<Option<bool>> {
+        self.engine().put_sub_assessment(resource, sub).await
+    }
+
+    pub async fn sub_assessment(
+        &self,
+        resource: &ResourceId,
+        assessment: &str,
+        name: &str,
+    ) -> Result<Option<SubAssessment>> {
+        let (a, n) = (assessment.to_ascii_lowercase(), name.to_ascii_lowercase());
+        self.engine().sub_assessment(resource, &a, &n).await
+    }
+
+    /// Sub-assessments at or below `scope` (only those of `assessment` when given), ordered by
+    /// (resource key, assessment key, name key), after the cursor.
+    pub async fn sub_assessments(
+        &self,
+        scope: &ResourceId,
+        assessment: Option<&str>,
+        after: Option<&SubAssessmentKey>,
+        limit: usize,
+    ) -> Result<Vec<SubAssessment>> {
+        let assessment = assessment.map(str::to_ascii_lowercase);
+        self.engine().sub_assessments(scope, assessment.as_deref(), after, limit).await
+    }
+
+    pub async fn delete_sub_assessment(
+        &self,
+        resource: &ResourceId,
+        assessment: &str,
+        name: &str,
+    ) -> Result<bool> {
+        let (a, n) = (assessment.to_ascii_lowercase(), name.to_ascii_lowercase());
+        self.engine().delete_sub_assessment(resource, &a, &n).await
     }
 
     /// The maintained counters, straight from the engine (no cache).

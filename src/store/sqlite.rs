@@ -37,6 +37,7 @@ use crate::catalog;
 use crate::score::{self, ControlCounts, ResourceTally, ScoreDetails, Status};
 
 mod identity;
+mod sub_assessments;
 mod verify;
 
 pub(crate) struct SqliteEngine {
@@ -766,6 +767,7 @@ impl Engine for SqliteEngine {
             "control_counts",
             "score_history",
             "custom_metadata",
+            "sub_assessments",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE subscription_id = ?1"))
                 .bind(&id)

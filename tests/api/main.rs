@@ -20,6 +20,7 @@ mod openapi;
 mod paths;
 mod persistence;
 mod scores;
+mod sub_assessments;
 mod verify;
 mod versions;
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Azure CLI against a running `securescore serve --demo`, unchanged: cloud register from
 # /metadata/endpoints, az login --service-principal, secure scores, controls, definitions,
-# assessments create/show/list/delete, and a 404's exit code 3.
+# assessments create/show/list/delete, sub-assessments list/show, and a 404's exit code 3.
 # Environment: AZ (the az executable), SECURESCORE_URL, SECURESCORE_CA, SECURESCORE_CREDENTIALS.
 # Prints one PASS/FAIL line per check; exits 1 when any check failed.
 set -uo pipefail
@@ -61,6 +61,16 @@ expect "shown" "j['name'] == '$assessment'"
 check "security assessment list" 0 security assessment list -o json
 expect "listed" "any(a['name'] == '$assessment' for a in j)"
 check "security assessment delete" 0 security assessment delete -n "$assessment"
+# Sub-assessments: written with `az rest` (the PUT is this server's extension), read by `az security sub-assessment`.
+vm="/subscriptions/$sub/resourceGroups/compat-rg/providers/Microsoft.Compute/virtualMachines/compat-vm"
+sub_body='{"properties":{"displayName":"compat finding","id":"1001","status":{"code":"Unhealthy","severity":"High"},"resourceDetails":{"source":"Azure"},"additionalData":{"assessedResourceType":"SqlServerVulnerability","type":"Vulnerability","query":"SELECT 1"}}}'
+check "rest PUT of a sub-assessment" 0 rest --method put --url "$SECURESCORE_URL$vm/providers/Microsoft.Security/assessments/$assessment/subAssessments/compat-sub?api-version=2019-01-01-preview" --body "$sub_body"
+check "security sub-assessment list" 0 security sub-assessment list -o json
+expect "the sub-assessment listed" "any(s['name'] == 'compat-sub' for s in j)"
+check "security sub-assessment list --assessment-name" 0 security sub-assessment list --assessed-resource-id "$vm" --assessment-name "$assessment" -o json
+expect "listed under its assessment" "[s['name'] for s in j] == ['compat-sub']"
+check "security sub-assessment show" 0 security sub-assessment show --assessed-resource-id "$vm" --assessment-name "$assessment" -n compat-sub -o json
+expect "shown as written" "j['name'] == 'compat-sub' and j['status']['code'] == 'Unhealthy' and j['additionalData']['query'] == 'SELECT 1'"
 check "a 404 exits with code 3" 3 security secure-scores show -n noSuchScore
 grep -q "ResourceNotFound" "$work/stderr" && { passed=$((passed + 1)); echo "PASS az: the 404 prints (ResourceNotFound)"; } \
     || { failed=$((failed + 1)); echo "FAIL az: the 404's message"; cat "$work/stderr"; }

@@ -1,7 +1,8 @@
 """Azure's Python SDK against a running `securescore serve --demo`, unchanged.
 
 ClientSecretCredential -> SecurityCenter: secure scores, controls (with expand), definitions
-(both scopes), assessments create/get/list/delete at 2021-06-01, and the error mappings.
+(both scopes), assessments create/get/list/delete at 2021-06-01, sub-assessments (2019-01-01-preview),
+and the error mappings.
 
 Environment: SECURESCORE_URL, SECURESCORE_CA, SECURESCORE_CREDENTIALS (demo-credentials.json),
 SECURESCORE_READER (JSON with clientId/clientSecret of a Reader principal).
@@ -113,6 +114,46 @@ def _():
     try:
         owner.assessments.get(RESOURCE, ASSESSMENT)
         raise AssertionError("the deleted assessment is still there")
+    except ResourceNotFoundError:
+        pass
+
+
+@check("sub_assessments list_all / list / get (2019-01-01-preview), written by the extension PUT")
+def _():
+    from azure.core.rest import HttpRequest
+
+    sub_id = f"{RESOURCE}/providers/Microsoft.Security/assessments/{ASSESSMENT}/subAssessments/compat-sub"
+    props = {
+        "displayName": "compat finding",
+        "id": "1001",
+        "status": {"code": "Unhealthy", "severity": "High"},
+        "resourceDetails": {"source": "Azure"},
+        "additionalData": {
+            "assessedResourceType": "ContainerRegistryVulnerability",
+            "type": "Vulnerability",
+            "cvss": {"3.0": {"base": 9.8}},
+            "cve": [{"title": "CVE-2019-12345", "link": "https://example.com"}],
+            "patchable": True,
+        },
+    }
+    # Writing is this server's extension: the SDK has no operation for it, its pipeline sends it.
+    put = HttpRequest("PUT", f"{BASE}{sub_id}?api-version=2019-01-01-preview", json={"properties": props})
+    answer = owner._client.send_request(put)
+    assert answer.status_code in (200, 201), answer.text()
+    scope = f"/subscriptions/{SUB}"
+    every = [s.name for s in owner.sub_assessments.list_all(scope)]
+    assert "compat-sub" in every, every
+    of_one = list(owner.sub_assessments.list(scope, ASSESSMENT))
+    assert [s.name for s in of_one] == ["compat-sub"], of_one
+    got = owner.sub_assessments.get(RESOURCE, ASSESSMENT, "compat-sub")
+    assert got.display_name == "compat finding" and got.status.code == "Unhealthy", got
+    data = got.additional_data
+    assert data.assessed_resource_type == "ContainerRegistryVulnerability", data
+    assert data.cve[0].title == "CVE-2019-12345" and data.patchable is True, data
+    owner._client.send_request(HttpRequest("DELETE", f"{BASE}{sub_id}?api-version=2019-01-01-preview"))
+    try:
+        owner.sub_assessments.get(RESOURCE, ASSESSMENT, "compat-sub")
+        raise AssertionError("the deleted sub-assessment is still there")
     except ResourceNotFoundError:
         pass
 
