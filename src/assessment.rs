@@ -49,21 +49,7 @@ pub fn parse_input_at(
             ),
         ));
     }
-    let Some(body) = body.as_object() else {
-        return Err(ApiError::invalid_field("", "The request body must be a JSON object."));
-    };
-    let props = match body.get("properties") {
-        Some(Value::Object(p)) => p,
-        Some(_) => {
-            return Err(ApiError::invalid_field("properties", "'properties' must be an object."))
-        }
-        None => {
-            return Err(ApiError::invalid_field(
-                "properties",
-                "The required field 'properties' is missing.",
-            ))
-        }
-    };
+    let props = properties_of(body)?;
     let resource_details = parse_resource_details(props.get("resourceDetails"))?;
 
     let status = match props.get("status") {
@@ -142,6 +128,21 @@ pub fn parse_input_at(
         additional_data,
         partner_name,
     })
+}
+
+/// The `properties` object of an ARM resource body (a JSON object), or a 400 naming what is wrong.
+pub fn properties_of(body: &Value) -> ApiResult<&Map<String, Value>> {
+    let Some(body) = body.as_object() else {
+        return Err(ApiError::invalid_field("", "The request body must be a JSON object."));
+    };
+    match body.get("properties") {
+        Some(Value::Object(p)) => Ok(p),
+        Some(_) => Err(ApiError::invalid_field("properties", "'properties' must be an object.")),
+        None => Err(ApiError::invalid_field(
+            "properties",
+            "The required field 'properties' is missing.",
+        )),
+    }
 }
 
 fn optional_string(obj: &Map<String, Value>, key: &str, target: &str) -> ApiResult<Option<String>> {

@@ -72,21 +72,7 @@ pub fn parse_input(
     name: &str,
     body: &Value,
 ) -> ApiResult<SubAssessment> {
-    let Some(body) = body.as_object() else {
-        return Err(ApiError::invalid_field("", "The request body must be a JSON object."));
-    };
-    let props = match body.get("properties") {
-        Some(Value::Object(p)) => p,
-        Some(_) => {
-            return Err(ApiError::invalid_field("properties", "'properties' must be an object."))
-        }
-        None => {
-            return Err(ApiError::invalid_field(
-                "properties",
-                "The required field 'properties' is missing.",
-            ))
-        }
-    };
+    let props = crate::assessment::properties_of(body)?;
     const P: &str = "properties";
     for key in ["id", "displayName", "remediation", "impact", "category", "description"] {
         check(props, key, Shape::Text, P)?;
