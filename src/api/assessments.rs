@@ -153,9 +153,7 @@ pub async fn get(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResult<
 
 pub async fn put(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResult<Response> {
     let view = view(ctx, resource.subscription()).await?;
-    let body: Value = serde_json::from_slice(&ctx.body).map_err(|e| {
-        ApiError::invalid_field("", format!("The request content is not valid JSON: {e}."))
-    })?;
+    let body = ctx.json_body()?;
     let input = parse_input_at(resource, name, &body, &view, AssessmentModel::of(ctx.api_version))?;
     let outcome = ctx.state.store.apply(&[Write::Put(input)]).await?.pop();
     let (status, stored) = match outcome {

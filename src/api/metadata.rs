@@ -450,9 +450,7 @@ pub async fn put(ctx: &Ctx<'_>, sub: Uuid, name: &str) -> ApiResult<Response> {
             format!("'{name}' is the name of a built-in assessment metadata; choose another name (a new GUID)."),
         ));
     }
-    let body: Value = serde_json::from_slice(&ctx.body).map_err(|e| {
-        ApiError::invalid_field("", format!("The request content is not valid JSON: {e}."))
-    })?;
+    let body = ctx.json_body()?;
     let model = AssessmentModel::of(ctx.api_version);
     let properties = parse_custom(&body, model)?;
     ctx.state.store.put_custom_metadata(sub, name, &properties).await?;

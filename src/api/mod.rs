@@ -93,6 +93,13 @@ impl Ctx<'_> {
         query_param(&self.query, name)
     }
 
+    /// The request body as JSON; anything else is a 400 `InvalidRequestContent`.
+    pub fn json_body(&self) -> ApiResult<serde_json::Value> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ApiError::invalid_field("", format!("The request content is not valid JSON: {e}."))
+        })
+    }
+
     pub fn cursor(&self) -> ApiResult<Option<Cursor>> {
         self.query("$skipToken").map(Cursor::decode).transpose()
     }

@@ -69,9 +69,7 @@ pub async fn put(
     name: &str,
 ) -> ApiResult<Response> {
     view(ctx, resource.subscription()).await?;
-    let body: Value = serde_json::from_slice(&ctx.body).map_err(|e| {
-        ApiError::invalid_field("", format!("The request content is not valid JSON: {e}."))
-    })?;
+    let body = ctx.json_body()?;
     let input = parse_input(resource, assessment, name, &body)?;
     let created = match ctx.state.store.put_sub_assessment(resource, &input).await? {
         Some(created) => created,
