@@ -142,7 +142,8 @@ impl Application {
                 base_url.parse::<PublicUrl>()?
             }
         };
-        let api = ApiConfig { https, public_url: Some(public_url.clone()), ..options.api };
+        // The resolved public URL lives with identity (`Identity::public_url`), its one reader.
+        let api = ApiConfig { https, ..options.api };
         let ca_path = tls.as_ref().and_then(|t| t.ca_path.clone());
         let identity = Arc::new(
             Identity::open(

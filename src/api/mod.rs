@@ -49,7 +49,8 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// External authorities whose tokens are accepted (`--trust-issuer`).
     pub trust_issuers: Vec<String>,
-    /// The URL clients reach the server at (`--public-url`); `None`: the listen address.
+    /// The URL clients reach the server at (`--public-url`), as given; `None`: the listen
+    /// address. The resolved URL is `Identity::public_url`.
     pub public_url: Option<crate::arm::PublicUrl>,
 }
 

@@ -15,8 +15,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-// The handlers name their state `AppState`: it is the identity routes' own state.
-use super::{authz, secret, IdentityState as AppState};
+use super::{authz, secret, IdentityState};
 use crate::arm::extract::{Body, Path};
 use crate::arm::{format_time, json as json_response, query_map, ApiError, ApiResult};
 use crate::store::{PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment, Store};
@@ -172,7 +171,7 @@ pub async fn assign(
         .await
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<IdentityState> {
     Router::new()
         .route("/securescore/v1/principals", get(list_principals).post(post_principal))
         .route("/securescore/v1/principals/{id}", get(get_principal).delete(delete_principal))
@@ -187,10 +186,10 @@ pub fn router() -> Router<AppState> {
 /// authenticated and authorized before any body is read.
 struct Admin;
 
-impl FromRequestParts<AppState> for Admin {
+impl FromRequestParts<IdentityState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Admin> {
+    async fn from_request_parts(parts: &mut Parts, state: &IdentityState) -> ApiResult<Admin> {
         super::require(state, &parts.headers, authz::ADMIN_ACTION, None).await.map(|_| Admin)
     }
 }
@@ -204,7 +203,7 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8], shape: &str) -> ApiResult<
         .map_err(|e| ApiError::invalid_field("", format!("Expected {shape}: {e}.")))
 }
 
-async fn find(state: &AppState, id: &str) -> ApiResult<PrincipalRecord> {
+async fn find(state: &IdentityState, id: &str) -> ApiResult<PrincipalRecord> {
     resolve(&state.store, id).await?.ok_or_else(|| ApiError::TenantResourceNotFound {
         resource_type: "principals".into(),
         name: id.into(),
@@ -222,7 +221,7 @@ async fn find(state: &AppState, id: &str) -> ApiResult<PrincipalRecord> {
         (status = "default", response = crate::wire::schema::responses::CloudError),
     )
 )]
-async fn list_principals(State(state): State<AppState>, _: Admin) -> ApiResult<Response> {
+async fn list_principals(State(state): State<IdentityState>, _: Admin) -> ApiResult<Response> {
     let value: Vec<Value> = state.store.principals().await?.iter().map(principal_json).collect();
     Ok(json_response(StatusCode::OK, &json!({ "value": value })))
 }
@@ -242,7 +241,7 @@ async fn list_principals(State(state): State<AppState>, _: Admin) -> ApiResult<R
     )
 )]
 async fn get_principal(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     _: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
@@ -262,7 +261,7 @@ async fn get_principal(
     )
 )]
 async fn post_principal(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     _: Admin,
     Body(bytes): Body,
 ) -> ApiResult<Response> {
@@ -287,7 +286,7 @@ async fn post_principal(
     )
 )]
 async fn delete_principal(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     _: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
@@ -312,7 +311,7 @@ async fn delete_principal(
     )
 )]
 async fn post_reset_secret(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     _: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
@@ -337,7 +336,7 @@ async fn post_reset_secret(
     )
 )]
 async fn list_assignments(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     _: Admin,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
@@ -393,7 +392,7 @@ fn root() -> String {
     )
 )]
 async fn post_assignment(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     _: Admin,
     Body(bytes): Body,
 ) -> ApiResult<Response> {
@@ -423,7 +422,7 @@ async fn post_assignment(
     )
 )]
 async fn delete_assignment(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     _: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
@@ -467,7 +466,7 @@ pub fn keys_json(ring: &super::keys::KeyRing) -> Value {
         (status = "default", response = crate::wire::schema::responses::CloudError),
     )
 )]
-async fn list_keys(State(state): State<AppState>, _: Admin) -> ApiResult<Response> {
+async fn list_keys(State(state): State<IdentityState>, _: Admin) -> ApiResult<Response> {
     Ok(json_response(StatusCode::OK, &keys_json(&state.identity.keys)))
 }
 
@@ -482,7 +481,7 @@ async fn list_keys(State(state): State<AppState>, _: Admin) -> ApiResult<Respons
         (status = "default", response = crate::wire::schema::responses::CloudError),
     )
 )]
-async fn rotate_keys(State(state): State<AppState>, _: Admin) -> ApiResult<Response> {
+async fn rotate_keys(State(state): State<IdentityState>, _: Admin) -> ApiResult<Response> {
     state.identity.keys.rotate()?;
     Ok(json_response(StatusCode::OK, &keys_json(&state.identity.keys)))
 }

@@ -21,15 +21,14 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::token::{self, normalise_audience, Grant, DEFAULT_AUDIENCE};
-// The handlers name their state `AppState`: it is the identity routes' own state.
-use super::{secret, Identity, IdentityState as AppState};
+use super::{secret, Identity, IdentityState};
 use crate::arm::extract::{Body, Path};
 use crate::arm::format_time;
 use crate::arm::json as json_response;
 use crate::arm::ApiError;
 use crate::store::{PrincipalKey, PrincipalKind, PrincipalRecord};
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<IdentityState> {
     Router::new()
         .route("/metadata/endpoints", get(metadata_endpoints))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(openid_configuration))
@@ -85,7 +84,7 @@ fn tenant_not_found(t: &str) -> Response {
 }
 
 async fn openid_configuration(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     Path(tenant): Path<String>,
 ) -> Response {
     let Some(id) = tenant_segment(&tenant) else { return tenant_not_found(&tenant) };
@@ -116,7 +115,7 @@ async fn openid_configuration(
     )
 }
 
-async fn jwks(State(state): State<AppState>, Path(tenant): Path<String>) -> Response {
+async fn jwks(State(state): State<IdentityState>, Path(tenant): Path<String>) -> Response {
     if tenant_segment(&tenant).is_none() {
         return tenant_not_found(&tenant);
     }
@@ -125,7 +124,7 @@ async fn jwks(State(state): State<AppState>, Path(tenant): Path<String>) -> Resp
 
 /// `GET /metadata/endpoints`: this server as a cloud, for `az cloud register --endpoint-resource-manager`.
 /// az asks for `https://HOST//metadata/endpoints`; the outer layer collapses the double slash.
-async fn metadata_endpoints(State(state): State<AppState>) -> Response {
+async fn metadata_endpoints(State(state): State<IdentityState>) -> Response {
     let root = format!("{}/", state.identity.public_url);
     json_response(
         StatusCode::OK,
@@ -235,7 +234,7 @@ fn token_response(token: &str, expires_in: i64) -> Response {
 /// `POST /{tenant}/oauth2/v2.0/token`. `client_info` and `claims` (az's CAE request) are accepted
 /// and ignored.
 async fn token_endpoint(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     tenant: Result<Path<String>, ApiError>,
     headers: HeaderMap,
     body: Result<Body, ApiError>,
@@ -535,7 +534,7 @@ fn implicit_request(
 
 /// `GET /{tenant}/oauth2[/v2.0]/authorize?response_type=token&client_id=..&redirect_uri=..&scope|resource=..`
 async fn authorize_page(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     Path(tenant): Path<String>,
     uri: Uri,
 ) -> Response {
@@ -555,7 +554,7 @@ async fn authorize_page(
 
 /// The sign-in form's submission: on success, a redirect with the token in the fragment.
 async fn authorize_submit(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     tenant: Result<Path<String>, ApiError>,
     uri: Uri,
     body: Result<Body, ApiError>,
