@@ -65,11 +65,13 @@ pub struct Scope {
 #[serde(rename_all = "camelCase")]
 pub struct Source {
     pub event_source: String,
+    #[serde(default)]
     pub rule_sets: Vec<RuleSet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleSet {
+    #[serde(default)]
     pub rules: Vec<Rule>,
 }
 

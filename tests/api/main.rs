@@ -6,6 +6,7 @@
 //! Only tests about `--auth any` ask for it (`Options { auth: AuthMode::Any, .. }`).
 
 mod assessments;
+mod automations;
 mod catalog;
 mod cli_paging;
 mod connections;
