@@ -49,3 +49,12 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_by_lane ON deliveries (lane, seq);
 CREATE INDEX deliveries_by_automation ON deliveries (automation_key);
+
+-- An automation that goes away (DELETE, or its subscription removed) takes its waiting
+-- deliveries with it: one place for the cascade, whichever path deletes it.
+CREATE TRIGGER automations_delete_deliveries AFTER DELETE ON automations
+BEGIN
+    DELETE FROM deliveries WHERE automation_key =
+        '/subscriptions/' || OLD.subscription_id || '/resourcegroups/' || OLD.resource_group_key ||
+        '/providers/microsoft.security/automations/' || OLD.name_key;
+END;

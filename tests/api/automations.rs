@@ -922,3 +922,30 @@ async fn snapshot_sources_send_everything_in_scope_when_created() {
         .unwrap();
     assert_eq!(score.1, app.get(&score_path(&sub)).await.body);
 }
+
+#[tokio::test]
+async fn deleting_an_automation_or_its_subscription_drops_its_waiting_deliveries() {
+    let app = fast_app().await;
+    let hook = Receiver::start(503).await;
+    for remove_subscription in [false, true] {
+        let sub = new_sub(&app).await;
+        let body = automation_body(&sub, "", "Assessments", json!([]), logic_app(&hook.url));
+        let path = automation_path(&sub, "rg", "a", V23);
+        assert_eq!(app.put(&path, &body).await.status, 201);
+        let a = assessment_path(&vm(&sub, 1), SCORED, "2021-06-01");
+        assert_eq!(app.put(&a, &assessment_body("Unhealthy")).await.status, 201);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while app.store.export_backlog().await.unwrap().deliveries == 0 {
+            assert!(std::time::Instant::now() < deadline, "the delivery never waited");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if remove_subscription {
+            assert!(app.store.remove_subscription(sub.parse().unwrap()).await.unwrap());
+        } else {
+            assert_eq!(app.delete(&path).await.status, 204);
+        }
+        let b = app.store.export_backlog().await.unwrap();
+        assert_eq!(b.deliveries, 0, "remove_subscription: {remove_subscription}");
+    }
+    assert!(hook.delivered().is_empty());
+}

@@ -370,13 +370,7 @@ impl AutomationEngine for SqliteEngine {
         .bind(name_key)
         .execute(&mut *tx)
         .await?;
-        let key = format!(
-            "/subscriptions/{sub}/resourcegroups/{group_key}/providers/microsoft.security/automations/{name_key}"
-        );
-        sqlx::query("DELETE FROM deliveries WHERE automation_key = ?1")
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
+        // Its waiting deliveries go with it (a trigger of migration 0005).
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
