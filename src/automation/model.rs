@@ -169,17 +169,22 @@ fn one_of(value: &str, allowed: &[&'static str]) -> Option<&'static str> {
     allowed.iter().find(|a| a.eq_ignore_ascii_case(value)).copied()
 }
 
+/// `path.key`, or `key` at the body's root (`path` empty).
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
 fn string_at(v: &Value, key: &str, path: &str, required: bool) -> Result<Option<String>, ApiError> {
+    let at = join(path, key);
     match v.get(key) {
         None | Some(Value::Null) if !required => Ok(None),
-        None | Some(Value::Null) => {
-            Err(bad(format!("{path}.{key}"), format!("The property '{path}.{key}' is required.")))
-        }
+        None | Some(Value::Null) => Err(bad(&at, format!("The property '{at}' is required."))),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(bad(
-            format!("{path}.{key}"),
-            format!("The property '{path}.{key}' must be a string."),
-        )),
+        Some(_) => Err(bad(&at, format!("The property '{at}' must be a string."))),
     }
 }
 
@@ -590,6 +595,9 @@ mod tests {
             error_target(|b| b["properties"]["isEnabled"] = json!("yes")),
             "properties.isEnabled"
         );
+        assert_eq!(error_target(|b| b["location"] = json!(3)), "location");
+        assert_eq!(error_target(|b| b["kind"] = json!([])), "kind");
+        assert_eq!(error_target(|b| b["tags"] = json!({"a": 1})), "tags.a");
     }
 
     #[test]
