@@ -278,3 +278,168 @@ pub fn assessment_from_payload(v: &serde_json::Value) -> Result<super::Assessmen
         status_change_date: crate::arm::parse_time(&required("statusChangeDate")?)?,
     })
 }
+
+/// The storage contract of continuous export, run against every engine.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arm::ResourceId;
+    use crate::score::Status;
+    use crate::store::{AssessmentInput, StoreConfig, Subscription, Write};
+    use serde_json::json;
+
+    async fn engines() -> Vec<(Store, Option<tempfile::TempDir>)> {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let sqlite = Store::open(&StoreConfig::Sqlite { data_dir: dir.path().to_path_buf() })
+            .await
+            .expect("sqlite opens");
+        let memory = Store::open(&StoreConfig::Memory).await.expect("memory opens");
+        vec![(sqlite, Some(dir)), (memory, None)]
+    }
+
+    async fn subscription(store: &Store) -> Uuid {
+        let id = Uuid::new_v4();
+        store
+            .put_subscription(&Subscription {
+                id,
+                display_name: "t".into(),
+                tenant_id: Uuid::nil(),
+                state: "Enabled".into(),
+            })
+            .await
+            .unwrap();
+        id
+    }
+
+    fn record(sub: Uuid, name: &str) -> AutomationRecord {
+        AutomationRecord {
+            subscription: sub,
+            resource_group: "RG".into(),
+            name: name.into(),
+            etag: "e".into(),
+            spec: json!({"location": "x", "properties": {"isEnabled": true, "scopes": [], "sources": [], "actions": []}}),
+            last_snapshot_at: None,
+        }
+    }
+
+    fn put(sub: Uuid, status: Status) -> Write {
+        Write::Put(AssessmentInput {
+            resource: ResourceId::parse(&format!("/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm")).unwrap(),
+            name: "21300918-b2e3-0346-785f-c77ff57d243b".into(),
+            status,
+            cause: None,
+            description: None,
+            resource_details: json!({"source": "Azure"}),
+            additional_data: None,
+            partner_name: None,
+        })
+    }
+
+    fn kinds(events: &[ChangeEvent]) -> Vec<(EventKind, String)> {
+        events.iter().map(|e| (e.kind, e.change.clone())).collect()
+    }
+
+    #[tokio::test]
+    async fn changes_reach_the_outbox_with_their_transaction_and_only_where_automations_are() {
+        for (store, _dir) in engines().await {
+            let quiet = subscription(&store).await;
+            let watched = subscription(&store).await;
+            assert_eq!(store.put_automation(&record(watched, "a")).await.unwrap(), Some(true));
+            store
+                .apply(&[put(quiet, Status::Unhealthy), put(watched, Status::Unhealthy)])
+                .await
+                .unwrap();
+            let events = store.change_events(100).await.unwrap();
+            assert!(events.iter().all(|e| e.subscription == watched), "{events:?}");
+            use EventKind::*;
+            assert_eq!(
+                kinds(&events),
+                [
+                    (Assessment, "created".into()),
+                    (SecureScoreControl, "updated".into()),
+                    (SecureScore, "updated".into())
+                ]
+            );
+            let a = assessment_from_payload(&events[0].payload).unwrap();
+            assert_eq!(a.status, Status::Unhealthy);
+            assert!(events[0].resource_key.ends_with("/virtualmachines/vm/providers/microsoft.security/assessments/21300918-b2e3-0346-785f-c77ff57d243b"));
+            assert_eq!(events[1].payload["unhealthy"], 1);
+            assert_eq!(events[2].payload["percentage"], 0.0);
+
+            // Routing deletes the outbox rows; the same content again is no change.
+            let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+            store.route_changes(&seqs, &[], 0).await.unwrap();
+            store.apply(&[put(watched, Status::Unhealthy)]).await.unwrap();
+            assert!(store.change_events(100).await.unwrap().is_empty());
+            // A status change moves the assessment, its control and the score; a delete too.
+            store.apply(&[put(watched, Status::Healthy)]).await.unwrap();
+            let w = put(watched, Status::Healthy);
+            store
+                .apply(&[Write::Delete {
+                    resource: w.resource().clone(),
+                    name: "21300918-b2e3-0346-785f-c77ff57d243b".into(),
+                }])
+                .await
+                .unwrap();
+            let events = store.change_events(100).await.unwrap();
+            assert_eq!(kinds(&events)[0], (Assessment, "updated".into()));
+            assert_eq!(kinds(&events)[3], (Assessment, "deleted".into()));
+            assert_eq!(events.len(), 6, "{:?}", kinds(&events));
+            assert_eq!(
+                store.export_backlog().await.unwrap(),
+                Backlog { changes: 6, deliveries: 0 }
+            );
+        }
+    }
+
+    fn delivery(sub: Uuid, automation: &str, resource: &str) -> NewDelivery {
+        NewDelivery {
+            event_id: Uuid::new_v4(),
+            subscription: sub,
+            automation_id: automation.into(),
+            action_index: 0,
+            resource_key: resource.into(),
+            event_source: "Assessments".into(),
+            change: "created".into(),
+            target: json!({"actionType": "LogicApp"}),
+            body: json!({"n": resource}),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_head_of_a_lane_is_due_and_a_retry_holds_its_lane() {
+        for (store, _dir) in engines().await {
+            let sub = subscription(&store).await;
+            let a = record(sub, "a");
+            store.put_automation(&a).await.unwrap();
+            let id = a.id();
+            let (r1a, r1b, r2) =
+                (delivery(sub, &id, "/r1"), delivery(sub, &id, "/r1"), delivery(sub, &id, "/r2"));
+            store.enqueue_deliveries(&[r1a.clone(), r1b.clone(), r2.clone()], 0).await.unwrap();
+            let due = |d: Vec<Delivery>| d.into_iter().map(|d| d.new.event_id).collect::<Vec<_>>();
+            assert_eq!(
+                due(store.due_deliveries(10, 10).await.unwrap()),
+                [r1a.event_id, r2.event_id]
+            );
+            let head = store.due_deliveries(10, 10).await.unwrap()[0].seq;
+            store.retry_later(head, 1_000, "down").await.unwrap();
+            assert_eq!(
+                due(store.due_deliveries(10, 10).await.unwrap()),
+                [r2.event_id],
+                "r1 waits for its head"
+            );
+            let later = store.due_deliveries(1_000, 10).await.unwrap();
+            assert_eq!(later[0].attempts, 1);
+            assert_eq!(later[0].new, r1a, "a delivery reads back as written");
+            store.delivered(head).await.unwrap();
+            assert_eq!(
+                due(store.due_deliveries(1_000, 10).await.unwrap()),
+                [r1b.event_id, r2.event_id]
+            );
+            assert_eq!(store.export_backlog().await.unwrap().deliveries, 2);
+            // A deleted automation takes its deliveries along.
+            assert!(store.delete_automation(sub, "rg", "A").await.unwrap());
+            assert_eq!(store.export_backlog().await.unwrap().deliveries, 0);
+        }
+    }
+}

@@ -904,11 +904,7 @@ impl Engine for SqliteEngine {
                     None
                 }
             };
-            let after = match outcomes.last() {
-                Some(Outcome::Created(a) | Outcome::Replaced(a)) => Some(a),
-                _ => None,
-            };
-            exported.assessment(&sub_text, resource.key(), existing.as_ref(), after);
+            exported.assessment(&sub_text, resource.key(), existing.as_ref(), outcomes.last());
             if old != new {
                 for control in cat.scored_controls(&name_key) {
                     step(&mut tx, &sub_text, control, resource.key(), old, new).await?;

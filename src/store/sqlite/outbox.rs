@@ -16,7 +16,7 @@ use crate::store::automation::{
     assessment_payload, AutomationEngine, AutomationKey, AutomationRecord, Backlog, ChangeEvent,
     Delivery, EventKind, NewDelivery,
 };
-use crate::store::engine::Assessment;
+use crate::store::engine::{Assessment, Outcome};
 
 /// What one `apply` transaction changed that automations may export; [`record`] writes it.
 #[derive(Default)]
@@ -29,15 +29,19 @@ pub(in crate::store) struct Changes {
 }
 
 impl Changes {
-    /// An assessment write or delete; nothing when the stored record did not change (a PUT of
-    /// the same content).
+    /// An assessment write or delete (`outcome`: the write's); nothing when the stored record
+    /// did not change (a PUT of the same content).
     pub(in crate::store) fn assessment(
         &mut self,
         subscription: &str,
         resource_key: &str,
         before: Option<&Assessment>,
-        after: Option<&Assessment>,
+        outcome: Option<&Outcome>,
     ) {
+        let after = match outcome {
+            Some(Outcome::Created(a) | Outcome::Replaced(a)) => Some(a),
+            _ => None,
+        };
         let (change, record) = match (before, after) {
             (Some(b), Some(a)) if b == a => return,
             (Some(_), Some(a)) => ("updated", a),
