@@ -44,7 +44,12 @@ impl Worker {
         let cancel = CancellationToken::new();
         let token = cancel.clone();
         let handle = tokio::spawn(async move {
-            let http = match reqwest::Client::builder().timeout(config.request_timeout).build() {
+            // No redirects: a webhook answers where it was asked; a 3xx is a failed attempt.
+            let http = match reqwest::Client::builder()
+                .timeout(config.request_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "continuous export is off: no HTTP client");
