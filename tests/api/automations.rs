@@ -949,3 +949,102 @@ async fn deleting_an_automation_or_its_subscription_drops_its_waiting_deliveries
     }
     assert!(hook.delivered().is_empty());
 }
+
+#[tokio::test]
+async fn a_disabled_automation_sends_nothing_until_a_patch_enables_it() {
+    let app = fast_app().await;
+    let hook = Receiver::start(200).await;
+    let sub = new_sub(&app).await;
+    let mut body = automation_body(&sub, "", "Assessments", json!([]), logic_app(&hook.url));
+    body["properties"]["isEnabled"] = json!(false);
+    let path = automation_path(&sub, "rg", "a", V23);
+    assert_eq!(app.put(&path, &body).await.status, 201);
+    let a = assessment_path(&vm(&sub, 1), SCORED, "2021-06-01");
+    assert_eq!(app.put(&a, &assessment_body("Unhealthy")).await.status, 201);
+    drained(&app).await;
+    assert!(hook.delivered().is_empty(), "disabled");
+    let patch = json!({"properties": {"isEnabled": true}});
+    let r = app.request(Method::PATCH, &path, Some(patch.to_string()), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["properties"]["isEnabled"], true);
+    assert_eq!(
+        r.body["properties"]["scopes"], body["properties"]["scopes"],
+        "PATCH keeps the rest"
+    );
+    assert_eq!(app.put(&a, &assessment_body("Healthy")).await.status, 200);
+    eventually("the event after enabling", || hook.delivered().len() == 1).await;
+    drained(&app).await;
+    assert_eq!(hook.delivered()[0].1["properties"]["status"]["code"], "Healthy");
+}
+
+/// Many writes to several resources at once: every event arrives once, each resource's in the
+/// order written.
+#[tokio::test]
+async fn concurrent_writes_keep_each_resources_order() {
+    let app = fast_app().await;
+    let hook = Receiver::start(200).await;
+    let sub = new_sub(&app).await;
+    let body = automation_body(&sub, "", "Assessments", json!([]), logic_app(&hook.url));
+    assert_eq!(app.put(&automation_path(&sub, "rg", "a", V23), &body).await.status, 201);
+    let statuses = ["Unhealthy", "Healthy", "Unhealthy", "Healthy"];
+    let writers = (0..5).map(|n| {
+        let app = &app;
+        let sub = sub.clone();
+        async move {
+            let path = assessment_path(&vm(&sub, n), SCORED, "2021-06-01");
+            for code in statuses {
+                assert!(app.put(&path, &assessment_body(code)).await.status < 300);
+            }
+        }
+    });
+    futures::future::join_all(writers).await;
+    eventually("twenty events", || hook.delivered().len() >= 20).await;
+    drained(&app).await;
+    let got = hook.delivered();
+    assert_eq!(got.len(), 20);
+    let ids: std::collections::BTreeSet<&str> =
+        got.iter().map(|(h, _)| header(h, "x-securescore-event-id")).collect();
+    assert_eq!(ids.len(), 20, "each event once");
+    for n in 0..5 {
+        let id = format!("{}/providers/Microsoft.Security/assessments/{SCORED}", vm(&sub, n));
+        let seen: Vec<&str> = got
+            .iter()
+            .filter(|(_, b)| b["id"] == id.as_str())
+            .map(|(_, b)| b["properties"]["status"]["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(seen, statuses, "vm{n}");
+    }
+}
+
+#[tokio::test]
+async fn a_controls_snapshot_sends_every_assessed_control_as_listed() {
+    let app = fast_app().await;
+    let hook = Receiver::start(200).await;
+    let sub = new_sub(&app).await;
+    assert_eq!(
+        app.put(
+            &assessment_path(&vm(&sub, 1), SCORED, "2021-06-01"),
+            &assessment_body("Unhealthy")
+        )
+        .await
+        .status,
+        201
+    );
+    let listed = app
+        .get(&format!(
+            "/subscriptions/{sub}/providers/Microsoft.Security/secureScoreControls?api-version=2020-01-01"
+        ))
+        .await
+        .body["value"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(!listed.is_empty());
+    let body =
+        automation_body(&sub, "", "SecureScoreControlsSnapshot", json!([]), logic_app(&hook.url));
+    assert_eq!(app.put(&automation_path(&sub, "rg", "c", V19), &body).await.status, 201);
+    eventually("the controls", || hook.delivered().len() == listed.len()).await;
+    drained(&app).await;
+    let got: Vec<Value> = hook.delivered().into_iter().map(|(_, b)| b).collect();
+    assert_eq!(got, listed);
+}
