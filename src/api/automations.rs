@@ -108,7 +108,8 @@ pub async fn validate(ctx: &Ctx<'_>, sub: Uuid) -> ApiResult<Response> {
     match model::parse_put(&body, sub) {
         Ok(_) => ok(&json!({"isValid": true, "message": "Validation Successful"})),
         Err(ApiError::InvalidRequestContent { target, message }) => {
-            ok(&json!({"isValid": false, "message": format!("{target}: {message}")}))
+            let message = if target.is_empty() { message } else { format!("{target}: {message}") };
+            ok(&json!({"isValid": false, "message": message}))
         }
         Err(e) => Err(e),
     }
