@@ -1048,3 +1048,40 @@ async fn a_controls_snapshot_sends_every_assessed_control_as_listed() {
     let got: Vec<Value> = hook.delivered().into_iter().map(|(_, b)| b).collect();
     assert_eq!(got, listed);
 }
+
+/// A write by another process on the same data directory (the CLI's `import --data-dir`) is in
+/// the outbox too: the running server delivers it.
+#[tokio::test]
+async fn writes_of_another_process_on_the_data_directory_are_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start(200).await;
+    let app = spawn_with(Options {
+        store: securescore::store::StoreConfig::Sqlite { data_dir: dir.path().to_path_buf() },
+        export: fast_export(),
+        ..Options::default()
+    })
+    .await;
+    let sub = new_sub(&app).await;
+    let body = automation_body(&sub, "", "Assessments", json!([]), logic_app(&hook.url));
+    assert_eq!(app.put(&automation_path(&sub, "rg", "a", V23), &body).await.status, 201);
+    let other = securescore::store::Store::open(&securescore::store::StoreConfig::Sqlite {
+        data_dir: dir.path().to_path_buf(),
+    })
+    .await
+    .unwrap();
+    let write = securescore::store::Write::Put(securescore::store::AssessmentInput {
+        resource: securescore::arm::ResourceId::parse(&vm(&sub, 7)).unwrap(),
+        name: SCORED.into(),
+        status: securescore::score::Status::Unhealthy,
+        cause: None,
+        description: None,
+        resource_details: json!({"source": "Azure"}),
+        additional_data: None,
+        partner_name: None,
+    });
+    other.apply(&[write]).await.unwrap();
+    eventually("the other process's write", || !hook.delivered().is_empty()).await;
+    let path = assessment_path(&vm(&sub, 7), SCORED, "2021-06-01");
+    assert_eq!(hook.delivered()[0].1, app.get(&format!("{path}&$expand=metadata")).await.body);
+    app.stop().await;
+}
