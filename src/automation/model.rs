@@ -237,6 +237,13 @@ pub fn parse_patch(body: &Value, stored: &Spec, subscription: Uuid) -> Result<Sp
     }
     let mut spec = stored.clone();
     if let Some(t) = body.get("tags") {
+        // The 2023 PATCH model's `tags` refers to a wrapper object with its own `tags` member;
+        // clients send the plain map (as the example does) or, taking the model literally, the
+        // wrapper: both are read.
+        let t = match t.as_object() {
+            Some(m) if m.len() == 1 && m.get("tags").is_some_and(Value::is_object) => &m["tags"],
+            _ => t,
+        };
         spec.tags = tags(Some(t))?;
     }
     match body.get("properties") {
@@ -598,6 +605,27 @@ mod tests {
         assert_eq!(error_target(|b| b["location"] = json!(3)), "location");
         assert_eq!(error_target(|b| b["kind"] = json!([])), "kind");
         assert_eq!(error_target(|b| b["tags"] = json!({"a": 1})), "tags.a");
+    }
+
+    #[test]
+    fn a_patch_merges_over_the_stored_automation() {
+        let sub = Uuid::parse_str(SUB).unwrap();
+        let stored = parse_put(&body(), sub).unwrap();
+        let wrapped =
+            parse_patch(&json!({"tags": {"tags": {"team": "sec"}}}), &stored, sub).unwrap();
+        let plain = parse_patch(&json!({"tags": {"team": "sec"}}), &stored, sub).unwrap();
+        assert_eq!(wrapped, plain);
+        assert_eq!(plain.tags["team"], "sec");
+        assert_eq!(plain.properties, stored.properties, "no properties: all kept");
+        let off = parse_patch(&json!({"properties": {"isEnabled": false}}), &stored, sub).unwrap();
+        assert!(!off.properties.is_enabled);
+        assert_eq!(off.properties.actions, stored.properties.actions, "the secret uri is kept");
+        assert_eq!(off.location, stored.location);
+        let e = parse_patch(&json!({"properties": {"scopes": []}}), &stored, sub).unwrap_err();
+        assert!(
+            matches!(e, ApiError::InvalidRequestContent { ref target, .. } if target == "properties.scopes"),
+            "{e:?}"
+        );
     }
 
     #[test]
