@@ -1085,3 +1085,35 @@ async fn writes_of_another_process_on_the_data_directory_are_exported() {
     assert_eq!(hook.delivered()[0].1, app.get(&format!("{path}&$expand=metadata")).await.body);
     app.stop().await;
 }
+
+/// A bulk write larger than the worker's batches (routing 200, delivery 32) arrives whole: the
+/// backlog is read from the database in batches, not held in memory.
+#[tokio::test]
+async fn a_backlog_larger_than_a_batch_is_delivered_whole() {
+    let app = fast_app().await;
+    let hook = Receiver::start(200).await;
+    let sub = new_sub(&app).await;
+    let body = automation_body(&sub, "", "Assessments", json!([]), logic_app(&hook.url));
+    assert_eq!(app.put(&automation_path(&sub, "rg", "a", V23), &body).await.status, 201);
+    let writes: Vec<securescore::store::Write> = (0..450)
+        .map(|n| {
+            securescore::store::Write::Put(securescore::store::AssessmentInput {
+                resource: securescore::arm::ResourceId::parse(&vm(&sub, n)).unwrap(),
+                name: SCORED.into(),
+                status: securescore::score::Status::Unhealthy,
+                cause: None,
+                description: None,
+                resource_details: json!({"source": "Azure"}),
+                additional_data: None,
+                partner_name: None,
+            })
+        })
+        .collect();
+    app.store.apply(&writes).await.unwrap();
+    eventually("450 events", || hook.delivered().len() >= 450).await;
+    drained(&app).await;
+    let got = hook.delivered();
+    let ids: std::collections::BTreeSet<String> =
+        got.iter().map(|(_, b)| b["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!((got.len(), ids.len()), (450, 450), "each assessment once");
+}
