@@ -464,6 +464,34 @@ mod tests {
     }
 
     #[test]
+    fn routes_automations() {
+        let sub = Uuid::parse_str(S).unwrap();
+        let rg = format!("/subscriptions/{S}/resourceGroups/myRg/providers/Microsoft.Security");
+        assert_eq!(
+            parse(&format!("/subscriptions/{S}/providers/Microsoft.Security/automations")).unwrap(),
+            Endpoint::Automations { sub, group: None }
+        );
+        assert_eq!(
+            parse(&format!("{rg}/AUTOMATIONS/")).unwrap(),
+            Endpoint::Automations { sub, group: Some("myRg".into()) }
+        );
+        let one = parse(&format!("{rg}/automations/a1")).unwrap();
+        assert_eq!(one, Endpoint::Automation { sub, group: "myRg".into(), name: "a1".into() });
+        assert!(one.allows(&Method::PATCH) && !one.allows(&Method::POST));
+        let validate = parse(&format!("{rg}/automations/a1/validate")).unwrap();
+        assert_eq!(
+            validate,
+            Endpoint::AutomationValidate { sub, group: "myRg".into(), name: "a1".into() }
+        );
+        assert!(validate.allows(&Method::POST) && !validate.allows(&Method::GET));
+        assert_eq!(validate.label(), "Automations_Validate");
+        for bad in [format!("{rg}/automations/a1/other"), format!("{rg}/automations/a1/validate/x")]
+        {
+            assert_eq!(parse(&bad).unwrap_err().code(), "InvalidResourceType", "{bad}");
+        }
+    }
+
+    #[test]
     fn errors() {
         assert!(matches!(
             parse("/subscriptions/not-a-guid/providers/Microsoft.Security/secureScores"),
