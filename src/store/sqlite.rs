@@ -37,6 +37,7 @@ use crate::catalog;
 use crate::score::{self, ControlCounts, ResourceTally, ScoreDetails, Status};
 
 mod identity;
+mod outbox;
 mod sub_assessments;
 mod verify;
 
@@ -613,8 +614,8 @@ async fn step(
     Ok(())
 }
 
-/// Record the subscription's secure score if it differs from the last recorded one.
-async fn record_history(tx: &mut WriteTx, subscription: &str, now: OffsetDateTime) -> Result<()> {
+/// Record the subscription's secure score if it differs from the last recorded one; true when it did.
+async fn record_history(tx: &mut WriteTx, subscription: &str, now: OffsetDateTime) -> Result<bool> {
     let rows = sqlx::query_as::<_, ControlCountsRow>("SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = ?1")
         .bind(subscription)
         .fetch_all(&mut **tx)
@@ -650,7 +651,7 @@ async fn record_history(tx: &mut WriteTx, subscription: &str, now: OffsetDateTim
         .execute(&mut **tx)
         .await?;
     }
-    Ok(())
+    Ok(!unchanged)
 }
 
 #[async_trait]
@@ -788,6 +789,7 @@ impl Engine for SqliteEngine {
         let mut exists: HashMap<Uuid, bool> = HashMap::new();
         let mut touched: Vec<String> = Vec::new();
         let mut outcomes = Vec::with_capacity(writes.len());
+        let mut exported = outbox::Changes::default();
         let now_text = format_time(now);
         let cat = catalog::builtin();
         for write in writes {
@@ -902,6 +904,7 @@ impl Engine for SqliteEngine {
                     None
                 }
             };
+            exported.assessment(&sub_text, resource.key(), existing.as_ref(), outcomes.last());
             if old != new {
                 for control in cat.scored_controls(&name_key) {
                     step(&mut tx, &sub_text, control, resource.key(), old, new).await?;
@@ -912,8 +915,11 @@ impl Engine for SqliteEngine {
             }
         }
         for sub in &touched {
-            record_history(&mut tx, sub, now).await?;
+            if record_history(&mut tx, sub, now).await? {
+                exported.score(sub);
+            }
         }
+        outbox::record(&mut tx, exported, now).await?;
         bump_generation(&mut tx).await?;
         tx.commit().await?;
         Ok(outcomes)
