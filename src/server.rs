@@ -230,8 +230,11 @@ impl Application {
         let acceptor = self.tls.map(tokio_rustls::TlsAcceptor::from);
         let protocols = Arc::new(Protocols::new(self.limits));
         let tracker = Tracker::new(self.max_connections);
-        let export =
-            crate::automation::worker::Worker::spawn(self.state.store.clone(), self.export);
+        let export = crate::automation::worker::Worker::spawn(
+            self.state.store.clone(),
+            self.export,
+            std::sync::Arc::new(crate::api::automations::ArmRendering),
+        );
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {

@@ -2,8 +2,7 @@
 //! create or replace, update (PATCH, 2023-12-01-preview), get, delete, list per resource group
 //! and per subscription, validate. What a valid body is: `crate::automation::model`.
 //!
-//! Also the rendering of export events ([`render_change`], [`Snapshot`]): the resource's JSON as
-//! its GET answers it, through the same functions the GET handlers use.
+//! Also how export events render ([`ArmRendering`]): the resource's JSON as its GET answers it.
 
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,12 +14,11 @@ use super::scores::{self, view};
 use super::{json, ok, Ctx};
 use crate::arm::api_version::{V2019_01_01_PREVIEW, V2021_06_01};
 use crate::arm::paging::{Cursor, Page};
-use crate::arm::{ApiError, ApiResult, ResourceId};
+use crate::arm::{ApiError, ApiResult};
 use crate::automation::model::{self, Spec};
-use crate::catalog;
-use crate::score::{self as scoring, ControlCounts, ScoreDetails, SecureScore};
-use crate::store::automation::assessment_from_payload;
-use crate::store::{AutomationRecord, ChangeEvent, ControlView, EventKind, Store};
+use crate::automation::render::Render;
+use crate::score::SecureScore;
+use crate::store::{Assessment, AutomationRecord, ControlView, ScoreView};
 
 fn not_found(sub: Uuid, name: &str) -> ApiError {
     ApiError::ResourceNotFound {
@@ -153,141 +151,25 @@ pub async fn list(ctx: &Ctx<'_>, sub: Uuid, group: Option<&str>) -> ApiResult<Re
 const EVENT_ASSESSMENT_VERSION: &str = V2021_06_01;
 const EVENT_EXPAND: Expand = Expand { links: false, metadata: true };
 
-/// An outbox row as the resource's GET shows it; `None` when its subscription is gone.
-pub async fn render_change(store: &Store, ev: &ChangeEvent) -> anyhow::Result<Option<Value>> {
-    let Some(view) = store.view(ev.subscription).await? else { return Ok(None) };
-    let p = &ev.payload;
-    Ok(match ev.kind {
-        EventKind::Assessment => {
-            let a = assessment_from_payload(p)?;
-            Some(serde_json::to_value(assessments::render(
-                &a,
-                EVENT_ASSESSMENT_VERSION,
-                EVENT_EXPAND,
-                &view,
-            ))?)
-        }
-        EventKind::SecureScore => {
-            let score = SecureScore {
-                score: ScoreDetails {
-                    current: p["current"].as_f64().unwrap_or_default(),
-                    max: p["max"].as_i64().unwrap_or_default(),
-                    percentage: p["percentage"].as_f64().unwrap_or_default(),
-                },
-                weight: p["weight"].as_i64().unwrap_or_default(),
-            };
-            Some(scores::score_json(ev.subscription, &score))
-        }
-        EventKind::SecureScoreControl => {
-            let name = p["control"].as_str().unwrap_or_default();
-            catalog::builtin().control(name).map(|def| {
-                let counts = ControlCounts {
-                    healthy: p["healthy"].as_i64().unwrap_or_default(),
-                    unhealthy: p["unhealthy"].as_i64().unwrap_or_default(),
-                    not_applicable: p["notApplicable"].as_i64().unwrap_or_default(),
-                };
-                let c = ControlView {
-                    def,
-                    counts,
-                    score: scoring::control_score(def.max_score, &counts),
-                };
-                scores::control_json(ev.subscription, &c)
-            })
-        }
-    })
-}
+/// Export events as the resources' GETs answer them, through the same functions the GET
+/// handlers use; the delivery worker (below the API) is handed this at start-up.
+pub struct ArmRendering;
 
-/// The resources of one `…Snapshot` source of an automation, page by page (bounded memory).
-pub struct Snapshot {
-    subscription: Uuid,
-    source: String,
-    /// Scopes still to walk (assessments), none inside another.
-    scopes: Vec<ResourceId>,
-    after: Option<(String, String)>,
-    done: bool,
-}
-
-impl Snapshot {
-    pub fn new(subscription: Uuid, spec: &Spec, source: &str) -> Snapshot {
-        let mut scopes: Vec<ResourceId> = spec
-            .properties
-            .scopes
-            .iter()
-            .filter_map(|s| ResourceId::parse(&s.scope_path).ok())
-            .collect();
-        let inside = |a: &ResourceId, b: &ResourceId| {
-            a.key() != b.key() && a.key().starts_with(&format!("{}/", b.key()))
-        };
-        let all = scopes.clone();
-        scopes.retain(|s| !all.iter().any(|o| inside(s, o)));
-        scopes.sort_by(|a, b| a.key().cmp(b.key()));
-        scopes.dedup_by(|a, b| a.key() == b.key());
-        Snapshot { subscription, source: source.to_string(), scopes, after: None, done: false }
+impl Render for ArmRendering {
+    fn assessment(&self, a: &Assessment, view: &ScoreView) -> anyhow::Result<Value> {
+        Ok(serde_json::to_value(assessments::render(
+            a,
+            EVENT_ASSESSMENT_VERSION,
+            EVENT_EXPAND,
+            view,
+        ))?)
     }
 
-    /// The next page of (lowercase resource id, resource JSON); `None` at the end.
-    pub async fn next_page(
-        &mut self,
-        store: &Store,
-        limit: usize,
-    ) -> anyhow::Result<Option<Vec<(String, Value)>>> {
-        if self.done {
-            return Ok(None);
-        }
-        let Some(view) = store.view(self.subscription).await? else { return Ok(None) };
-        let sub = self.subscription;
-        match self.source.as_str() {
-            "SecureScoresSnapshot" => {
-                self.done = true;
-                let body = scores::score_json(sub, &view.secure_score);
-                let key = body["id"].as_str().unwrap_or_default().to_ascii_lowercase();
-                Ok(Some(vec![(key, body)]))
-            }
-            "SecureScoreControlsSnapshot" => {
-                self.done = true;
-                Ok(Some(
-                    view.controls
-                        .iter()
-                        .map(|c| {
-                            let body = scores::control_json(sub, c);
-                            (body["id"].as_str().unwrap_or_default().to_ascii_lowercase(), body)
-                        })
-                        .collect(),
-                ))
-            }
-            "AssessmentsSnapshot" => loop {
-                let Some(scope) = self.scopes.first().cloned() else {
-                    self.done = true;
-                    return Ok(None);
-                };
-                let rows = store.assessments(&scope, self.after.as_ref(), limit).await?;
-                if rows.len() < limit {
-                    self.scopes.remove(0);
-                    self.after = None;
-                } else {
-                    self.after = rows
-                        .last()
-                        .map(|a| (a.resource_id.to_ascii_lowercase(), a.name.to_ascii_lowercase()));
-                }
-                if rows.is_empty() {
-                    continue;
-                }
-                let mut page = Vec::with_capacity(rows.len());
-                for a in &rows {
-                    let body = serde_json::to_value(assessments::render(
-                        a,
-                        EVENT_ASSESSMENT_VERSION,
-                        EVENT_EXPAND,
-                        &view,
-                    ))?;
-                    page.push((body["id"].as_str().unwrap_or_default().to_ascii_lowercase(), body));
-                }
-                return Ok(Some(page));
-            },
-            _ => {
-                self.done = true;
-                Ok(None)
-            }
-        }
+    fn score(&self, subscription: Uuid, score: &SecureScore) -> Value {
+        scores::score_json(subscription, score)
+    }
+
+    fn control(&self, subscription: Uuid, control: &ControlView) -> Value {
+        scores::control_json(subscription, control)
     }
 }

@@ -3,6 +3,8 @@
 //! - [`model`]: what a valid automation is (body checks with the offending property's path), how it
 //!   is stored and shown (secrets write-only).
 //! - [`rules`]: JPath and the typed rule operators.
+//! - [`render`]: what an export event carries (a change, a snapshot page), rendered by the API's
+//!   [`render::Render`] so that events equal GET answers while this module stays below the API.
 //! - [`worker`]: the delivery worker of the serve process: routes the outbox (written by the store
 //!   in the transaction of each change) to matching automations, takes periodic snapshots, POSTs
 //!   to LogicApp URIs with retries and capped exponential backoff, appends Workspace / EventHub
@@ -10,6 +12,7 @@
 
 pub mod files;
 pub mod model;
+pub mod render;
 pub mod rules;
 pub mod worker;
 

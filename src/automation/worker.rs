@@ -1,6 +1,6 @@
 //! The delivery worker of the serve process. Each round it
 //!
-//! 1. routes the outbox: renders each change as a GET would show it (`api::automations`), picks
+//! 1. routes the outbox: renders each change as a GET would show it ([`super::render`]), picks
 //!    the enabled automations whose scope, event source and rule sets take it, and writes one
 //!    delivery per action while deleting the outbox rows, in one transaction;
 //! 2. takes the snapshots that are due (`…Snapshot` sources: on creation, then every
@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::model::{Action, Spec, PRODUCED_SOURCES};
+use super::render::{self, Render, Snapshot};
 use super::{files, in_scope, source_matches, ExportConfig};
 use crate::store::{AutomationRecord, Delivery, EventKind, NewDelivery, Store};
 
@@ -40,7 +41,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn spawn(store: Store, config: ExportConfig) -> Worker {
+    pub fn spawn(store: Store, config: ExportConfig, render: Arc<dyn Render>) -> Worker {
         let cancel = CancellationToken::new();
         let token = cancel.clone();
         let handle = tokio::spawn(async move {
@@ -56,7 +57,7 @@ impl Worker {
                     return;
                 }
             };
-            let state = Arc::new(State { store, config, http });
+            let state = Arc::new(State { store, config, http, render });
             run(state, token).await;
         });
         Worker { cancel, handle }
@@ -77,6 +78,7 @@ struct State {
     store: Store,
     config: ExportConfig,
     http: reqwest::Client,
+    render: Arc<dyn Render>,
 }
 
 fn now_ms() -> i64 {
@@ -224,7 +226,7 @@ async fn route(state: &State) -> Result<usize> {
         if !wanted {
             continue;
         }
-        let Some(body) = crate::api::automations::render_change(&state.store, ev).await? else {
+        let Some(body) = render::change(&*state.render, &state.store, ev).await? else {
             continue;
         };
         deliveries_for(
@@ -259,9 +261,10 @@ async fn snapshots(state: &State) -> Result<()> {
         if spec.properties.is_enabled {
             let pair = [(record.clone(), spec.clone())];
             for source in sources {
-                let mut pages =
-                    crate::api::automations::Snapshot::new(record.subscription, &spec, source);
-                while let Some(page) = pages.next_page(&state.store, SNAPSHOT_PAGE).await? {
+                let mut pages = Snapshot::new(record.subscription, &spec, source);
+                while let Some(page) =
+                    pages.next_page(&*state.render, &state.store, SNAPSHOT_PAGE).await?
+                {
                     let mut out = Vec::new();
                     for (key, body) in page {
                         deliveries_for(

@@ -366,7 +366,7 @@ async fn request_heads_over_the_limits_are_cloud_errors() {
 }
 
 #[tokio::test]
-async fn connection_close_exactly_when_the_body_was_left_unread() {
+async fn connection_close_exactly_when_the_body_cannot_be_drained() {
     let app = spawn_app().await;
     let resource = format!("/subscriptions/{DEMO}/resourceGroups/rg");
     let path = assessment_path(&resource, "21300918-b2e3-0346-785f-c77ff57d243b", "2021-06-01");
@@ -378,8 +378,18 @@ async fn connection_close_exactly_when_the_body_was_left_unread() {
             body.len()
         )
     };
-    // Refused before the body is read (an unsupported api-version): the connection is closed.
+    // Refused before the body is read (an unsupported api-version): the body is drained, and the
+    // connection stays open.
     let r = raw(&app, put(&path.replace("2021-06-01", "1999-01-01")).as_bytes()).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("connection"), None);
+    // A body declared over the limit is not drained: the connection is closed.
+    let huge = format!(
+        "PUT {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        path.replace("2021-06-01", "1999-01-01"),
+        1usize << 30
+    );
+    let r = raw(&app, huge.as_bytes()).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.header("connection"), Some("close"));
     // The body was read: the connection stays open, for errors as for successes.
