@@ -14,6 +14,7 @@ mod metadata;
 pub mod openapi;
 mod operations;
 mod ops;
+mod resource_graph;
 pub mod route;
 mod scores;
 mod sub_assessments;
@@ -254,7 +255,9 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
             Err(e) => return e.into_response(),
         };
     // The budget is per principal: its object id, or (under --auth any) its bearer credential.
-    let kind = if parts.method == Method::GET { Kind::Read } else { Kind::Write };
+    // A Resource Graph query is a POST that only reads.
+    let reads = parts.method == Method::GET || endpoint == Endpoint::ResourceGraph;
+    let kind = if reads { Kind::Read } else { Kind::Write };
     let remaining = if state.throttle.enabled() {
         let budget_key = match principal.tenant {
             Some(_) => principal.object_id.clone(),
@@ -321,6 +324,7 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
             Method::DELETE => sub_assessments::delete(&ctx, &resource, &assessment, &name).await,
             _ => sub_assessments::get(&ctx, &resource, &assessment, &name).await,
         },
+        Endpoint::ResourceGraph => resource_graph::query(&ctx).await,
     };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     if let Some(remaining) = remaining {

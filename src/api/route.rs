@@ -83,11 +83,15 @@ pub enum Endpoint {
         assessment: String,
         name: String,
     },
+    // Resource Graph.
+    /// `POST /providers/Microsoft.ResourceGraph/resources`: a KQL query over `securityresources`.
+    ResourceGraph,
 }
 
 // HEAD is served wherever GET is.
 const GET: &str = "GET, HEAD";
 const GET_PUT_DELETE: &str = "GET, HEAD, PUT, DELETE";
+const POST: &str = "POST";
 
 impl Endpoint {
     pub fn family(&self) -> Family {
@@ -107,6 +111,7 @@ impl Endpoint {
             SubAssessmentsAll { .. } | SubAssessments { .. } | SubAssessment { .. } => {
                 Family::SUB_ASSESSMENTS
             }
+            ResourceGraph => Family::RESOURCE_GRAPH,
         }
     }
 
@@ -124,9 +129,13 @@ impl Endpoint {
             | Subscription { sub } => Some(*sub),
             Assessments { scope } => Some(scope.subscription()),
             Assessment { resource, .. } => Some(resource.subscription()),
-            Definitions | MetadataList | Metadata { .. } | Subscriptions | Tenants | Operations => {
-                None
-            }
+            Definitions
+            | MetadataList
+            | Metadata { .. }
+            | Subscriptions
+            | Tenants
+            | Operations
+            | ResourceGraph => None,
             SubAssessmentsAll { scope } | SubAssessments { scope, .. } => {
                 Some(scope.subscription())
             }
@@ -140,6 +149,7 @@ impl Endpoint {
             Endpoint::Assessment { .. }
             | Endpoint::SubscriptionMetadata { .. }
             | Endpoint::SubAssessment { .. } => GET_PUT_DELETE,
+            Endpoint::ResourceGraph => POST,
             _ => GET,
         }
     }
@@ -171,6 +181,7 @@ impl Endpoint {
             SubAssessmentsAll { .. } => "SubAssessments_ListAll",
             SubAssessments { .. } => "SubAssessments_List",
             SubAssessment { .. } => "SubAssessments_Get",
+            ResourceGraph => "Resources",
         }
     }
 
@@ -211,6 +222,13 @@ impl Endpoint {
 
         let Some(i) = security else {
             return match segs.as_slice() {
+                [p, ns, t] if eq(p, "providers") && eq(ns, "Microsoft.ResourceGraph") => {
+                    if eq(t, "resources") {
+                        Ok(Endpoint::ResourceGraph)
+                    } else {
+                        Err(unknown_type("Microsoft.ResourceGraph", &[t]))
+                    }
+                }
                 [s] if eq(s, "subscriptions") => Ok(Endpoint::Subscriptions),
                 [s, id] if eq(s, "subscriptions") => {
                     Ok(Endpoint::Subscription { sub: parse_subscription_id(id)? })
