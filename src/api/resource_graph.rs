@@ -417,7 +417,14 @@ fn facet(result: &Table, request: &FacetRequest, format: Format) -> Value {
     let options = request.options.as_ref();
     let parsed = kql::parse_expression(&expression).map_err(|e| e.to_string());
     let expr: Expr = match parsed {
-        Ok(e) => e,
+        // A dynamic path names the result column the query projected it to
+        // (`properties.a.b` is the column `properties_a_b`), as in ARG.
+        Ok(e) => match e.default_name().filter(|n| result.columns.contains(n)) {
+            Some(column) if matches!(e, Expr::Member(..) | Expr::Index(..)) => {
+                Expr::Column(column, Default::default())
+            }
+            _ => e,
+        },
         Err(m) => return error("InvalidFacetExpression", m),
     };
     let filter = match options.and_then(|o| o.filter.as_deref()) {
@@ -452,8 +459,7 @@ fn facet(result: &Table, request: &FacetRequest, format: Format) -> Value {
     ops.push(kql::Operator::Summarize {
         aggregates: vec![kql::Aggregate {
             name: Some("count".into()),
-            func: kql::AggFunc::Count,
-            args: Vec::new(),
+            expr: Expr::Agg(kql::AggFunc::Count, Vec::new()),
         }],
         by: vec![kql::Named { name: Some(name), expr }],
     });

@@ -127,7 +127,53 @@ fn check(expr: &Expr, columns: &[String]) -> Result<(), QueryError> {
             check(expr, columns)?;
             list.iter().try_for_each(|e| check(e, columns))
         }
-        Expr::Call(_, args) => args.iter().try_for_each(|e| check(e, columns)),
+        Expr::Call(_, args) | Expr::Agg(_, args) => args.iter().try_for_each(|e| check(e, columns)),
+    }
+}
+
+/// A `summarize` column names table columns only inside its aggregates' arguments.
+fn check_aggregate(expr: &Expr, columns: &[String]) -> Result<(), QueryError> {
+    match expr {
+        Expr::Agg(_, args) => args.iter().try_for_each(|e| check(e, columns)),
+        Expr::Lit(_) => Ok(()),
+        Expr::Column(name, pos) => Err(QueryError::new(
+            ErrorKind::Semantic,
+            *pos,
+            name,
+            format!("'{name}' is outside an aggregate function: name it in 'by' or aggregate it"),
+        )),
+        Expr::Member(b, _) | Expr::Neg(b) => check_aggregate(b, columns),
+        Expr::Index(a, b) | Expr::Binary(_, a, b) => {
+            check_aggregate(a, columns)?;
+            check_aggregate(b, columns)
+        }
+        Expr::In { expr, list, .. } => {
+            check_aggregate(expr, columns)?;
+            list.iter().try_for_each(|e| check_aggregate(e, columns))
+        }
+        Expr::Call(_, args) => args.iter().try_for_each(|e| check_aggregate(e, columns)),
+    }
+}
+
+/// `expr` with each aggregate replaced by its value over `members`.
+fn fold_aggregates(expr: &Expr, table: &Table, members: &[usize]) -> Expr {
+    let fold = |e: &Expr| Box::new(fold_aggregates(e, table, members));
+    match expr {
+        Expr::Agg(func, args) => Expr::Lit(aggregate(*func, args, table, members)),
+        Expr::Lit(_) | Expr::Column(..) => expr.clone(),
+        Expr::Member(b, k) => Expr::Member(fold(b), k.clone()),
+        Expr::Neg(b) => Expr::Neg(fold(b)),
+        Expr::Index(a, b) => Expr::Index(fold(a), fold(b)),
+        Expr::Binary(op, a, b) => Expr::Binary(*op, fold(a), fold(b)),
+        Expr::In { expr, list, negated, ci } => Expr::In {
+            expr: fold(expr),
+            list: list.iter().map(|e| fold_aggregates(e, table, members)).collect(),
+            negated: *negated,
+            ci: *ci,
+        },
+        Expr::Call(f, args) => {
+            Expr::Call(*f, args.iter().map(|e| fold_aggregates(e, table, members)).collect())
+        }
     }
 }
 
@@ -311,23 +357,10 @@ fn summarize(table: Table, aggregates: &[Aggregate], by: &[Named]) -> Result<Tab
         check(&b.expr, &table.columns)?;
     }
     for a in aggregates {
-        for arg in &a.args {
-            check(arg, &table.columns)?;
-        }
+        check_aggregate(&a.expr, &table.columns)?;
     }
     let mut names: Vec<Option<String>> = by.iter().map(named_column).collect();
-    names.extend(aggregates.iter().map(|a| {
-        a.name.clone().or_else(|| {
-            let prefix = a.func.column_prefix();
-            match a.func {
-                AggFunc::Count | AggFunc::CountIf => Some(prefix.to_string()),
-                _ => Some(format!(
-                    "{prefix}{}",
-                    a.args.first().and_then(Expr::default_name).unwrap_or_default()
-                )),
-            }
-        })
-    }));
+    names.extend(aggregates.iter().map(|a| a.name.clone().or_else(|| a.expr.default_name())));
     let columns = unique(names);
     // Groups in the order their first row comes.
     let mut groups: Vec<(Vec<Value>, Vec<usize>)> = Vec::new();
@@ -351,7 +384,7 @@ fn summarize(table: Table, aggregates: &[Aggregate], by: &[Named]) -> Result<Tab
         .into_iter()
         .map(|(mut key, members)| {
             for a in aggregates {
-                key.push(aggregate(a, &table, &members));
+                key.push(eval(&fold_aggregates(&a.expr, &table, &members), &[], &[]));
             }
             key
         })
@@ -359,15 +392,15 @@ fn summarize(table: Table, aggregates: &[Aggregate], by: &[Named]) -> Result<Tab
     Ok(Table { columns, rows })
 }
 
-fn aggregate(a: &Aggregate, table: &Table, members: &[usize]) -> Value {
+fn aggregate(func: AggFunc, args: &[Expr], table: &Table, members: &[usize]) -> Value {
     let values = || {
-        members.iter().map(|&i| match a.args.first() {
+        members.iter().map(|&i| match args.first() {
             Some(e) => eval(e, &table.columns, &table.rows[i]),
             None => Value::Null,
         })
     };
     let non_null = || values().filter(|v| !v.is_null());
-    match a.func {
+    match func {
         AggFunc::Count => Value::from(members.len()),
         AggFunc::CountIf => Value::from(values().filter(truthy).count()),
         AggFunc::Sum => {
@@ -753,6 +786,8 @@ pub fn eval(e: &Expr, columns: &[String], row: &[Value]) -> Value {
             Value::Bool(found != *negated)
         }
         Expr::Call(f, args) => call(*f, args, columns, row),
+        // Replaced by their values before a summarize column is evaluated.
+        Expr::Agg(..) => Value::Null,
     }
 }
 

@@ -324,11 +324,12 @@ impl AggFunc {
     }
 }
 
+/// One output column of `summarize`: an expression over aggregates (`count()`,
+/// `round(sum(x), 2)`, `sum(a) / count()`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregate {
     pub name: Option<String>,
-    pub func: AggFunc,
-    pub args: Vec<Expr>,
+    pub expr: Expr,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -462,6 +463,8 @@ pub enum Expr {
         ci: bool,
     },
     Call(Func, Vec<Expr>),
+    /// An aggregate function (only inside `summarize`).
+    Agg(AggFunc, Vec<Expr>),
 }
 
 impl Expr {
@@ -477,6 +480,14 @@ impl Expr {
                 _ => None,
             },
             Expr::Call(_, args) => args.first()?.default_name(),
+            Expr::Agg(func @ (AggFunc::Count | AggFunc::CountIf), _) => {
+                Some(func.column_prefix().to_string())
+            }
+            Expr::Agg(func, args) => Some(format!(
+                "{}{}",
+                func.column_prefix(),
+                args.first().and_then(Expr::default_name).unwrap_or_default()
+            )),
             _ => None,
         }
     }
@@ -533,7 +544,7 @@ const UNSUPPORTED_SCALAR_OPERATORS: &[&str] = &[
 /// Parse a whole query.
 pub fn parse(text: &str) -> Result<Query, QueryError> {
     let tokens = tokenize(text)?;
-    let mut p = Parser { tokens, at: 0, depth: 0 };
+    let mut p = Parser { tokens, at: 0, depth: 0, aggregates: false };
     let query = p.query()?;
     // A trailing `;` is harmless.
     p.eat_sym(";");
@@ -546,7 +557,7 @@ pub fn parse(text: &str) -> Result<Query, QueryError> {
 /// Parse a scalar expression alone (a facet's expression or filter).
 pub fn parse_expression(text: &str) -> Result<Expr, QueryError> {
     let tokens = tokenize(text)?;
-    let mut p = Parser { tokens, at: 0, depth: 0 };
+    let mut p = Parser { tokens, at: 0, depth: 0, aggregates: false };
     let e = p.expr()?;
     match &p.peek().tok {
         Tok::Eof => Ok(e),
@@ -561,6 +572,8 @@ struct Parser {
     tokens: Vec<Token>,
     at: usize,
     depth: usize,
+    /// Inside a `summarize` item, outside any aggregate's arguments: aggregates are allowed.
+    aggregates: bool,
 }
 
 impl Parser {
@@ -831,21 +844,20 @@ impl Parser {
 
     fn aggregate(&mut self) -> Result<Aggregate, QueryError> {
         let name = self.optional_name();
-        let t = self.peek().clone();
-        let Tok::Ident(func_name) = &t.tok else {
-            return Err(self.unexpected("an aggregate function such as count()"));
-        };
-        let Some(func) = AggFunc::parse(func_name) else {
+        let start = self.peek().clone();
+        self.aggregates = true;
+        let expr = self.expr();
+        self.aggregates = false;
+        let expr = expr?;
+        if !has_aggregate(&expr) {
             return Err(QueryError::new(
-                ErrorKind::Unsupported,
-                t.pos,
-                func_name,
-                format!("'{func_name}' is not a supported aggregate function"),
+                ErrorKind::Semantic,
+                start.pos,
+                &start.text(),
+                "a summarize column needs an aggregate function such as count()",
             ));
-        };
-        self.next();
-        let args = self.call_args(func_name, t.pos, func.arity())?;
-        Ok(Aggregate { name, func, args })
+        }
+        Ok(Aggregate { name, expr })
     }
 
     fn join(&mut self) -> Result<Operator, QueryError> {
@@ -1145,6 +1157,13 @@ impl Parser {
                     let args = self.call_args(&w, t.pos, func.arity())?;
                     return Ok(Expr::Call(func, args));
                 }
+                if let Some(func) = AggFunc::parse(&w).filter(|_| self.aggregates) {
+                    // No aggregate inside another's arguments.
+                    self.aggregates = false;
+                    let args = self.call_args(&w, t.pos, func.arity());
+                    self.aggregates = true;
+                    return Ok(Expr::Agg(func, args?));
+                }
                 let why = if AggFunc::parse(&w).is_some() {
                     format!("the aggregate function '{w}' is only allowed in summarize")
                 } else {
@@ -1187,6 +1206,18 @@ impl Parser {
             ));
         }
         Ok(args)
+    }
+}
+
+/// Does the expression hold an aggregate function?
+fn has_aggregate(e: &Expr) -> bool {
+    match e {
+        Expr::Agg(..) => true,
+        Expr::Lit(_) | Expr::Column(..) => false,
+        Expr::Member(b, _) | Expr::Neg(b) => has_aggregate(b),
+        Expr::Index(a, b) | Expr::Binary(_, a, b) => has_aggregate(a) || has_aggregate(b),
+        Expr::In { expr, list, .. } => has_aggregate(expr) || list.iter().any(has_aggregate),
+        Expr::Call(_, args) => args.iter().any(has_aggregate),
     }
 }
 
