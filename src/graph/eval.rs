@@ -926,3 +926,246 @@ fn call(f: Func, args: &[Expr], columns: &[String], row: &[Value]) -> Value {
         Func::Coalesce => (0..args.len()).map(arg).find(|v| !empty(v)).unwrap_or(Value::Null),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::kql::parse;
+    use serde_json::json;
+
+    /// A small table: three resources of two subscriptions.
+    fn table() -> Table {
+        Table {
+            columns: vec!["name".into(), "sub".into(), "properties".into(), "n".into()],
+            rows: vec![
+                vec![
+                    json!("Alpha"),
+                    json!("s1"),
+                    json!({"score": {"current": 1.5, "max": 3}, "tags": ["a", "b"]}),
+                    json!(1),
+                ],
+                vec![
+                    json!("beta-one"),
+                    json!("s1"),
+                    json!({"score": {"current": 2, "max": 4}, "tags": []}),
+                    json!(null),
+                ],
+                vec![
+                    json!("Gamma"),
+                    json!("s2"),
+                    json!({"score": {"current": 0, "max": 0}}),
+                    json!(3),
+                ],
+            ],
+        }
+    }
+
+    fn run_on(t: Table, q: &str) -> Result<Table, QueryError> {
+        let query = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        let n = sources(&query).len();
+        let mut tables: VecDeque<Table> = std::iter::repeat_n(t, n).collect();
+        run(&query, &mut tables)
+    }
+
+    fn objects(q: &str) -> Vec<Value> {
+        let t = run_on(table(), q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        t.objects(0..t.rows.len())
+    }
+
+    fn names(q: &str) -> Vec<String> {
+        objects(q).iter().map(|r| r["name"].as_str().unwrap_or("").to_string()).collect()
+    }
+
+    #[test]
+    fn string_operators_follow_kql_case_rules() {
+        assert_eq!(
+            names("t | where name == 'alpha'"),
+            Vec::<String>::new(),
+            "== is case-sensitive"
+        );
+        assert_eq!(names("t | where name =~ 'alpha'"), ["Alpha"]);
+        assert_eq!(names("t | where name !~ 'alpha'"), ["beta-one", "Gamma"]);
+        assert_eq!(names("t | where name contains 'AMM'"), ["Gamma"]);
+        assert_eq!(names("t | where name contains_cs 'AMM'"), Vec::<String>::new());
+        assert_eq!(names("t | where name !contains 'a'"), Vec::<String>::new());
+        // has: whole terms only.
+        assert_eq!(names("t | where name has 'ONE'"), ["beta-one"]);
+        assert_eq!(names("t | where name has 'on'"), Vec::<String>::new());
+        assert_eq!(names("t | where name !has 'beta'"), ["Alpha", "Gamma"]);
+        assert_eq!(names("t | where name startswith 'BE'"), ["beta-one"]);
+        assert_eq!(names("t | where name endswith 'MA'"), ["Gamma"]);
+        assert_eq!(names("t | where name in ('Alpha', 'gamma')"), ["Alpha"]);
+        assert_eq!(names("t | where name in~ ('Alpha', 'gamma')"), ["Alpha", "Gamma"]);
+        assert_eq!(names("t | where name !in ('Alpha')"), ["beta-one", "Gamma"]);
+        assert_eq!(names("t | where not(name == 'Alpha') and sub == 's1'"), ["beta-one"]);
+    }
+
+    #[test]
+    fn nulls_propagate_and_fail_comparisons() {
+        // n is null in beta-one: comparisons with null are not true, either way.
+        assert_eq!(names("t | where n > 0"), ["Alpha", "Gamma"]);
+        assert_eq!(names("t | where n != 1"), ["Gamma"]);
+        assert_eq!(names("t | where isnull(n)"), ["beta-one"]);
+        assert_eq!(names("t | where isnotnull(n) and isnotempty(name)"), ["Alpha", "Gamma"]);
+        let rows =
+            objects("t | project name, x = n + 1, y = n * 2.5, z = tostring(n), e = isempty(n)");
+        assert_eq!(rows[1]["x"], Value::Null);
+        assert_eq!(rows[1]["z"], "");
+        assert_eq!(rows[1]["e"], true);
+        assert_eq!(rows[0]["x"], 2);
+        assert_eq!(rows[0]["y"], 2.5);
+        // Missing properties are null; integer division truncates; / 0 is null.
+        let rows = objects(
+            "t | project a = properties.nope.deeper, b = 7 / 2, c = 7 % 3, d = 1 / 0, e = 1.0 / 4",
+        );
+        assert_eq!(rows[0], json!({"a": null, "b": 3, "c": 1, "d": null, "e": 0.25}));
+    }
+
+    #[test]
+    fn functions_convert_as_kql_does() {
+        let rows = objects(
+            "t | where name == 'Alpha' | project a = todouble('2.5'), b = toint('7'), c = tolong(2.9), \
+             d = tolower(name), e = toupper(name), f = strcat(name, '-', n), g = round(2.345, 2), \
+             h = iff(n == 1, 'one', 'other'), i = case(n == 2, 'two', n == 1, 'one', 'none'), \
+             j = tostring(properties.score), k = toreal(properties.score.max), l = array_length(properties.tags), \
+             m = properties.tags[-1], o = coalesce(properties.nope, '', 'x'), p = strlen(name), q = tobool('TRUE')",
+        );
+        assert_eq!(
+            rows[0],
+            json!({"a": 2.5, "b": 7, "c": 2, "d": "alpha", "e": "ALPHA", "f": "Alpha-1", "g": 2.35,
+                   "h": "one", "i": "one", "j": "{\"current\":1.5,\"max\":3}", "k": 3.0, "l": 2,
+                   "m": "b", "o": "x", "p": 5, "q": true})
+        );
+    }
+
+    #[test]
+    fn summarize_names_columns_as_kql_and_groups_in_order() {
+        let t = run_on(
+            table(),
+            "t | summarize count(), countif(n > 0), sum(n), avg(n), min(name), max(properties.score.current), dcount(sub), make_list(name), make_set(sub), c = round(sum(properties.score.current) * 2, 1) by sub",
+        )
+        .unwrap();
+        assert_eq!(
+            t.columns,
+            [
+                "sub",
+                "count_",
+                "countif_",
+                "sum_n",
+                "avg_n",
+                "min_name",
+                "max_properties_score_current",
+                "dcount_sub",
+                "list_name",
+                "set_sub",
+                "c"
+            ]
+        );
+        assert_eq!(
+            t.rows[0],
+            vec![
+                json!("s1"),
+                json!(2),
+                json!(1),
+                json!(1),
+                json!(1.0),
+                json!("Alpha"),
+                json!(2),
+                json!(1),
+                json!(["Alpha", "beta-one"]),
+                json!(["s1"]),
+                json!(7.0)
+            ]
+        );
+        assert_eq!(t.rows[1][0], "s2");
+        // No `by`: one row, even over nothing.
+        let t = run_on(table(), "t | where name == 'none' | summarize count(), sum(n)").unwrap();
+        assert_eq!(t.rows, vec![vec![json!(0), json!(0)]]);
+        // A bare column outside an aggregate is refused.
+        let e = run_on(table(), "t | summarize sum(n) + n").unwrap_err();
+        assert_eq!((e.kind, e.token.as_str()), (ErrorKind::Semantic, "n"));
+    }
+
+    #[test]
+    fn sort_top_take_distinct_and_count() {
+        // Descending by default, nulls last; ascending puts nulls first.
+        assert_eq!(names("t | order by n"), ["Gamma", "Alpha", "beta-one"]);
+        assert_eq!(names("t | sort by n asc"), ["beta-one", "Alpha", "Gamma"]);
+        assert_eq!(names("t | sort by n asc nulls last"), ["Alpha", "Gamma", "beta-one"]);
+        assert_eq!(names("t | top 2 by todouble(properties.score.current)"), ["beta-one", "Alpha"]);
+        assert_eq!(names("t | take 1"), ["Alpha"]);
+        assert_eq!(objects("t | distinct sub"), [json!({"sub": "s1"}), json!({"sub": "s2"})]);
+        assert_eq!(objects("t | count"), [json!({"Count": 3})]);
+        let t =
+            run_on(table(), "t | project-away properties, n | project-rename who = name").unwrap();
+        assert_eq!(t.columns, ["who", "sub"]);
+        let t =
+            run_on(table(), "t | extend n = 0, m = n + 1 | project n, m, tostring(name), 1 + 1")
+                .unwrap();
+        assert_eq!(t.columns, ["n", "m", "name", "Column1"]);
+        assert_eq!(t.rows[0], vec![json!(0), json!(1), json!("Alpha"), json!(2)]);
+    }
+
+    #[test]
+    fn mv_expand_and_joins() {
+        // One row per element; an empty array drops the row; a missing value keeps it as null.
+        let rows = objects("t | mv-expand tag = properties.tags | project name, tag");
+        assert_eq!(
+            rows,
+            [
+                json!({"name": "Alpha", "tag": "a"}),
+                json!({"name": "Alpha", "tag": "b"}),
+                json!({"name": "Gamma", "tag": null}),
+            ]
+        );
+        // inner: every pair; the right's clashing columns get a suffix.
+        let t =
+            run_on(table(), "t | project name, sub | join kind=inner (t | project sub, n) on sub")
+                .unwrap();
+        assert_eq!(t.columns, ["name", "sub", "sub1", "n"]);
+        assert_eq!(t.rows.len(), 5);
+        // innerunique (the default): the left side once per key.
+        let t = run_on(table(), "t | project sub | join (t | project sub, name) on sub").unwrap();
+        assert_eq!(t.rows.len(), 3);
+        // leftouter keeps unmatched left rows with nulls; $left/$right name the keys.
+        let t = run_on(
+            table(),
+            "t | project name, sub | join kind=leftouter (t | where n == 3 | project s = sub, n) on $left.sub == $right.s",
+        )
+        .unwrap();
+        let o = t.objects(0..t.rows.len());
+        assert_eq!(o.len(), 3);
+        assert_eq!(o[0]["n"], Value::Null);
+        assert_eq!(o[2]["n"], 3);
+        let e = run_on(table(), "t | join (t) on nope").unwrap_err();
+        assert_eq!(e.token, "nope");
+    }
+
+    #[test]
+    fn unknown_columns_are_refused_with_their_position_even_over_no_rows() {
+        let empty = Table { columns: table().columns, rows: Vec::new() };
+        let e = run_on(empty, "t\n| where Name == 'x'").unwrap_err();
+        assert_eq!(
+            (e.kind, e.pos, e.token.as_str()),
+            (ErrorKind::Semantic, Pos { line: 2, column: 9 }, "Name")
+        );
+        let e = run_on(table(), "t | project-away nope").unwrap_err();
+        assert_eq!(e.token, "nope");
+    }
+
+    #[test]
+    fn column_types_come_from_values() {
+        let t = run_on(table(), "t | project name, n, c = properties.score.current, b = n > 1, properties, z = properties.nope").unwrap();
+        let types = t.column_types(&|c| (c == "z").then_some("object"));
+        assert_eq!(types, ["string", "integer", "number", "boolean", "object", "object"]);
+    }
+
+    #[test]
+    fn has_matches_whole_terms() {
+        assert!(has_term("microsoft.security/assessments", "security"));
+        assert!(has_term("a b", "b"));
+        assert!(!has_term("abc", "b"));
+        assert!(has_term("x/y.z", "y.z"));
+        assert!(!has_term("ab", "abc"));
+    }
+}

@@ -1278,3 +1278,336 @@ fn type_filter(e: &Expr) -> Option<Vec<String>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ops(q: &str) -> Vec<Operator> {
+        parse(q).unwrap_or_else(|e| panic!("{q}: {e}")).ops
+    }
+
+    fn err(q: &str) -> QueryError {
+        parse(q).expect_err(q)
+    }
+
+    fn col(name: &str) -> Expr {
+        Expr::Column(name.into(), Pos::default())
+    }
+
+    /// Positions aside, for comparing trees.
+    fn strip(e: Expr) -> Expr {
+        let b = |e: Box<Expr>| Box::new(strip(*e));
+        match e {
+            Expr::Column(n, _) => Expr::Column(n, Pos::default()),
+            Expr::Member(x, k) => Expr::Member(b(x), k),
+            Expr::Index(x, i) => Expr::Index(b(x), b(i)),
+            Expr::Neg(x) => Expr::Neg(b(x)),
+            Expr::Binary(op, x, y) => Expr::Binary(op, b(x), b(y)),
+            Expr::In { expr, list, negated, ci } => {
+                Expr::In { expr: b(expr), list: list.into_iter().map(strip).collect(), negated, ci }
+            }
+            Expr::Call(f, args) => Expr::Call(f, args.into_iter().map(strip).collect()),
+            Expr::Agg(f, args) => Expr::Agg(f, args.into_iter().map(strip).collect()),
+            lit => lit,
+        }
+    }
+
+    fn where_of(q: &str) -> Expr {
+        match ops(q).remove(0) {
+            Operator::Where(e) => strip(e),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tokens_carry_lines_and_columns_through_comments_and_crlf() {
+        let t = tokenize("a // note\r\n| where  x =~ 'y'\n  and z !contains \"w\"").unwrap();
+        let at = |i: usize| (t[i].pos.line, t[i].pos.column);
+        assert_eq!(t[0].tok, Tok::Ident("a".into()));
+        assert_eq!((t[1].tok.clone(), at(1)), (Tok::Sym("|"), (2, 1)));
+        assert_eq!(at(2), (2, 3));
+        assert_eq!((t[4].tok.clone(), at(4)), (Tok::Sym("=~"), (2, 12)));
+        assert_eq!(t[5].tok, Tok::Str("y".into()));
+        assert_eq!((t[6].tok.clone(), at(6)), (Tok::Ident("and".into()), (3, 3)));
+        assert_eq!(t[8].tok, Tok::Ident("!contains".into()));
+        assert_eq!(t[9].tok, Tok::Str("w".into()));
+        assert_eq!(t.last().map(|t| t.tok.clone()), Some(Tok::Eof));
+        let t = tokenize(r#"project-away mv-expand x in~ !in~ 'a\'b' @'c:\d' 1.5e2 42"#).unwrap();
+        let toks: Vec<Tok> = t.into_iter().map(|t| t.tok).collect();
+        assert_eq!(
+            toks,
+            [
+                Tok::Ident("project-away".into()),
+                Tok::Ident("mv-expand".into()),
+                Tok::Ident("x".into()),
+                Tok::Ident("in~".into()),
+                Tok::Ident("!in~".into()),
+                Tok::Str("a'b".into()),
+                Tok::Str("c:\\d".into()),
+                Tok::Real(150.0),
+                Tok::Int(42),
+                Tok::Eof,
+            ]
+        );
+        // `a-b` is arithmetic, not a hyphenated keyword.
+        let t = tokenize("a-b").unwrap();
+        assert_eq!(t[1].tok, Tok::Sym("-"));
+    }
+
+    #[test]
+    fn table_names_are_case_insensitive_and_operators_parse() {
+        let q = parse("SecurityResources | take 3").unwrap();
+        assert_eq!(q.table, "securityresources");
+        assert_eq!(q.ops, [Operator::Take(3)]);
+        assert_eq!(ops("t | limit 5"), [Operator::Take(5)]);
+        assert_eq!(ops("t | count"), [Operator::Count]);
+        // A query that starts with an operator reads `resources`.
+        let q = parse("where name == 'x'").unwrap();
+        assert_eq!((q.table.as_str(), q.ops.len()), ("resources", 1));
+
+        match &ops("t | extend a = 1, tostring(properties.x)")[0] {
+            Operator::Extend(items) => {
+                assert_eq!(items[0].name.as_deref(), Some("a"));
+                assert_eq!(items[1].name, None);
+                assert_eq!(items[1].expr.default_name().as_deref(), Some("properties_x"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &ops("t | project id, n = name, properties.score['current']")[0] {
+            Operator::Project(items) => {
+                let names: Vec<Option<String>> =
+                    items.iter().map(|i| i.name.clone().or(i.expr.default_name())).collect();
+                assert_eq!(
+                    names,
+                    [Some("id".into()), Some("n".into()), Some("properties_score_current".into())]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match &ops("t | project-away a, b | project-rename c = d")[..] {
+            [Operator::ProjectAway(a), Operator::ProjectRename(r)] => {
+                assert_eq!(a.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+                assert_eq!((r[0].0.as_str(), r[0].1.as_str()), ("c", "d"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &ops("t | summarize n = count(), sum(w), avg(x) by location, k = tolower(type)")[0] {
+            Operator::Summarize { aggregates, by } => {
+                assert_eq!(aggregates.len(), 3);
+                assert_eq!(aggregates[0].name.as_deref(), Some("n"));
+                assert_eq!(aggregates[1].expr.default_name().as_deref(), Some("sum_w"));
+                assert_eq!(aggregates[2].expr.default_name().as_deref(), Some("avg_x"));
+                assert_eq!(by[1].name.as_deref(), Some("k"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &ops("t | summarize by location")[0] {
+            Operator::Summarize { aggregates, by } => {
+                assert!(aggregates.is_empty());
+                assert_eq!(by.len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &ops("t | order by a asc, b desc nulls first | sort by c")[..] {
+            [Operator::Sort(k1), Operator::Sort(k2)] => {
+                assert_eq!((k1[0].desc, k1[1].desc, k1[1].nulls_first), (false, true, Some(true)));
+                assert!(k2[0].desc, "descending unless told");
+            }
+            other => panic!("{other:?}"),
+        }
+        match &ops("t | top 3 by count_ asc")[0] {
+            Operator::Top { n, key } => assert_eq!((*n, key.desc), (3, false)),
+            other => panic!("{other:?}"),
+        }
+        match &ops("t | mv-expand mg = chain to typeof(string)")[0] {
+            Operator::MvExpand { name, .. } => assert_eq!(name.as_deref(), Some("mg")),
+            other => panic!("{other:?}"),
+        }
+        match &ops("t | join kind=leftouter (u | project s) on s")[0] {
+            Operator::Join { kind, right, on } => {
+                assert_eq!(*kind, JoinKind::LeftOuter);
+                assert_eq!(right.table, "u");
+                assert_eq!(on.len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &ops("t | join (u) on $left.a == $right.b")[0] {
+            Operator::Join { kind, on, .. } => {
+                assert_eq!(*kind, JoinKind::InnerUnique, "KQL's default kind");
+                assert!(matches!(on[0].0, Expr::Member(..)));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &ops("t | distinct a, b")[0] {
+            Operator::Distinct(items) => assert_eq!(items.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn expressions_bind_as_kql_says() {
+        use BinOp::*;
+        let lit = |v: Value| Expr::Lit(v);
+        // and binds tighter than or; comparison tighter than and; * tighter than +.
+        assert_eq!(
+            where_of("t | where a == 1 or b == 2 and c == 3"),
+            Expr::Binary(
+                Or,
+                Box::new(Expr::Binary(Eq, Box::new(col("a")), Box::new(lit(1.into())))),
+                Box::new(Expr::Binary(
+                    And,
+                    Box::new(Expr::Binary(Eq, Box::new(col("b")), Box::new(lit(2.into())))),
+                    Box::new(Expr::Binary(Eq, Box::new(col("c")), Box::new(lit(3.into())))),
+                )),
+            )
+        );
+        assert_eq!(
+            where_of("t | where a + b * 2 > -1"),
+            Expr::Binary(
+                Gt,
+                Box::new(Expr::Binary(
+                    Add,
+                    Box::new(col("a")),
+                    Box::new(Expr::Binary(Mul, Box::new(col("b")), Box::new(lit(2.into())))),
+                )),
+                Box::new(lit((-1).into())),
+            )
+        );
+        let ops_of = |q: &str| match where_of(q) {
+            Expr::Binary(op, ..) => op,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(ops_of("t | where a != 'x'"), Ne);
+        assert_eq!(ops_of("t | where a !~ 'x'"), NeCi);
+        assert_eq!(ops_of("t | where a <= 1"), Le);
+        assert_eq!(ops_of("t | where a >= 1"), Ge);
+        assert_eq!(ops_of("t | where a < 1"), Lt);
+        assert_eq!(ops_of("t | where a % 2 == 1"), Eq);
+        assert_eq!(ops_of("t | where a contains 'x'"), Contains { negated: false, cs: false });
+        assert_eq!(ops_of("t | where a !contains 'x'"), Contains { negated: true, cs: false });
+        assert_eq!(ops_of("t | where a contains_cs 'x'"), Contains { negated: false, cs: true });
+        assert_eq!(ops_of("t | where a has 'x'"), Has { negated: false, cs: false });
+        assert_eq!(ops_of("t | where a !has 'x'"), Has { negated: true, cs: false });
+        assert_eq!(ops_of("t | where a startswith 'x'"), StartsWith { negated: false, cs: false });
+        assert_eq!(ops_of("t | where a !endswith 'x'"), EndsWith { negated: true, cs: false });
+        match where_of("t | where type !in~ ('a', 'b')") {
+            Expr::In { list, negated, ci, .. } => {
+                assert_eq!((list.len(), negated, ci), (2, true, true))
+            }
+            other => panic!("{other:?}"),
+        }
+        match where_of(
+            "t | where not(isempty(a)) and iff(b, true, false) and case(c, 1, d, 2, 3) > 0",
+        ) {
+            Expr::Binary(And, ..) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            where_of("t | where properties.a[0]['b'] == 1"),
+            Expr::Binary(
+                Eq,
+                Box::new(Expr::Member(
+                    Box::new(Expr::Index(
+                        Box::new(Expr::Member(Box::new(col("properties")), "a".into())),
+                        Box::new(lit(0.into())),
+                    )),
+                    "b".into(),
+                )),
+                Box::new(lit(1.into())),
+            )
+        );
+        for f in [
+            "tostring(a)",
+            "todouble(a)",
+            "toreal(a)",
+            "toint(a)",
+            "tolong(a)",
+            "tolower(a)",
+            "toupper(a)",
+            "isnotempty(a)",
+            "isnull(a)",
+            "isnotnull(a)",
+            "strcat(a, 'b', 1)",
+            "round(a, 2)",
+            "iif(a, 1, 2)",
+            "coalesce(a, b)",
+        ] {
+            parse(&format!("t | extend x = {f}")).unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+    }
+
+    #[test]
+    fn errors_name_the_construct_and_its_line_and_column() {
+        let e = err("securityresources\n| union x");
+        assert_eq!(
+            (e.kind, e.pos, e.token.as_str()),
+            (ErrorKind::Unsupported, Pos { line: 2, column: 3 }, "union")
+        );
+        let e = err("t | where a has_any ('x')");
+        assert_eq!(
+            (e.kind, e.pos.column, e.token.as_str()),
+            (ErrorKind::Unsupported, 13, "has_any")
+        );
+        let e = err("t | wher a == 1");
+        assert_eq!((e.kind, e.pos.column), (ErrorKind::Parse, 5));
+        assert!(e.message.contains("wher"), "{}", e.message);
+        let e = err("t | extend a = foo(1)");
+        assert_eq!((e.kind, e.token.as_str(), e.pos.column), (ErrorKind::Unsupported, "foo", 16));
+        let e = err("t | extend a = count()");
+        assert!(e.message.contains("only allowed in summarize"), "{}", e.message);
+        let e = err("t | summarize name");
+        assert_eq!(e.kind, ErrorKind::Semantic);
+        let e = err("t | summarize percentile(a, 5)");
+        assert_eq!((e.kind, e.token.as_str()), (ErrorKind::Unsupported, "percentile"));
+        let e = err("t | extend a = iff(1, 2)");
+        assert_eq!((e.kind, e.token.as_str()), (ErrorKind::Semantic, "iff"));
+        let e = err("t | join kind=fullouter (u) on a");
+        assert_eq!((e.kind, e.token.as_str()), (ErrorKind::Unsupported, "fullouter"));
+        let e = err("t | where a == 'x");
+        assert_eq!((e.kind, e.pos.column), (ErrorKind::Parse, 16));
+        let e = err("t | take 1d");
+        assert_eq!((e.kind, e.token.as_str()), (ErrorKind::Unsupported, "1d"));
+        let e = err("t | take 1 2");
+        assert_eq!((e.kind, e.pos.column), (ErrorKind::Parse, 12));
+        let e = err("t | where a == #");
+        assert_eq!((e.kind, e.pos.column), (ErrorKind::Parse, 16));
+        let e = err(&format!("t | where {}1{}", "(".repeat(200), ")".repeat(200)));
+        assert!(e.message.contains("nests deeper"), "{}", e.message);
+        assert_eq!(parse_expression("a ==").unwrap_err().kind, ErrorKind::Parse);
+    }
+
+    #[test]
+    fn type_filters_come_from_the_first_where_only() {
+        let f = |q: &str| parse(q).unwrap().type_filter();
+        assert_eq!(f("t | where type == 'A/B'"), Some(vec!["a/b".to_string()]));
+        assert_eq!(f("t | where type =~ 'a' and name == 'x'"), Some(vec!["a".to_string()]));
+        assert_eq!(f("t | where type in ('a', 'b')"), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(f("t | where type == 'a' or type == 'b'"), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(f("t | where type == 'a' or name == 'b'"), None);
+        assert_eq!(f("t | where type != 'a'"), None);
+        assert_eq!(f("t | project type | where type == 'a'"), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Any text: a query or an error, never a panic.
+        #[test]
+        fn random_text_never_panics(text in "\\PC{0,80}") {
+            let _ = parse(&text);
+        }
+
+        /// Text made of KQL's own words in random order: still no panic.
+        #[test]
+        fn random_kql_words_never_panic(words in prop::collection::vec(prop::sample::select(vec![
+            "securityresources", "|", "where", "project", "extend", "summarize", "by", "count()",
+            "join", "(", ")", "on", "$left.a", "==", "=~", "'x'", "1", "and", "or", "not(", ",",
+            "mv-expand", "project-away", "order", "asc", "top", "take", "in", "!in", "contains",
+            "properties.a[0]", "['b']", "=", "-", "+", "*", "/", "iff(", "case(", "\r\n", "//c\n",
+        ]), 0..24)) {
+            let _ = parse(&words.join(" "));
+        }
+    }
+}
