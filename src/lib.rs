@@ -15,7 +15,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`arm`] | ARM conventions: typed resource ids, api-versions, the CloudError catalogue, paging, headers, time format; extractors and the one body limit, their rejections as CloudErrors (`arm::extract`) |
-//! | [`api`] | routers and handlers, one module per resource family (sub-assessments, 2019-01-01-preview: `api::sub_assessments`; the operations list: `api::operations`); the extension API (`api::ext`) and its OpenAPI document generated from the handlers (`api::openapi`) |
+//! | [`api`] | routers and handlers, one module per resource family (sub-assessments, 2019-01-01-preview: `api::sub_assessments`; the operations list: `api::operations`; Resource Graph queries: `api::resource_graph`); the extension API (`api::ext`) and its OpenAPI document generated from the handlers (`api::openapi`) |
 //! | [`score`] | the scoring engine of docs/SCORING.md: pure, no I/O, property-tested |
 //! | [`catalog`] | the built-in controls and assessment metadata (data files + provenance) |
 //! | [`store`] | one `Store` handle over a crate-private engine trait (identity records: `store::identity`); SQLite engine (its identity SQL: `store::sqlite::identity`; its verification SQL: `store::sqlite::verify`; its sub-assessment SQL: `store::sqlite::sub_assessments`); the read model; verification and repair of the maintained counters, and their rebuild when the catalogue changes (`store::verify`); a conformance suite every engine runs |

@@ -377,6 +377,22 @@ mod tests {
     }
 
     #[test]
+    fn routes_resource_graph_queries() {
+        for p in [
+            "/providers/Microsoft.ResourceGraph/resources",
+            "/PROVIDERS/microsoft.resourcegraph/RESOURCES/",
+        ] {
+            let e = parse(p).unwrap();
+            assert_eq!(e, Endpoint::ResourceGraph, "{p}");
+            assert_eq!((e.subscription(), e.allow(), e.label()), (None, POST, "Resources"));
+            assert!(e.allows(&Method::POST) && !e.allows(&Method::GET));
+        }
+        let e = parse("/providers/Microsoft.ResourceGraph/queries").unwrap_err();
+        assert_eq!(e.code(), "InvalidResourceType");
+        assert!(e.to_string().contains("Microsoft.ResourceGraph"), "{e}");
+    }
+
+    #[test]
     fn routes_multi_segment_resource_ids() {
         let p = format!(
             "/subscriptions/{S}/resourceGroups/myRg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss2/providers/Microsoft.Security/assessments/21300918-b2e3-0346-785f-c77ff57d243b"
