@@ -124,7 +124,8 @@ fn decode_token(text: &str, want: &str) -> ApiResult<Token> {
     if token.digest != want || token.top == 0 {
         return Err(bad_token());
     }
-    Ok(token)
+    // The digest is not a secret: a hand-made token still gets at most a page.
+    Ok(Token { top: token.top.min(MAX_TOP), ..token })
 }
 
 fn encode_token(token: &Token) -> String {

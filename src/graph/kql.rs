@@ -967,17 +967,23 @@ impl Parser {
 
     fn or(&mut self) -> Result<Expr, QueryError> {
         let mut left = self.and()?;
+        let mark = self.depth;
         while self.eat_word("or") {
+            self.enter()?;
             left = Expr::Binary(BinOp::Or, Box::new(left), Box::new(self.and()?));
         }
+        self.depth = mark;
         Ok(left)
     }
 
     fn and(&mut self) -> Result<Expr, QueryError> {
         let mut left = self.comparison()?;
+        let mark = self.depth;
         while self.eat_word("and") {
+            self.enter()?;
             left = Expr::Binary(BinOp::And, Box::new(left), Box::new(self.comparison()?));
         }
+        self.depth = mark;
         Ok(left)
     }
 
@@ -1045,20 +1051,24 @@ impl Parser {
 
     fn additive(&mut self) -> Result<Expr, QueryError> {
         let mut left = self.multiplicative()?;
+        let mark = self.depth;
         loop {
             let op = if self.eat_sym("+") {
                 BinOp::Add
             } else if self.eat_sym("-") {
                 BinOp::Sub
             } else {
+                self.depth = mark;
                 return Ok(left);
             };
+            self.enter()?;
             left = Expr::Binary(op, Box::new(left), Box::new(self.multiplicative()?));
         }
     }
 
     fn multiplicative(&mut self) -> Result<Expr, QueryError> {
         let mut left = self.unary()?;
+        let mark = self.depth;
         loop {
             let op = if self.eat_sym("*") {
                 BinOp::Mul
@@ -1067,8 +1077,10 @@ impl Parser {
             } else if self.eat_sym("%") {
                 BinOp::Mod
             } else {
+                self.depth = mark;
                 return Ok(left);
             };
+            self.enter()?;
             left = Expr::Binary(op, Box::new(left), Box::new(self.unary()?));
         }
     }
@@ -1079,21 +1091,29 @@ impl Parser {
             let inner = self.unary()?;
             self.depth -= 1;
             return Ok(match inner {
-                Expr::Lit(Value::Number(n)) if n.as_i64().is_some() => {
-                    Expr::Lit(Value::from(-n.as_i64().unwrap_or(0)))
+                Expr::Lit(Value::Number(n)) if n.as_i64().and_then(i64::checked_neg).is_some() => {
+                    Expr::Lit(Value::from(n.as_i64().and_then(i64::checked_neg).unwrap_or(0)))
                 }
                 other => Expr::Neg(Box::new(other)),
             });
         }
         if self.eat_sym("+") {
-            return self.unary();
+            self.enter()?;
+            let inner = self.unary();
+            self.depth -= 1;
+            return inner;
         }
         self.postfix()
     }
 
     fn postfix(&mut self) -> Result<Expr, QueryError> {
         let mut e = self.primary()?;
+        let mark = self.depth;
         loop {
+            // Every step nests the tree one level deeper: counted like parentheses.
+            if self.is_sym(".") || self.is_sym("[") {
+                self.enter()?;
+            }
             if self.eat_sym(".") {
                 let (name, _) = self.ident("a property name")?;
                 e = Expr::Member(Box::new(e), name);
@@ -1105,6 +1125,7 @@ impl Parser {
                     other => Expr::Index(Box::new(e), Box::new(other)),
                 };
             } else {
+                self.depth = mark;
                 return Ok(e);
             }
         }
@@ -1576,6 +1597,20 @@ mod tests {
         let e = err(&format!("t | where {}1{}", "(".repeat(200), ")".repeat(200)));
         assert!(e.message.contains("nests deeper"), "{}", e.message);
         assert_eq!(parse_expression("a ==").unwrap_err().kind, ErrorKind::Parse);
+        // Long chains nest the tree as deeply as parentheses do: refused, not a stack overflow.
+        for long in [
+            format!("t | where {}", vec!["1"; 5000].join(" + ")),
+            format!("t | where {}", vec!["a == 1"; 5000].join(" or ")),
+            format!("t | where {}", vec!["a"; 5000].join(" * ")),
+            format!("t | extend x = p{}", ".a".repeat(5000)),
+            format!("t | extend x = {}1", "-".repeat(5000)),
+            format!("t | extend x = {}1", "+".repeat(5000)),
+        ] {
+            let e = err(&long);
+            assert!(e.message.contains("nests deeper"), "{}", e.message);
+        }
+        // Within the limit, chains parse.
+        parse(&format!("t | where {}", vec!["1"; 40].join(" + "))).unwrap();
     }
 
     #[test]

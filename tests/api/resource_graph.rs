@@ -658,6 +658,12 @@ async fn the_spec_examples_replay_with_their_shapes() {
         assert_eq!(keys(first), keys(example_first), "{name}");
     }
 
+    // The management group example waits for management groups.
+    let mg = rg_example("ResourcesMgBasicQuery.json")["parameters"]["query"].clone();
+    let r = graph(&app, mg).await;
+    assert_eq!((r.status, r.code()), (400, "BadRequest"), "{}", r.text);
+    assert_eq!(r.body["error"]["target"], "managementGroups");
+
     // Facets: a result per expression, an error for a column that does not exist.
     let mut facet = rg_example("ResourcesFacetQuery.json")["parameters"]["query"].clone();
     facet["query"] =
