@@ -740,7 +740,12 @@ pub fn eval(e: &Expr, columns: &[String], row: &[Value]) -> Value {
                 _ => Value::Null,
             }
         }
-        Expr::Neg(inner) => arithmetic(BinOp::Sub, &Value::from(0), &eval(inner, columns, row)),
+        Expr::Neg(inner) => match eval(inner, columns, row) {
+            // A negative timespan (`-1d`).
+            Value::String(t) => parse_timespan(&t)
+                .map_or(Value::Null, |seconds| Value::String(format_timespan(-seconds))),
+            v => arithmetic(BinOp::Sub, &Value::from(0), &v),
+        },
         Expr::Binary(op, l, r) => {
             let a = eval(l, columns, row);
             match op {
@@ -823,6 +828,72 @@ fn binary(op: BinOp, a: &Value, b: &Value) -> Value {
         }
         BinOp::And | BinOp::Or => Value::Null,
     }
+}
+
+// Datetimes and timespans are carried as text in one fixed form each, so that comparing two of
+// them compares the times: datetimes as UTC `yyyy-MM-ddTHH:mm:ss.fffffffZ` (the API's own form),
+// timespans as KQL prints them, `[-]d.hh:mm:ss[.fffffff]`.
+
+/// A datetime in the fixed form.
+pub fn format_datetime(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() / 100
+    )
+}
+
+/// An RFC 3339 datetime, or a date alone (midnight UTC).
+fn parse_datetime(text: &str) -> Option<time::OffsetDateTime> {
+    let text = text.trim();
+    if let Ok(t) = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+    {
+        return Some(t);
+    }
+    let date =
+        time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
+    Some(date.midnight().assume_utc())
+}
+
+/// A timespan of `seconds` as KQL prints it.
+pub fn format_timespan(seconds: f64) -> String {
+    let sign = if seconds < 0.0 { "-" } else { "" };
+    let ticks = (seconds.abs() * 1e7).round() as u128;
+    let (whole, fraction) = (ticks / 10_000_000, ticks % 10_000_000);
+    let (days, rest) = (whole / 86_400, whole % 86_400);
+    let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    let day = if days > 0 { format!("{days}.") } else { String::new() };
+    let frac = if fraction > 0 { format!(".{fraction:07}") } else { String::new() };
+    format!("{sign}{day}{h:02}:{m:02}:{s:02}{frac}")
+}
+
+/// Seconds of a timespan in KQL's printed form.
+fn parse_timespan(text: &str) -> Option<f64> {
+    let (sign, body) = match text.trim().strip_prefix('-') {
+        Some(rest) => (-1.0, rest),
+        None => (1.0, text.trim()),
+    };
+    let (days, clock) = match body.split_once(':') {
+        Some((head, _)) => match head.split_once('.') {
+            Some((d, _)) => (d.parse::<f64>().ok()?, &body[d.len() + 1..]),
+            None => (0.0, body),
+        },
+        None => return None,
+    };
+    let mut parts = clock.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next().unwrap_or("0").parse().ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(sign * (days * 86_400.0 + h * 3_600.0 + m * 60.0 + s))
 }
 
 /// KQL's "empty": null or the empty string.
@@ -921,6 +992,25 @@ fn call(f: Func, args: &[Expr], columns: &[String], row: &[Value]) -> Value {
         Func::Strlen => Value::from(to_text(&arg(0)).chars().count()),
         Func::ArrayLength => match arg(0) {
             Value::Array(a) => Value::from(a.len()),
+            _ => Value::Null,
+        },
+        Func::Now => Value::String(format_datetime(time::OffsetDateTime::now_utc())),
+        Func::Ago => match parse_timespan(&to_text(&arg(0))) {
+            Some(seconds) => time::Duration::checked_seconds_f64(seconds)
+                .and_then(|d| time::OffsetDateTime::now_utc().checked_sub(d))
+                .map_or(Value::Null, |t| Value::String(format_datetime(t))),
+            None => Value::Null,
+        },
+        Func::ToDateTime => match arg(0) {
+            Value::String(s) => {
+                parse_datetime(&s).map_or(Value::Null, |t| Value::String(format_datetime(t)))
+            }
+            _ => Value::Null,
+        },
+        Func::ToTimespan => match arg(0) {
+            Value::String(s) => {
+                parse_timespan(&s).map_or(Value::Null, |t| Value::String(format_timespan(t)))
+            }
             _ => Value::Null,
         },
         Func::Coalesce => (0..args.len()).map(arg).find(|v| !empty(v)).unwrap_or(Value::Null),
@@ -1158,6 +1248,35 @@ mod tests {
         let t = run_on(table(), "t | project name, n, c = properties.score.current, b = n > 1, properties, z = properties.nope").unwrap();
         let types = t.column_types(&|c| (c == "z").then_some("object"));
         assert_eq!(types, ["string", "integer", "number", "boolean", "object", "object"]);
+    }
+
+    #[test]
+    fn datetimes_and_timespans_compare_as_times() {
+        let t = Table {
+            columns: vec!["at".into()],
+            rows: vec![
+                vec![json!("2020-01-01T00:00:00Z")],
+                vec![json!("2020-01-01T00:00:00.5+01:00")],
+                vec![json!(format_datetime(time::OffsetDateTime::now_utc()))],
+                vec![json!("not a date")],
+            ],
+        };
+        let got = run_on(t.clone(), "t | where todatetime(at) > ago(1d) | count").unwrap();
+        assert_eq!(got.rows, vec![vec![json!(1)]]);
+        let got = run_on(t, "t | project d = todatetime(at), s = tostring(90m), n = totimespan('1.02:03:04.5'), x = tostring(-250ms)").unwrap();
+        assert_eq!(
+            got.rows[0],
+            vec![
+                json!("2020-01-01T00:00:00.0000000Z"),
+                json!("01:30:00"),
+                json!("1.02:03:04.5000000"),
+                json!("-00:00:00.2500000")
+            ]
+        );
+        assert_eq!(got.rows[1][0], "2019-12-31T23:00:00.5000000Z");
+        assert_eq!(got.rows[3][0], Value::Null);
+        assert_eq!(parse_timespan("2.00:00:00"), Some(172_800.0));
+        assert!(format_datetime(time::OffsetDateTime::now_utc()).as_str() > "2026-01-01");
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum Tok {
     Str(String),
     Int(i64),
     Real(f64),
+    /// A timespan literal, in seconds.
+    Timespan(f64),
     /// Punctuation and symbolic operators.
     Sym(&'static str),
     Eof,
@@ -36,6 +38,7 @@ impl Token {
             Tok::Str(s) => format!("'{s}'"),
             Tok::Int(n) => n.to_string(),
             Tok::Real(r) => r.to_string(),
+            Tok::Timespan(t) => format!("{t}s"),
             Tok::Sym(s) => (*s).to_string(),
             Tok::Eof => "<end of query>".to_string(),
         }
@@ -150,8 +153,29 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, QueryError> {
                 }
             }
             let literal: String = chars[i..j].iter().collect();
+            // Timespans: `7d`, `12h`, `30m`, `10s`, `250ms`.
+            let mut k = j;
+            while k < chars.len() && chars[k].is_ascii_alphabetic() {
+                k += 1;
+            }
+            let unit: String = chars[j..k].iter().collect();
+            let scale = match unit.as_str() {
+                "d" => Some(86_400.0),
+                "h" => Some(3_600.0),
+                "m" => Some(60.0),
+                "s" => Some(1.0),
+                "ms" => Some(0.001),
+                _ => None,
+            };
+            let boundary = !chars.get(k).is_some_and(|ch| ch.is_alphanumeric() || *ch == '_');
+            if let (Some(scale), true, Ok(n)) = (scale, boundary, literal.parse::<f64>()) {
+                out.push(Token { tok: Tok::Timespan(n * scale), pos });
+                let n = k - i;
+                advance(&mut i, &mut line, &mut col, n);
+                continue;
+            }
             if chars.get(j).is_some_and(|ch| ch.is_alphanumeric() || *ch == '_') {
-                // Timespans (`1d`), hex and typed literals are outside the subset.
+                // Other units, hex and typed literals are outside the subset.
                 let mut k = j;
                 while k < chars.len() && (chars[k].is_alphanumeric() || chars[k] == '_') {
                     k += 1;
@@ -406,6 +430,10 @@ pub enum Func {
     Strlen,
     ArrayLength,
     Coalesce,
+    Now,
+    Ago,
+    ToDateTime,
+    ToTimespan,
 }
 
 impl Func {
@@ -430,6 +458,10 @@ impl Func {
             "strlen" => Func::Strlen,
             "array_length" => Func::ArrayLength,
             "coalesce" => Func::Coalesce,
+            "now" => Func::Now,
+            "ago" => Func::Ago,
+            "todatetime" => Func::ToDateTime,
+            "totimespan" => Func::ToTimespan,
             _ => return None,
         })
     }
@@ -441,6 +473,7 @@ impl Func {
             Func::StrCat => (1, 64),
             Func::Coalesce => (2, 64),
             Func::Round => (1, 2),
+            Func::Now => (0, 0),
             _ => (1, 1),
         }
     }
@@ -1146,6 +1179,10 @@ impl Parser {
                 self.next();
                 Ok(Expr::Lit(serde_json::Number::from_f64(r).map_or(Value::Null, Value::Number)))
             }
+            Tok::Timespan(seconds) => {
+                self.next();
+                Ok(Expr::Lit(Value::String(super::eval::format_timespan(seconds))))
+            }
             Tok::Sym("(") => {
                 self.next();
                 let e = self.expr()?;
@@ -1588,8 +1625,10 @@ mod tests {
         assert_eq!((e.kind, e.token.as_str()), (ErrorKind::Unsupported, "fullouter"));
         let e = err("t | where a == 'x");
         assert_eq!((e.kind, e.pos.column), (ErrorKind::Parse, 16));
+        let e = err("t | take 1y");
+        assert_eq!((e.kind, e.token.as_str()), (ErrorKind::Unsupported, "1y"));
         let e = err("t | take 1d");
-        assert_eq!((e.kind, e.token.as_str()), (ErrorKind::Unsupported, "1d"));
+        assert_eq!((e.kind, e.pos.column), (ErrorKind::Parse, 10));
         let e = err("t | take 1 2");
         assert_eq!((e.kind, e.pos.column), (ErrorKind::Parse, 12));
         let e = err("t | where a == #");

@@ -239,6 +239,10 @@ async fn assessment_rows_are_the_assessments_api_resources() {
         .collect();
     assert_eq!(got, want);
 
+    // Every demo assessment was evaluated just now; none in the future.
+    let q = "securityresources | where type == 'microsoft.security/assessments' | summarize recent = countif(todatetime(properties.status.statusChangeDate) > ago(1h)), future = countif(todatetime(properties.status.firstEvaluationDate) > now())";
+    assert_eq!(rows(&app, q).await, [json!({"recent": listed.len(), "future": 0})]);
+
     // A write shows in the next query.
     let vm = format!("/subscriptions/{DEMO}/resourceGroups/Graph-RG/providers/Microsoft.Compute/virtualMachines/vm-graph");
     let name = "4fb67663-9ab9-475d-b026-8c544cced439";
@@ -539,7 +543,7 @@ async fn queries_outside_the_subset_are_400_naming_the_construct_and_its_positio
         ),
         ("securityresources | where name == 'unclosed", "ParserFailure", 1, 34, "'"),
         ("let x = 1; securityresources", "UnsupportedQueryConstruct", 1, 0, "let"),
-        ("securityresources | where timestamp > ago(1d)", "UnsupportedQueryConstruct", 1, 42, "1d"),
+        ("securityresources | where timestamp > ago(1y)", "UnsupportedQueryConstruct", 1, 42, "1y"),
     ];
     for (query, code, line, at, token) in cases {
         let r = graph(&app, json!({"query": query})).await;
