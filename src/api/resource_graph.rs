@@ -208,17 +208,15 @@ async fn scope(ctx: &Ctx<'_>, request: &QueryRequest) -> ApiResult<Vec<Subscript
     Ok(subs)
 }
 
-/// The rows of one table over `subs`, only those the caller may read; `types` (the query's first
-/// `where type == …`) spares rendering rows that cannot pass.
-async fn build(
-    ctx: &Ctx<'_>,
-    subs: &[Subscription],
-    name: &str,
-    types: Option<&[String]>,
-) -> ApiResult<Table> {
+/// The rows of one table over `subs`, only those the caller may read. What the query tells
+/// about the rows it needs spares rendering others: its types (the first `where type == …`) and
+/// its limit (a leading `take N`).
+async fn build(ctx: &Ctx<'_>, subs: &[Subscription], source: &eval::Source) -> ApiResult<Table> {
     let principal = &ctx.principal;
+    let types = source.types.as_deref();
+    let limit = source.limit.unwrap_or(usize::MAX);
     let mut t = table::empty();
-    match name {
+    match source.table.as_str() {
         RESOURCE_CONTAINERS => {
             for s in subs.iter().filter(|s| may(principal, s, authz::SUBSCRIPTION_READ)) {
                 t.rows.push(table::subscription_row(s.id, &s.display_name, &s.state, s.tenant_id));
@@ -226,6 +224,9 @@ async fn build(
         }
         SECURITY_RESOURCES => {
             for s in subs {
+                if t.rows.len() >= limit {
+                    break;
+                }
                 let Some(view) = ctx.state.store.view(s.id).await? else { continue };
                 if Kind::SecureScore.wanted(types) && may(principal, s, authz::SCORE_READ) {
                     let at = format!("/subscriptions/{}", s.id);
@@ -251,11 +252,12 @@ async fn build(
                     let scope = ResourceId::parse(&format!("/subscriptions/{}", s.id))?;
                     let mut after: Option<(String, String)> = None;
                     loop {
-                        let batch = ctx
-                            .state
-                            .store
-                            .assessments(&scope, after.as_ref(), ASSESSMENT_BATCH)
-                            .await?;
+                        let want = ASSESSMENT_BATCH.min(limit.saturating_sub(t.rows.len()));
+                        if want == 0 {
+                            break;
+                        }
+                        let batch =
+                            ctx.state.store.assessments(&scope, after.as_ref(), want).await?;
                         // The newest stable rendering, with metadata, as the export has it.
                         let expand = Expand { links: false, metadata: true };
                         for a in &batch {
@@ -283,7 +285,7 @@ async fn build(
                             });
                         }
                         match batch.last() {
-                            Some(a) if batch.len() == ASSESSMENT_BATCH => {
+                            Some(a) if batch.len() == want => {
                                 after = Some((
                                     a.resource_id.to_ascii_lowercase(),
                                     a.name.to_ascii_lowercase(),
@@ -374,9 +376,9 @@ pub async fn query(ctx: &Ctx<'_>) -> ApiResult<Response> {
     let query = kql::parse(text).map_err(invalid_query)?;
     let sources = eval::sources(&query);
     let mut tables = VecDeque::new();
-    for (name, pos, types) in &sources {
-        table::check_table(name, *pos).map_err(invalid_query)?;
-        tables.push_back(build(ctx, &subs, name, types.as_deref()).await?);
+    for source in &sources {
+        table::check_table(&source.table, source.pos).map_err(invalid_query)?;
+        tables.push_back(build(ctx, &subs, source).await?);
     }
     let result = eval::run(&query, &mut tables).map_err(invalid_query)?;
 

@@ -73,8 +73,25 @@ impl Table {
 }
 
 /// The tables a query reads, in the order [`sources`] lists them.
-pub fn sources(query: &Query) -> Vec<(String, Pos, Option<Vec<String>>)> {
-    let mut out = vec![(query.table.clone(), query.table_pos, query.type_filter())];
+/// A table a query reads, and what the query tells about the rows it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// Lower-case table name.
+    pub table: String,
+    pub pos: Pos,
+    /// Only rows of these (lower-case) types can matter ([`Query::type_filter`]).
+    pub types: Option<Vec<String>>,
+    /// At most this many rows (of those types) can matter ([`Query::row_limit`]).
+    pub limit: Option<usize>,
+}
+
+pub fn sources(query: &Query) -> Vec<Source> {
+    let mut out = vec![Source {
+        table: query.table.clone(),
+        pos: query.table_pos,
+        types: query.type_filter(),
+        limit: query.row_limit(),
+    }];
     for op in &query.ops {
         if let Operator::Join { right, .. } = op {
             out.extend(sources(right));

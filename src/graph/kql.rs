@@ -1312,6 +1312,44 @@ impl Query {
     }
 }
 
+impl Query {
+    /// The most rows of the table the query can use, when it starts by taking a few (`take N`,
+    /// possibly after a `where` that only tests `type`, which [`Query::type_filter`] already
+    /// applies while the table is built). `None`: every row may matter.
+    pub fn row_limit(&self) -> Option<usize> {
+        let mut ops = self.ops.iter();
+        let first = match ops.next()? {
+            Operator::Where(e) if only_type(e) => ops.next()?,
+            other => other,
+        };
+        match first {
+            Operator::Take(n) => usize::try_from(*n).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Does a condition test nothing but `type` (so that the type filter is all of it)?
+fn only_type(e: &Expr) -> bool {
+    let is_type = |e: &Expr| matches!(e, Expr::Column(c, _) if c == "type");
+    // Rows carry lower-case types: `==` with a lower-case literal is as exact as `=~`.
+    let lit = |e: &Expr, ci: bool| match e {
+        Expr::Lit(Value::String(t)) => ci || *t == t.to_ascii_lowercase(),
+        _ => false,
+    };
+    match e {
+        Expr::Binary(op @ (BinOp::EqCi | BinOp::Eq), l, r) => {
+            let ci = *op == BinOp::EqCi;
+            (is_type(l) && lit(r, ci)) || (is_type(r) && lit(l, ci))
+        }
+        Expr::In { expr, list, negated: false, ci } => {
+            is_type(expr) && list.iter().all(|e| lit(e, *ci))
+        }
+        Expr::Binary(BinOp::Or, l, r) => only_type(l) && only_type(r),
+        _ => false,
+    }
+}
+
 fn type_filter(e: &Expr) -> Option<Vec<String>> {
     let is_type = |e: &Expr| matches!(e, Expr::Column(c, _) if c == "type");
     let lit = |e: &Expr| match e {
@@ -1662,6 +1700,16 @@ mod tests {
         assert_eq!(f("t | where type == 'a' or name == 'b'"), None);
         assert_eq!(f("t | where type != 'a'"), None);
         assert_eq!(f("t | project type | where type == 'a'"), None);
+        let limit = |q: &str| parse(q).unwrap().row_limit();
+        assert_eq!(limit("t | take 5"), Some(5));
+        assert_eq!(limit("t | where type =~ 'a' | limit 2"), Some(2));
+        assert_eq!(limit("t | where type =~ 'a' or type =~ 'b' | take 2"), Some(2));
+        // `==` is case-sensitive: the type filter (lower-cased) is wider than the condition.
+        assert_eq!(limit("t | where type == 'A' | take 2"), None);
+        assert_eq!(limit("t | where type == 'a' | take 2"), Some(2));
+        assert_eq!(limit("t | where type =~ 'a' and name == 'x' | take 2"), None);
+        assert_eq!(limit("t | order by name | take 2"), None);
+        assert_eq!(limit("t"), None);
     }
 
     proptest! {

@@ -239,6 +239,17 @@ async fn assessment_rows_are_the_assessments_api_resources() {
         .collect();
     assert_eq!(got, want);
 
+    // `take` after a type filter reads only what it needs, and takes the same rows.
+    let all = rows(&app, "securityresources | where type == 'microsoft.security/assessments' | project id | take 1000").await;
+    let three = rows(
+        &app,
+        "securityresources | where type == 'microsoft.security/assessments' | take 3 | project id",
+    )
+    .await;
+    assert_eq!(three, all[..3]);
+    let none = rows(&app, "securityresources | take 0").await;
+    assert!(none.is_empty());
+
     // Every demo assessment was evaluated just now; none in the future.
     let q = "securityresources | where type == 'microsoft.security/assessments' | summarize recent = countif(todatetime(properties.status.statusChangeDate) > ago(1h)), future = countif(todatetime(properties.status.firstEvaluationDate) > now())";
     assert_eq!(rows(&app, q).await, [json!({"recent": listed.len(), "future": 0})]);
