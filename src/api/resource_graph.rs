@@ -178,7 +178,8 @@ fn may(principal: &Principal, sub: &Subscription, action: &str) -> bool {
 /// The subscriptions in the query's scope: those listed (or all), in a stable order.
 async fn scope(ctx: &Ctx<'_>, request: &QueryRequest) -> ApiResult<Vec<Subscription>> {
     let mut wanted: Option<Vec<Uuid>> = None;
-    if let Some(list) = &request.subscriptions {
+    // An empty list is no list: the tenant's subscriptions, as when it is absent.
+    if let Some(list) = request.subscriptions.as_ref().filter(|l| !l.is_empty()) {
         let ids = list
             .iter()
             .map(|s| {

@@ -471,6 +471,7 @@ async fn rows_are_filtered_to_what_the_caller_may_read() {
 
     // The owner sees both subscriptions.
     let r = graph(&app, q.clone()).await;
+    let owner_data = r.body["data"].clone();
     let n_other = r.body["data"]
         .as_array()
         .unwrap()
@@ -505,6 +506,11 @@ async fn rows_are_filtered_to_what_the_caller_may_read() {
     assert_eq!((status, body["totalRecords"].clone()), (200, json!(0)), "{body}");
     let r = app.http.post(format!("{}{PATH}", app.base)).json(&q).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
+
+    // An empty list is the whole tenant, as no list is.
+    let mut empty = q.clone();
+    empty["subscriptions"] = json!([]);
+    assert_eq!(graph(&app, empty).await.body["data"], owner_data);
 
     // The owner can narrow the scope to one subscription.
     let mut one = q.clone();
