@@ -1296,6 +1296,29 @@ mod tests {
         assert!(format_datetime(time::OffsetDateTime::now_utc()).as_str() > "2026-01-01");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Whatever parses runs to a table or an error over real-looking rows: never a panic.
+        #[test]
+        fn random_queries_never_panic(words in proptest::collection::vec(proptest::sample::select(vec![
+            "t", "|", "where", "project", "extend", "summarize", "by", "count()", "sum(n)", "make_set(name)",
+            "join", "kind=leftouter", "(t)", "on", "sub", "$left.sub", "$right.sub", "==", "=~", "!=", "<", "'x'",
+            "1", "0", "-1", "2.5", "and", "or", "not(n)", "n", "name", ",", "x", "=", "mv-expand",
+            "properties.tags", "properties.score.current", "properties.tags[-5]", "project-away",
+            "order", "sort", "asc", "desc", "top", "take", "count", "distinct", "in", "(1,", "'a')",
+            "contains", "has", "/", "%", "*", "+", "round(n,", "99)", "iff(n,", "1,", "2)", "case(",
+            "tostring(", "todouble(", "ago(1d)", ")", "strcat(name,", "n)",
+        ]), 1..20)) {
+            let text = format!("t | {}", words.join(" "));
+            if let Ok(query) = parse(&text) {
+                let n = sources(&query).len();
+                let mut tables: VecDeque<Table> = std::iter::repeat_n(table(), n).collect();
+                let _ = run(&query, &mut tables);
+            }
+        }
+    }
+
     #[test]
     fn has_matches_whole_terms() {
         assert!(has_term("microsoft.security/assessments", "security"));
