@@ -376,6 +376,20 @@ async fn pages_with_top_skip_and_skip_tokens_cover_the_result_once() {
     assert_eq!(seen, all);
     assert_eq!(pages, all.len().div_ceil(4));
 
+    // The table format pages the same way.
+    let t1 =
+        graph(&app, json!({"query": q, "options": {"$top": 3, "resultFormat": "table"}})).await;
+    let token = t1.body["$skipToken"].as_str().unwrap();
+    let t2 =
+        graph(&app, json!({"query": q, "options": {"$skipToken": token, "resultFormat": "table"}}))
+            .await;
+    let ids: Vec<Value> = [&t1, &t2]
+        .iter()
+        .flat_map(|r| r.body["data"]["rows"].as_array().unwrap().iter().map(|row| row[0].clone()))
+        .collect();
+    let want: Vec<Value> = all[..6].iter().map(|o| o["id"].clone()).collect();
+    assert_eq!(ids, want);
+
     // $skip and $top pick any window.
     let r = graph(&app, json!({"query": q, "options": {"$top": 2, "$skip": 3}})).await;
     assert_eq!(r.body["data"].as_array().unwrap(), &all[3..5]);
