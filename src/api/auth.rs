@@ -57,7 +57,7 @@ const SCORES_READ: Operation = op(
     "Get secure scores",
     "Reads the secure scores of a subscription",
 );
-const SCORE_CONTROLS_READ: Operation = op(
+pub(super) const SCORE_CONTROLS_READ: Operation = op(
     "Microsoft.Security/secureScores/secureScoreControls/read",
     "Secure Score Controls",
     "Get the controls of a secure score",
@@ -75,7 +75,7 @@ const DEFINITIONS_READ: Operation = op(
     "Get secure score control definitions",
     "Reads the definitions of the security controls",
 );
-const ASSESSMENTS_READ: Operation = op(
+pub(super) const ASSESSMENTS_READ: Operation = op(
     "Microsoft.Security/assessments/read",
     "Security Assessments",
     "Get security assessments",
@@ -193,6 +193,10 @@ pub fn need(endpoint: &Endpoint, method: &Method, path: &str) -> Need {
         | Endpoint::Metadata { .. }
         | Endpoint::Operations
         | Endpoint::Tenants => return Need::Authenticated,
+        // Resource Graph (`Microsoft.ResourceGraph/resources/read`, outside the Microsoft.Security
+        // list): like Azure, every signed-in caller may query; each row is then filtered by the
+        // read action of its own resource (`api::resource_graph`).
+        Endpoint::ResourceGraph => return Need::Authenticated,
         Endpoint::Subscriptions => return Need::ListSubscriptions,
         Endpoint::Subscription { sub } => (authz::SUBSCRIPTION_READ, *sub),
         Endpoint::SecureScores { sub } | Endpoint::SecureScore { sub, .. } => {

@@ -15,6 +15,7 @@ mod metadata;
 pub mod openapi;
 mod operations;
 mod ops;
+mod resource_graph;
 pub mod route;
 mod scores;
 mod sub_assessments;
@@ -255,7 +256,9 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
             Err(e) => return e.into_response(),
         };
     // The budget is per principal: its object id, or (under --auth any) its bearer credential.
-    let kind = if parts.method == Method::GET { Kind::Read } else { Kind::Write };
+    // A Resource Graph query is a POST that only reads.
+    let reads = parts.method == Method::GET || endpoint == Endpoint::ResourceGraph;
+    let kind = if reads { Kind::Read } else { Kind::Write };
     let remaining = if state.throttle.enabled() {
         let budget_key = match principal.tenant {
             Some(_) => principal.object_id.clone(),
@@ -331,6 +334,7 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
             _ => automations::get(&ctx, sub, &group, &name).await,
         },
         Endpoint::AutomationValidate { sub, .. } => automations::validate(&ctx, sub).await,
+        Endpoint::ResourceGraph => resource_graph::query(&ctx).await,
     };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     if let Some(remaining) = remaining {
@@ -493,6 +497,7 @@ mod tests {
             "/subscriptions/{s}/providers/Microsoft.Security/assessmentMetadata/{n}",
             "/providers/Microsoft.Security/assessmentMetadata/{n}",
             "/providers/Microsoft.Security/operations",
+            "/providers/Microsoft.ResourceGraph/resources",
             "/subscriptions/{s}",
             "/SUBSCRIPTIONS//{s}/",
             "/securescore/v1/subscriptions/{s}",
@@ -536,6 +541,7 @@ mod tests {
                     "api-version=2021-06-01&$skipToken=%FF%FE",
                     "api-version=2021-06-01&$expand=links,metadata",
                     "api-version=2015-06-01-preview",
+                    "api-version=2021-03-01",
                     "api-version=2021-06-01&$expand=",
                     "from=2020-01-01T00:00:00Z&to=1999-01-01T00:00:00Z&interval=day",
                     "subscriptions=nope",
@@ -554,6 +560,9 @@ mod tests {
                 r#"{"properties":{"displayName":"x","severity":"Low","assessmentType":"CustomerManaged"}}"#,
                 r#"{"displayName":"x"}"#,
                 r#"{"principalId":"x","role":"Reader"}"#,
+                r#"{"query":"securityresources | summarize count() by type | top 2 by count_"}"#,
+                r#"{"query":"securityresources | where x","options":{"$skipToken":"%FF"}}"#,
+                r#"{"query":"resources","subscriptions":["x"],"options":{"$top":0}}"#,
                 "grant_type=client_credentials&client_id=x&client_secret=y&scope=https://management.azure.com/.default",
                 "{\"a\":",
                 "[]",

@@ -101,6 +101,9 @@ pub enum Endpoint {
         group: String,
         name: String,
     },
+    // Resource Graph.
+    /// `POST /providers/Microsoft.ResourceGraph/resources`: a KQL query over `securityresources`.
+    ResourceGraph,
 }
 
 // HEAD is served wherever GET is.
@@ -130,6 +133,7 @@ impl Endpoint {
             Automations { .. } | Automation { .. } | AutomationValidate { .. } => {
                 Family::AUTOMATIONS
             }
+            ResourceGraph => Family::RESOURCE_GRAPH,
         }
     }
 
@@ -147,9 +151,13 @@ impl Endpoint {
             | Subscription { sub } => Some(*sub),
             Assessments { scope } => Some(scope.subscription()),
             Assessment { resource, .. } => Some(resource.subscription()),
-            Definitions | MetadataList | Metadata { .. } | Subscriptions | Tenants | Operations => {
-                None
-            }
+            Definitions
+            | MetadataList
+            | Metadata { .. }
+            | Subscriptions
+            | Tenants
+            | Operations
+            | ResourceGraph => None,
             SubAssessmentsAll { scope } | SubAssessments { scope, .. } => {
                 Some(scope.subscription())
             }
@@ -168,6 +176,7 @@ impl Endpoint {
             | Endpoint::SubAssessment { .. } => GET_PUT_DELETE,
             Endpoint::Automation { .. } => GET_PUT_PATCH_DELETE,
             Endpoint::AutomationValidate { .. } => POST,
+            Endpoint::ResourceGraph => POST,
             _ => GET,
         }
     }
@@ -203,6 +212,7 @@ impl Endpoint {
             Automations { group: Some(_), .. } => "Automations_ListByResourceGroup",
             Automation { .. } => "Automations",
             AutomationValidate { .. } => "Automations_Validate",
+            ResourceGraph => "Resources",
         }
     }
 
@@ -243,6 +253,13 @@ impl Endpoint {
 
         let Some(i) = security else {
             return match segs.as_slice() {
+                [p, ns, t] if eq(p, "providers") && eq(ns, "Microsoft.ResourceGraph") => {
+                    if eq(t, "resources") {
+                        Ok(Endpoint::ResourceGraph)
+                    } else {
+                        Err(unknown_type("Microsoft.ResourceGraph", &[t]))
+                    }
+                }
                 [s] if eq(s, "subscriptions") => Ok(Endpoint::Subscriptions),
                 [s, id] if eq(s, "subscriptions") => {
                     Ok(Endpoint::Subscription { sub: parse_subscription_id(id)? })
@@ -414,6 +431,22 @@ mod tests {
         let e = parse(&format!("/subscriptions/{S}/providers/Microsoft.Security/operations"))
             .unwrap_err();
         assert_eq!(e.code(), "InvalidResourceType");
+    }
+
+    #[test]
+    fn routes_resource_graph_queries() {
+        for p in [
+            "/providers/Microsoft.ResourceGraph/resources",
+            "/PROVIDERS/microsoft.resourcegraph/RESOURCES/",
+        ] {
+            let e = parse(p).unwrap();
+            assert_eq!(e, Endpoint::ResourceGraph, "{p}");
+            assert_eq!((e.subscription(), e.allow(), e.label()), (None, POST, "Resources"));
+            assert!(e.allows(&Method::POST) && !e.allows(&Method::GET));
+        }
+        let e = parse("/providers/Microsoft.ResourceGraph/queries").unwrap_err();
+        assert_eq!(e.code(), "InvalidResourceType");
+        assert!(e.to_string().contains("Microsoft.ResourceGraph"), "{e}");
     }
 
     #[test]

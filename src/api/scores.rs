@@ -168,6 +168,17 @@ fn control<'a>(sub: Uuid, c: &'a ControlView, expand: bool) -> Resource<ControlP
     }
 }
 
+/// The secure score of a view as its GET renders it, as JSON (Resource Graph's rows).
+pub(super) fn secure_score_value(view: &ScoreView) -> serde_json::Value {
+    serde_json::to_value(secure_score(view)).unwrap_or_default()
+}
+
+/// A control as `$expand=definition` renders it, as JSON (Resource Graph's rows carry the
+/// definition, which Microsoft's published queries read).
+pub(super) fn control_value(view: &ScoreView, c: &ControlView) -> serde_json::Value {
+    serde_json::to_value(control(view.subscription.id, c, true)).unwrap_or_default()
+}
+
 /// Bodies memoized in a [`ScoreView`]: a view's bodies never change, a write replaces the view.
 #[derive(Clone, Copy)]
 enum Memo {

@@ -6,8 +6,10 @@ use super::error::ApiError;
 /// A family of endpoints that share their supported api-versions (newest first).
 #[derive(Debug, Clone, Copy)]
 pub struct Family {
-    /// The Microsoft.Security resource type named in errors; `None` for ARM-owned endpoints.
+    /// The resource type named in errors; `None` for ARM-owned endpoints.
     resource_type: Option<&'static str>,
+    /// The provider namespace of `resource_type`.
+    namespace: &'static str,
     supported: &'static [&'static str],
 }
 
@@ -28,6 +30,9 @@ const ASSESSMENT_VERSIONS: &[&str] = &[V2025_05_04, V2021_06_01, V2020_01_01, V2
 /// The operations list: what the Python SDK sends (2015-06-01-preview) and the spec's later ones.
 const OPERATIONS_VERSIONS: &[&str] =
     &[V2025_10_01_PREVIEW, V2024_10_01_PREVIEW, V2015_06_01_PREVIEW];
+/// Resource Graph's query API: the version the spec describes, and the newer one with the same
+/// request and response shapes (what current `az graph` and SDKs send).
+const RESOURCE_GRAPH_VERSIONS: &[&str] = &["2022-10-01", "2021-03-01"];
 /// What the SDKs and `az` send to ARM's own subscription and tenant endpoints.
 const ARM_VERSIONS: &[&str] = &[
     "2022-12-01",
@@ -42,7 +47,7 @@ const ARM_VERSIONS: &[&str] = &[
 
 impl Family {
     pub const fn security(resource_type: &'static str, supported: &'static [&'static str]) -> Self {
-        Family { resource_type: Some(resource_type), supported }
+        Family { resource_type: Some(resource_type), namespace: "Microsoft.Security", supported }
     }
     pub const SECURE_SCORES: Family = Family::security("secureScores", SECURE_SCORE_VERSIONS);
     pub const SECURE_SCORE_CONTROLS: Family =
@@ -56,7 +61,14 @@ impl Family {
     pub const SUB_ASSESSMENTS: Family =
         Family::security("assessments/subAssessments", SUB_ASSESSMENT_VERSIONS);
     pub const AUTOMATIONS: Family = Family::security("automations", AUTOMATION_VERSIONS);
-    pub const ARM: Family = Family { resource_type: None, supported: ARM_VERSIONS };
+    pub const ARM: Family =
+        Family { resource_type: None, namespace: "Microsoft.Resources", supported: ARM_VERSIONS };
+    /// `Microsoft.ResourceGraph/resources`: named in errors by its own namespace.
+    pub const RESOURCE_GRAPH: Family = Family {
+        resource_type: Some("resources"),
+        namespace: "Microsoft.ResourceGraph",
+        supported: RESOURCE_GRAPH_VERSIONS,
+    };
 
     /// Check the request's api-version; returns the canonical spelling of the version.
     pub fn check(self, requested: Option<&str>) -> Result<&'static str, ApiError> {
@@ -69,6 +81,7 @@ impl Family {
         let version = requested.to_string();
         Err(match self.resource_type {
             Some(resource_type) => ApiError::UnsupportedApiVersion {
+                namespace: self.namespace,
                 resource_type,
                 version,
                 supported: self.supported,
@@ -197,7 +210,7 @@ mod tests {
     }
 
     /// Every family of api-versions the server knows.
-    const FAMILIES: [Family; 10] = [
+    const FAMILIES: [Family; 11] = [
         Family::AUTOMATIONS,
         Family::SECURE_SCORES,
         Family::SECURE_SCORE_CONTROLS,
@@ -208,6 +221,7 @@ mod tests {
         Family::OPERATIONS,
         Family::SUB_ASSESSMENTS,
         Family::ARM,
+        Family::RESOURCE_GRAPH,
     ];
 
     /// docs/ARM.md's table of api-versions says what `check` does.

@@ -10,9 +10,10 @@ use serde::Serialize;
 pub enum ApiError {
     #[error("The api-version query parameter (?api-version=) is required for all requests.")]
     MissingApiVersion,
-    /// An api-version a Microsoft.Security resource type does not support.
-    #[error("The resource type '{resource_type}' could not be found in the namespace 'Microsoft.Security' for api version '{version}'. The supported api-versions are '{}'.", supported.join(","))]
+    /// An api-version a provider's resource type does not support.
+    #[error("The resource type '{resource_type}' could not be found in the namespace '{namespace}' for api version '{version}'. The supported api-versions are '{}'.", supported.join(","))]
     UnsupportedApiVersion {
+        namespace: &'static str,
         resource_type: &'static str,
         version: String,
         supported: &'static [&'static str],
@@ -50,6 +51,10 @@ pub enum ApiError {
     /// A query parameter or other request part is invalid.
     #[error("{message}")]
     BadRequest { target: Option<String>, message: String },
+    /// A Resource Graph query that cannot run: ARG's `BadRequest` with `details` (the first one
+    /// `InvalidQuery`, then what went wrong where).
+    #[error("{message}")]
+    InvalidQuery { message: String, details: Vec<serde_json::Value> },
     #[error("The request content was too large: the limit is {limit} bytes.")]
     PayloadTooLarge { limit: usize },
     #[error("The request URI is {length} bytes long; the limit is {limit} bytes.")]
@@ -90,7 +95,8 @@ impl ApiError {
             | InvalidSubscriptionId(_)
             | InvalidResourceName { .. }
             | InvalidRequestContent { .. }
-            | BadRequest { .. } => StatusCode::BAD_REQUEST,
+            | BadRequest { .. }
+            | InvalidQuery { .. } => StatusCode::BAD_REQUEST,
             SubscriptionNotFound(_)
             | ResourceNotFound { .. }
             | TenantResourceNotFound { .. }
@@ -125,7 +131,7 @@ impl ApiError {
             InvalidResourceName { .. } => "InvalidResourceName",
             MethodNotAllowed { .. } => "MethodNotAllowed",
             InvalidRequestContent { .. } => "InvalidRequestContent",
-            BadRequest { .. } => "BadRequest",
+            BadRequest { .. } | InvalidQuery { .. } => "BadRequest",
             PayloadTooLarge { .. } => "RequestContentTooLarge",
             // Decisions: ARM's front door answers these without a documented code.
             UriTooLong { .. } => "RequestUriTooLong",
@@ -159,6 +165,8 @@ struct CloudErrorBody<'a> {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a [serde_json::Value]>,
 }
 
 pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
@@ -174,6 +182,10 @@ impl IntoResponse for ApiError {
                 code: self.code(),
                 message: self.to_string(),
                 target: self.target(),
+                details: match &self {
+                    ApiError::InvalidQuery { details, .. } => Some(details.as_slice()),
+                    _ => None,
+                },
             },
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
@@ -212,6 +224,7 @@ mod tests {
         let all = vec![
             ApiError::MissingApiVersion,
             ApiError::UnsupportedApiVersion {
+                namespace: "Microsoft.Security",
                 resource_type: "secureScores",
                 version: "1".into(),
                 supported: &["2020-01-01"],
@@ -238,6 +251,10 @@ mod tests {
             ApiError::MethodNotAllowed { method: Method::POST, allow: Some("GET") },
             ApiError::invalid_field("properties.status.code", "bad"),
             ApiError::BadRequest { target: Some("$skipToken".into()), message: "bad".into() },
+            ApiError::InvalidQuery {
+                message: "bad query".into(),
+                details: vec![serde_json::json!({"code": "InvalidQuery", "message": "m"})],
+            },
             ApiError::PayloadTooLarge { limit: 10 },
             ApiError::Timeout(60),
             ApiError::ImportTimeout { seconds: 60, committed: "lines 1-500 were committed".into() },
@@ -274,6 +291,7 @@ mod tests {
                 | ApiError::MethodNotAllowed { .. }
                 | ApiError::InvalidRequestContent { .. }
                 | ApiError::BadRequest { .. }
+                | ApiError::InvalidQuery { .. }
                 | ApiError::PayloadTooLarge { .. }
                 | ApiError::Timeout(_)
                 | ApiError::ImportTimeout { .. }

@@ -20,6 +20,7 @@ mod ingest;
 mod openapi;
 mod paths;
 mod persistence;
+mod resource_graph;
 mod scores;
 mod sub_assessments;
 mod verify;

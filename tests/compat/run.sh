@@ -41,9 +41,9 @@ if [ ! -x "$venv/bin/python" ]; then
     "$venv/bin/pip" install --quiet --upgrade pip >/dev/null 2>&1
 fi
 t=$SECONDS
-note "pip install azure-identity azure-mgmt-security"
-"$venv/bin/pip" install --quiet --disable-pip-version-check azure-identity azure-mgmt-security certifi \
-    || { echo "FAIL: pip install azure-identity azure-mgmt-security"; exit 1; }
+note "pip install azure-identity azure-mgmt-security azure-mgmt-resourcegraph"
+"$venv/bin/pip" install --quiet --disable-pip-version-check azure-identity azure-mgmt-security azure-mgmt-resourcegraph certifi \
+    || { echo "FAIL: pip install azure-identity azure-mgmt-security azure-mgmt-resourcegraph"; exit 1; }
 sdk_install=$((SECONDS - t))
 az_install=0
 if [ "${COMPAT_SKIP_AZ:-0}" != 1 ]; then

@@ -2,7 +2,9 @@
 
 ClientSecretCredential -> SecurityCenter: secure scores, controls (with expand), definitions
 (both scopes), assessments create/get/list/delete at 2021-06-01, sub-assessments (2019-01-01-preview),
-and the error mappings.
+and the error mappings; ResourceGraphClient (azure-mgmt-resourcegraph): Microsoft's published
+secure score and control queries against the secure score API, the table format, paging and
+row filtering for a Reader.
 
 Environment: SECURESCORE_URL, SECURESCORE_CA, SECURESCORE_CREDENTIALS (demo-credentials.json),
 SECURESCORE_READER (JSON with clientId/clientSecret of a Reader principal).
@@ -18,6 +20,8 @@ import traceback
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.identity import ClientSecretCredential
+from azure.mgmt.resourcegraph import ResourceGraphClient
+from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 from azure.mgmt.security import SecurityCenter
 from azure.mgmt.security.models import AssessmentStatus, AzureResourceDetails, SecurityAssessment
 
@@ -206,6 +210,93 @@ def _():
     except HttpResponseError as e:
         assert e.status_code == 403, e.status_code
         assert "AuthorizationFailed" in str(e) and "Microsoft.Security/assessments/write" in str(e), str(e)
+
+
+def graph_client(cred):
+    return ResourceGraphClient(cred, base_url=BASE, connection_verify=CA)
+
+
+owner_graph = graph_client(credential(CREDS["clientId"], CREDS["clientSecret"]))
+
+# Microsoft Defender for Cloud blog, "Querying your Secure Score Across Multiple Subscriptions in
+# Microsoft Defender for Cloud" (techcommunity.microsoft.com, October 2020), as published.
+SCORE_QUERY = """SecurityResources
+| where type == 'microsoft.security/securescores'
+| extend current = properties.score.current, max = todouble(properties.score.max)
+| project subscriptionId, current, max, percentage = ((current / max)*100)"""
+
+# learn.microsoft.com, "Azure Resource Graph sample queries for Microsoft Defender for Cloud",
+# "Controls secure score per subscription", as published.
+CONTROLS_QUERY = """SecurityResources
+| where type == 'microsoft.security/securescores/securescorecontrols'
+| extend controlName=properties.displayName,
+  controlId=properties.definition.name,
+  notApplicableResourceCount=properties.notApplicableResourceCount,
+  unhealthyResourceCount=properties.unhealthyResourceCount,
+  healthyResourceCount=properties.healthyResourceCount,
+  percentageScore=properties.score.percentage,
+  currentScore=properties.score.current,
+  maxScore=properties.definition.properties.maxScore,
+  weight=properties.weight,
+  controlType=properties.definition.properties.source.sourceType,
+  controlRank=properties.definition.properties.maxScore * properties.unhealthyResourceCount
+| project tenantId, subscriptionId, controlName, controlId, unhealthyResourceCount, healthyResourceCount, notApplicableResourceCount, percentageScore, currentScore, maxScore, weight, controlType, controlRank"""
+
+
+@check("ResourceGraphClient.resources: the published secure score query = secure_scores.get")
+def _():
+    r = owner_graph.resources(QueryRequest(subscriptions=[SUB], query=SCORE_QUERY))
+    assert (r.total_records, r.count, r.result_truncated) == (1, 1, "false"), r
+    row = r.data[0]
+    s = owner.secure_scores.get("ascScore")
+    assert row["subscriptionId"] == SUB, row
+    assert row["current"] == s.current and row["max"] == s.max, (row, s)
+    assert abs(row["percentage"] - s.current / s.max * 100) < 1e-9, row
+
+
+@check("ResourceGraphClient.resources: the published controls query = secure_score_controls.list")
+def _():
+    controls = {c.name: c for c in owner.secure_score_controls.list(expand="definition")}
+    r = owner_graph.resources(QueryRequest(subscriptions=[SUB], query=CONTROLS_QUERY))
+    assert r.total_records == len(controls), (r.total_records, len(controls))
+    for row in r.data:
+        c = controls[row["controlId"]]
+        assert row["controlName"] == c.display_name, row
+        assert row["currentScore"] == c.current and row["percentageScore"] == c.percentage, row
+        assert row["unhealthyResourceCount"] == c.unhealthy_resource_count, row
+        assert row["maxScore"] == c.definition.max_score, row
+
+
+@check("ResourceGraphClient.resources: table format and paging with $top / $skipToken")
+def _():
+    q = "securityresources | project id, type | order by id asc"
+    everything = owner_graph.resources(QueryRequest(query=q, options=QueryRequestOptions(top=1000)))
+    table = owner_graph.resources(
+        QueryRequest(query=q, options=QueryRequestOptions(top=1000, result_format="table"))
+    )
+    assert [c["name"] for c in table.data["columns"]] == ["id", "type"], table.data["columns"]
+    assert [r[0] for r in table.data["rows"]] == [r["id"] for r in everything.data]
+    seen, token = [], None
+    while True:
+        options = QueryRequestOptions(skip_token=token) if token else QueryRequestOptions(top=5)
+        page = owner_graph.resources(QueryRequest(query=q, options=options))
+        seen.extend(page.data)
+        token = page.skip_token
+        if not token:
+            break
+    assert seen == everything.data, (len(seen), everything.total_records)
+
+
+@check("ResourceGraphClient.resources: a Reader sees its subscription's rows only; bad KQL is 400")
+def _():
+    reader = graph_client(credential(READER["clientId"], READER["clientSecret"]))
+    r = reader.resources(QueryRequest(query="securityresources | summarize count() by subscriptionId"))
+    assert [row["subscriptionId"] for row in r.data] == [SUB], r.data
+    try:
+        owner_graph.resources(QueryRequest(query="securityresources | union resources"))
+        raise AssertionError("no error")
+    except HttpResponseError as e:
+        assert e.status_code == 400 and "union" in str(e), str(e)
 
 
 failed = [r for r in results if not r[1]]
