@@ -93,6 +93,7 @@ pub(crate) trait Engine:
     super::identity::IdentityEngine
     + super::verify::MaintenanceEngine
     + SubAssessmentEngine
+    + super::management_groups::ManagementGroupEngine
     + Send
     + Sync
     + 'static
