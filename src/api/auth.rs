@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::{AppState, Endpoint};
 use crate::arm::{parse_subscription_id, ApiResult};
 use crate::identity::{authz, Need, Principal};
+use crate::store::Scope;
 
 /// Authenticate and authorize one ARM request, before its handler runs. The subscription comes
 /// from the cached read model: authorization must not cost a database read per request.
@@ -26,8 +27,42 @@ pub async fn authorize(
         Need::Action { subscription, .. } => state.store.view(*subscription).await?,
         _ => None,
     };
-    state.identity.authorize(headers, &need, view.as_ref().map(|v| &v.subscription)).await
+    // The management groups above the target, from the store's cached hierarchy.
+    let groups = match &need {
+        Need::Action { subscription, .. } => {
+            state.store.hierarchy().await?.ancestors_of_subscription(*subscription)
+        }
+        Need::GroupAction { group, .. } => group_chain(&*state.store.hierarchy().await?, group),
+        _ => Vec::new(),
+    };
+    state.identity.authorize(headers, &need, view.as_ref().map(|v| &v.subscription), &groups).await
 }
+
+/// A group and the groups above it, nearest first. A group that does not exist yet (a PUT
+/// creating it, or a typo answered 404 by the handler) is checked at the root group.
+pub(super) fn group_chain(tree: &crate::store::Hierarchy, group: &str) -> Vec<String> {
+    match tree.key_of(group) {
+        Some(key) => {
+            let mut chain = vec![key.clone()];
+            chain.extend(tree.ancestors_of_group(&key));
+            chain
+        }
+        None => vec![tree.root_key().to_string()],
+    }
+}
+
+// Management group actions (Microsoft.Management): not part of the Microsoft.Security
+// operations list, which lists only that provider's own operations.
+pub const GROUPS_READ: &str = "Microsoft.Management/managementGroups/read";
+pub const GROUPS_WRITE: &str = "Microsoft.Management/managementGroups/write";
+pub const GROUPS_DELETE: &str = "Microsoft.Management/managementGroups/delete";
+pub const GROUP_DESCENDANTS_READ: &str = "Microsoft.Management/managementGroups/descendants/read";
+pub const GROUP_SUBSCRIPTIONS_READ: &str =
+    "Microsoft.Management/managementGroups/subscriptions/read";
+pub const GROUP_SUBSCRIPTIONS_WRITE: &str =
+    "Microsoft.Management/managementGroups/subscriptions/write";
+pub const GROUP_SUBSCRIPTIONS_DELETE: &str =
+    "Microsoft.Management/managementGroups/subscriptions/delete";
 
 /// One operation of `Microsoft.Security` this server serves: the RBAC action a request needs and
 /// how the operations list (`GET /providers/Microsoft.Security/operations`) describes it.
@@ -195,6 +230,63 @@ pub fn need(endpoint: &Endpoint, method: &Method, path: &str) -> Need {
         Endpoint::SubscriptionMetadataList { sub } => (METADATA_READ.name, *sub),
         Endpoint::SubscriptionMetadata { sub, .. } => {
             (write(METADATA_READ, METADATA_WRITE, METADATA_DELETE), *sub)
+        }
+        // Management groups and the scopes around them (`api::management_groups`).
+        Endpoint::ManagementGroups => return Need::Authenticated,
+        Endpoint::ManagementGroup { group } => {
+            let action = match *method {
+                Method::PUT | Method::PATCH => GROUPS_WRITE,
+                Method::DELETE => GROUPS_DELETE,
+                _ => GROUPS_READ,
+            };
+            return Need::GroupAction { action, group: group.clone(), scope };
+        }
+        Endpoint::ManagementGroupDescendants { group } => {
+            return Need::GroupAction {
+                action: GROUP_DESCENDANTS_READ,
+                group: group.clone(),
+                scope,
+            }
+        }
+        Endpoint::ManagementGroupSubscriptions { group } => {
+            return Need::GroupAction {
+                action: GROUP_SUBSCRIPTIONS_READ,
+                group: group.clone(),
+                scope,
+            }
+        }
+        Endpoint::ManagementGroupSubscription { group, .. } => {
+            let action = match *method {
+                Method::PUT => GROUP_SUBSCRIPTIONS_WRITE,
+                Method::DELETE => GROUP_SUBSCRIPTIONS_DELETE,
+                _ => GROUP_SUBSCRIPTIONS_READ,
+            };
+            return Need::GroupAction { action, group: group.clone(), scope };
+        }
+        Endpoint::ScopedSecureScores { scope: target }
+        | Endpoint::ScopedSecureScore { scope: target, .. }
+        | Endpoint::ScopedControls { scope: target, .. } => {
+            let action = match endpoint {
+                Endpoint::ScopedControls { score: Some(_), .. } => SCORE_CONTROLS_READ.name,
+                Endpoint::ScopedControls { score: None, .. } => CONTROLS_READ.name,
+                _ => SCORES_READ.name,
+            };
+            match target {
+                Scope::Subscription(s) | Scope::ResourceGroup(s, _) => (action, *s),
+                Scope::ManagementGroup(group) => {
+                    return Need::GroupAction { action, group: group.clone(), scope }
+                }
+            }
+        }
+        Endpoint::GroupAssessments { group } => {
+            return Need::GroupAction { action: ASSESSMENTS_READ.name, group: group.clone(), scope }
+        }
+        Endpoint::GroupSubAssessments { group } => {
+            return Need::GroupAction {
+                action: SUB_ASSESSMENTS_READ.name,
+                group: group.clone(),
+                scope,
+            }
         }
     };
     Need::Action { action, subscription, scope }

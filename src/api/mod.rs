@@ -10,6 +10,7 @@
 pub mod assessments;
 mod auth;
 pub mod ext;
+mod management_groups;
 mod metadata;
 pub mod openapi;
 mod operations;
@@ -321,6 +322,36 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
             Method::DELETE => sub_assessments::delete(&ctx, &resource, &assessment, &name).await,
             _ => sub_assessments::get(&ctx, &resource, &assessment, &name).await,
         },
+        // Management groups and the scopes around them.
+        Endpoint::ManagementGroups => management_groups::list(&ctx).await,
+        Endpoint::ManagementGroup { group } => match ctx.method {
+            Method::PUT => management_groups::put(&ctx, &group).await,
+            Method::PATCH => management_groups::patch(&ctx, &group).await,
+            Method::DELETE => management_groups::delete(&ctx, &group).await,
+            _ => management_groups::get(&ctx, &group).await,
+        },
+        Endpoint::ManagementGroupDescendants { group } => {
+            management_groups::descendants(&ctx, &group).await
+        }
+        Endpoint::ManagementGroupSubscriptions { group } => {
+            management_groups::subscriptions(&ctx, &group).await
+        }
+        Endpoint::ManagementGroupSubscription { group, sub } => match ctx.method {
+            Method::PUT => management_groups::put_subscription(&ctx, &group, sub).await,
+            Method::DELETE => management_groups::delete_subscription(&ctx, &group, sub).await,
+            _ => management_groups::get_subscription(&ctx, &group, sub).await,
+        },
+        Endpoint::ScopedSecureScores { scope } => scores::list_scores_at(&ctx, &scope).await,
+        Endpoint::ScopedSecureScore { scope, name } => {
+            scores::get_score_at(&ctx, &scope, &name).await
+        }
+        Endpoint::ScopedControls { scope, score } => {
+            scores::list_controls_at(&ctx, &scope, score.as_deref()).await
+        }
+        Endpoint::GroupAssessments { group } => assessments::list_in_group(&ctx, &group).await,
+        Endpoint::GroupSubAssessments { group } => {
+            sub_assessments::list_in_group(&ctx, &group).await
+        }
     };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     if let Some(remaining) = remaining {

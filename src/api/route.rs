@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::arm::resource_id::decode_segment;
 use crate::arm::{parse_subscription_id, ApiError, Family, ResourceId};
+use crate::store::Scope;
 
 /// The namespaces Azure Resource Manager serves at the root. Other paths that no route matches are
 /// a plain 404, not an ARM routing error.
@@ -83,11 +84,56 @@ pub enum Endpoint {
         assessment: String,
         name: String,
     },
+    // Management groups (Microsoft.Management) and the scores and lists at scopes other than a
+    // subscription (`api::management_groups`).
+    /// `/providers/Microsoft.Management/managementGroups`
+    ManagementGroups,
+    /// `/providers/Microsoft.Management/managementGroups/{group}`
+    ManagementGroup {
+        group: String,
+    },
+    /// `…/managementGroups/{group}/descendants`
+    ManagementGroupDescendants {
+        group: String,
+    },
+    /// `…/managementGroups/{group}/subscriptions`
+    ManagementGroupSubscriptions {
+        group: String,
+    },
+    /// `…/managementGroups/{group}/subscriptions/{sub}`
+    ManagementGroupSubscription {
+        group: String,
+        sub: Uuid,
+    },
+    /// `{scope}/providers/Microsoft.Security/secureScores` at a resource group or management group.
+    ScopedSecureScores {
+        scope: Scope,
+    },
+    /// `{scope}/providers/Microsoft.Security/secureScores/{name}`
+    ScopedSecureScore {
+        scope: Scope,
+        name: String,
+    },
+    /// `{scope}/…/secureScores/{score}/secureScoreControls` (`score` given) or
+    /// `{scope}/…/secureScoreControls`.
+    ScopedControls {
+        scope: Scope,
+        score: Option<String>,
+    },
+    /// `/providers/Microsoft.Management/managementGroups/{group}/providers/Microsoft.Security/assessments`
+    GroupAssessments {
+        group: String,
+    },
+    /// `…/managementGroups/{group}/providers/Microsoft.Security/subAssessments`
+    GroupSubAssessments {
+        group: String,
+    },
 }
 
 // HEAD is served wherever GET is.
 const GET: &str = "GET, HEAD";
 const GET_PUT_DELETE: &str = "GET, HEAD, PUT, DELETE";
+const GET_PUT_PATCH_DELETE: &str = "GET, HEAD, PUT, PATCH, DELETE";
 
 impl Endpoint {
     pub fn family(&self) -> Family {
@@ -107,6 +153,16 @@ impl Endpoint {
             SubAssessmentsAll { .. } | SubAssessments { .. } | SubAssessment { .. } => {
                 Family::SUB_ASSESSMENTS
             }
+            ManagementGroups
+            | ManagementGroup { .. }
+            | ManagementGroupDescendants { .. }
+            | ManagementGroupSubscriptions { .. }
+            | ManagementGroupSubscription { .. } => Family::MANAGEMENT_GROUPS,
+            ScopedSecureScores { .. } | ScopedSecureScore { .. } => Family::SECURE_SCORES,
+            ScopedControls { score: Some(_), .. } => Family::SECURE_SCORE_CONTROLS,
+            ScopedControls { score: None, .. } => Family::CONTROLS,
+            GroupAssessments { .. } => Family::ASSESSMENTS,
+            GroupSubAssessments { .. } => Family::SUB_ASSESSMENTS,
         }
     }
 
@@ -131,6 +187,19 @@ impl Endpoint {
                 Some(scope.subscription())
             }
             SubAssessment { resource, .. } => Some(resource.subscription()),
+            ScopedSecureScores { scope }
+            | ScopedSecureScore { scope, .. }
+            | ScopedControls { scope, .. } => match scope {
+                Scope::Subscription(s) | Scope::ResourceGroup(s, _) => Some(*s),
+                Scope::ManagementGroup(_) => None,
+            },
+            ManagementGroupSubscription { sub, .. } => Some(*sub),
+            ManagementGroups
+            | ManagementGroup { .. }
+            | ManagementGroupDescendants { .. }
+            | ManagementGroupSubscriptions { .. }
+            | GroupAssessments { .. }
+            | GroupSubAssessments { .. } => None,
         }
     }
 
@@ -139,7 +208,9 @@ impl Endpoint {
         match self {
             Endpoint::Assessment { .. }
             | Endpoint::SubscriptionMetadata { .. }
-            | Endpoint::SubAssessment { .. } => GET_PUT_DELETE,
+            | Endpoint::SubAssessment { .. }
+            | Endpoint::ManagementGroupSubscription { .. } => GET_PUT_DELETE,
+            Endpoint::ManagementGroup { .. } => GET_PUT_PATCH_DELETE,
             _ => GET,
         }
     }
@@ -171,6 +242,19 @@ impl Endpoint {
             SubAssessmentsAll { .. } => "SubAssessments_ListAll",
             SubAssessments { .. } => "SubAssessments_List",
             SubAssessment { .. } => "SubAssessments_Get",
+            ManagementGroups => "ManagementGroups_List",
+            ManagementGroup { .. } => "ManagementGroups",
+            ManagementGroupDescendants { .. } => "ManagementGroups_GetDescendants",
+            ManagementGroupSubscriptions { .. } => {
+                "ManagementGroupSubscriptions_GetSubscriptionsUnderManagementGroup"
+            }
+            ManagementGroupSubscription { .. } => "ManagementGroupSubscriptions",
+            ScopedSecureScores { .. } => "SecureScores_List",
+            ScopedSecureScore { .. } => "SecureScores_Get",
+            ScopedControls { score: Some(_), .. } => "SecureScoreControls_ListBySecureScore",
+            ScopedControls { score: None, .. } => "SecureScoreControls_List",
+            GroupAssessments { .. } => "Assessments_List",
+            GroupSubAssessments { .. } => "SubAssessments_ListAll",
         }
     }
 
@@ -216,6 +300,9 @@ impl Endpoint {
                     Ok(Endpoint::Subscription { sub: parse_subscription_id(id)? })
                 }
                 [t] if eq(t, "tenants") => Ok(Endpoint::Tenants),
+                [p, ns, rest @ ..] if eq(p, "providers") && eq(ns, MANAGEMENT) => {
+                    management_group(rest)?.ok_or_else(|| unknown_type(MANAGEMENT, rest))
+                }
                 [s, id, rest @ ..] if eq(s, "subscriptions") => {
                     parse_subscription_id(id)?;
                     match rest {
@@ -271,8 +358,28 @@ impl Endpoint {
                     _ => Err(unknown_type("Microsoft.Security", rest)),
                 }
             }
+            [p, ns, t, g]
+                if eq(p, "providers") && eq(ns, MANAGEMENT) && eq(t, "managementGroups") =>
+            {
+                let group = name(g);
+                match rest {
+                    [t] if eq(t, "assessments") => Ok(Endpoint::GroupAssessments { group }),
+                    [t] if eq(t, "subAssessments") => Ok(Endpoint::GroupSubAssessments { group }),
+                    _ => scoped_score(Scope::ManagementGroup(group), rest)
+                        .ok_or_else(|| unknown_type("Microsoft.Security", rest)),
+                }
+            }
             [s, ..] if eq(s, "subscriptions") => {
                 let resource = ResourceId::from_segments(scope)?;
+                // Scores at a resource group (an extension of this server, shaped as ARM's).
+                if let [_, _, r, g] = scope {
+                    if eq(r, "resourceGroups") {
+                        let rg = Scope::ResourceGroup(resource.subscription(), name(g));
+                        if let Some(e) = scoped_score(rg, rest) {
+                            return Ok(e);
+                        }
+                    }
+                }
                 match rest {
                     [t] if eq(t, "assessments") => Ok(Endpoint::Assessments { scope: resource }),
                     [t, n] if eq(t, "assessments") => {
@@ -285,6 +392,49 @@ impl Endpoint {
             _ => Err(unknown_path()),
         }
     }
+}
+
+/// The namespace of management groups.
+const MANAGEMENT: &str = "Microsoft.Management";
+
+/// The secure score endpoints after `providers/Microsoft.Security` at a resource group or
+/// management group.
+fn scoped_score(scope: Scope, rest: &[&str]) -> Option<Endpoint> {
+    let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    match rest {
+        [t] if eq(t, "secureScores") => Some(Endpoint::ScopedSecureScores { scope }),
+        [t, n] if eq(t, "secureScores") => {
+            Some(Endpoint::ScopedSecureScore { scope, name: n.to_string() })
+        }
+        [t, n, c] if eq(t, "secureScores") && eq(c, "secureScoreControls") => {
+            Some(Endpoint::ScopedControls { scope, score: Some(n.to_string()) })
+        }
+        [t] if eq(t, "secureScoreControls") => {
+            Some(Endpoint::ScopedControls { scope, score: None })
+        }
+        _ => None,
+    }
+}
+
+/// The `Microsoft.Management` endpoints (the segments after `providers/Microsoft.Management`).
+fn management_group(rest: &[&str]) -> Result<Option<Endpoint>, ApiError> {
+    let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let group = |g: &str| g.to_string();
+    Ok(match rest {
+        [t] if eq(t, "managementGroups") => Some(Endpoint::ManagementGroups),
+        [t, g] if eq(t, "managementGroups") => Some(Endpoint::ManagementGroup { group: group(g) }),
+        [t, g, d] if eq(t, "managementGroups") && eq(d, "descendants") => {
+            Some(Endpoint::ManagementGroupDescendants { group: group(g) })
+        }
+        [t, g, s] if eq(t, "managementGroups") && eq(s, "subscriptions") => {
+            Some(Endpoint::ManagementGroupSubscriptions { group: group(g) })
+        }
+        [t, g, s, id] if eq(t, "managementGroups") && eq(s, "subscriptions") => {
+            let sub = parse_subscription_id(id)?;
+            Some(Endpoint::ManagementGroupSubscription { group: group(g), sub })
+        }
+        _ => None,
+    })
 }
 
 /// Is `rest` (the segments after `providers/Microsoft.Security`) a sub-assessment path?

@@ -25,6 +25,8 @@ const ASSESSMENT_VERSIONS: &[&str] = &[V2025_05_04, V2021_06_01, V2020_01_01, V2
 /// The operations list: what the Python SDK sends (2015-06-01-preview) and the spec's later ones.
 const OPERATIONS_VERSIONS: &[&str] =
     &[V2025_10_01_PREVIEW, V2024_10_01_PREVIEW, V2015_06_01_PREVIEW];
+/// Management groups: the spec's stable versions whose shapes this server serves.
+const MANAGEMENT_GROUP_VERSIONS: &[&str] = &["2023-04-01", "2021-04-01"];
 /// What the SDKs and `az` send to ARM's own subscription and tenant endpoints.
 const ARM_VERSIONS: &[&str] = &[
     "2022-12-01",
@@ -53,6 +55,9 @@ impl Family {
     pub const SUB_ASSESSMENTS: Family =
         Family::security("assessments/subAssessments", SUB_ASSESSMENT_VERSIONS);
     pub const ARM: Family = Family { resource_type: None, supported: ARM_VERSIONS };
+    /// `Microsoft.Management` management groups (ARM-owned: errors name no Security type).
+    pub const MANAGEMENT_GROUPS: Family =
+        Family { resource_type: None, supported: MANAGEMENT_GROUP_VERSIONS };
 
     /// Check the request's api-version; returns the canonical spelling of the version.
     pub fn check(self, requested: Option<&str>) -> Result<&'static str, ApiError> {

@@ -191,13 +191,16 @@ pub(super) async fn step_resource_group(
     Ok(())
 }
 
+/// (resource key, scored controls, status) of one assessment.
+type Scored<'a> = (&'a str, Vec<&'a str>, Status);
+
 /// Per (resource group, control) counts as the assessments give them (the scoring engine's
 /// reference recomputation, run per group).
 pub(super) fn derive_resource_groups(
     statuses: &[(String, String, Status)],
 ) -> BTreeMap<(String, String), ControlCounts> {
     let cat = catalog::builtin();
-    let mut per_group: BTreeMap<&str, Vec<(&str, Vec<&str>, Status)>> = BTreeMap::new();
+    let mut per_group: BTreeMap<&str, Vec<Scored<'_>>> = BTreeMap::new();
     for (resource, name, status) in statuses {
         if let Some(rg) = resource_group_of(resource) {
             let controls = cat.scored_controls(name).iter().map(String::as_str).collect();
