@@ -135,9 +135,8 @@ fn group_json(tree: &Hierarchy, info: &GroupInfo, expand: &[&str], recurse: bool
         details.insert("path".into(), path.into());
     }
     if expand.contains(&"ancestors") {
+        // The chain form, nearest first (the spec's examples use it, not the bare name list).
         let chain: Vec<Value> = ancestors.iter().map(|a| name_and_display(tree, a)).collect();
-        let names: Vec<Value> = chain.iter().map(|c| c["name"].clone()).collect();
-        details.insert("managementGroupAncestors".into(), names.into());
         details.insert("managementGroupAncestorsChain".into(), chain.into());
     }
     let mut properties = json!({

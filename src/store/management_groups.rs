@@ -85,6 +85,8 @@ pub struct Hierarchy {
     pub tenant: Uuid,
     root_key: String,
     groups: BTreeMap<String, ManagementGroup>,
+    /// Group keys in the order the groups were created (children are listed in this order).
+    created: Vec<String>,
     /// Subscription → the lowercase name of the group it is placed in (absent: the root group).
     placements: HashMap<Uuid, String>,
     subscriptions: BTreeMap<Uuid, Subscription>,
@@ -100,6 +102,7 @@ impl Hierarchy {
         Hierarchy {
             tenant,
             root_key: tenant.to_string(),
+            created: groups.iter().map(ManagementGroup::key).collect(),
             groups: groups.into_iter().map(|g| (g.key(), g)).collect(),
             placements: placements.into_iter().collect(),
             subscriptions: subscriptions.into_iter().map(|s| (s.id, s)).collect(),
@@ -151,10 +154,10 @@ impl Hierarchy {
         self.groups.get(&name.to_ascii_lowercase())
     }
 
-    /// Every group, the root first, then by name.
+    /// Every group, the root first, then in the order they were created.
     pub fn all(&self) -> Vec<GroupInfo> {
         let mut out: Vec<GroupInfo> = self.info(&self.root_key).into_iter().collect();
-        out.extend(self.groups.keys().filter_map(|k| self.info(k)));
+        out.extend(self.created.iter().filter_map(|k| self.info(k)));
         out
     }
 
@@ -196,12 +199,13 @@ impl Hierarchy {
         out
     }
 
-    /// The direct children of a group: groups by name, then subscriptions by id.
+    /// The direct children of a group: groups in the order they were created, then
+    /// subscriptions by id.
     pub fn children(&self, name: &str) -> Vec<Child> {
         let key = name.to_ascii_lowercase();
         let mut out: Vec<Child> = self
-            .groups
-            .keys()
+            .created
+            .iter()
             .filter(|g| self.parent_of(g) == Some(key.as_str()))
             .map(|g| Child::Group(g.clone()))
             .collect();

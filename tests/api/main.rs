@@ -16,6 +16,7 @@ mod fidelity;
 mod harness;
 mod identity;
 mod ingest;
+mod management_groups;
 mod openapi;
 mod paths;
 mod persistence;

@@ -53,7 +53,7 @@ impl ManagementGroupEngine for SqliteEngine {
     async fn management_groups(&self) -> Result<Vec<ManagementGroup>> {
         sqlx::query_as::<_, GroupRow>(
             "SELECT name, display_name, parent_key, version, updated_time, updated_by \
-             FROM management_groups ORDER BY name_key",
+             FROM management_groups ORDER BY rowid",
         )
         .fetch_all(&self.pool)
         .await?
