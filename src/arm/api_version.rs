@@ -198,7 +198,7 @@ mod tests {
     }
 
     /// Every family of api-versions the server knows.
-    const FAMILIES: [Family; 9] = [
+    const FAMILIES: [Family; 10] = [
         Family::SECURE_SCORES,
         Family::SECURE_SCORE_CONTROLS,
         Family::CONTROLS,
@@ -208,6 +208,7 @@ mod tests {
         Family::OPERATIONS,
         Family::SUB_ASSESSMENTS,
         Family::ARM,
+        Family::MANAGEMENT_GROUPS,
     ];
 
     /// docs/ARM.md's table of api-versions says what `check` does.
@@ -217,6 +218,9 @@ mod tests {
         for family in FAMILIES {
             let key = match family.resource_type {
                 Some(t) => format!("`{}", t.rsplit('/').next().unwrap_or(t)),
+                None if family.supported == MANAGEMENT_GROUP_VERSIONS => {
+                    "`/providers/Microsoft.Management/managementGroups".to_string()
+                }
                 None => "`/tenants`".to_string(),
             };
             let row = doc.lines().find(|l| l.starts_with("| ") && l.contains(&key));

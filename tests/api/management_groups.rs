@@ -984,3 +984,79 @@ async fn verify_checks_and_repairs_the_resource_group_counters() {
     let app = spawn_sqlite(dir.path()).await;
     assert_eq!(app.get(&rg_score).await.body, truth, "the repaired counters serve the same score");
 }
+
+#[tokio::test]
+async fn the_cli_manages_groups_on_a_data_directory_and_against_a_server() {
+    use super::verify::{cli, stderr};
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_sqlite(dir.path()).await;
+    let d = dir.path().to_str().unwrap().to_string();
+    let on_dir = |rest: &[&str]| {
+        let mut a: Vec<String> = vec!["management-groups".into()];
+        a.extend(rest.iter().map(|s| s.to_string()));
+        a.extend(["--data-dir".to_string(), d.clone()]);
+        a
+    };
+    let on_server = |rest: &[&str]| {
+        let mut a: Vec<String> = vec!["management-groups".into()];
+        a.extend(rest.iter().map(|s| s.to_string()));
+        a.extend([
+            "--endpoint".to_string(),
+            app.base.clone(),
+            "--token".to_string(),
+            app.token.clone(),
+        ]);
+        a
+    };
+    async fn run(args: Vec<String>) -> std::process::Output {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&args).await
+    }
+    let o =
+        run(on_dir(&["create", "--name", "Prod", "--display-name", "Production", "-o", "json"]))
+            .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let created: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(created[0]["displayName"], "Production");
+    assert_eq!(created[0]["parent"], app.tenant.to_string());
+    let o = run(on_dir(&["create", "--name", "Web", "--parent", "Prod"])).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(on_dir(&["add-subscription", "--group", "Web", "--subscription", DEMO])).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A cycle and a delete with children are refused, with the reason.
+    let o = run(on_dir(&["create", "--name", "Prod", "--parent", "Web"])).await;
+    assert!(!o.status.success() && stderr(&o).contains("ancestor"), "{}", stderr(&o));
+    let o = run(on_dir(&["delete", "--name", "Prod"])).await;
+    assert!(!o.status.success() && stderr(&o).contains("children"), "{}", stderr(&o));
+
+    // The server sees the CLI's writes (generation poll), the CLI reads the server's answers.
+    let mut seen = Value::Null;
+    for _ in 0..50 {
+        seen = app.get(&group_path("Web?$expand=children")).await.body;
+        if seen["properties"]["children"][0]["name"] == DEMO {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen["properties"]["children"][0]["name"], DEMO, "{seen}");
+    let o = run(on_server(&["list", "-o", "json"])).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let web = rows.as_array().unwrap().iter().find(|r| r["name"] == "Web").unwrap();
+    assert_eq!(web["parent"], "Prod");
+    assert_eq!(web["subscriptions"], json!([DEMO]));
+    let o =
+        run(on_server(&["remove-subscription", "--group", "Web", "--subscription", DEMO])).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(on_server(&["delete", "--name", "Web"])).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(on_server(&["create", "--name", "Dev", "--parent", "Prod"])).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(on_dir(&["list"])).await;
+    let table = stdout(&o);
+    assert!(
+        table.contains("Production") && table.contains("Dev") && !table.contains("Web"),
+        "{table}"
+    );
+    assert!(table.contains("Tenant Root Group"), "{table}");
+}
