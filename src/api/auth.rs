@@ -427,6 +427,51 @@ mod tests {
         }
     }
 
+    #[test]
+    fn management_group_requests_need_management_actions_over_the_group() {
+        let g = "/providers/Microsoft.Management/managementGroups/Prod";
+        let group_need =
+            |method: Method, path: &str, version: &str| match need_of(method, path, version) {
+                Need::GroupAction { action, group, scope } => (action, group, scope),
+                other => panic!("{path} needs a group action, not {other:?}"),
+            };
+        for (method, want) in [
+            (Method::GET, GROUPS_READ),
+            (Method::PUT, GROUPS_WRITE),
+            (Method::PATCH, GROUPS_WRITE),
+            (Method::DELETE, GROUPS_DELETE),
+        ] {
+            assert_eq!(
+                group_need(method, g, "2021-04-01"),
+                (want, "Prod".to_string(), g.to_string())
+            );
+        }
+        let s = format!("{g}/subscriptions/{SUB}");
+        assert_eq!(group_need(Method::PUT, &s, "2021-04-01").0, GROUP_SUBSCRIPTIONS_WRITE);
+        assert_eq!(group_need(Method::DELETE, &s, "2021-04-01").0, GROUP_SUBSCRIPTIONS_DELETE);
+        let score = format!("{g}/providers/Microsoft.Security/secureScores/ascScore");
+        assert_eq!(group_need(Method::GET, &score, "2020-01-01").0, authz::SCORE_READ);
+        let list = format!("{g}/providers/Microsoft.Security/assessments");
+        assert_eq!(group_need(Method::GET, &list, "2021-06-01").0, ASSESSMENTS_READ.name);
+        // A resource group's score is a read of the subscription's scores.
+        let rg = format!(
+            "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Security/secureScores"
+        );
+        assert_eq!(action_of(Method::GET, &rg, "2020-01-01").0, authz::SCORE_READ);
+        assert_eq!(
+            need_of(Method::GET, "/providers/Microsoft.Management/managementGroups", "2021-04-01"),
+            Need::Authenticated
+        );
+        // Readers read groups; Security Reader too (as in Azure); only writers write them.
+        let role = |name: &str| crate::identity::authz::role(name).expect("a built-in role");
+        for r in ["Reader", "Security Reader", "Security Admin", "Owner", "Contributor"] {
+            assert!(role(r).allows(GROUPS_READ), "{r}");
+        }
+        for r in ["Reader", "Security Reader", "Security Admin"] {
+            assert!(!role(r).allows(GROUPS_WRITE), "{r}");
+        }
+    }
+
     /// The operations list and authorization read one table: every Microsoft.Security action a
     /// request can need is listed, and every listed action is one some request needs (the list's
     /// own read aside, which any signed-in caller may do).

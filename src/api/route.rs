@@ -556,6 +556,78 @@ mod tests {
     }
 
     #[test]
+    fn routes_management_groups_and_scopes_around_a_subscription() {
+        let g = "/providers/Microsoft.Management/managementGroups";
+        assert_eq!(parse(g).unwrap(), Endpoint::ManagementGroups);
+        let e = parse(&format!("{g}/Prod/")).unwrap();
+        assert_eq!(e, Endpoint::ManagementGroup { group: "Prod".into() });
+        assert_eq!(
+            (e.allow(), e.family().check(Some("2021-04-01")).is_ok()),
+            (GET_PUT_PATCH_DELETE, true)
+        );
+        assert!(e.family().check(Some("2020-01-01")).is_err());
+        assert!(matches!(
+            parse(&format!("{g}/Prod/DESCENDANTS")).unwrap(),
+            Endpoint::ManagementGroupDescendants { .. }
+        ));
+        assert!(matches!(
+            parse(&format!("{g}/Prod/subscriptions")).unwrap(),
+            Endpoint::ManagementGroupSubscriptions { .. }
+        ));
+        let sub = Uuid::parse_str(S).unwrap();
+        assert_eq!(
+            parse(&format!("{g}/Prod/subscriptions/{S}")).unwrap(),
+            Endpoint::ManagementGroupSubscription { group: "Prod".into(), sub }
+        );
+        assert_eq!(
+            parse(&format!("{g}/Prod/subscriptions/x")).unwrap_err().code(),
+            "InvalidSubscriptionId"
+        );
+        assert_eq!(parse(&format!("{g}/Prod/settings")).unwrap_err().code(), "InvalidResourceType");
+
+        let mg = Scope::ManagementGroup("Prod".into());
+        let sec = format!("{g}/Prod/providers/Microsoft.Security");
+        assert_eq!(
+            parse(&format!("{sec}/secureScores/ascScore")).unwrap(),
+            Endpoint::ScopedSecureScore { scope: mg.clone(), name: "ascScore".into() }
+        );
+        let e = parse(&format!("{sec}/secureScores/ascScore/secureScoreControls")).unwrap();
+        assert_eq!(e.label(), "SecureScoreControls_ListBySecureScore");
+        assert_eq!(e.subscription(), None);
+        assert_eq!(
+            parse(&format!("{sec}/assessments")).unwrap(),
+            Endpoint::GroupAssessments { group: "Prod".into() }
+        );
+        assert_eq!(
+            parse(&format!("{sec}/subAssessments")).unwrap(),
+            Endpoint::GroupSubAssessments { group: "Prod".into() }
+        );
+        assert_eq!(
+            parse(&format!("{sec}/assessments/a")).unwrap_err().code(),
+            "InvalidResourceType"
+        );
+
+        let rg = format!("/subscriptions/{S}/resourceGroups/Web/providers/Microsoft.Security");
+        let e = parse(&format!("{rg}/secureScoreControls")).unwrap();
+        assert_eq!(
+            e,
+            Endpoint::ScopedControls {
+                scope: Scope::ResourceGroup(sub, "Web".into()),
+                score: None
+            }
+        );
+        assert_eq!(e.subscription(), Some(sub));
+        // Below a resource group the assessment routes are unchanged; below a resource, scores
+        // are not served.
+        assert!(matches!(
+            parse(&format!("{rg}/assessments")).unwrap(),
+            Endpoint::Assessments { .. }
+        ));
+        let vm = format!("/subscriptions/{S}/resourceGroups/Web/providers/Microsoft.Compute/virtualMachines/vm/providers/Microsoft.Security/secureScores");
+        assert_eq!(parse(&vm).unwrap_err().code(), "InvalidResourceType");
+    }
+
+    #[test]
     fn errors() {
         assert!(matches!(
             parse("/subscriptions/not-a-guid/providers/Microsoft.Security/secureScores"),
