@@ -15,6 +15,7 @@
 use anyhow::Result;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -56,6 +57,45 @@ pub enum Scope {
     ResourceGroup(Uuid, String),
     /// A management group name (any casing; the tenant id names the root group).
     ManagementGroup(String),
+}
+
+impl Scope {
+    /// A scope from its ARM id: `/subscriptions/{s}`, `/subscriptions/{s}/resourceGroups/{rg}`
+    /// or `/providers/Microsoft.Management/managementGroups/{g}` (keywords in any case, a
+    /// trailing slash allowed). `None` for anything else.
+    pub fn parse(id: &str) -> Option<Scope> {
+        let segs: Vec<&str> = id.trim().trim_matches('/').split('/').collect();
+        let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        let sub = |s: &str| Uuid::try_parse(s).ok().filter(|_| s.len() == 36);
+        match segs.as_slice() {
+            [s, id] if eq(s, "subscriptions") => sub(id).map(Scope::Subscription),
+            [s, id, r, rg]
+                if eq(s, "subscriptions") && eq(r, "resourceGroups") && !rg.is_empty() =>
+            {
+                sub(id).map(|s| Scope::ResourceGroup(s, rg.to_string()))
+            }
+            [p, ns, t, g]
+                if eq(p, "providers")
+                    && eq(ns, "Microsoft.Management")
+                    && eq(t, "managementGroups")
+                    && crate::identity::authz::valid_group_name(g) =>
+            {
+                Some(Scope::ManagementGroup(g.to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The scope's ARM id (names as given).
+    pub fn id(&self) -> String {
+        match self {
+            Scope::Subscription(s) => format!("/subscriptions/{s}"),
+            Scope::ResourceGroup(s, rg) => format!("/subscriptions/{s}/resourceGroups/{rg}"),
+            Scope::ManagementGroup(g) => {
+                format!("/providers/Microsoft.Management/managementGroups/{g}")
+            }
+        }
+    }
 }
 
 /// A node of the hierarchy as the API shows it.
@@ -288,6 +328,8 @@ pub(crate) trait ManagementGroupEngine: Send + Sync {
     async fn delete_management_group(&self, key: &str) -> Result<bool>;
     /// Place a subscription in a group (`None`: back below the root group).
     async fn place_subscription(&self, subscription: Uuid, group: Option<&str>) -> Result<()>;
+    /// The resource groups of a subscription with maintained counters, by name.
+    async fn resource_groups(&self, subscription: Uuid) -> Result<Vec<String>>;
     /// The maintained counters of one resource group (lowercase name).
     async fn resource_group_counts(
         &self,
@@ -304,12 +346,16 @@ pub(super) struct Cache {
     /// Serialises hierarchy changes within this process, so a check and its write see the same
     /// tree.
     writes: tokio::sync::Mutex<()>,
+    /// Bumped whenever the hierarchy is dropped, so that a tree read before the drop is not
+    /// cached after it (the store's own epoch covers the subscription views).
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl Cache {
     /// Drop what a write to these subscriptions (or `None`: to anything) may have changed.
     pub(super) fn invalidate(&self, subscriptions: Option<&[Uuid]>) {
         let mut views = self.views.write().expect("scope views lock");
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         match subscriptions {
             None => {
                 views.clear();
@@ -325,7 +371,10 @@ impl Cache {
     }
 
     pub(super) fn drop_hierarchy(&self) {
-        *self.hierarchy.write().expect("hierarchy lock") = None;
+        let mut tree = self.hierarchy.write().expect("hierarchy lock");
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        *tree = None;
+        drop(tree);
         self.views
             .write()
             .expect("scope views lock")
@@ -366,12 +415,19 @@ impl Store {
         if let Some(h) = self.mg().hierarchy.read().expect("hierarchy lock").as_ref() {
             return Ok(h.clone());
         }
-        let epoch = self.inner.epoch.load(std::sync::atomic::Ordering::Acquire);
+        let epoch = self.epochs();
         let h = Arc::new(self.read_hierarchy().await?);
-        if self.inner.epoch.load(std::sync::atomic::Ordering::Acquire) == epoch {
-            *self.mg().hierarchy.write().expect("hierarchy lock") = Some(h.clone());
+        let mut cached = self.mg().hierarchy.write().expect("hierarchy lock");
+        if self.epochs() == epoch {
+            *cached = Some(h.clone());
         }
         Ok(h)
+    }
+
+    /// The store's and this module's cache epochs: a view or tree computed while either moved
+    /// is not cached.
+    fn epochs(&self) -> (u64, u64) {
+        (self.inner.epoch.load(Ordering::Acquire), self.mg().epoch.load(Ordering::Acquire))
     }
 
     async fn read_hierarchy(&self) -> Result<Hierarchy> {
@@ -392,6 +448,11 @@ impl Store {
     /// The management groups a subscription lies below, nearest first, the root group last.
     pub async fn ancestors_of_subscription(&self, subscription: Uuid) -> Result<Vec<String>> {
         Ok(self.hierarchy().await?.ancestors_of_subscription(subscription))
+    }
+
+    /// The resource groups of a subscription that have scored assessments (lowercase names).
+    pub async fn resource_groups(&self, subscription: Uuid) -> Result<Vec<String>> {
+        self.engine().resource_groups(subscription).await
     }
 
     /// The per-control counts at a scope (assessed controls only); `None` when the scope does
@@ -419,7 +480,7 @@ impl Store {
         if let Some(v) = self.mg().views.read().expect("scope views lock").get(&key) {
             return Ok(Some(v.clone()));
         }
-        let epoch = self.inner.epoch.load(std::sync::atomic::Ordering::Acquire);
+        let epoch = self.epochs();
         let view = match &key {
             Scope::ResourceGroup(s, rg) => {
                 let Some(sub) = self.view(*s).await? else { return Ok(None) };
@@ -453,8 +514,9 @@ impl Store {
             Scope::Subscription(_) => unreachable!("answered above"),
         };
         let view = Arc::new(view);
-        if self.inner.epoch.load(std::sync::atomic::Ordering::Acquire) == epoch {
-            self.mg().views.write().expect("scope views lock").insert(key, view.clone());
+        let mut views = self.mg().views.write().expect("scope views lock");
+        if self.epochs() == epoch {
+            views.insert(key, view.clone());
         }
         Ok(Some(view))
     }
@@ -631,6 +693,29 @@ mod tests {
         assert!(h.would_cycle("a", "c") && h.would_cycle("a", "A") && !h.would_cycle("c", "a"));
         assert_eq!(h.info(&root).map(|i| i.display_name), Some(ROOT_DISPLAY_NAME.into()));
         assert_eq!(h.info("c").and_then(|i| i.parent), Some("b".into()));
+    }
+
+    #[test]
+    fn scopes_parse_from_their_ids_and_back() {
+        let s = Uuid::from_u128(7);
+        for scope in [
+            Scope::Subscription(s),
+            Scope::ResourceGroup(s, "Web".into()),
+            Scope::ManagementGroup("Prod".into()),
+        ] {
+            assert_eq!(Scope::parse(&scope.id()), Some(scope.clone()));
+            assert!(Scope::parse(&format!("{}/", scope.id().to_uppercase())).is_some());
+        }
+        for bad in [
+            "",
+            "/",
+            "/subscriptions/x",
+            "/subscriptions/x/resourceGroups/y",
+            "/providers/Microsoft.Management/managementGroups/a b",
+            "/subscriptions/00000000-0000-0000-0000-000000000007/resourceGroups/rg/providers/x/y/z",
+        ] {
+            assert_eq!(Scope::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -126,6 +126,16 @@ impl ManagementGroupEngine for SqliteEngine {
         Ok(())
     }
 
+    async fn resource_groups(&self, subscription: Uuid) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT resource_group FROM resource_group_counts WHERE subscription_id = ?1 \
+             ORDER BY resource_group",
+        )
+        .bind(subscription.to_string())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn resource_group_counts(
         &self,
         subscription: Uuid,
