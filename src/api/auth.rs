@@ -281,7 +281,7 @@ pub fn need(endpoint: &Endpoint, method: &Method, path: &str) -> Need {
         Endpoint::GroupAssessments { group } => {
             return Need::GroupAction { action: ASSESSMENTS_READ.name, group: group.clone(), scope }
         }
-        Endpoint::GroupSubAssessments { group } => {
+        Endpoint::GroupSubAssessments { group, .. } => {
             return Need::GroupAction {
                 action: SUB_ASSESSMENTS_READ.name,
                 group: group.clone(),

@@ -349,8 +349,8 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
             scores::list_controls_at(&ctx, &scope, score.as_deref()).await
         }
         Endpoint::GroupAssessments { group } => assessments::list_in_group(&ctx, &group).await,
-        Endpoint::GroupSubAssessments { group } => {
-            sub_assessments::list_in_group(&ctx, &group).await
+        Endpoint::GroupSubAssessments { group, assessment } => {
+            sub_assessments::list_in_group(&ctx, &group, assessment.as_deref()).await
         }
     };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);

@@ -127,6 +127,9 @@ pub enum Endpoint {
     /// `…/managementGroups/{group}/providers/Microsoft.Security/subAssessments`
     GroupSubAssessments {
         group: String,
+        /// Only the sub-assessments of this assessment name
+        /// (`…/providers/Microsoft.Security/assessments/{assessment}/subAssessments`).
+        assessment: Option<String>,
     },
 }
 
@@ -254,7 +257,8 @@ impl Endpoint {
             ScopedControls { score: Some(_), .. } => "SecureScoreControls_ListBySecureScore",
             ScopedControls { score: None, .. } => "SecureScoreControls_List",
             GroupAssessments { .. } => "Assessments_List",
-            GroupSubAssessments { .. } => "SubAssessments_ListAll",
+            GroupSubAssessments { assessment: None, .. } => "SubAssessments_ListAll",
+            GroupSubAssessments { assessment: Some(_), .. } => "SubAssessments_List",
         }
     }
 
@@ -364,7 +368,12 @@ impl Endpoint {
                 let group = name(g);
                 match rest {
                     [t] if eq(t, "assessments") => Ok(Endpoint::GroupAssessments { group }),
-                    [t] if eq(t, "subAssessments") => Ok(Endpoint::GroupSubAssessments { group }),
+                    [t] if eq(t, "subAssessments") => {
+                        Ok(Endpoint::GroupSubAssessments { group, assessment: None })
+                    }
+                    [t, a, s] if eq(t, "assessments") && eq(s, "subAssessments") => {
+                        Ok(Endpoint::GroupSubAssessments { group, assessment: Some(name(a)) })
+                    }
                     _ => scoped_score(Scope::ManagementGroup(group), rest)
                         .ok_or_else(|| unknown_type("Microsoft.Security", rest)),
                 }
@@ -600,7 +609,7 @@ mod tests {
         );
         assert_eq!(
             parse(&format!("{sec}/subAssessments")).unwrap(),
-            Endpoint::GroupSubAssessments { group: "Prod".into() }
+            Endpoint::GroupSubAssessments { group: "Prod".into(), assessment: None }
         );
         assert_eq!(
             parse(&format!("{sec}/assessments/a")).unwrap_err().code(),

@@ -137,10 +137,14 @@ pub async fn list(
     ok(&Page { value, next_link })
 }
 
-/// SubAssessments_ListAll at a management group: the sub-assessments of every subscription below
-/// it, nested groups included, in (subscription, resource, assessment, name) order, so that one
-/// continuation runs across subscriptions.
-pub async fn list_in_group(ctx: &Ctx<'_>, group: &str) -> ApiResult<Response> {
+/// SubAssessments_ListAll (and _List, of one `assessment`) at a management group: the
+/// sub-assessments of every subscription below it, nested groups included, in (subscription,
+/// resource, assessment, name) order, so that one continuation runs across subscriptions.
+pub async fn list_in_group(
+    ctx: &Ctx<'_>,
+    group: &str,
+    assessment: Option<&str>,
+) -> ApiResult<Response> {
     let invalid = || ApiError::BadRequest {
         target: Some("$skipToken".into()),
         message: "The $skipToken does not belong to this list.".into(),
@@ -162,8 +166,11 @@ pub async fn list_in_group(ctx: &Ctx<'_>, group: &str) -> ApiResult<Response> {
     for sub in subscriptions {
         let scope = ResourceId::parse(&format!("/subscriptions/{sub}"))?;
         let resume = after.as_ref().filter(|k| super::management_groups::key_in(&k.0, sub));
-        let rows =
-            ctx.state.store.sub_assessments(&scope, None, resume, size + 1 - value.len()).await?;
+        let rows = ctx
+            .state
+            .store
+            .sub_assessments(&scope, assessment, resume, size + 1 - value.len())
+            .await?;
         for s in rows {
             if value.len() == size {
                 more = true;

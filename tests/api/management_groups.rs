@@ -913,6 +913,11 @@ async fn assessments_and_sub_assessments_list_at_a_management_group_across_subsc
     assert_eq!((items.len(), pages), (6, 3));
     assert!(items.iter().all(|i| !i["id"].as_str().unwrap().contains(&outside.to_string())));
     assert_eq!(items[0]["type"], "Microsoft.Security/assessments/subAssessments");
+    // Of one assessment: one finding per subscription below the group.
+    let one = format!("/providers/Microsoft.Management/managementGroups/G/providers/Microsoft.Security/assessments/{}/subAssessments?api-version=2019-01-01-preview", names[1]);
+    let (items, pages) = app.get_all(&one).await;
+    assert_eq!((items.len(), pages), (2, 1));
+    assert!(items.iter().all(|i| i["id"].as_str().unwrap().contains(&names[1])));
 
     let r = app.get("/providers/Microsoft.Management/managementGroups/nope/providers/Microsoft.Security/assessments?api-version=2021-06-01").await;
     assert_eq!((r.status, r.code()), (404, "NotFound"));
