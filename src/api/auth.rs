@@ -22,7 +22,14 @@ pub async fn authorize(
     endpoint: &Endpoint,
     method: &Method,
 ) -> ApiResult<Principal> {
-    let need = need(endpoint, method, uri.path());
+    let mut need = need(endpoint, method, uri.path());
+    // Creating a group is write access to its parent, which only the body names: the handler
+    // checks it (`api::management_groups`); here only the caller's identity.
+    if let (Need::GroupAction { action: GROUPS_WRITE, group, .. }, &Method::PUT) = (&need, method) {
+        if state.store.hierarchy().await?.key_of(group).is_none() {
+            need = Need::Authenticated;
+        }
+    }
     let view = match &need {
         Need::Action { subscription, .. } => state.store.view(*subscription).await?,
         _ => None,

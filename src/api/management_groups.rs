@@ -11,11 +11,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::auth::{group_chain, GROUPS_READ};
+use super::auth::{group_chain, GROUPS_READ, GROUPS_WRITE};
 use super::{ok, Ctx};
 use crate::arm::paging::page_of;
 use crate::arm::{format_time, ApiError, ApiResult};
-use crate::identity::authz::{valid_group_name, Target, GROUP_SCOPE};
+use crate::identity::authz::{valid_group_name, Target, ADMIN_ACTION, GROUP_SCOPE};
 use crate::store::{Child, GroupInfo, Hierarchy, HierarchyError, Subscription};
 
 const GROUP_TYPE: &str = "Microsoft.Management/managementGroups";
@@ -170,6 +170,32 @@ fn subscription_json(tree: &Hierarchy, group: &str, sub: &Subscription) -> Value
     })
 }
 
+/// Moving something below `parent` needs write access to the parent too (the request's own
+/// need covers the group being changed): otherwise a caller could hang a group below another
+/// owner's group.
+async fn check_parent_write(ctx: &Ctx<'_>, parent: Option<&str>) -> ApiResult<()> {
+    let Some(parent) = parent else { return Ok(()) };
+    let tree = ctx.state.store.hierarchy().await?;
+    let chain = group_chain(&tree, parent);
+    if ctx.principal.can_at(GROUPS_WRITE, &Target { subscription: None, groups: &chain }) {
+        Ok(())
+    } else {
+        Err(ctx.principal.forbidden(GROUPS_WRITE, &group_id(parent)))
+    }
+}
+
+/// Moving a subscription needs Owner on the subscription itself (as in Azure), beside write on
+/// the group: otherwise an owner of a group could pull another's subscription below it and
+/// inherit access to it.
+async fn check_subscription_owner(ctx: &Ctx<'_>, sub: Uuid) -> ApiResult<()> {
+    let groups = ctx.state.store.ancestors_of_subscription(sub).await?;
+    if ctx.principal.can_at(ADMIN_ACTION, &Target { subscription: Some(sub), groups: &groups }) {
+        Ok(())
+    } else {
+        Err(ctx.principal.forbidden(ADMIN_ACTION, &format!("/subscriptions/{sub}")))
+    }
+}
+
 fn check_name(group: &str) -> ApiResult<()> {
     if valid_group_name(group) {
         Ok(())
@@ -285,6 +311,14 @@ pub async fn put(ctx: &Ctx<'_>, group: &str) -> ApiResult<Response> {
             ))
         }
     };
+    // A new group, or one that moves (no parent: to the root group), needs write access to
+    // where it goes.
+    let tree = ctx.state.store.hierarchy().await?;
+    let target = parent.map_or_else(|| tree.root_key().to_string(), str::to_ascii_lowercase);
+    let current = tree.info(group).and_then(|g| g.parent);
+    if current.as_deref() != Some(target.as_str()) {
+        check_parent_write(ctx, Some(&target)).await?;
+    }
     let by = ctx.principal.object_id.clone();
     let (_, info) = ctx
         .state
@@ -321,6 +355,12 @@ pub async fn patch(ctx: &Ctx<'_>, group: &str) -> ApiResult<Response> {
             ))
         }
     };
+    let current = tree.info(group).and_then(|g| g.parent);
+    if let Some(Some(p)) = parent {
+        if current.as_deref() != Some(p.to_ascii_lowercase().as_str()) {
+            check_parent_write(ctx, Some(p)).await?;
+        }
+    }
     let by = ctx.principal.object_id.clone();
     let (_, info) = ctx
         .state
@@ -445,6 +485,7 @@ pub async fn get_subscription(ctx: &Ctx<'_>, group: &str, sub: Uuid) -> ApiResul
 
 /// ManagementGroupSubscriptions_Create: move the subscription into the group (no body).
 pub async fn put_subscription(ctx: &Ctx<'_>, group: &str, sub: Uuid) -> ApiResult<Response> {
+    check_subscription_owner(ctx, sub).await?;
     ctx.state.store.place_subscription(group, sub).await?.map_err(refused)?;
     let tree = ctx.state.store.hierarchy().await?;
     let key = existing(&tree, group)?;
@@ -455,6 +496,7 @@ pub async fn put_subscription(ctx: &Ctx<'_>, group: &str, sub: Uuid) -> ApiResul
 
 /// ManagementGroupSubscriptions_Delete: the subscription goes back below the root group.
 pub async fn delete_subscription(ctx: &Ctx<'_>, group: &str, sub: Uuid) -> ApiResult<Response> {
+    check_subscription_owner(ctx, sub).await?;
     ctx.state.store.unplace_subscription(group, sub).await?.map_err(refused)?;
     Ok(StatusCode::OK.into_response())
 }

@@ -462,6 +462,11 @@ async fn nesting_moves_cycles_and_deletes_follow_arms_rules() {
 /// A token of a new service principal with `role` at `scope` (or no role), from the token
 /// endpoint.
 async fn token_with(app: &TestApp, role: Option<(&str, &str)>) -> String {
+    token_with_roles(app, role.as_slice()).await
+}
+
+/// A token of a new service principal with every (role, scope) of `roles`.
+async fn token_with_roles(app: &TestApp, roles: &[(&str, &str)]) -> String {
     use securescore::identity::admin::{self, NewPrincipal};
     let (p, secret) = admin::create_principal(
         &app.store,
@@ -475,7 +480,7 @@ async fn token_with(app: &TestApp, role: Option<(&str, &str)>) -> String {
     )
     .await
     .unwrap();
-    if let Some((role, scope)) = role {
+    for (role, scope) in roles {
         admin::assign(&app.store, &p.id.to_string(), role, scope).await.unwrap();
     }
     let r = app
@@ -594,6 +599,56 @@ async fn a_role_at_a_group_applies_to_everything_below_it_and_nothing_else() {
         get_as(&app, &format!("/securescore/v1/subscriptions/{s}/history"), &sibling).await;
     assert_eq!(status, 200);
 
+    // Owning a group is not enough to pull someone else's subscription below it, nor to hang
+    // the group below a group the caller cannot write.
+    let group_owner = token_with(&app, Some(("Owner", &group_scope("Parent")))).await;
+    let send = |method: Method, path: String, body: Option<Value>, token: String| {
+        let app = &app;
+        async move {
+            let mut r = app.http.request(method, format!("{}{path}", app.base)).bearer_auth(token);
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            r.send().await.unwrap().status().as_u16()
+        }
+    };
+    let pull = group_path(&format!("Parent/subscriptions/{DEMO}"));
+    assert_eq!(send(Method::PUT, pull.clone(), None, group_owner.clone()).await, 403);
+    let climb = json!({"parentGroupId": "Sibling"});
+    assert_eq!(
+        send(Method::PATCH, group_path("Child"), Some(climb), group_owner.clone()).await,
+        403
+    );
+    let mine = json!({"properties": {"details": {"parent": {"id": "/providers/Microsoft.Management/managementGroups/Parent"}}}});
+    let put = |name: &str, body: &Value| {
+        send(Method::PUT, group_path(name), Some(body.clone()), group_owner.clone())
+    };
+    assert_eq!(put("Mine", &mine).await, 200, "a new group below a group the caller owns");
+    let at_root = json!({"properties": {"displayName": "x"}});
+    assert_eq!(put("Loose", &at_root).await, 403, "a new group at the root needs write there");
+    assert_eq!(put("Mine", &at_root).await, 403, "moving to the root needs write there");
+    assert_eq!(put("Mine", &mine).await, 200, "an update in place");
+    let (status, _) = get_as(&app, &group_path("Loose"), &group_owner).await;
+    assert_eq!(status, 403, "nothing was created (checked at the root)");
+    assert_eq!(app.get(&group_path("Loose")).await.status, 404);
+    assert_eq!(
+        send(
+            Method::PATCH,
+            group_path("Child"),
+            Some(json!({"displayName": "renamed"})),
+            group_owner.clone()
+        )
+        .await,
+        200
+    );
+    // With Owner on the subscription too, the move is allowed.
+    let both = token_with_roles(
+        &app,
+        &[("Owner", &group_scope("Parent")), ("Owner", &format!("/subscriptions/{DEMO}"))],
+    )
+    .await;
+    assert_eq!(send(Method::PUT, pull.clone(), None, both.clone()).await, 200);
+    assert_eq!(send(Method::DELETE, pull, None, both).await, 200);
     // An assignment at a group scope is refused when the scope is not one.
     use securescore::identity::admin;
     let err = admin::assign(
