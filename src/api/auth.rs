@@ -345,8 +345,11 @@ async fn ext_principal(
             let ids = super::ext::aggregate_subscriptions(state, uri.query()).await?;
             let principal =
                 identity.require(headers, authz::SCORE_READ, ids.first().copied()).await?;
+            let tree = state.store.hierarchy().await?;
             for id in ids {
-                if !principal.can(authz::SCORE_READ, Some(id)) {
+                let groups = tree.ancestors_of_subscription(id);
+                let target = authz::Target { subscription: Some(id), groups: &groups };
+                if !principal.can_at(authz::SCORE_READ, &target) {
                     return Err(
                         principal.forbidden(authz::SCORE_READ, &format!("/subscriptions/{id}"))
                     );

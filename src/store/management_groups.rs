@@ -470,7 +470,9 @@ impl Store {
     /// The score read model of any scope; `None` when the scope does not exist. A resource group
     /// exists when its subscription does (one without assessments scores 0 of 0). A management
     /// group's controls sum the counts below it; its secure score is the weighted aggregate of
-    /// its subscriptions' (docs/SCORING.md).
+    /// its subscriptions' (docs/SCORING.md). The view of a management group has no subscription
+    /// of its own: its `subscription` is a placeholder (nil id, the group's display name, the
+    /// tenant), never to be used as a subscription.
     pub async fn score_view_at(&self, scope: &Scope) -> Result<Option<Arc<ScoreView>>> {
         let key = match scope {
             Scope::Subscription(s) => return self.view(*s).await,

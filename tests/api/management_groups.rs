@@ -598,6 +598,13 @@ async fn a_role_at_a_group_applies_to_everything_below_it_and_nothing_else() {
     let (status, _) =
         get_as(&app, &format!("/securescore/v1/subscriptions/{s}/history"), &sibling).await;
     assert_eq!(status, 200);
+    let (status, _) =
+        get_as(&app, &format!("/securescore/v1/aggregate?subscriptions={s}"), &sibling).await;
+    assert_eq!(status, 200);
+    let (status, _) =
+        get_as(&app, &format!("/securescore/v1/aggregate?subscriptions={s},{DEMO}"), &sibling)
+            .await;
+    assert_eq!(status, 403);
 
     // Owning a group is not enough to pull someone else's subscription below it, nor to hang
     // the group below a group the caller cannot write.

@@ -189,6 +189,10 @@ pub(super) async fn step_resource_group(
     .bind(delta.2)
     .execute(&mut **tx)
     .await?;
+    // Only a decrease can empty a row: an empty row is dropped, as control_counts drops its own.
+    if delta.0 >= 0 && delta.1 >= 0 && delta.2 >= 0 {
+        return Ok(());
+    }
     sqlx::query(
         "DELETE FROM resource_group_counts WHERE subscription_id = ?1 AND resource_group = ?2 \
          AND control = ?3 AND healthy = 0 AND unhealthy = 0 AND not_applicable = 0",
