@@ -288,3 +288,87 @@ pub(super) async fn reconcile_resource_groups(
     }
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arm::ResourceId;
+    use crate::store::engine::{AssessmentInput, Engine, Subscription, Write};
+    use std::sync::Arc;
+    use time::OffsetDateTime;
+
+    /// Migration 0006 fills the resource group counters of a data directory written before it,
+    /// from the resource tallies: they must be what the assessments give, exactly.
+    #[tokio::test]
+    async fn the_migrations_backfill_equals_the_recomputation() {
+        let engine = SqliteEngine::memory(Arc::default()).await.unwrap();
+        let sub = Uuid::new_v4();
+        engine
+            .put_subscription(&Subscription {
+                id: sub,
+                display_name: "s".into(),
+                tenant_id: Uuid::nil(),
+                state: "Enabled".into(),
+            })
+            .await
+            .unwrap();
+        let cat = catalog::builtin();
+        let names: Vec<&String> = cat
+            .controls()
+            .iter()
+            .filter_map(|c| c.assessment_definitions.first())
+            .take(4)
+            .collect();
+        let statuses = [Status::Healthy, Status::Unhealthy, Status::NotApplicable];
+        let mut writes = Vec::new();
+        for i in 0..24usize {
+            let resource = match i % 4 {
+                0 => format!("/subscriptions/{sub}/resourceGroups/One/providers/Microsoft.Compute/virtualMachines/vm{i}"),
+                1 => format!("/subscriptions/{sub}/resourceGroups/two/providers/Microsoft.Web/sites/s{}", i % 3),
+                2 => format!("/subscriptions/{sub}/resourceGroups/two"),
+                _ => format!("/subscriptions/{sub}"),
+            };
+            writes.push(Write::Put(AssessmentInput {
+                resource: ResourceId::parse(&resource).unwrap(),
+                name: names[i % names.len()].clone(),
+                status: statuses[(i * 7) % 3],
+                cause: None,
+                description: None,
+                resource_details: serde_json::json!({"source": "Azure"}),
+                additional_data: None,
+                partner_name: None,
+            }));
+        }
+        engine.apply(&writes, OffsetDateTime::now_utc()).await.unwrap();
+        let statuses: Vec<(String, String, Status)> =
+            super::super::assessment_statuses(&engine.pool, sub)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| {
+                    (r.resource_key, r.name_key, super::super::parse_status(&r.status).unwrap())
+                })
+                .collect();
+        let mut conn = engine.pool.acquire().await.unwrap();
+        assert!(derive_resource_groups(&statuses).len() > 3, "several groups and controls");
+        // What the write path maintained is the recomputation.
+        assert!(reconcile_resource_groups(&mut conn, sub, &statuses, false)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(derive_resource_groups(&statuses).len(), {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM resource_group_counts")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            n as usize
+        });
+        // The migration's statement rebuilds the same rows from the tallies alone.
+        let migration = include_str!("../../../migrations/sqlite/0006_management_groups.sql");
+        let backfill = &migration[migration.find("INSERT INTO resource_group_counts").unwrap()..];
+        sqlx::query("DELETE FROM resource_group_counts").execute(&mut *conn).await.unwrap();
+        sqlx::query(backfill).execute(&mut *conn).await.unwrap();
+        let found = reconcile_resource_groups(&mut conn, sub, &statuses, false).await.unwrap();
+        assert!(found.is_empty(), "{found:?}");
+    }
+}
