@@ -1119,6 +1119,53 @@ async fn the_cli_manages_groups_on_a_data_directory_and_against_a_server() {
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(on_server(&["create", "--name", "Dev", "--parent", "Prod"])).await;
     assert!(o.status.success(), "{}", stderr(&o));
+    // Role assignments take a management group scope, on the data directory as through the API.
+    let o =
+        cli(&["principals", "add", "--data-dir", &d, "--name", "mg-reader", "-o", "json"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let app_id = p["appId"].as_str().unwrap();
+    let scope = "/providers/Microsoft.Management/managementGroups/Prod";
+    let o = cli(&[
+        "roles",
+        "assign",
+        "--data-dir",
+        &d,
+        "--principal",
+        app_id,
+        "--role",
+        "Reader",
+        "--scope",
+        scope,
+    ])
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(&["roles", "list", "--data-dir", &d, "-o", "json"]).await;
+    assert!(
+        stdout(&o)
+            .to_ascii_lowercase()
+            .contains("/providers/microsoft.management/managementgroups/prod"),
+        "{}",
+        stdout(&o)
+    );
+    let o = cli(&[
+        "roles",
+        "assign",
+        "--data-dir",
+        &d,
+        "--principal",
+        app_id,
+        "--role",
+        "Reader",
+        "--scope",
+        "/providers/Microsoft.Management/managementGroups/a b",
+    ])
+    .await;
+    assert!(
+        !o.status.success() && stderr(&o).contains("managementGroups/{group}"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(on_dir(&["list"])).await;
     let table = stdout(&o);
     assert!(
