@@ -720,6 +720,79 @@ mod tests {
         }
     }
 
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Build a tree by moves: each (group, parent) move is applied unless it would close a
+        /// cycle (as the store refuses it); subscriptions are placed at random groups or root.
+        fn tree(moves: &[(usize, Option<usize>)], subs: &[Option<usize>]) -> Hierarchy {
+            let names: Vec<String> = (0..6).map(|i| format!("g{i}")).collect();
+            let mut parents: Vec<Option<usize>> = vec![None; names.len()];
+            for &(g, p) in moves {
+                let built = Hierarchy::new(
+                    Uuid::nil(),
+                    (0..names.len())
+                        .map(|i| group(&names[i], parents[i].map(|p| names[p].as_str())))
+                        .collect(),
+                    Vec::new(),
+                    Vec::new(),
+                );
+                match p {
+                    Some(p) if built.would_cycle(&names[g], &names[p]) => {}
+                    _ => parents[g] = p,
+                }
+            }
+            let placements = subs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, g)| g.map(|g| (Uuid::from_u128(i as u128 + 1), names[g].clone())))
+                .collect();
+            let all = (0..subs.len()).map(|i| sub(Uuid::from_u128(i as u128 + 1))).collect();
+            Hierarchy::new(
+                Uuid::nil(),
+                (0..names.len())
+                    .map(|i| group(&names[i], parents[i].map(|p| names[p].as_str())))
+                    .collect(),
+                placements,
+                all,
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+            /// Whatever the moves, the tree has no cycle, and "below" means the same thing read
+            /// from either end: descendants, ancestors and the subscriptions below a group agree.
+            #[test]
+            fn ancestry_and_descent_agree(
+                moves in prop::collection::vec((0usize..6, prop::option::of(0usize..6)), 0..20),
+                subs in prop::collection::vec(prop::option::of(0usize..6), 0..6),
+            ) {
+                let h = tree(&moves, &subs);
+                let root = h.root_key().to_string();
+                let mut keys: Vec<String> = (0..6).map(|i| format!("g{i}")).collect();
+                keys.push(root.clone());
+                for g in &keys {
+                    let below = h.descendants(g);
+                    for k in &keys {
+                        let under = below.contains(&Child::Group(k.clone()));
+                        prop_assert_eq!(under, h.ancestors_of_group(k).contains(g), "{} {}", g, k);
+                    }
+                    for i in 0..subs.len() {
+                        let s = Uuid::from_u128(i as u128 + 1);
+                        let via_descent = below.contains(&Child::Subscription(s));
+                        let via_ancestry = h.ancestors_of_subscription(s).contains(g);
+                        prop_assert_eq!(via_descent, via_ancestry);
+                        prop_assert_eq!(h.subscriptions_below(g).contains(&s), via_ancestry);
+                    }
+                    prop_assert!(!h.ancestors_of_group(g).contains(g), "no cycle through {}", g);
+                }
+                prop_assert_eq!(h.subscriptions_below(&root).len(), subs.len());
+                prop_assert_eq!(h.descendants(&root).len(), 6 + subs.len());
+            }
+        }
+    }
+
     #[test]
     fn resource_groups_of_keys() {
         let s = "/subscriptions/20ff7fc3-e762-44dd-bd96-b71116dcdc23";
