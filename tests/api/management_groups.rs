@@ -1174,3 +1174,24 @@ async fn the_cli_manages_groups_on_a_data_directory_and_against_a_server() {
     );
     assert!(table.contains("Tenant Root Group"), "{table}");
 }
+
+#[tokio::test]
+async fn concurrent_moves_never_close_a_cycle() {
+    let app = spawn_with(Options { demo: false, ..Options::default() }).await;
+    for round in 0..5 {
+        let (a, b) = (format!("A{round}"), format!("B{round}"));
+        put_group(&app, &a, &a, None).await;
+        put_group(&app, &b, &b, None).await;
+        // Each below the other, at the same time: one wins, the other is a cycle.
+        let (x, y) = tokio::join!(
+            patch_group(&app, &a, json!({ "parentGroupId": b })),
+            patch_group(&app, &b, json!({ "parentGroupId": a })),
+        );
+        let mut statuses = [x.status, y.status];
+        statuses.sort();
+        assert_eq!(statuses, [200, 400], "{} / {}", x.text, y.text);
+        let r = app.get(&group_path(&format!("{a}?$expand=ancestors"))).await;
+        let chain = r.body["properties"]["details"]["managementGroupAncestorsChain"].clone();
+        assert!(chain.as_array().unwrap().len() <= 2, "{chain}");
+    }
+}
