@@ -340,3 +340,41 @@ async fn management_groups_placements_and_resource_group_counters() {
         assert!(f.store.delete_management_group("prod").await.unwrap().unwrap());
     }
 }
+
+/// The engine itself refuses what would break the tree, whatever its caller checked before:
+/// another process may change the hierarchy between a check and a write.
+#[tokio::test]
+async fn engines_refuse_cycles_orphans_and_busy_deletes_in_the_write() {
+    for f in engines().await {
+        let s = Uuid::new_v4();
+        f.store.put_subscription(&sub(s)).await.unwrap();
+        let group = |name: &str, parent: Option<&str>| ManagementGroup {
+            name: name.into(),
+            display_name: name.into(),
+            parent: parent.map(str::to_string),
+            version: 1,
+            updated_time: OffsetDateTime::UNIX_EPOCH,
+            updated_by: "t".into(),
+        };
+        let e = f.store.engine();
+        assert_eq!(e.put_management_group(&group("A", None)).await.unwrap(), Ok(true));
+        assert_eq!(e.put_management_group(&group("B", Some("a"))).await.unwrap(), Ok(true));
+        let cycle = e.put_management_group(&group("A", Some("b"))).await.unwrap();
+        assert!(matches!(cycle, Err(HierarchyError::Cycle { .. })), "{}: {cycle:?}", f.name);
+        let itself = e.put_management_group(&group("A", Some("a"))).await.unwrap();
+        assert!(matches!(itself, Err(HierarchyError::Cycle { .. })), "{}", f.name);
+        let orphan = e.put_management_group(&group("C", Some("nope"))).await.unwrap();
+        assert!(matches!(orphan, Err(HierarchyError::NoParent(_))), "{}", f.name);
+        let busy = e.delete_management_group("a").await.unwrap();
+        assert!(matches!(busy, Err(HierarchyError::HasChildren(_))), "{}", f.name);
+        assert_eq!(e.place_subscription(s, Some("b")).await.unwrap(), Ok(()));
+        let busy = e.delete_management_group("b").await.unwrap();
+        assert!(matches!(busy, Err(HierarchyError::HasChildren(_))), "{}", f.name);
+        let gone = e.place_subscription(s, Some("nope")).await.unwrap();
+        assert!(matches!(gone, Err(HierarchyError::NoGroup(_))), "{}", f.name);
+        assert_eq!(e.placements().await.unwrap(), vec![(s, "b".to_string())]);
+        assert_eq!(e.place_subscription(s, None).await.unwrap(), Ok(()));
+        assert_eq!(e.delete_management_group("b").await.unwrap(), Ok(true));
+        assert_eq!(e.delete_management_group("b").await.unwrap(), Ok(false));
+    }
+}

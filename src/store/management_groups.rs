@@ -324,10 +324,25 @@ pub(crate) trait ManagementGroupEngine: Send + Sync {
     /// (subscription, lowercase group name) of every placed subscription.
     async fn placements(&self) -> Result<Vec<(Uuid, String)>>;
     /// Create or replace a group; true when created.
-    async fn put_management_group(&self, group: &ManagementGroup) -> Result<bool>;
-    async fn delete_management_group(&self, key: &str) -> Result<bool>;
+    /// Create or replace a group; true when created. Refused (in the same transaction, so that
+    /// another process's concurrent change cannot slip between check and write) when the parent
+    /// does not exist or would close a cycle.
+    async fn put_management_group(
+        &self,
+        group: &ManagementGroup,
+    ) -> Result<std::result::Result<bool, HierarchyError>>;
+    /// Delete a group; refused while it has children (groups or subscriptions).
+    async fn delete_management_group(
+        &self,
+        key: &str,
+    ) -> Result<std::result::Result<bool, HierarchyError>>;
     /// Place a subscription in a group (`None`: back below the root group).
-    async fn place_subscription(&self, subscription: Uuid, group: Option<&str>) -> Result<()>;
+    /// Refused when the group or the subscription is gone (checked in the write).
+    async fn place_subscription(
+        &self,
+        subscription: Uuid,
+        group: Option<&str>,
+    ) -> Result<std::result::Result<(), HierarchyError>>;
     /// The resource groups of a subscription with maintained counters, by name.
     async fn resource_groups(&self, subscription: Uuid) -> Result<Vec<String>>;
     /// The maintained counters of one resource group (lowercase name).
@@ -566,7 +581,10 @@ impl Store {
             updated_time: OffsetDateTime::now_utc(),
             updated_by: by.to_string(),
         };
-        let created = self.engine().put_management_group(&group).await?;
+        let created = match self.engine().put_management_group(&group).await? {
+            Ok(created) => created,
+            Err(refused) => return Ok(Err(refused)),
+        };
         self.mg().drop_hierarchy();
         let h = self.hierarchy().await?;
         let info = h.info(name).ok_or_else(|| anyhow::anyhow!("the group just written is gone"))?;
@@ -592,7 +610,7 @@ impl Store {
         }
         let deleted = self.engine().delete_management_group(&key).await?;
         self.mg().drop_hierarchy();
-        Ok(Ok(deleted))
+        Ok(deleted)
     }
 
     /// Move a subscription into a group (from wherever it was).
@@ -610,9 +628,9 @@ impl Store {
             return Ok(Err(HierarchyError::NoSubscription(subscription)));
         }
         let target = (!h.is_root(&key)).then_some(key.as_str());
-        self.engine().place_subscription(subscription, target).await?;
+        let placed = self.engine().place_subscription(subscription, target).await?;
         self.mg().drop_hierarchy();
-        Ok(Ok(()))
+        Ok(placed)
     }
 
     /// Take a subscription out of a group: it goes back below the root group.
@@ -629,9 +647,9 @@ impl Store {
         if h.group_of_subscription(subscription) != key {
             return Ok(Err(HierarchyError::NotInGroup { group: group.to_string(), subscription }));
         }
-        self.engine().place_subscription(subscription, None).await?;
+        let placed = self.engine().place_subscription(subscription, None).await?;
         self.mg().drop_hierarchy();
-        Ok(Ok(()))
+        Ok(placed)
     }
 }
 

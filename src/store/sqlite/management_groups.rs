@@ -13,7 +13,9 @@ use super::{bump_generation, CountsRow, SqliteEngine, WriteTx};
 use crate::arm::{format_time, parse_time};
 use crate::catalog;
 use crate::score::{self, ControlCounts, Status};
-use crate::store::management_groups::{resource_group_of, ManagementGroup, ManagementGroupEngine};
+use crate::store::management_groups::{
+    resource_group_of, HierarchyError, ManagementGroup, ManagementGroupEngine,
+};
 use crate::store::verify::Mismatch;
 
 #[derive(sqlx::FromRow)]
@@ -70,9 +72,34 @@ impl ManagementGroupEngine for SqliteEngine {
         rows.into_iter().map(|(s, g)| Ok((Uuid::parse_str(&s)?, g))).collect()
     }
 
-    async fn put_management_group(&self, group: &ManagementGroup) -> Result<bool> {
+    async fn put_management_group(
+        &self,
+        group: &ManagementGroup,
+    ) -> Result<std::result::Result<bool, HierarchyError>> {
         let mut tx = self.write_tx().await?;
         let key = group.key();
+        if let Some(parent) = &group.parent {
+            // The parent and every group above it, inside the write lock.
+            let above: Vec<String> = sqlx::query_scalar(
+                "WITH RECURSIVE up(k) AS (SELECT name_key FROM management_groups WHERE name_key = ?1 \
+                 UNION SELECT g.parent_key FROM management_groups g JOIN up ON g.name_key = up.k \
+                 WHERE g.parent_key IS NOT NULL) SELECT k FROM up",
+            )
+            .bind(parent)
+            .fetch_all(&mut *tx)
+            .await?;
+            let refused = if above.is_empty() {
+                Some(HierarchyError::NoParent(parent.clone()))
+            } else if above.contains(&key) {
+                Some(HierarchyError::Cycle { group: group.name.clone(), parent: parent.clone() })
+            } else {
+                None
+            };
+            if let Some(refused) = refused {
+                tx.finish_read().await?;
+                return Ok(Err(refused));
+            }
+        }
         let existed: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM management_groups WHERE name_key = ?1")
                 .bind(&key)
@@ -96,34 +123,64 @@ impl ManagementGroupEngine for SqliteEngine {
         .await?;
         bump_generation(&mut tx).await?;
         tx.commit().await?;
-        Ok(existed.is_none())
+        Ok(Ok(existed.is_none()))
     }
 
-    async fn delete_management_group(&self, key: &str) -> Result<bool> {
-        let done = self
-            .write_one(sqlx::query("DELETE FROM management_groups WHERE name_key = ?1").bind(key))
+    async fn delete_management_group(
+        &self,
+        key: &str,
+    ) -> Result<std::result::Result<bool, HierarchyError>> {
+        let mut tx = self.write_tx().await?;
+        let children: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM management_groups WHERE parent_key = ?1) \
+             + (SELECT count(*) FROM management_group_subscriptions WHERE group_key = ?1)",
+        )
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await?;
+        if children > 0 {
+            tx.finish_read().await?;
+            return Ok(Err(HierarchyError::HasChildren(key.to_string())));
+        }
+        let done = sqlx::query("DELETE FROM management_groups WHERE name_key = ?1")
+            .bind(key)
+            .execute(&mut *tx)
             .await?;
-        Ok(done > 0)
+        bump_generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Ok(done.rows_affected() > 0))
     }
 
-    async fn place_subscription(&self, subscription: Uuid, group: Option<&str>) -> Result<()> {
+    async fn place_subscription(
+        &self,
+        subscription: Uuid,
+        group: Option<&str>,
+    ) -> Result<std::result::Result<(), HierarchyError>> {
         let id = subscription.to_string();
-        match group {
+        let done = match group {
+            // Only while both still exist (another process may have removed either).
             Some(g) => self.write_one(
                 sqlx::query(
                     "INSERT INTO management_group_subscriptions (subscription_id, group_key) \
-                     VALUES (?1, ?2) ON CONFLICT (subscription_id) DO UPDATE SET group_key = excluded.group_key",
+                     SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?1) \
+                     AND EXISTS (SELECT 1 FROM management_groups WHERE name_key = ?2) \
+                     ON CONFLICT (subscription_id) DO UPDATE SET group_key = excluded.group_key",
                 )
                 .bind(id)
                 .bind(g.to_string()),
             ),
             None => self.write_one(
-                sqlx::query("DELETE FROM management_group_subscriptions WHERE subscription_id = ?1")
-                    .bind(id),
+                sqlx::query(
+                    "DELETE FROM management_group_subscriptions WHERE subscription_id = ?1",
+                )
+                .bind(id),
             ),
         }
         .await?;
-        Ok(())
+        Ok(match group {
+            Some(g) if done == 0 => Err(HierarchyError::NoGroup(g.to_string())),
+            _ => Ok(()),
+        })
     }
 
     async fn resource_groups(&self, subscription: Uuid) -> Result<Vec<String>> {
