@@ -217,3 +217,51 @@ pub async fn list(ctx: &Ctx<'_>, scope: &ResourceId) -> ApiResult<Response> {
     let value = rows.iter().map(|a| render(a, ctx.api_version, expand, &view)).collect();
     ok(&Page { value, next_link })
 }
+
+/// Assessments_List at a management group: the assessments of every subscription below it,
+/// nested groups included, in (subscription, resource, name) order, so that one continuation
+/// runs across subscriptions.
+pub async fn list_in_group(ctx: &Ctx<'_>, group: &str) -> ApiResult<Response> {
+    let expand = expand(ctx)?;
+    let after = match ctx.cursor()? {
+        None => None,
+        Some(Cursor::After(r, n)) => Some((r, n)),
+        Some(Cursor::Offset(_)) => {
+            return Err(ApiError::BadRequest {
+                target: Some("$skipToken".into()),
+                message: "The $skipToken does not belong to this list.".into(),
+            })
+        }
+    };
+    let subscriptions =
+        super::management_groups::subscriptions_from(ctx, group, after.as_ref().map(|a| &a.0))
+            .await?;
+    let size = ctx.page_size();
+    let mut value: Vec<(Assessment, std::sync::Arc<ScoreView>)> = Vec::new();
+    let mut more = false;
+    for sub in subscriptions {
+        let Some(view) = ctx.state.store.view(sub).await? else { continue };
+        let scope = ResourceId::parse(&format!("/subscriptions/{sub}"))?;
+        let resume = after.as_ref().filter(|(r, _)| super::management_groups::key_in(r, sub));
+        // One more than a page, over all subscriptions, tells whether another page follows.
+        let rows = ctx.state.store.assessments(&scope, resume, size + 1 - value.len()).await?;
+        for a in rows {
+            if value.len() == size {
+                more = true;
+                break;
+            }
+            value.push((a, view.clone()));
+        }
+        if more {
+            break;
+        }
+    }
+    let next_link = value.last().filter(|_| more).map(|(a, _)| {
+        ctx.next_link(&Cursor::After(
+            a.resource_id.to_ascii_lowercase(),
+            a.name.to_ascii_lowercase(),
+        ))
+    });
+    let value = value.iter().map(|(a, v)| render(a, ctx.api_version, expand, v)).collect();
+    ok(&Page { value, next_link })
+}

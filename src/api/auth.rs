@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::{AppState, Endpoint};
 use crate::arm::{parse_subscription_id, ApiResult};
 use crate::identity::{authz, Need, Principal};
+use crate::store::Scope;
 
 /// Authenticate and authorize one ARM request, before its handler runs. The subscription comes
 /// from the cached read model: authorization must not cost a database read per request.
@@ -21,13 +22,54 @@ pub async fn authorize(
     endpoint: &Endpoint,
     method: &Method,
 ) -> ApiResult<Principal> {
-    let need = need(endpoint, method, uri.path());
+    let mut need = need(endpoint, method, uri.path());
+    // Creating a group is write access to its parent, which only the body names: the handler
+    // checks it (`api::management_groups`); here only the caller's identity.
+    if let (Need::GroupAction { action: GROUPS_WRITE, group, .. }, &Method::PUT) = (&need, method) {
+        if state.store.hierarchy().await?.key_of(group).is_none() {
+            need = Need::Authenticated;
+        }
+    }
     let view = match &need {
         Need::Action { subscription, .. } => state.store.view(*subscription).await?,
         _ => None,
     };
-    state.identity.authorize(headers, &need, view.as_ref().map(|v| &v.subscription)).await
+    // The management groups above the target, from the store's cached hierarchy.
+    let groups = match &need {
+        Need::Action { subscription, .. } => {
+            state.store.hierarchy().await?.ancestors_of_subscription(*subscription)
+        }
+        Need::GroupAction { group, .. } => group_chain(&*state.store.hierarchy().await?, group),
+        _ => Vec::new(),
+    };
+    state.identity.authorize(headers, &need, view.as_ref().map(|v| &v.subscription), &groups).await
 }
+
+/// A group and the groups above it, nearest first. A group that does not exist yet (a PUT
+/// creating it, or a typo answered 404 by the handler) is checked at the root group.
+pub(super) fn group_chain(tree: &crate::store::Hierarchy, group: &str) -> Vec<String> {
+    match tree.key_of(group) {
+        Some(key) => {
+            let mut chain = vec![key.clone()];
+            chain.extend(tree.ancestors_of_group(&key));
+            chain
+        }
+        None => vec![tree.root_key().to_string()],
+    }
+}
+
+// Management group actions (Microsoft.Management): not part of the Microsoft.Security
+// operations list, which lists only that provider's own operations.
+pub const GROUPS_READ: &str = "Microsoft.Management/managementGroups/read";
+pub const GROUPS_WRITE: &str = "Microsoft.Management/managementGroups/write";
+pub const GROUPS_DELETE: &str = "Microsoft.Management/managementGroups/delete";
+pub const GROUP_DESCENDANTS_READ: &str = "Microsoft.Management/managementGroups/descendants/read";
+pub const GROUP_SUBSCRIPTIONS_READ: &str =
+    "Microsoft.Management/managementGroups/subscriptions/read";
+pub const GROUP_SUBSCRIPTIONS_WRITE: &str =
+    "Microsoft.Management/managementGroups/subscriptions/write";
+pub const GROUP_SUBSCRIPTIONS_DELETE: &str =
+    "Microsoft.Management/managementGroups/subscriptions/delete";
 
 /// One operation of `Microsoft.Security` this server serves: the RBAC action a request needs and
 /// how the operations list (`GET /providers/Microsoft.Security/operations`) describes it.
@@ -229,6 +271,63 @@ pub fn need(endpoint: &Endpoint, method: &Method, path: &str) -> Need {
         Endpoint::SubscriptionMetadata { sub, .. } => {
             (write(METADATA_READ, METADATA_WRITE, METADATA_DELETE), *sub)
         }
+        // Management groups and the scopes around them (`api::management_groups`).
+        Endpoint::ManagementGroups => return Need::Authenticated,
+        Endpoint::ManagementGroup { group } => {
+            let action = match *method {
+                Method::PUT | Method::PATCH => GROUPS_WRITE,
+                Method::DELETE => GROUPS_DELETE,
+                _ => GROUPS_READ,
+            };
+            return Need::GroupAction { action, group: group.clone(), scope };
+        }
+        Endpoint::ManagementGroupDescendants { group } => {
+            return Need::GroupAction {
+                action: GROUP_DESCENDANTS_READ,
+                group: group.clone(),
+                scope,
+            }
+        }
+        Endpoint::ManagementGroupSubscriptions { group } => {
+            return Need::GroupAction {
+                action: GROUP_SUBSCRIPTIONS_READ,
+                group: group.clone(),
+                scope,
+            }
+        }
+        Endpoint::ManagementGroupSubscription { group, .. } => {
+            let action = match *method {
+                Method::PUT => GROUP_SUBSCRIPTIONS_WRITE,
+                Method::DELETE => GROUP_SUBSCRIPTIONS_DELETE,
+                _ => GROUP_SUBSCRIPTIONS_READ,
+            };
+            return Need::GroupAction { action, group: group.clone(), scope };
+        }
+        Endpoint::ScopedSecureScores { scope: target }
+        | Endpoint::ScopedSecureScore { scope: target, .. }
+        | Endpoint::ScopedControls { scope: target, .. } => {
+            let action = match endpoint {
+                Endpoint::ScopedControls { score: Some(_), .. } => SCORE_CONTROLS_READ.name,
+                Endpoint::ScopedControls { score: None, .. } => CONTROLS_READ.name,
+                _ => SCORES_READ.name,
+            };
+            match target {
+                Scope::Subscription(s) | Scope::ResourceGroup(s, _) => (action, *s),
+                Scope::ManagementGroup(group) => {
+                    return Need::GroupAction { action, group: group.clone(), scope }
+                }
+            }
+        }
+        Endpoint::GroupAssessments { group } => {
+            return Need::GroupAction { action: ASSESSMENTS_READ.name, group: group.clone(), scope }
+        }
+        Endpoint::GroupSubAssessments { group, .. } => {
+            return Need::GroupAction {
+                action: SUB_ASSESSMENTS_READ.name,
+                group: group.clone(),
+                scope,
+            }
+        }
     };
     Need::Action { action, subscription, scope }
 }
@@ -279,8 +378,11 @@ async fn ext_principal(
             let ids = super::ext::aggregate_subscriptions(state, uri.query()).await?;
             let principal =
                 identity.require(headers, authz::SCORE_READ, ids.first().copied()).await?;
+            let tree = state.store.hierarchy().await?;
             for id in ids {
-                if !principal.can(authz::SCORE_READ, Some(id)) {
+                let groups = tree.ancestors_of_subscription(id);
+                let target = authz::Target { subscription: Some(id), groups: &groups };
+                if !principal.can_at(authz::SCORE_READ, &target) {
                     return Err(
                         principal.forbidden(authz::SCORE_READ, &format!("/subscriptions/{id}"))
                     );
@@ -365,6 +467,51 @@ mod tests {
             let (action, sub, scope) = action_of(method.clone(), &assessment, "2021-06-01");
             assert_eq!((action, sub.as_str()), (want, SUB), "{method}");
             assert_eq!(scope, assessment);
+        }
+    }
+
+    #[test]
+    fn management_group_requests_need_management_actions_over_the_group() {
+        let g = "/providers/Microsoft.Management/managementGroups/Prod";
+        let group_need =
+            |method: Method, path: &str, version: &str| match need_of(method, path, version) {
+                Need::GroupAction { action, group, scope } => (action, group, scope),
+                other => panic!("{path} needs a group action, not {other:?}"),
+            };
+        for (method, want) in [
+            (Method::GET, GROUPS_READ),
+            (Method::PUT, GROUPS_WRITE),
+            (Method::PATCH, GROUPS_WRITE),
+            (Method::DELETE, GROUPS_DELETE),
+        ] {
+            assert_eq!(
+                group_need(method, g, "2021-04-01"),
+                (want, "Prod".to_string(), g.to_string())
+            );
+        }
+        let s = format!("{g}/subscriptions/{SUB}");
+        assert_eq!(group_need(Method::PUT, &s, "2021-04-01").0, GROUP_SUBSCRIPTIONS_WRITE);
+        assert_eq!(group_need(Method::DELETE, &s, "2021-04-01").0, GROUP_SUBSCRIPTIONS_DELETE);
+        let score = format!("{g}/providers/Microsoft.Security/secureScores/ascScore");
+        assert_eq!(group_need(Method::GET, &score, "2020-01-01").0, authz::SCORE_READ);
+        let list = format!("{g}/providers/Microsoft.Security/assessments");
+        assert_eq!(group_need(Method::GET, &list, "2021-06-01").0, ASSESSMENTS_READ.name);
+        // A resource group's score is a read of the subscription's scores.
+        let rg = format!(
+            "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Security/secureScores"
+        );
+        assert_eq!(action_of(Method::GET, &rg, "2020-01-01").0, authz::SCORE_READ);
+        assert_eq!(
+            need_of(Method::GET, "/providers/Microsoft.Management/managementGroups", "2021-04-01"),
+            Need::Authenticated
+        );
+        // Readers read groups; Security Reader too (as in Azure); only writers write them.
+        let role = |name: &str| crate::identity::authz::role(name).expect("a built-in role");
+        for r in ["Reader", "Security Reader", "Security Admin", "Owner", "Contributor"] {
+            assert!(role(r).allows(GROUPS_READ), "{r}");
+        }
+        for r in ["Reader", "Security Reader", "Security Admin"] {
+            assert!(!role(r).allows(GROUPS_WRITE), "{r}");
         }
     }
 

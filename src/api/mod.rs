@@ -11,6 +11,7 @@ pub mod assessments;
 mod auth;
 pub mod automations;
 pub mod ext;
+mod management_groups;
 mod metadata;
 pub mod openapi;
 mod operations;
@@ -335,6 +336,36 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
         },
         Endpoint::AutomationValidate { sub, .. } => automations::validate(&ctx, sub).await,
         Endpoint::ResourceGraph => resource_graph::query(&ctx).await,
+        // Management groups and the scopes around them.
+        Endpoint::ManagementGroups => management_groups::list(&ctx).await,
+        Endpoint::ManagementGroup { group } => match ctx.method {
+            Method::PUT => management_groups::put(&ctx, &group).await,
+            Method::PATCH => management_groups::patch(&ctx, &group).await,
+            Method::DELETE => management_groups::delete(&ctx, &group).await,
+            _ => management_groups::get(&ctx, &group).await,
+        },
+        Endpoint::ManagementGroupDescendants { group } => {
+            management_groups::descendants(&ctx, &group).await
+        }
+        Endpoint::ManagementGroupSubscriptions { group } => {
+            management_groups::subscriptions(&ctx, &group).await
+        }
+        Endpoint::ManagementGroupSubscription { group, sub } => match ctx.method {
+            Method::PUT => management_groups::put_subscription(&ctx, &group, sub).await,
+            Method::DELETE => management_groups::delete_subscription(&ctx, &group, sub).await,
+            _ => management_groups::get_subscription(&ctx, &group, sub).await,
+        },
+        Endpoint::ScopedSecureScores { scope } => scores::list_scores_at(&ctx, &scope).await,
+        Endpoint::ScopedSecureScore { scope, name } => {
+            scores::get_score_at(&ctx, &scope, &name).await
+        }
+        Endpoint::ScopedControls { scope, score } => {
+            scores::list_controls_at(&ctx, &scope, score.as_deref()).await
+        }
+        Endpoint::GroupAssessments { group } => assessments::list_in_group(&ctx, &group).await,
+        Endpoint::GroupSubAssessments { group, assessment } => {
+            sub_assessments::list_in_group(&ctx, &group, assessment.as_deref()).await
+        }
     };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     if let Some(remaining) = remaining {
@@ -498,6 +529,11 @@ mod tests {
             "/providers/Microsoft.Security/assessmentMetadata/{n}",
             "/providers/Microsoft.Security/operations",
             "/providers/Microsoft.ResourceGraph/resources",
+            "/providers/Microsoft.Management/managementGroups/{n}",
+            "/providers/Microsoft.Management/managementGroups/{n}/subscriptions/{s}",
+            "/providers/Microsoft.Management/managementGroups/{n}/descendants",
+            "/providers/Microsoft.Management/managementGroups/{n}/providers/Microsoft.Security/secureScores/{n}",
+            "/subscriptions/{s}/resourceGroups/{n}/providers/Microsoft.Security/secureScoreControls",
             "/subscriptions/{s}",
             "/SUBSCRIPTIONS//{s}/",
             "/securescore/v1/subscriptions/{s}",
@@ -543,6 +579,8 @@ mod tests {
                     "api-version=2015-06-01-preview",
                     "api-version=2021-03-01",
                     "api-version=2021-06-01&$expand=",
+                    "api-version=2021-04-01&$expand=children&$recurse=true",
+                    "api-version=2023-04-01&$top=0",
                     "from=2020-01-01T00:00:00Z&to=1999-01-01T00:00:00Z&interval=day",
                     "subscriptions=nope",
                 ])

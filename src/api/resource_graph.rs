@@ -157,26 +157,42 @@ fn invalid_field(target: &str, message: impl Into<String>) -> ApiError {
     ApiError::invalid_field(target, message)
 }
 
-/// The subscriptions of management groups. Management groups are not part of this server yet:
-/// the one place that will expand them once they are.
-async fn management_group_subscriptions(_ctx: &Ctx<'_>, groups: &[String]) -> ApiResult<Vec<Uuid>> {
-    Err(ApiError::BadRequest {
-        target: Some("managementGroups".into()),
-        message: format!(
-            "The management groups '{}' cannot be queried: management groups are not available on this server. Query by subscriptions instead.",
-            groups.join("', '")
-        ),
-    })
+/// The subscriptions below the query's management groups (nested groups included); an unknown
+/// group is ARM's 404.
+async fn management_group_subscriptions(ctx: &Ctx<'_>, groups: &[String]) -> ApiResult<Vec<Uuid>> {
+    let mut out = Vec::new();
+    for g in groups {
+        match ctx.state.store.subscriptions_below(g).await? {
+            Some(subs) => out.extend(subs),
+            None => return Err(ApiError::ManagementGroupNotFound(g.clone())),
+        }
+    }
+    Ok(out)
 }
 
-/// May the caller perform `action` in `sub`: a role that grants it there, and (for a token) the
-/// subscription's tenant.
-fn may(principal: &Principal, sub: &Subscription, action: &str) -> bool {
-    principal.tenant.is_none_or(|t| t == sub.tenant_id) && principal.can(action, Some(sub.id))
+/// A subscription in the query's scope, with the management groups above it (roles assigned
+/// there apply to it too).
+struct Scoped {
+    sub: Subscription,
+    groups: Vec<String>,
+}
+
+impl std::ops::Deref for Scoped {
+    type Target = Subscription;
+    fn deref(&self) -> &Subscription {
+        &self.sub
+    }
+}
+
+/// May the caller perform `action` in `s`: a role that grants it there (or on a management group
+/// above it), and (for a token) the subscription's tenant.
+fn may(principal: &Principal, s: &Scoped, action: &str) -> bool {
+    let target = authz::Target { subscription: Some(s.sub.id), groups: &s.groups };
+    principal.tenant.is_none_or(|t| t == s.sub.tenant_id) && principal.can_at(action, &target)
 }
 
 /// The subscriptions in the query's scope: those listed (or all), in a stable order.
-async fn scope(ctx: &Ctx<'_>, request: &QueryRequest) -> ApiResult<Vec<Subscription>> {
+async fn scope(ctx: &Ctx<'_>, request: &QueryRequest) -> ApiResult<Vec<Scoped>> {
     let mut wanted: Option<Vec<Uuid>> = None;
     // An empty list is no list: the tenant's subscriptions, as when it is absent.
     if let Some(list) = request.subscriptions.as_ref().filter(|l| !l.is_empty()) {
@@ -206,13 +222,18 @@ async fn scope(ctx: &Ctx<'_>, request: &QueryRequest) -> ApiResult<Vec<Subscript
         .filter(|s| wanted.as_ref().is_none_or(|w| w.contains(&s.id)))
         .collect();
     subs.sort_by_key(|s| s.id);
-    Ok(subs)
+    let mut scoped = Vec::with_capacity(subs.len());
+    for sub in subs {
+        let groups = ctx.state.store.ancestors_of_subscription(sub.id).await?;
+        scoped.push(Scoped { sub, groups });
+    }
+    Ok(scoped)
 }
 
 /// The rows of one table over `subs`, only those the caller may read. What the query tells
 /// about the rows it needs spares rendering others: its types (the first `where type == …`) and
 /// its limit (a leading `take N`).
-async fn build(ctx: &Ctx<'_>, subs: &[Subscription], source: &eval::Source) -> ApiResult<Table> {
+async fn build(ctx: &Ctx<'_>, subs: &[Scoped], source: &eval::Source) -> ApiResult<Table> {
     let principal = &ctx.principal;
     let types = source.types.as_deref();
     let limit = source.limit.unwrap_or(usize::MAX);

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::arm::resource_id::decode_segment;
 use crate::arm::{parse_subscription_id, ApiError, Family, ResourceId};
+use crate::store::Scope;
 
 /// The namespaces Azure Resource Manager serves at the root. Other paths that no route matches are
 /// a plain 404, not an ARM routing error.
@@ -104,6 +105,53 @@ pub enum Endpoint {
     // Resource Graph.
     /// `POST /providers/Microsoft.ResourceGraph/resources`: a KQL query over `securityresources`.
     ResourceGraph,
+    // Management groups (Microsoft.Management) and the scores and lists at scopes other than a
+    // subscription (`api::management_groups`).
+    /// `/providers/Microsoft.Management/managementGroups`
+    ManagementGroups,
+    /// `/providers/Microsoft.Management/managementGroups/{group}`
+    ManagementGroup {
+        group: String,
+    },
+    /// `…/managementGroups/{group}/descendants`
+    ManagementGroupDescendants {
+        group: String,
+    },
+    /// `…/managementGroups/{group}/subscriptions`
+    ManagementGroupSubscriptions {
+        group: String,
+    },
+    /// `…/managementGroups/{group}/subscriptions/{sub}`
+    ManagementGroupSubscription {
+        group: String,
+        sub: Uuid,
+    },
+    /// `{scope}/providers/Microsoft.Security/secureScores` at a resource group or management group.
+    ScopedSecureScores {
+        scope: Scope,
+    },
+    /// `{scope}/providers/Microsoft.Security/secureScores/{name}`
+    ScopedSecureScore {
+        scope: Scope,
+        name: String,
+    },
+    /// `{scope}/…/secureScores/{score}/secureScoreControls` (`score` given) or
+    /// `{scope}/…/secureScoreControls`.
+    ScopedControls {
+        scope: Scope,
+        score: Option<String>,
+    },
+    /// `/providers/Microsoft.Management/managementGroups/{group}/providers/Microsoft.Security/assessments`
+    GroupAssessments {
+        group: String,
+    },
+    /// `…/managementGroups/{group}/providers/Microsoft.Security/subAssessments`
+    GroupSubAssessments {
+        group: String,
+        /// Only the sub-assessments of this assessment name
+        /// (`…/providers/Microsoft.Security/assessments/{assessment}/subAssessments`).
+        assessment: Option<String>,
+    },
 }
 
 // HEAD is served wherever GET is.
@@ -134,6 +182,16 @@ impl Endpoint {
                 Family::AUTOMATIONS
             }
             ResourceGraph => Family::RESOURCE_GRAPH,
+            ManagementGroups
+            | ManagementGroup { .. }
+            | ManagementGroupDescendants { .. }
+            | ManagementGroupSubscriptions { .. }
+            | ManagementGroupSubscription { .. } => Family::MANAGEMENT_GROUPS,
+            ScopedSecureScores { .. } | ScopedSecureScore { .. } => Family::SECURE_SCORES,
+            ScopedControls { score: Some(_), .. } => Family::SECURE_SCORE_CONTROLS,
+            ScopedControls { score: None, .. } => Family::CONTROLS,
+            GroupAssessments { .. } => Family::ASSESSMENTS,
+            GroupSubAssessments { .. } => Family::SUB_ASSESSMENTS,
         }
     }
 
@@ -165,6 +223,19 @@ impl Endpoint {
             Automations { sub, .. } | Automation { sub, .. } | AutomationValidate { sub, .. } => {
                 Some(*sub)
             }
+            ScopedSecureScores { scope }
+            | ScopedSecureScore { scope, .. }
+            | ScopedControls { scope, .. } => match scope {
+                Scope::Subscription(s) | Scope::ResourceGroup(s, _) => Some(*s),
+                Scope::ManagementGroup(_) => None,
+            },
+            ManagementGroupSubscription { sub, .. } => Some(*sub),
+            ManagementGroups
+            | ManagementGroup { .. }
+            | ManagementGroupDescendants { .. }
+            | ManagementGroupSubscriptions { .. }
+            | GroupAssessments { .. }
+            | GroupSubAssessments { .. } => None,
         }
     }
 
@@ -173,10 +244,10 @@ impl Endpoint {
         match self {
             Endpoint::Assessment { .. }
             | Endpoint::SubscriptionMetadata { .. }
-            | Endpoint::SubAssessment { .. } => GET_PUT_DELETE,
-            Endpoint::Automation { .. } => GET_PUT_PATCH_DELETE,
-            Endpoint::AutomationValidate { .. } => POST,
-            Endpoint::ResourceGraph => POST,
+            | Endpoint::SubAssessment { .. }
+            | Endpoint::ManagementGroupSubscription { .. } => GET_PUT_DELETE,
+            Endpoint::Automation { .. } | Endpoint::ManagementGroup { .. } => GET_PUT_PATCH_DELETE,
+            Endpoint::AutomationValidate { .. } | Endpoint::ResourceGraph => POST,
             _ => GET,
         }
     }
@@ -213,6 +284,20 @@ impl Endpoint {
             Automation { .. } => "Automations",
             AutomationValidate { .. } => "Automations_Validate",
             ResourceGraph => "Resources",
+            ManagementGroups => "ManagementGroups_List",
+            ManagementGroup { .. } => "ManagementGroups",
+            ManagementGroupDescendants { .. } => "ManagementGroups_GetDescendants",
+            ManagementGroupSubscriptions { .. } => {
+                "ManagementGroupSubscriptions_GetSubscriptionsUnderManagementGroup"
+            }
+            ManagementGroupSubscription { .. } => "ManagementGroupSubscriptions",
+            ScopedSecureScores { .. } => "SecureScores_List",
+            ScopedSecureScore { .. } => "SecureScores_Get",
+            ScopedControls { score: Some(_), .. } => "SecureScoreControls_ListBySecureScore",
+            ScopedControls { score: None, .. } => "SecureScoreControls_List",
+            GroupAssessments { .. } => "Assessments_List",
+            GroupSubAssessments { assessment: None, .. } => "SubAssessments_ListAll",
+            GroupSubAssessments { assessment: Some(_), .. } => "SubAssessments_List",
         }
     }
 
@@ -265,6 +350,9 @@ impl Endpoint {
                     Ok(Endpoint::Subscription { sub: parse_subscription_id(id)? })
                 }
                 [t] if eq(t, "tenants") => Ok(Endpoint::Tenants),
+                [p, ns, rest @ ..] if eq(p, "providers") && eq(ns, MANAGEMENT) => {
+                    management_group(rest)?.ok_or_else(|| unknown_type(MANAGEMENT, rest))
+                }
                 [s, id, rest @ ..] if eq(s, "subscriptions") => {
                     parse_subscription_id(id)?;
                     match rest {
@@ -328,8 +416,33 @@ impl Endpoint {
                 ResourceId::from_segments(scope)?;
                 automation(sub, g, rest).ok_or_else(|| unknown_type("Microsoft.Security", rest))
             }
+            [p, ns, t, g]
+                if eq(p, "providers") && eq(ns, MANAGEMENT) && eq(t, "managementGroups") =>
+            {
+                let group = name(g);
+                match rest {
+                    [t] if eq(t, "assessments") => Ok(Endpoint::GroupAssessments { group }),
+                    [t] if eq(t, "subAssessments") => {
+                        Ok(Endpoint::GroupSubAssessments { group, assessment: None })
+                    }
+                    [t, a, s] if eq(t, "assessments") && eq(s, "subAssessments") => {
+                        Ok(Endpoint::GroupSubAssessments { group, assessment: Some(name(a)) })
+                    }
+                    _ => scoped_score(Scope::ManagementGroup(group), rest)
+                        .ok_or_else(|| unknown_type("Microsoft.Security", rest)),
+                }
+            }
             [s, ..] if eq(s, "subscriptions") => {
                 let resource = ResourceId::from_segments(scope)?;
+                // Scores at a resource group (an extension of this server, shaped as ARM's).
+                if let [_, _, r, g] = scope {
+                    if eq(r, "resourceGroups") {
+                        let rg = Scope::ResourceGroup(resource.subscription(), name(g));
+                        if let Some(e) = scoped_score(rg, rest) {
+                            return Ok(e);
+                        }
+                    }
+                }
                 match rest {
                     [t] if eq(t, "assessments") => Ok(Endpoint::Assessments { scope: resource }),
                     [t, n] if eq(t, "assessments") => {
@@ -360,6 +473,49 @@ fn automation(sub: Uuid, group: &str, rest: &[&str]) -> Option<Endpoint> {
         }
         _ => None,
     }
+}
+
+/// The namespace of management groups.
+const MANAGEMENT: &str = "Microsoft.Management";
+
+/// The secure score endpoints after `providers/Microsoft.Security` at a resource group or
+/// management group.
+fn scoped_score(scope: Scope, rest: &[&str]) -> Option<Endpoint> {
+    let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    match rest {
+        [t] if eq(t, "secureScores") => Some(Endpoint::ScopedSecureScores { scope }),
+        [t, n] if eq(t, "secureScores") => {
+            Some(Endpoint::ScopedSecureScore { scope, name: n.to_string() })
+        }
+        [t, n, c] if eq(t, "secureScores") && eq(c, "secureScoreControls") => {
+            Some(Endpoint::ScopedControls { scope, score: Some(n.to_string()) })
+        }
+        [t] if eq(t, "secureScoreControls") => {
+            Some(Endpoint::ScopedControls { scope, score: None })
+        }
+        _ => None,
+    }
+}
+
+/// The `Microsoft.Management` endpoints (the segments after `providers/Microsoft.Management`).
+fn management_group(rest: &[&str]) -> Result<Option<Endpoint>, ApiError> {
+    let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let group = |g: &str| g.to_string();
+    Ok(match rest {
+        [t] if eq(t, "managementGroups") => Some(Endpoint::ManagementGroups),
+        [t, g] if eq(t, "managementGroups") => Some(Endpoint::ManagementGroup { group: group(g) }),
+        [t, g, d] if eq(t, "managementGroups") && eq(d, "descendants") => {
+            Some(Endpoint::ManagementGroupDescendants { group: group(g) })
+        }
+        [t, g, s] if eq(t, "managementGroups") && eq(s, "subscriptions") => {
+            Some(Endpoint::ManagementGroupSubscriptions { group: group(g) })
+        }
+        [t, g, s, id] if eq(t, "managementGroups") && eq(s, "subscriptions") => {
+            let sub = parse_subscription_id(id)?;
+            Some(Endpoint::ManagementGroupSubscription { group: group(g), sub })
+        }
+        _ => None,
+    })
 }
 
 /// Is `rest` (the segments after `providers/Microsoft.Security`) a sub-assessment path?
@@ -522,6 +678,78 @@ mod tests {
         {
             assert_eq!(parse(&bad).unwrap_err().code(), "InvalidResourceType", "{bad}");
         }
+    }
+
+    #[test]
+    fn routes_management_groups_and_scopes_around_a_subscription() {
+        let g = "/providers/Microsoft.Management/managementGroups";
+        assert_eq!(parse(g).unwrap(), Endpoint::ManagementGroups);
+        let e = parse(&format!("{g}/Prod/")).unwrap();
+        assert_eq!(e, Endpoint::ManagementGroup { group: "Prod".into() });
+        assert_eq!(
+            (e.allow(), e.family().check(Some("2021-04-01")).is_ok()),
+            (GET_PUT_PATCH_DELETE, true)
+        );
+        assert!(e.family().check(Some("2020-01-01")).is_err());
+        assert!(matches!(
+            parse(&format!("{g}/Prod/DESCENDANTS")).unwrap(),
+            Endpoint::ManagementGroupDescendants { .. }
+        ));
+        assert!(matches!(
+            parse(&format!("{g}/Prod/subscriptions")).unwrap(),
+            Endpoint::ManagementGroupSubscriptions { .. }
+        ));
+        let sub = Uuid::parse_str(S).unwrap();
+        assert_eq!(
+            parse(&format!("{g}/Prod/subscriptions/{S}")).unwrap(),
+            Endpoint::ManagementGroupSubscription { group: "Prod".into(), sub }
+        );
+        assert_eq!(
+            parse(&format!("{g}/Prod/subscriptions/x")).unwrap_err().code(),
+            "InvalidSubscriptionId"
+        );
+        assert_eq!(parse(&format!("{g}/Prod/settings")).unwrap_err().code(), "InvalidResourceType");
+
+        let mg = Scope::ManagementGroup("Prod".into());
+        let sec = format!("{g}/Prod/providers/Microsoft.Security");
+        assert_eq!(
+            parse(&format!("{sec}/secureScores/ascScore")).unwrap(),
+            Endpoint::ScopedSecureScore { scope: mg.clone(), name: "ascScore".into() }
+        );
+        let e = parse(&format!("{sec}/secureScores/ascScore/secureScoreControls")).unwrap();
+        assert_eq!(e.label(), "SecureScoreControls_ListBySecureScore");
+        assert_eq!(e.subscription(), None);
+        assert_eq!(
+            parse(&format!("{sec}/assessments")).unwrap(),
+            Endpoint::GroupAssessments { group: "Prod".into() }
+        );
+        assert_eq!(
+            parse(&format!("{sec}/subAssessments")).unwrap(),
+            Endpoint::GroupSubAssessments { group: "Prod".into(), assessment: None }
+        );
+        assert_eq!(
+            parse(&format!("{sec}/assessments/a")).unwrap_err().code(),
+            "InvalidResourceType"
+        );
+
+        let rg = format!("/subscriptions/{S}/resourceGroups/Web/providers/Microsoft.Security");
+        let e = parse(&format!("{rg}/secureScoreControls")).unwrap();
+        assert_eq!(
+            e,
+            Endpoint::ScopedControls {
+                scope: Scope::ResourceGroup(sub, "Web".into()),
+                score: None
+            }
+        );
+        assert_eq!(e.subscription(), Some(sub));
+        // Below a resource group the assessment routes are unchanged; below a resource, scores
+        // are not served.
+        assert!(matches!(
+            parse(&format!("{rg}/assessments")).unwrap(),
+            Endpoint::Assessments { .. }
+        ));
+        let vm = format!("/subscriptions/{S}/resourceGroups/Web/providers/Microsoft.Compute/virtualMachines/vm/providers/Microsoft.Security/secureScores");
+        assert_eq!(parse(&vm).unwrap_err().code(), "InvalidResourceType");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::arm::paging::page_of;
 use crate::arm::{ApiError, ApiResult};
 use crate::catalog::{self, ControlDef, ASC_SCORE, ASC_SCORE_DISPLAY_NAME};
 use crate::score::{ScoreDetails, SecureScore};
-use crate::store::{ControlView, ScoreView};
+use crate::store::{ControlView, Scope, ScoreView};
 
 #[derive(Serialize)]
 struct Resource<P: Serialize> {
@@ -98,12 +98,13 @@ fn check_score_name(sub: Uuid, name: &str) -> ApiResult<()> {
 }
 
 fn secure_score(view: &ScoreView) -> Resource<SecureScoreProperties> {
-    score_resource(view.subscription.id, &view.secure_score)
+    secure_score_at(&format!("/subscriptions/{}", view.subscription.id), &view.secure_score)
 }
 
-fn score_resource(sub: Uuid, score: &SecureScore) -> Resource<SecureScoreProperties> {
+/// A secure score at the scope whose id is `scope`.
+fn secure_score_at(scope: &str, score: &SecureScore) -> Resource<SecureScoreProperties> {
     Resource {
-        id: format!("/subscriptions/{sub}/providers/Microsoft.Security/secureScores/{ASC_SCORE}"),
+        id: format!("{scope}/providers/Microsoft.Security/secureScores/{ASC_SCORE}"),
         name: ASC_SCORE.to_string(),
         kind: "Microsoft.Security/secureScores",
         properties: SecureScoreProperties {
@@ -116,7 +117,8 @@ fn score_resource(sub: Uuid, score: &SecureScore) -> Resource<SecureScorePropert
 
 /// A secure score as its GET answers it (continuous export renders its events with this).
 pub(super) fn score_json(sub: Uuid, score: &SecureScore) -> serde_json::Value {
-    serde_json::to_value(score_resource(sub, score)).unwrap_or_default()
+    serde_json::to_value(secure_score_at(&format!("/subscriptions/{sub}"), score))
+        .unwrap_or_default()
 }
 
 /// A control as the controls list answers it, without `$expand` (continuous export).
@@ -148,9 +150,18 @@ fn definition<'a>(
     }
 }
 fn control<'a>(sub: Uuid, c: &'a ControlView, expand: bool) -> Resource<ControlProperties<'a>> {
+    control_at(&format!("/subscriptions/{sub}"), c, expand)
+}
+
+/// A control of a view whose scope's id is `scope`.
+fn control_at<'a>(
+    scope: &str,
+    c: &'a ControlView,
+    expand: bool,
+) -> Resource<ControlProperties<'a>> {
     Resource {
         id: format!(
-            "/subscriptions/{sub}/providers/Microsoft.Security/secureScores/{ASC_SCORE}/secureScoreControls/{}",
+            "{scope}/providers/Microsoft.Security/secureScores/{ASC_SCORE}/secureScoreControls/{}",
             c.def.name
         ),
         name: c.def.name.clone(),
@@ -255,4 +266,79 @@ pub async fn list_definitions(ctx: &Ctx<'_>, sub: Option<Uuid>) -> ApiResult<Res
         return memoized(&DEFINITIONS, page);
     }
     ok(&page()?)
+}
+
+// Scores at a resource group or management group: the same shapes, the scope's id in front.
+// These views are not memoized: their ids echo the scope as requested.
+
+/// The read model of a resource group or management group and its id, or ARM's 404.
+async fn scoped_view(ctx: &Ctx<'_>, scope: &Scope) -> ApiResult<(Arc<ScoreView>, String)> {
+    let store = &ctx.state.store;
+    let view = store.score_view_at(scope).await?;
+    match scope {
+        Scope::Subscription(s) | Scope::ResourceGroup(s, _) => {
+            let view = view.ok_or_else(|| ApiError::SubscriptionNotFound(s.to_string()))?;
+            let id = match scope {
+                Scope::ResourceGroup(_, rg) => format!("/subscriptions/{s}/resourceGroups/{rg}"),
+                _ => format!("/subscriptions/{s}"),
+            };
+            Ok((view, id))
+        }
+        Scope::ManagementGroup(g) => {
+            let view = view.ok_or_else(|| ApiError::ManagementGroupNotFound(g.clone()))?;
+            let name = store.hierarchy().await?.info(g).map_or_else(|| g.clone(), |i| i.name);
+            Ok((view, format!("/providers/Microsoft.Management/managementGroups/{name}")))
+        }
+    }
+}
+
+/// The one secure score name, at a scope that may have no subscription.
+fn check_scoped_name(scope: &Scope, name: &str) -> ApiResult<()> {
+    match scope {
+        Scope::Subscription(s) | Scope::ResourceGroup(s, _) => check_score_name(*s, name),
+        Scope::ManagementGroup(_) if name.eq_ignore_ascii_case(ASC_SCORE) => Ok(()),
+        Scope::ManagementGroup(_) => Err(ApiError::TenantResourceNotFound {
+            resource_type: "secureScores".into(),
+            name: name.to_string(),
+        }),
+    }
+}
+
+pub async fn get_score_at(ctx: &Ctx<'_>, scope: &Scope, name: &str) -> ApiResult<Response> {
+    let (view, id) = scoped_view(ctx, scope).await?;
+    check_scoped_name(scope, name)?;
+    ok(&secure_score_at(&id, &view.secure_score))
+}
+
+pub async fn list_scores_at(ctx: &Ctx<'_>, scope: &Scope) -> ApiResult<Response> {
+    let (view, id) = scoped_view(ctx, scope).await?;
+    let cursor = ctx.cursor()?;
+    let views = std::slice::from_ref(&*view);
+    ok(&page_of(
+        views,
+        cursor.as_ref(),
+        ctx.page_size(),
+        |c| ctx.next_link(c),
+        |v| secure_score_at(&id, &v.secure_score),
+    )?)
+}
+
+pub async fn list_controls_at(
+    ctx: &Ctx<'_>,
+    scope: &Scope,
+    score: Option<&str>,
+) -> ApiResult<Response> {
+    let (view, id) = scoped_view(ctx, scope).await?;
+    if let Some(name) = score {
+        check_scoped_name(scope, name)?;
+    }
+    let expand = ctx.expand(&["definition"])?.contains(&"definition");
+    let cursor = ctx.cursor()?;
+    ok(&page_of(
+        &view.controls,
+        cursor.as_ref(),
+        ctx.page_size(),
+        |c| ctx.next_link(c),
+        |c| control_at(&id, c, expand),
+    )?)
 }

@@ -136,3 +136,58 @@ pub async fn list(
     let value = rows.iter().map(render).collect();
     ok(&Page { value, next_link })
 }
+
+/// SubAssessments_ListAll (and _List, of one `assessment`) at a management group: the
+/// sub-assessments of every subscription below it, nested groups included, in (subscription,
+/// resource, assessment, name) order, so that one continuation runs across subscriptions.
+pub async fn list_in_group(
+    ctx: &Ctx<'_>,
+    group: &str,
+    assessment: Option<&str>,
+) -> ApiResult<Response> {
+    let invalid = || ApiError::BadRequest {
+        target: Some("$skipToken".into()),
+        message: "The $skipToken does not belong to this list.".into(),
+    };
+    let after = match ctx.cursor()? {
+        None => None,
+        Some(Cursor::After(r, rest)) => {
+            let (a, n) = rest.split_once('/').ok_or_else(invalid)?;
+            Some((r, a.to_string(), n.to_string()))
+        }
+        Some(Cursor::Offset(_)) => return Err(invalid()),
+    };
+    let subscriptions =
+        super::management_groups::subscriptions_from(ctx, group, after.as_ref().map(|a| &a.0))
+            .await?;
+    let size = ctx.page_size();
+    let mut value: Vec<SubAssessment> = Vec::new();
+    let mut more = false;
+    for sub in subscriptions {
+        let scope = ResourceId::parse(&format!("/subscriptions/{sub}"))?;
+        let resume = after.as_ref().filter(|k| super::management_groups::key_in(&k.0, sub));
+        let rows = ctx
+            .state
+            .store
+            .sub_assessments(&scope, assessment, resume, size + 1 - value.len())
+            .await?;
+        for s in rows {
+            if value.len() == size {
+                more = true;
+                break;
+            }
+            value.push(s);
+        }
+        if more {
+            break;
+        }
+    }
+    let next_link = value.last().filter(|_| more).map(|s| {
+        ctx.next_link(&Cursor::After(
+            s.resource_id.to_ascii_lowercase(),
+            format!("{}/{}", s.assessment.to_ascii_lowercase(), s.name.to_ascii_lowercase()),
+        ))
+    });
+    let value = value.iter().map(render).collect();
+    ok(&Page { value, next_link })
+}

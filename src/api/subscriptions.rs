@@ -62,7 +62,12 @@ struct List<T: Serialize> {
 
 pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
     let subs = ctx.state.store.subscriptions().await?;
-    let value: Vec<_> = subs.iter().filter(|s| ctx.principal.sees(s)).map(render).collect();
+    let tree = ctx.state.store.hierarchy().await?;
+    let value: Vec<_> = subs
+        .iter()
+        .filter(|s| ctx.principal.sees(s, &tree.ancestors_of_subscription(s.id)))
+        .map(render)
+        .collect();
     ok(&List { count: Count { kind: "Total", value: value.len() }, value })
 }
 

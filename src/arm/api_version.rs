@@ -33,6 +33,8 @@ const OPERATIONS_VERSIONS: &[&str] =
 /// Resource Graph's query API: the version the spec describes, and the newer one with the same
 /// request and response shapes (what current `az graph` and SDKs send).
 const RESOURCE_GRAPH_VERSIONS: &[&str] = &["2022-10-01", "2021-03-01"];
+/// Management groups: the spec's stable versions whose shapes this server serves.
+const MANAGEMENT_GROUP_VERSIONS: &[&str] = &["2023-04-01", "2021-04-01"];
 /// What the SDKs and `az` send to ARM's own subscription and tenant endpoints.
 const ARM_VERSIONS: &[&str] = &[
     "2022-12-01",
@@ -68,6 +70,12 @@ impl Family {
         resource_type: Some("resources"),
         namespace: "Microsoft.ResourceGraph",
         supported: RESOURCE_GRAPH_VERSIONS,
+    };
+    /// `Microsoft.Management` management groups (ARM-owned: errors name no Security type).
+    pub const MANAGEMENT_GROUPS: Family = Family {
+        resource_type: None,
+        namespace: "Microsoft.Management",
+        supported: MANAGEMENT_GROUP_VERSIONS,
     };
 
     /// Check the request's api-version; returns the canonical spelling of the version.
@@ -210,7 +218,7 @@ mod tests {
     }
 
     /// Every family of api-versions the server knows.
-    const FAMILIES: [Family; 11] = [
+    const FAMILIES: [Family; 12] = [
         Family::AUTOMATIONS,
         Family::SECURE_SCORES,
         Family::SECURE_SCORE_CONTROLS,
@@ -222,6 +230,7 @@ mod tests {
         Family::SUB_ASSESSMENTS,
         Family::ARM,
         Family::RESOURCE_GRAPH,
+        Family::MANAGEMENT_GROUPS,
     ];
 
     /// docs/ARM.md's table of api-versions says what `check` does.
@@ -231,6 +240,9 @@ mod tests {
         for family in FAMILIES {
             let key = match family.resource_type {
                 Some(t) => format!("`{}", t.rsplit('/').next().unwrap_or(t)),
+                None if family.supported == MANAGEMENT_GROUP_VERSIONS => {
+                    "`/providers/Microsoft.Management/managementGroups".to_string()
+                }
                 None => "`/tenants`".to_string(),
             };
             let row = doc.lines().find(|l| l.starts_with("| ") && l.contains(&key));

@@ -39,6 +39,9 @@ pub enum ApiError {
     /// route of this server serves.
     #[error("The requested path '{0}' was not found on this server.")]
     NotFound(String),
+    /// A management group (`Microsoft.Management`) that does not exist, worded as that provider.
+    #[error("'/providers/Microsoft.Management/managementGroups/{0}' not found")]
+    ManagementGroupNotFound(String),
     /// A name segment of the path that cannot be a resource name; `reason` names the rule.
     #[error("Resource name '{name}' is invalid: {reason}")]
     InvalidResourceName { name: String, reason: &'static str },
@@ -102,7 +105,8 @@ impl ApiError {
             | TenantResourceNotFound { .. }
             | UnknownResourceType { .. }
             | UnknownPath(_)
-            | NotFound(_) => StatusCode::NOT_FOUND,
+            | NotFound(_)
+            | ManagementGroupNotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UriTooLong { .. } => StatusCode::URI_TOO_LONG,
@@ -127,7 +131,7 @@ impl ApiError {
             SubscriptionNotFound(_) => "SubscriptionNotFound",
             ResourceNotFound { .. } | TenantResourceNotFound { .. } => "ResourceNotFound",
             UnknownResourceType { .. } | UnknownPath(_) => "InvalidResourceType",
-            NotFound(_) => "NotFound",
+            NotFound(_) | ManagementGroupNotFound(_) => "NotFound",
             InvalidResourceName { .. } => "InvalidResourceName",
             MethodNotAllowed { .. } => "MethodNotAllowed",
             InvalidRequestContent { .. } => "InvalidRequestContent",
@@ -245,6 +249,7 @@ mod tests {
             },
             ApiError::UnknownPath("/x".into()),
             ApiError::NotFound("/x".into()),
+            ApiError::ManagementGroupNotFound("g".into()),
             ApiError::InvalidResourceName { name: "a%2Fb".into(), reason: "it contains '/'." },
             ApiError::UriTooLong { length: 9000, limit: 8192 },
             ApiError::HeadersTooLarge { what: "the header block".into(), limit: 32768 },
@@ -285,6 +290,7 @@ mod tests {
                 | ApiError::UnknownResourceType { .. }
                 | ApiError::UnknownPath(_)
                 | ApiError::NotFound(_)
+                | ApiError::ManagementGroupNotFound(_)
                 | ApiError::InvalidResourceName { .. }
                 | ApiError::UriTooLong { .. }
                 | ApiError::HeadersTooLarge { .. }

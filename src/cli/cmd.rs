@@ -15,6 +15,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Subscriptions(cmd) => subscriptions(cmd).await,
         Command::Import(args) => super::import::run(args).await,
+        Command::ManagementGroups(cmd) => super::management_groups::run(cmd).await,
         Command::Principals(cmd) => super::identity::principals(cmd).await,
         Command::Roles(cmd) => super::identity::roles(cmd).await,
         Command::Token(args) => super::identity::token(args).await,

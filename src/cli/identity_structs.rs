@@ -69,7 +69,8 @@ pub enum RolesCommand {
         /// "Security Assessment Contributor") or role definition GUID.
         #[arg(long)]
         role: String,
-        /// '/' (everything) or '/subscriptions/{id}'.
+        /// '/' (everything), '/subscriptions/{id}' or
+        /// '/providers/Microsoft.Management/managementGroups/{group}' (the group and all below it).
         #[arg(long, default_value = "/")]
         scope: String,
         #[command(flatten)]

@@ -1,5 +1,5 @@
 //! The command line: definitions here (`structs`), execution in `cmd` and its siblings
-//! (`identity`, `import`, `read`, `verify`).
+//! (`identity`, `import`, `management_groups`, `read`, `verify`).
 
 pub mod args;
 pub mod client;
@@ -8,6 +8,7 @@ pub mod data;
 pub mod identity;
 pub mod identity_structs;
 pub mod import;
+pub mod management_groups;
 pub mod read;
 pub mod structs;
 pub mod verify;

@@ -27,10 +27,14 @@ pub enum Command {
     Subscriptions(SubscriptionsCommand),
     /// Import assessments from an NDJSON file (one assessment per line; see the README).
     Import(ImportArgs),
+    /// Manage management groups (the hierarchy above subscriptions), on a data directory or
+    /// against a running server.
+    #[command(subcommand, name = "management-groups")]
+    ManagementGroups(ManagementGroupsCommand),
     /// Manage the built-in authority's principals (service principals and users).
     #[command(subcommand)]
     Principals(super::identity_structs::PrincipalsCommand),
-    /// Manage Azure role assignments (Owner, Contributor, Reader, Security Admin, ...) at / or /subscriptions/{id}.
+    /// Manage Azure role assignments (Owner, Contributor, Reader, Security Admin, ...) at /, a management group or /subscriptions/{id}.
     #[command(subcommand)]
     Roles(super::identity_structs::RolesCommand),
     /// Print an access token signed with a data directory's key (the last line of stdout), for curl.
@@ -313,4 +317,64 @@ pub struct VerifyArgs {
     /// Output format of the report.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ManagementGroupsCommand {
+    /// List the management groups (the tenant root group first) with their parents and the
+    /// subscriptions placed directly in them.
+    List {
+        #[command(flatten)]
+        target: Target,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Create or replace a management group.
+    Create {
+        /// Group id (1 to 90 letters, digits, '-', '_', '(', ')', '.').
+        #[arg(long)]
+        name: String,
+        /// Display name (default: the id).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Parent group id (default: the tenant root group).
+        #[arg(long)]
+        parent: Option<String>,
+        #[command(flatten)]
+        target: Target,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Delete a management group that has no children.
+    Delete {
+        /// Group id.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Move a subscription into a management group.
+    AddSubscription {
+        /// Group id.
+        #[arg(long)]
+        group: String,
+        /// Subscription id (a GUID).
+        #[arg(long)]
+        subscription: uuid::Uuid,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Take a subscription out of a management group (back below the tenant root group).
+    RemoveSubscription {
+        /// Group id.
+        #[arg(long)]
+        group: String,
+        /// Subscription id (a GUID).
+        #[arg(long)]
+        subscription: uuid::Uuid,
+        #[command(flatten)]
+        target: Target,
+    },
 }

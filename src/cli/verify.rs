@@ -129,6 +129,18 @@ fn row(m: &Mismatch) -> [String; 4] {
                 counters(recomputed),
             ]
         }
+        Mismatch::ResourceGroupCounts {
+            subscription,
+            resource_group,
+            control: c,
+            stored,
+            recomputed,
+        } => [
+            subscription.to_string(),
+            format!("counters of resource group {resource_group}, {}", control(c)),
+            counters(stored),
+            counters(recomputed),
+        ],
         Mismatch::History { subscription, stored, recomputed } => [
             subscription.to_string(),
             "history (last point)".into(),

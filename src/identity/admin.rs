@@ -148,7 +148,10 @@ pub async fn assign(
         bail!("unknown role '{role}'; roles: {}", names.join(", "));
     };
     let Some(scope) = authz::parse_scope(scope) else {
-        bail!("the scope must be '/' or '/subscriptions/{{id}}', not '{scope}'");
+        bail!(
+            "the scope must be '/', '/subscriptions/{{id}}' or \
+             '/providers/Microsoft.Management/managementGroups/{{group}}', not '{scope}'"
+        );
     };
     let object_id = match resolve(store, principal).await? {
         Some(p) => p.id.to_string(),

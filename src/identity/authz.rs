@@ -3,8 +3,12 @@
 //!
 //! Security note: least privilege by default — a principal with no role assignment can do nothing
 //! but read the tenant-level catalogue (definitions, assessment metadata), and `GET /subscriptions`
-//! lists only the subscriptions it holds a role on. Assignments exist at `/` and
-//! `/subscriptions/{id}` and are inherited below their scope. Roles are matched with Azure's
+//! lists only the subscriptions it holds a role on. Assignments exist at `/`,
+//! `/providers/Microsoft.Management/managementGroups/{group}` and `/subscriptions/{id}`, and are
+//! inherited below their scope: an assignment at a management group covers the groups nested
+//! in it, their subscriptions and everything in those. What a request is about is a [`Target`]:
+//! a subscription (or none) and the management groups it lies below, as the API computes them
+//! from its cached hierarchy. Roles are matched with Azure's
 //! `Actions`/`NotActions` wildcards, case-insensitively.
 
 use uuid::Uuid;
@@ -47,6 +51,7 @@ pub const ROLES: &[RoleDef] = &[
         name: "Security Admin",
         actions: &[
             "Microsoft.Authorization/*/read",
+            "Microsoft.Management/managementGroups/read",
             "Microsoft.Resources/subscriptions/read",
             "Microsoft.Security/*",
         ],
@@ -57,6 +62,7 @@ pub const ROLES: &[RoleDef] = &[
         name: "Security Reader",
         actions: &[
             "Microsoft.Authorization/*/read",
+            "Microsoft.Management/managementGroups/read",
             "Microsoft.Resources/subscriptions/read",
             "Microsoft.Security/*/read",
         ],
@@ -131,7 +137,28 @@ impl RoleDef {
     }
 }
 
-/// Normalise a role assignment scope: `/` or `/subscriptions/{lowercase guid}`.
+/// The prefix of a management group scope.
+pub const GROUP_SCOPE: &str = "/providers/Microsoft.Management/managementGroups/";
+
+/// Is `name` a management group name ARM accepts (letters, digits, `-_().`, at most 90)?
+pub fn valid_group_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 90
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_().".contains(c))
+        && !name.ends_with('.')
+}
+
+/// What a request is about, for authorization: a subscription (`None`: a tenant-level or
+/// management group target) and the lowercase names of the management groups it lies below,
+/// nearest first (a group target lists itself first).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Target<'a> {
+    pub subscription: Option<Uuid>,
+    pub groups: &'a [String],
+}
+
+/// Normalise a role assignment scope: `/`, `/subscriptions/{lowercase guid}` or
+/// `/providers/Microsoft.Management/managementGroups/{lowercase name}`.
 pub fn parse_scope(scope: &str) -> Option<String> {
     let trimmed = scope.trim().trim_end_matches('/');
     if trimmed.is_empty() {
@@ -142,19 +169,45 @@ pub fn parse_scope(scope: &str) -> Option<String> {
         [s, id] if s.eq_ignore_ascii_case("subscriptions") => {
             Uuid::parse_str(id).ok().map(|id| format!("/subscriptions/{id}"))
         }
+        [p, ns, t, g]
+            if p.eq_ignore_ascii_case("providers")
+                && ns.eq_ignore_ascii_case("Microsoft.Management")
+                && t.eq_ignore_ascii_case("managementGroups")
+                && valid_group_name(g) =>
+        {
+            Some(format!("{GROUP_SCOPE}{}", g.to_ascii_lowercase()))
+        }
         _ => None,
     }
 }
 
-/// Does an assignment at `scope` cover `subscription` (`None`: the root `/`)?
+/// Does an assignment at `scope` cover `subscription` (`None`: the root `/`)? Without the
+/// subscription's groups: see [`covers_target`].
 pub fn covers(scope: &str, subscription: Option<Uuid>) -> bool {
-    scope == "/" || subscription.is_some_and(|s| scope == format!("/subscriptions/{s}"))
+    covers_target(scope, &Target { subscription, groups: &[] })
+}
+
+/// Does an assignment at `scope` cover `target`: the root, the target's subscription, or a
+/// management group the target lies below? The one decision of inheritance.
+pub fn covers_target(scope: &str, target: &Target<'_>) -> bool {
+    if scope == "/" {
+        return true;
+    }
+    if let Some(group) = scope.strip_prefix(GROUP_SCOPE) {
+        return target.groups.iter().any(|g| g.eq_ignore_ascii_case(group));
+    }
+    target.subscription.is_some_and(|s| scope == format!("/subscriptions/{s}"))
 }
 
 /// Is `action` granted over `subscription` (or `/`) by any of `assignments`?
 pub fn granted(assignments: &[RoleAssignment], action: &str, subscription: Option<Uuid>) -> bool {
+    granted_at(assignments, action, &Target { subscription, groups: &[] })
+}
+
+/// Is `action` granted over `target` by any of `assignments`?
+pub fn granted_at(assignments: &[RoleAssignment], action: &str, target: &Target<'_>) -> bool {
     assignments.iter().any(|a| {
-        covers(&a.scope, subscription)
+        covers_target(&a.scope, target)
             && role_by_id(a.role_definition_id).is_some_and(|r| r.allows(action))
     })
 }
@@ -168,6 +221,8 @@ pub enum Need {
     ListSubscriptions,
     /// `action` over `scope` (reported in a 403) within `subscription`.
     Action { action: &'static str, subscription: Uuid, scope: String },
+    /// `action` over `scope` at a management group (its name as requested).
+    GroupAction { action: &'static str, group: String, scope: String },
 }
 
 #[cfg(test)]
@@ -232,6 +287,15 @@ mod tests {
         assert!(covers(&format!("/subscriptions/{s}"), Some(s)));
         assert!(!covers(&format!("/subscriptions/{s}"), Some(Uuid::new_v4())));
         assert!(!covers(&format!("/subscriptions/{s}"), None));
+        let g = parse_scope("/providers/microsoft.management/managementGroups/Parent/").unwrap();
+        assert_eq!(g, "/providers/Microsoft.Management/managementGroups/parent");
+        assert_eq!(parse_scope("/providers/Microsoft.Management/managementGroups/a b"), None);
+        let chain = ["child".to_string(), "parent".to_string()];
+        let below = Target { subscription: Some(s), groups: &chain };
+        assert!(covers_target(&g, &below), "a group covers what lies below it");
+        assert!(!covers(&g, Some(s)), "without the ancestry nothing is inherited");
+        let elsewhere = Target { subscription: Some(s), groups: &["other".to_string()] };
+        assert!(!covers_target(&g, &elsewhere));
     }
 
     #[test]

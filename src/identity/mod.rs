@@ -158,18 +158,29 @@ impl Identity {
 
     /// Authenticate one ARM request and check what it `need`s, before its handler runs.
     /// `subscription` is the one the need names, when it exists: 401s come before 404s, and a
-    /// request on a subscription that does not exist is left to the handler's 404.
+    /// request on a subscription that does not exist is left to the handler's 404. `groups`: the
+    /// management groups the need's target lies below (nearest first; a group target first
+    /// names itself), whose role assignments it inherits.
     pub async fn authorize(
         &self,
         headers: &HeaderMap,
         need: &Need,
         subscription: Option<&Subscription>,
+        groups: &[String],
     ) -> ApiResult<Principal> {
         let challenge_tenant = subscription.map_or(self.default_tenant, |s| s.tenant_id);
         let principal = match self.authenticate(headers).await {
             Ok(p) => p,
             Err(f) => return Err(self.unauthenticated(challenge_tenant, f)),
         };
+        if let Need::GroupAction { action, scope, .. } = need {
+            let target = authz::Target { subscription: None, groups };
+            return if principal.can_at(action, &target) {
+                Ok(principal)
+            } else {
+                Err(principal.forbidden(action, scope))
+            };
+        }
         let Need::Action { action, subscription: sub_id, scope } = need else {
             return Ok(principal);
         };
@@ -184,7 +195,7 @@ impl Identity {
                 return Err(self.unauthenticated(sub.tenant_id, f));
             }
         }
-        if principal.can(action, Some(*sub_id)) {
+        if principal.can_at(action, &authz::Target { subscription: Some(*sub_id), groups }) {
             Ok(principal)
         } else {
             Err(principal.forbidden(action, scope))
@@ -203,7 +214,15 @@ impl Identity {
             .authenticate(headers)
             .await
             .map_err(|f| self.unauthenticated(self.default_tenant, f))?;
-        if principal.can(action, subscription) {
+        // A subscription inherits the assignments of the management groups above it (the
+        // hierarchy is cached by the store: no read per request).
+        let groups = match subscription {
+            Some(s) if matches!(principal.access, Access::Assignments(_)) => {
+                self.store.ancestors_of_subscription(s).await?
+            }
+            _ => Vec::new(),
+        };
+        if principal.can_at(action, &authz::Target { subscription, groups: &groups }) {
             Ok(principal)
         } else {
             let scope =
@@ -276,21 +295,24 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// `action` over `subscription` (`None`: over `/`).
-    pub fn can(&self, action: &str, subscription: Option<Uuid>) -> bool {
+    /// `action` over `target` (a subscription or group and the groups above it): the one
+    /// question of authorization, so that roles at a management group always apply below it.
+    pub fn can_at(&self, action: &str, target: &authz::Target<'_>) -> bool {
         match &self.access {
             Access::Full => true,
-            Access::Assignments(a) => authz::granted(a, action, subscription),
+            Access::Assignments(a) => authz::granted_at(a, action, target),
         }
     }
 
-    /// Does `GET /subscriptions` show it: a role on it, and (for a token) the token's tenant.
-    pub fn sees(&self, sub: &Subscription) -> bool {
+    /// Does `GET /subscriptions` show it: a role on it (or on a management group above it,
+    /// `groups`), and (for a token) the token's tenant.
+    pub fn sees(&self, sub: &Subscription, groups: &[String]) -> bool {
         match &self.access {
             Access::Full => true,
             Access::Assignments(a) => {
+                let target = authz::Target { subscription: Some(sub.id), groups };
                 self.tenant == Some(sub.tenant_id)
-                    && a.iter().any(|x| authz::covers(&x.scope, Some(sub.id)))
+                    && a.iter().any(|x| authz::covers_target(&x.scope, &target))
             }
         }
     }

@@ -269,3 +269,112 @@ async fn verify_agrees_with_every_write_and_repair_changes_nothing() {
         assert!(h.iter().all(|p| p.reason.is_none()), "{}: writes record no reason", f.name);
     }
 }
+
+#[tokio::test]
+async fn management_groups_placements_and_resource_group_counters() {
+    for f in engines().await {
+        let (s, t) = (Uuid::new_v4(), Uuid::new_v4());
+        f.store.put_subscription(&sub(s)).await.unwrap();
+        f.store.put_subscription(&sub(t)).await.unwrap();
+        let root = f.store.default_tenant().await.unwrap().to_string();
+        let (created, info) = f
+            .store
+            .put_management_group("Prod", Some("Production"), None, "me")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(created, "{}", f.name);
+        assert_eq!((info.parent.as_deref(), info.version), (Some(root.as_str()), 1));
+        f.store.put_management_group("Web", None, Some(Some("prod")), "me").await.unwrap().unwrap();
+        f.store.place_subscription("web", s).await.unwrap().unwrap();
+        assert_eq!(f.store.subscriptions_below("PROD").await.unwrap(), Some(vec![s]));
+        assert_eq!(f.store.subscriptions_below("nope").await.unwrap(), None);
+        assert_eq!(f.store.ancestors_of_subscription(s).await.unwrap(), ["web", "prod", &root]);
+        assert_eq!(
+            f.store.ancestors_of_subscription(t).await.unwrap(),
+            std::slice::from_ref(&root)
+        );
+        // Refusals leave the tree as it was.
+        let cycle =
+            f.store.put_management_group("Prod", None, Some(Some("Web")), "me").await.unwrap();
+        assert!(matches!(cycle, Err(HierarchyError::Cycle { .. })), "{}", f.name);
+        let busy = f.store.delete_management_group("Prod").await.unwrap();
+        assert!(matches!(busy, Err(HierarchyError::HasChildren(_))), "{}", f.name);
+        // An update keeps the name's first casing and bumps the version.
+        let (created, info) =
+            f.store.put_management_group("PROD", Some("P"), None, "me").await.unwrap().unwrap();
+        assert!(!created && info.name == "Prod" && info.version == 2, "{}: {info:?}", f.name);
+
+        // Resource group counters move with the writes, and verify agrees with them.
+        let rg = format!(
+            "/subscriptions/{s}/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines"
+        );
+        f.store
+            .apply(&[
+                put(&format!("{rg}/a"), EP, Status::Unhealthy),
+                put(&format!("{rg}/b"), EP, Status::Healthy),
+                put(&format!("/subscriptions/{s}"), EP, Status::Healthy),
+            ])
+            .await
+            .unwrap();
+        let counts =
+            f.store.counts_at(&Scope::ResourceGroup(s, "rg".into())).await.unwrap().unwrap();
+        let c = counts.values().next().copied().unwrap();
+        assert_eq!((c.healthy, c.unhealthy, counts.len()), (1, 1, 1), "{}", f.name);
+        f.store.apply(&[del(&format!("{rg}/a"), EP)]).await.unwrap();
+        let counts =
+            f.store.counts_at(&Scope::ResourceGroup(s, "RG".into())).await.unwrap().unwrap();
+        assert_eq!(counts.values().next().map(|c| (c.healthy, c.unhealthy)), Some((1, 0)));
+        assert_eq!(f.store.resource_groups(s).await.unwrap(), ["rg"]);
+        assert!(f.store.verify().await.unwrap().is_clean(), "{}", f.name);
+        // A group's counts are its subscriptions'.
+        let group =
+            f.store.counts_at(&Scope::ManagementGroup("prod".into())).await.unwrap().unwrap();
+        assert_eq!(group, f.store.counts_at(&Scope::Subscription(s)).await.unwrap().unwrap());
+
+        // Removing a subscription removes its placement and counters.
+        assert!(f.store.remove_subscription(s).await.unwrap());
+        assert_eq!(f.store.subscriptions_below("prod").await.unwrap(), Some(vec![]));
+        assert!(f.store.resource_groups(s).await.unwrap().is_empty());
+        f.store.delete_management_group("web").await.unwrap().unwrap();
+        assert!(f.store.delete_management_group("prod").await.unwrap().unwrap());
+    }
+}
+
+/// The engine itself refuses what would break the tree, whatever its caller checked before:
+/// another process may change the hierarchy between a check and a write.
+#[tokio::test]
+async fn engines_refuse_cycles_orphans_and_busy_deletes_in_the_write() {
+    for f in engines().await {
+        let s = Uuid::new_v4();
+        f.store.put_subscription(&sub(s)).await.unwrap();
+        let group = |name: &str, parent: Option<&str>| ManagementGroup {
+            name: name.into(),
+            display_name: name.into(),
+            parent: parent.map(str::to_string),
+            version: 1,
+            updated_time: OffsetDateTime::UNIX_EPOCH,
+            updated_by: "t".into(),
+        };
+        let e = f.store.engine();
+        assert_eq!(e.put_management_group(&group("A", None)).await.unwrap(), Ok(true));
+        assert_eq!(e.put_management_group(&group("B", Some("a"))).await.unwrap(), Ok(true));
+        let cycle = e.put_management_group(&group("A", Some("b"))).await.unwrap();
+        assert!(matches!(cycle, Err(HierarchyError::Cycle { .. })), "{}: {cycle:?}", f.name);
+        let itself = e.put_management_group(&group("A", Some("a"))).await.unwrap();
+        assert!(matches!(itself, Err(HierarchyError::Cycle { .. })), "{}", f.name);
+        let orphan = e.put_management_group(&group("C", Some("nope"))).await.unwrap();
+        assert!(matches!(orphan, Err(HierarchyError::NoParent(_))), "{}", f.name);
+        let busy = e.delete_management_group("a").await.unwrap();
+        assert!(matches!(busy, Err(HierarchyError::HasChildren(_))), "{}", f.name);
+        assert_eq!(e.place_subscription(s, Some("b")).await.unwrap(), Ok(()));
+        let busy = e.delete_management_group("b").await.unwrap();
+        assert!(matches!(busy, Err(HierarchyError::HasChildren(_))), "{}", f.name);
+        let gone = e.place_subscription(s, Some("nope")).await.unwrap();
+        assert!(matches!(gone, Err(HierarchyError::NoGroup(_))), "{}", f.name);
+        assert_eq!(e.placements().await.unwrap(), vec![(s, "b".to_string())]);
+        assert_eq!(e.place_subscription(s, None).await.unwrap(), Ok(()));
+        assert_eq!(e.delete_management_group("b").await.unwrap(), Ok(true));
+        assert_eq!(e.delete_management_group("b").await.unwrap(), Ok(false));
+    }
+}

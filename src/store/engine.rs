@@ -94,6 +94,7 @@ pub(crate) trait Engine:
     + super::verify::MaintenanceEngine
     + SubAssessmentEngine
     + super::automation::AutomationEngine
+    + super::management_groups::ManagementGroupEngine
     + Send
     + Sync
     + 'static

@@ -17,6 +17,7 @@
 pub mod automation;
 mod engine;
 mod identity;
+mod management_groups;
 mod sqlite;
 mod verify;
 mod view;
@@ -30,6 +31,10 @@ pub use engine::{
     SubAssessmentKey, Subscription, Write,
 };
 pub use identity::{PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment};
+pub use management_groups::{
+    group_score, resource_group_of, Child, GroupInfo, Hierarchy, HierarchyError, ManagementGroup,
+    Scope, ROOT_DISPLAY_NAME,
+};
 pub use verify::{CatalogVersions, Counters, Mismatch, RecordedScore, VerifyReport};
 pub use view::{ControlView, ScoreView};
 
@@ -154,6 +159,8 @@ struct Inner {
     /// is not cached after it.
     epoch: AtomicU64,
     seen_generation: AtomicI64,
+    /// Management groups and the views of scopes other than a subscription.
+    mg: management_groups::Cache,
 }
 
 /// What `--database-url` answers until the PostgreSQL engine exists.
@@ -202,6 +209,7 @@ impl Store {
                 views: RwLock::new(HashMap::new()),
                 epoch: AtomicU64::new(0),
                 seen_generation: AtomicI64::new(seen),
+                mg: management_groups::Cache::default(),
             }),
         })
     }
@@ -230,15 +238,18 @@ impl Store {
     fn invalidate(&self, subscriptions: impl IntoIterator<Item = Uuid>) {
         let mut views = self.inner.views.write().expect("views lock");
         self.inner.epoch.fetch_add(1, Ordering::AcqRel);
-        for s in subscriptions {
-            views.remove(&s);
+        let subscriptions: Vec<Uuid> = subscriptions.into_iter().collect();
+        for s in &subscriptions {
+            views.remove(s);
         }
+        self.inner.mg.invalidate(Some(&subscriptions));
     }
 
     fn invalidate_all(&self) {
         let mut views = self.inner.views.write().expect("views lock");
         self.inner.epoch.fetch_add(1, Ordering::AcqRel);
         views.clear();
+        self.inner.mg.invalidate(None);
     }
 
     /// Apply assessment writes in one transaction; scores and history move with them.
@@ -340,6 +351,7 @@ impl Store {
     pub async fn put_subscription(&self, sub: &Subscription) -> Result<bool> {
         let created = self.engine().put_subscription(sub).await?;
         self.invalidate([sub.id]);
+        self.inner.mg.drop_hierarchy();
         Ok(created)
     }
 
@@ -347,6 +359,7 @@ impl Store {
     pub async fn remove_subscription(&self, id: Uuid) -> Result<bool> {
         let removed = self.engine().remove_subscription(id).await?;
         self.invalidate([id]);
+        self.inner.mg.drop_hierarchy();
         Ok(removed)
     }
 

@@ -37,6 +37,7 @@ use crate::catalog;
 use crate::score::{self, ControlCounts, ResourceTally, ScoreDetails, Status};
 
 mod identity;
+mod management_groups;
 mod outbox;
 mod sub_assessments;
 mod verify;
@@ -565,7 +566,11 @@ async fn step(
     .map(Into::into)
     .unwrap_or_default();
 
+    let before = counts;
     score::step(&mut tally, &mut counts, old, new);
+    // The resource's resource group (if any) moves with the subscription.
+    management_groups::step_resource_group(tx, subscription, control, resource_key, before, counts)
+        .await?;
 
     if tally.is_empty() {
         sqlx::query(

@@ -121,6 +121,15 @@ pub enum Mismatch {
         stored: Option<Counters>,
         recomputed: Option<Counters>,
     },
+    /// A control's resource counts within one resource group (`store::management_groups`).
+    #[serde(rename_all = "camelCase")]
+    ResourceGroupCounts {
+        subscription: Uuid,
+        resource_group: String,
+        control: String,
+        stored: Option<Counters>,
+        recomputed: Option<Counters>,
+    },
     /// The last history point is not the score of the recomputed counters.
     #[serde(rename_all = "camelCase")]
     History { subscription: Uuid, stored: Option<RecordedScore>, recomputed: RecordedScore },

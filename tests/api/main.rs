@@ -17,6 +17,7 @@ mod fidelity;
 mod harness;
 mod identity;
 mod ingest;
+mod management_groups;
 mod openapi;
 mod paths;
 mod persistence;

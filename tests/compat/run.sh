@@ -41,9 +41,9 @@ if [ ! -x "$venv/bin/python" ]; then
     "$venv/bin/pip" install --quiet --upgrade pip >/dev/null 2>&1
 fi
 t=$SECONDS
-note "pip install azure-identity azure-mgmt-security azure-mgmt-resourcegraph"
-"$venv/bin/pip" install --quiet --disable-pip-version-check azure-identity azure-mgmt-security azure-mgmt-resourcegraph certifi \
-    || { echo "FAIL: pip install azure-identity azure-mgmt-security azure-mgmt-resourcegraph"; exit 1; }
+note "pip install azure-identity azure-mgmt-security azure-mgmt-resourcegraph azure-mgmt-managementgroups"
+"$venv/bin/pip" install --quiet --disable-pip-version-check azure-identity azure-mgmt-security azure-mgmt-resourcegraph azure-mgmt-managementgroups certifi \
+    || { echo "FAIL: pip install azure-identity azure-mgmt-security azure-mgmt-resourcegraph azure-mgmt-managementgroups"; exit 1; }
 sdk_install=$((SECONDS - t))
 az_install=0
 if [ "${COMPAT_SKIP_AZ:-0}" != 1 ]; then
@@ -77,6 +77,11 @@ reader_id=$(printf '%s' "$reader" | "$venv/bin/python" -c 'import json,sys; prin
 "$bin" roles assign --data-dir "$data" --principal "$reader_id" --role Reader --scope "/subscriptions/$sub" >/dev/null \
     || { echo "FAIL: roles assign"; exit 1; }
 reader_json=$(printf '%s' "$reader" | "$venv/bin/python" -c 'import json,sys; j=json.load(sys.stdin); print(json.dumps({"clientId": j["appId"], "clientSecret": j["secret"]}))')
+# Management groups: the demo principal manages the hierarchy as Owner at the tenant root group.
+demo=$("$venv/bin/python" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["clientId"], j["tenantId"])' "$data/demo-credentials.json")
+"$bin" roles assign --data-dir "$data" --principal "${demo% *}" --role Owner \
+    --scope "/providers/Microsoft.Management/managementGroups/${demo#* }" >/dev/null \
+    || { echo "FAIL: roles assign at the root management group"; exit 1; }
 
 # The CLI's token works with curl (what the README shows).
 token=$("$bin" token --data-dir "$data" --authority "$url" 2>/dev/null | tail -n 1)

@@ -299,6 +299,63 @@ def _():
         assert e.status_code == 400 and "union" in str(e), str(e)
 
 
+# --- Management groups (azure-mgmt-managementgroups) and a management-group scope ------------
+@check("management groups: create (LRO), add a subscription, read scores and assessments at the group, delete")
+def _():
+    from azure.core.rest import HttpRequest
+    from azure.mgmt.managementgroups.models import (
+        CreateManagementGroupDetails,
+        CreateManagementGroupProperties,
+        CreateManagementGroupRequest,
+        CreateParentGroupInfo,
+    )
+
+    try:  # 2.x (TypeSpec-generated, api-version 2023-04-01)
+        from azure.mgmt.managementgroups import ManagementGroupsMgmtClient as Client
+    except ImportError:  # 1.x (api-version 2021-04-01)
+        from azure.mgmt.managementgroups import ManagementGroupsAPI as Client
+
+    cred = credential(CREDS["clientId"], CREDS["clientSecret"])
+    mg = Client(cred, base_url=BASE, connection_verify=CA)
+    root = CREDS["tenantId"]
+    details = CreateManagementGroupDetails(
+        parent=CreateParentGroupInfo(id=f"/providers/Microsoft.Management/managementGroups/{root}")
+    )
+    request = CreateManagementGroupRequest(
+        properties=CreateManagementGroupProperties(display_name="Compat", details=details)
+    )
+    # A long-running operation in the spec: the server answers 200 with the group, done.
+    created = mg.management_groups.begin_create_or_update("compat-mg", request).result()
+    assert created.name == "compat-mg" and created.properties.display_name == "Compat", created
+    assert created.properties.details.parent.id.endswith(root), created
+    mg.management_group_subscriptions.create("compat-mg", SUB)
+    got = mg.management_groups.get("compat-mg", expand="children")
+    assert [c.name for c in got.properties.children] == [SUB], got
+    below = [s.name for s in mg.management_group_subscriptions.get_subscriptions_under_management_group("compat-mg")]
+    assert below == [SUB], below
+    descendants = [d.name for d in mg.management_groups.get_descendants(root)]
+    assert "compat-mg" in descendants and SUB in descendants, descendants
+    # The security SDK's secure score operations take no scope: its pipeline sends the raw GET.
+    scope = "/providers/Microsoft.Management/managementGroups/compat-mg"
+    answer = owner._client.send_request(
+        HttpRequest("GET", f"{BASE}{scope}/providers/Microsoft.Security/secureScores/ascScore?api-version=2020-01-01")
+    )
+    assert answer.status_code == 200, answer.text()
+    score = answer.json()
+    assert score["id"] == f"{scope}/providers/Microsoft.Security/secureScores/ascScore", score
+    assert score["properties"]["score"]["max"] == 39 and score["properties"]["weight"] == 67, score
+    # The assessments list takes a scope, and documents a management group as one.
+    listed = list(owner.assessments.list(scope))
+    assert listed and all(a.id.lower().startswith(f"/subscriptions/{SUB}") for a in listed), len(listed)
+    mg.management_group_subscriptions.delete("compat-mg", SUB)
+    mg.management_groups.begin_delete("compat-mg").result()
+    try:
+        mg.management_groups.get("compat-mg")
+        raise AssertionError("the deleted group is still there")
+    except ResourceNotFoundError:
+        pass
+
+
 failed = [r for r in results if not r[1]]
 print(f"sdk: {len(results) - len(failed)} passed, {len(failed)} failed", flush=True)
 sys.exit(1 if failed else 0)

@@ -220,6 +220,17 @@ impl MaintenanceEngine for SqliteEngine {
                 );
             }
             out.mismatches.extend(found);
+            // Resource group counters (management groups' module): checked, and rewritten
+            // when they differ or the catalogue changed, beside the subscription's.
+            let rewrite = mode != Reconcile::Check;
+            let rg = super::management_groups::reconcile_resource_groups(
+                &mut tx,
+                subscription,
+                &stored.statuses,
+                rewrite,
+            )
+            .await?;
+            out.mismatches.extend(rg);
         }
         let changed = mode == Reconcile::Catalog || !out.mismatches.is_empty();
         if mode != Reconcile::Check && changed {
