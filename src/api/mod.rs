@@ -52,7 +52,13 @@ pub struct ApiConfig {
     /// The URL clients reach the server at (`--public-url`), as given; `None`: the listen
     /// address. The resolved URL is `Identity::public_url`.
     pub public_url: Option<crate::arm::PublicUrl>,
+    /// How long status transitions (`/securescore/v1/.../changes`) are kept
+    /// (`--changes-retention-days`); `None`: for ever.
+    pub changes_retention: Option<Duration>,
 }
+
+/// How long status transitions are kept unless told otherwise: 90 days.
+pub const DEFAULT_CHANGES_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -63,6 +69,7 @@ impl Default for ApiConfig {
             request_timeout: Duration::from_secs(60),
             trust_issuers: Vec::new(),
             public_url: None,
+            changes_retention: Some(DEFAULT_CHANGES_RETENTION),
         }
     }
 }

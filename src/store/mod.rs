@@ -14,7 +14,9 @@
 //!   ([`Store::verify`], [`Store::repair`]), and is rebuilt on open when the built-in catalogue is
 //!   not the one it was computed with (module `verify`).
 
+mod changes;
 mod engine;
+mod exemptions;
 mod identity;
 mod sqlite;
 mod verify;
@@ -23,9 +25,14 @@ mod view;
 #[cfg(test)]
 mod conformance;
 
+pub use changes::{ChangeCause, Order, StatusChange};
 pub use engine::{
     Assessment, AssessmentInput, HistoryPoint, HistoryReason, Outcome, SubAssessment,
     SubAssessmentKey, Subscription, Write,
+};
+pub use exemptions::{
+    covers, effective_status, exempting, Category, Exemption, ExemptionFilter, ExemptionRule,
+    EXEMPT_CAUSE,
 };
 pub use identity::{PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment};
 pub use verify::{CatalogVersions, Counters, Mismatch, RecordedScore, VerifyReport};
@@ -152,6 +159,8 @@ struct Inner {
     /// is not cached after it.
     epoch: AtomicU64,
     seen_generation: AtomicI64,
+    /// Woken when an exemption is written, so the expiry timer looks at the next expiry again.
+    exemptions_changed: tokio::sync::Notify,
 }
 
 /// What `--database-url` answers until the PostgreSQL engine exists.
@@ -200,6 +209,7 @@ impl Store {
                 views: RwLock::new(HashMap::new()),
                 epoch: AtomicU64::new(0),
                 seen_generation: AtomicI64::new(seen),
+                exemptions_changed: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -217,7 +227,9 @@ impl Store {
         let Some(sub) = self.engine().subscription(subscription).await? else { return Ok(None) };
         let counts = self.engine().control_counts(subscription).await?;
         let custom = self.engine().custom_metadata(subscription).await?;
-        let view = Arc::new(ScoreView::build(sub, counts.into_iter().collect(), custom));
+        let mut view = ScoreView::build(sub, counts.into_iter().collect(), custom);
+        view.exemptions = self.engine().exemption_rules(subscription).await?;
+        let view = Arc::new(view);
         let mut views = self.inner.views.write().expect("views lock");
         if self.inner.epoch.load(Ordering::Acquire) == epoch {
             views.insert(subscription, view.clone());

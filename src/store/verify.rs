@@ -316,6 +316,8 @@ pub enum HistoryReason {
     CatalogChange,
     /// `securescore verify --repair` rewrote counters that had drifted from the assessments.
     Repair,
+    /// An exemption began or ended (created, replaced, deleted or expired).
+    Exemption,
 }
 
 impl HistoryReason {
@@ -324,6 +326,7 @@ impl HistoryReason {
         match self {
             HistoryReason::CatalogChange => "catalogChange",
             HistoryReason::Repair => "repair",
+            HistoryReason::Exemption => "exemption",
         }
     }
 
@@ -331,6 +334,7 @@ impl HistoryReason {
         match s {
             "catalogChange" => Ok(HistoryReason::CatalogChange),
             "repair" => Ok(HistoryReason::Repair),
+            "exemption" => Ok(HistoryReason::Exemption),
             other => anyhow::bail!("stored history reason '{other}' is not a reason"),
         }
     }
@@ -494,7 +498,7 @@ mod tests {
 
     #[test]
     fn history_reasons_round_trip() {
-        for r in [HistoryReason::CatalogChange, HistoryReason::Repair] {
+        for r in [HistoryReason::CatalogChange, HistoryReason::Repair, HistoryReason::Exemption] {
             assert_eq!(HistoryReason::parse(r.as_str()).unwrap(), r);
         }
         assert!(HistoryReason::parse("other").is_err());
