@@ -9,12 +9,16 @@
 
 pub mod assessments;
 mod auth;
+mod changes;
+mod exemptions;
 pub mod ext;
+mod improvements;
 mod metadata;
 pub mod openapi;
 mod operations;
 mod ops;
 pub mod route;
+mod scope;
 mod scores;
 mod sub_assessments;
 mod subscriptions;
@@ -119,22 +123,7 @@ impl Ctx<'_> {
     /// The absolute URL of the next page: the public URL, same path and parameters, a new
     /// `$skipToken`.
     pub fn next_link(&self, cursor: &Cursor) -> String {
-        let base = &self.state.identity.public_url;
-        let mut query: Vec<&str> = self
-            .uri
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .filter(|pair| {
-                let key = pair.split('=').next().unwrap_or("");
-                !pair.is_empty()
-                    && !key.eq_ignore_ascii_case("$skipToken")
-                    && !key.eq_ignore_ascii_case("%24skipToken")
-            })
-            .collect();
-        let token = format!("$skipToken={}", cursor.encode());
-        query.push(&token);
-        format!("{base}{}?{}", self.uri.path(), query.join("&"))
+        next_link(&self.state.identity.public_url, self.uri, cursor)
     }
 
     /// `$expand`, checked against the values this endpoint documents.
@@ -166,6 +155,25 @@ impl Ctx<'_> {
             })
             .collect()
     }
+}
+
+/// The absolute URL of the next page of the list at `uri`: the public URL, same path and
+/// parameters, a new `$skipToken`.
+pub fn next_link(base: impl std::fmt::Display, uri: &Uri, cursor: &Cursor) -> String {
+    let mut query: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split('=').next().unwrap_or("");
+            !pair.is_empty()
+                && !key.eq_ignore_ascii_case("$skipToken")
+                && !key.eq_ignore_ascii_case("%24skipToken")
+        })
+        .collect();
+    let token = format!("$skipToken={}", cursor.encode());
+    query.push(&token);
+    format!("{base}{}?{}", uri.path(), query.join("&"))
 }
 
 pub fn query_param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {
