@@ -220,21 +220,17 @@ fn resources_link(
 /// One page of a recommendation's unhealthy resources, with the link to the next.
 async fn resource_page(
     state: &AppState,
-    sub: Uuid,
-    control: &str,
     name: &str,
     at: &ResourceId,
     after: Option<&str>,
     size: usize,
+    link: impl FnOnce(&Cursor) -> String,
 ) -> ApiResult<Page<ResourceRef>> {
     let mut rows = state.store.unhealthy_resources(at, name, after, size + 1).await?;
     let more = rows.len() > size;
     rows.truncate(size);
     let next_link = if more {
-        rows.last().map(|(key, _)| {
-            let cursor = Cursor::After(key.clone(), String::new());
-            resources_link(state, sub, control, name, at, Some(&cursor))
-        })
+        rows.last().map(|(key, _)| link(&Cursor::After(key.clone(), String::new())))
     } else {
         None
     };
@@ -292,8 +288,8 @@ async fn improvements(
                 continue;
             }
             let meta = cat.assessment(&key);
-            let resources =
-                resource_page(&state, sub, &r.def.name, &key, &at, None, INLINE_RESOURCES).await?;
+            let link = |c: &Cursor| resources_link(&state, sub, &r.def.name, &key, &at, Some(c));
+            let resources = resource_page(&state, &key, &at, None, INLINE_RESOURCES, link).await?;
             recommendations.push(Recommendation {
                 name: key.clone(),
                 display_name: meta.map_or_else(|| name.clone(), |m| m.display_name()),
@@ -350,6 +346,7 @@ async fn improvements(
 async fn resources(
     State(state): State<AppState>,
     Path((id, control, name)): Path<(String, String, String)>,
+    uri: Uri,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let q = query_map(q);
@@ -372,7 +369,8 @@ async fn resources(
     }
     let after = scope::after_key(scope::cursor(&q)?)?;
     let size = scope::top(&q, state.config.page_size)?;
-    let page = resource_page(&state, sub, &def.name, &key, &at, after.as_deref(), size).await?;
+    let link = |c: &Cursor| scope::next_link(&state, &uri, c);
+    let page = resource_page(&state, &key, &at, after.as_deref(), size, link).await?;
     Ok(json(StatusCode::OK, &page))
 }
 

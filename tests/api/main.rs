@@ -15,6 +15,7 @@ mod faults;
 mod fidelity;
 mod harness;
 mod identity;
+mod improvements;
 mod ingest;
 mod openapi;
 mod paths;
