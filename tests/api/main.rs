@@ -7,6 +7,7 @@
 
 mod assessments;
 mod catalog;
+mod changes;
 mod cli_paging;
 mod connections;
 mod crash;
