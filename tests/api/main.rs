@@ -12,6 +12,7 @@ mod cli_paging;
 mod connections;
 mod crash;
 mod errors;
+mod exemptions;
 mod faults;
 mod fidelity;
 mod harness;
