@@ -1,5 +1,6 @@
 //! The extension API's OpenAPI document, generated from the code: the `#[utoipa::path]`
-//! annotations on the handlers of [`super::ext`] and [`crate::identity::admin`], the `ToSchema`
+//! annotations on the handlers of [`super::ext`] (and the issue-11 modules it merges:
+//! improvements, changes, exemptions) and [`crate::identity::admin`], the `ToSchema`
 //! derives on their request types, and here the shapes of the answers those handlers build as
 //! JSON values. Served at `GET /securescore/v1/openapi.json` without authentication (it is
 //! documentation); `docs/extension-openapi.json` is this document, checked by a test
@@ -128,7 +129,14 @@ mod tests {
         let doc: serde_json::Value =
             serde_json::from_str(&document_json()).expect("the document parses");
         let paths = doc["paths"].as_object().expect("paths");
-        let source = [include_str!("ext.rs"), include_str!("../identity/admin.rs")].concat();
+        let source = [
+            include_str!("ext.rs"),
+            include_str!("../identity/admin.rs"),
+            include_str!("improvements.rs"),
+            include_str!("changes.rs"),
+            include_str!("exemptions.rs"),
+        ]
+        .concat();
         for line in source.lines().filter(|l| {
             l.trim_start().starts_with(".route(\"")
                 || l.trim_start().starts_with("\"/securescore/v1")
@@ -136,7 +144,7 @@ mod tests {
             let path = line.split('"').nth(1).expect("a quoted path");
             assert!(paths.contains_key(path), "{path} is not documented");
         }
-        assert_eq!(paths.len(), 12);
+        assert_eq!(paths.len(), 17);
     }
 
     const COMMITTED: &str = include_str!("../../docs/extension-openapi.json");
