@@ -19,6 +19,7 @@ mod harness;
 mod identity;
 mod improvements;
 mod ingest;
+mod insights_cli;
 mod openapi;
 mod paths;
 mod persistence;
