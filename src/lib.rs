@@ -15,10 +15,10 @@
 //! | module | owns |
 //! |---|---|
 //! | [`arm`] | ARM conventions: typed resource ids, api-versions, the CloudError catalogue, paging, headers, time format; extractors and the one body limit, their rejections as CloudErrors (`arm::extract`) |
-//! | [`api`] | routers and handlers, one module per resource family (sub-assessments, 2019-01-01-preview: `api::sub_assessments`; the operations list: `api::operations`); the extension API (`api::ext`) and its OpenAPI document generated from the handlers (`api::openapi`) |
+//! | [`api`] | routers and handlers, one module per resource family (sub-assessments, 2019-01-01-preview: `api::sub_assessments`; the operations list: `api::operations`); the extension API (`api::ext`; what to fix first, what changed and exemptions: `api::improvements`, `api::changes`, `api::exemptions`, their scopes and the one management-group stub: `api::scope`) and its OpenAPI document generated from the handlers (`api::openapi`) |
 //! | [`score`] | the scoring engine of docs/SCORING.md: pure, no I/O, property-tested |
 //! | [`catalog`] | the built-in controls and assessment metadata (data files + provenance) |
-//! | [`store`] | one `Store` handle over a crate-private engine trait (identity records: `store::identity`); SQLite engine (its identity SQL: `store::sqlite::identity`; its verification SQL: `store::sqlite::verify`; its sub-assessment SQL: `store::sqlite::sub_assessments`); the read model; verification and repair of the maintained counters, and their rebuild when the catalogue changes (`store::verify`); a conformance suite every engine runs |
+//! | [`store`] | one `Store` handle over a crate-private engine trait (identity records: `store::identity`); SQLite engine (its identity SQL: `store::sqlite::identity`; its verification SQL: `store::sqlite::verify`; its sub-assessment SQL: `store::sqlite::sub_assessments`); the read model; verification and repair of the maintained counters, and their rebuild when the catalogue changes (`store::verify`); exemptions and the one *effective status* decision every counter follows (`store::exemptions`; SQL: `store::sqlite::exemptions`); the status-transition log (`store::changes`; SQL and the write hook of `apply`: `store::sqlite::changes`); a conformance suite every engine runs |
 //! | [`assessment`] | what a valid assessment write is: the PUT body checks, shared by the PUT handler and bulk ingest |
 //! | [`sub_assessment`] | what a valid sub-assessment write is (2019-01-01-preview; PUT body or import line), its `additionalData` checked by kind; sub-assessments never move a score |
 //! | [`ingest`] | bulk ingest of NDJSON assessments (also Azure's export shape), below the API and the CLI: bounded lines, batches time-sliced so other writers get the lock, a WAL checkpoint at the end |
@@ -26,8 +26,8 @@
 //! | [`identity`] | the built-in Entra ID-compatible authority (tokens, JWKS, sign-in page), authentication of every request (JWT) apart from authorization (RBAC, decided from plain data the API computes), trusted external issuers, `--auth` modes; below `api` and `server`, which import it, never the reverse |
 //! | [`demo`] | `serve --demo`: the official example data, written through the normal write path |
 //! | [`tls`] | the local CA and server certificate, or the user's PEM files; the process's crypto provider |
-//! | [`server`] | `Application::build` (refuses `--auth any` off loopback, resolves the public URL, binds, port 0 friendly) and `run_until` (drains on shutdown); `server::connections`: the connection cap (sheds the longest-idle connection), TLS handshake, header-read and idle timeouts, hyper's limits |
-//! | [`cli`] | command definitions (`cli::structs`) apart from their execution (`cli::cmd`, `cli::identity`, `cli::import`, `cli::read`, `cli::verify`) |
+//! | [`server`] | `Application::build` (refuses `--auth any` off loopback, resolves the public URL, binds, port 0 friendly; starts the store's upkeep: exemption expiry and change-log retention) and `run_until` (drains on shutdown); `server::connections`: the connection cap (sheds the longest-idle connection), TLS handshake, header-read and idle timeouts, hyper's limits |
+//! | [`cli`] | command definitions (`cli::structs`, `cli::identity_structs`, `cli::insights_structs`) apart from their execution (`cli::cmd`, `cli::identity`, `cli::import`, `cli::insights` — improvements, changes, exemptions —, `cli::read`, `cli::verify`) |
 //! | `cli::client` | the CLI's HTTP client for `--endpoint` (pages followed to the end) |
 
 pub mod api;
