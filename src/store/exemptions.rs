@@ -238,7 +238,7 @@ impl Store {
 
     /// The server's upkeep of issue 11's state, in one task: end exemptions when their time is up
     /// (at start-up, then woken at the next expiry or when an exemption is written; at least every
-    /// [`UPKEEP_INTERVAL`], which also catches exemptions other processes wrote), and drop status
+    /// `UPKEEP_INTERVAL`, which also catches exemptions other processes wrote), and drop status
     /// transitions older than `retention` (`None`: keep them all) once an hour.
     pub fn upkeep(&self, retention: Option<std::time::Duration>) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
