@@ -100,3 +100,80 @@ impl Store {
         self.engine().prune_changes(before).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{
+        AssessmentInput, Category, Exemption, ExemptionFilter, StoreConfig, Subscription, Write,
+    };
+    use super::*;
+    use crate::arm::ResourceId;
+
+    async fn store_with_a_transition() -> (Store, Uuid, ResourceId) {
+        let store = Store::open(&StoreConfig::Memory).await.unwrap();
+        let id = Uuid::new_v4();
+        let sub = Subscription {
+            id,
+            display_name: "t".into(),
+            tenant_id: Uuid::nil(),
+            state: "Enabled".into(),
+        };
+        store.put_subscription(&sub).await.unwrap();
+        let resource = ResourceId::parse(&format!(
+            "/subscriptions/{id}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
+        ))
+        .unwrap();
+        let write = Write::Put(AssessmentInput {
+            resource: resource.clone(),
+            name: "21300918-b2e3-0346-785f-c77ff57d243b".into(),
+            status: Status::Unhealthy,
+            cause: None,
+            description: None,
+            resource_details: serde_json::json!({"source": "Azure"}),
+            additional_data: None,
+            partner_name: None,
+        });
+        store.apply(&[write]).await.unwrap();
+        (store, id, resource)
+    }
+
+    async fn all(store: &Store, id: Uuid) -> Vec<StatusChange> {
+        let (from, to) = (OffsetDateTime::UNIX_EPOCH, OffsetDateTime::now_utc());
+        store.changes(id, from, to, Order::OldestFirst, None, 100).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn retention_drops_only_what_is_older() {
+        let (store, id, _) = store_with_a_transition().await;
+        let at = all(&store, id).await[0].at;
+        assert_eq!(store.prune_changes(at).await.unwrap(), 0, "not older than itself");
+        assert_eq!(all(&store, id).await.len(), 1);
+        let later = at + time::Duration::milliseconds(1);
+        assert_eq!(store.prune_changes(later).await.unwrap(), 1);
+        assert!(all(&store, id).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn removing_a_subscription_removes_its_log_and_exemptions() {
+        let (store, id, resource) = store_with_a_transition().await;
+        let now = OffsetDateTime::now_utc();
+        let exemption = Exemption {
+            name: "e".into(),
+            scope: resource,
+            assessment: "21300918-b2e3-0346-785f-c77ff57d243b".into(),
+            category: Category::Mitigated,
+            expires_on: None,
+            description: "d".into(),
+            created_at: now,
+            updated_at: now,
+            active: true,
+        };
+        store.put_exemption(&exemption).await.unwrap();
+        assert_eq!(all(&store, id).await.len(), 2, "the write and the exemption's effect");
+        assert!(store.remove_subscription(id).await.unwrap());
+        assert!(all(&store, id).await.is_empty());
+        assert!(store.exemption("e").await.unwrap().is_none());
+        let listed = store.exemptions(&ExemptionFilter::default(), None, 10).await.unwrap();
+        assert!(listed.is_empty());
+    }
+}
