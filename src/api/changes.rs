@@ -91,6 +91,27 @@ fn order(q: &std::collections::HashMap<String, String>) -> ApiResult<Order> {
     }
 }
 
+/// The next page: the same parameters with the window pinned (a defaulted `to` of "now" must not
+/// move between pages) and a cursor after the last transition shown.
+fn next_link(
+    state: &AppState,
+    uri: &Uri,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    seq: i64,
+) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        if !["from", "to", "$skiptoken"].contains(&k.to_ascii_lowercase().as_str()) {
+            query.append_pair(&k, &v);
+        }
+    }
+    query.append_pair("from", &format_time(from));
+    query.append_pair("to", &format_time(to));
+    query.append_pair("$skipToken", &Cursor::After(seq.to_string(), String::new()).encode());
+    format!("{}{}?{}", state.identity.public_url, uri.path(), query.finish())
+}
+
 #[utoipa::path(
     get,
     path = "/securescore/v1/subscriptions/{id}/changes",
@@ -140,13 +161,8 @@ async fn changes(
     let mut rows = state.store.changes(sub, from, to, order, after, size + 1).await?;
     let more = rows.len() > size;
     rows.truncate(size);
-    let next_link = if more {
-        rows.last().map(|c| {
-            scope::next_link(&state, &uri, &Cursor::After(c.seq.to_string(), String::new()))
-        })
-    } else {
-        None
-    };
+    let next_link =
+        if more { rows.last().map(|c| next_link(&state, &uri, from, to, c.seq)) } else { None };
     let answer = Answer {
         subscription_id: sub,
         from: format_time(from),

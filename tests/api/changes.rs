@@ -72,6 +72,10 @@ async fn every_transition_is_logged_with_the_score_before_and_after() {
     reversed.reverse();
     assert_eq!(transitions(r.body["value"].as_array().unwrap()), reversed);
 
+    // A nextLink pins the window, so a defaulted `to` (now) does not move between pages.
+    let first = app.get(&changes_path(sub, "?$top=1")).await;
+    let link = first.body["nextLink"].as_str().expect("more pages");
+    assert!(link.contains("from=") && link.contains("to="), "{link}");
     // Paged: $top=1 takes four pages, in order, each transition once.
     let (paged, pages) = app.get_all(&changes_path(sub, "?$top=1&$orderby=at%20asc")).await;
     assert_eq!(pages, 4);
