@@ -330,6 +330,7 @@ struct ListAnswer {
     description = "The exemptions of the subscriptions the caller may read; with `scope`, those at or below it and those above it that cover it.",
     params(
         ("scope" = Option<String>, Query, description = "A subscription, resource group or resource id"),
+        ("state" = Option<String>, Query, description = "`Active` (in force) or `Expired`; default: both"),
         ("$skipToken" = Option<String>, Query, description = "From a nextLink"),
     ),
     responses(
@@ -371,6 +372,17 @@ async fn list(
             filter.subscriptions = Some(readable);
         }
     }
+    filter.active = match q.get("state").map(|s| s.to_ascii_lowercase()) {
+        None => None,
+        Some(s) if s == "active" => Some(true),
+        Some(s) if s == "expired" => Some(false),
+        Some(other) => {
+            return Err(ApiError::BadRequest {
+                target: Some("state".into()),
+                message: format!("'state' must be 'Active' or 'Expired', not '{other}'."),
+            })
+        }
+    };
     let after = scope::after_key(scope::cursor(&q)?)?;
     let size = state.config.page_size;
     let mut rows = state.store.exemptions(&filter, after.as_deref(), size + 1).await?;

@@ -145,6 +145,8 @@ pub struct ExemptionFilter {
     pub subscriptions: Option<Vec<Uuid>>,
     /// Only exemptions whose scope is at or below this id, or covers it.
     pub scope: Option<ResourceId>,
+    /// Only active (`true`) or only expired (`false`) exemptions.
+    pub active: Option<bool>,
 }
 
 /// Storage of exemptions, and the reads of effective statuses improvements need.

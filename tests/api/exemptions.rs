@@ -216,6 +216,11 @@ async fn an_exemption_expires_on_time_without_a_restart() {
     assert_eq!(a.body["properties"]["status"]["code"], "Unhealthy");
     let e = app.get(&exemption_path("brief")).await;
     assert_eq!(e.body["properties"]["state"], "Expired");
+    let (expired, _) = app.get_all("/securescore/v1/exemptions?state=expired").await;
+    assert_eq!(expired.len(), 1);
+    let (active, _) = app.get_all("/securescore/v1/exemptions?state=Active").await;
+    assert!(active.is_empty());
+    assert_eq!(app.get("/securescore/v1/exemptions?state=gone").await.status, 400);
     let h = app.get(&format!("/securescore/v1/subscriptions/{sub}/history")).await;
     let last = h.body["value"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["reason"], "exemption");

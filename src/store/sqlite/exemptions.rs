@@ -268,12 +268,13 @@ impl ExemptionEngine for SqliteEngine {
              AND (?2 IS NULL OR subscription_id IN (SELECT value FROM json_each(?2))) \
              AND (?3 IS NULL OR scope_key = ?3 OR substr(scope_key, 1, length(?3) + 1) = ?3 || '/' \
                   OR substr(?3, 1, length(scope_key) + 1) = scope_key || '/') \
-             ORDER BY name_key LIMIT ?4"
+             AND (?5 IS NULL OR active = ?5) ORDER BY name_key LIMIT ?4"
         ))
         .bind(after.unwrap_or(""))
         .bind(subscriptions)
         .bind(scope)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(filter.active)
         .fetch_all(&self.pool)
         .await?
         .into_iter()
