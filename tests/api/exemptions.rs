@@ -397,3 +397,71 @@ async fn exemptions_page_by_name() {
     assert_eq!(names, ["a", "b", "c", "d", "e"]);
     assert_verifies(&app).await;
 }
+
+/// An exemption that ran out while no server was running ends when a server starts on the data.
+#[tokio::test]
+async fn an_exemption_that_expired_while_down_ends_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = Uuid::new_v4();
+    let vm1 = vm(sub, "rg", "vm1");
+    {
+        // Written through a store alone: no server, so no expiry timer runs.
+        let store = securescore::store::Store::open(&securescore::store::StoreConfig::Sqlite {
+            data_dir: dir.path().to_path_buf(),
+        })
+        .await
+        .unwrap();
+        store
+            .put_subscription(&securescore::store::Subscription {
+                id: sub,
+                display_name: "down".into(),
+                tenant_id: store.default_tenant().await.unwrap(),
+                state: "Enabled".into(),
+            })
+            .await
+            .unwrap();
+        let write = securescore::store::Write::Put(securescore::store::AssessmentInput {
+            resource: securescore::arm::ResourceId::parse(&vm1).unwrap(),
+            name: EP.into(),
+            status: securescore::score::Status::Unhealthy,
+            cause: None,
+            description: None,
+            resource_details: json!({"source": "Azure"}),
+            additional_data: None,
+            partner_name: None,
+        });
+        store.apply(&[write]).await.unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let exemption = securescore::store::Exemption {
+            name: "lapsed".into(),
+            scope: securescore::arm::ResourceId::parse(&vm1).unwrap(),
+            assessment: EP.into(),
+            category: securescore::store::Category::Mitigated,
+            expires_on: Some(now + time::Duration::milliseconds(300)),
+            description: "d".into(),
+            created_at: now,
+            updated_at: now,
+            active: true,
+        };
+        store.put_exemption(&exemption).await.unwrap();
+        let exempt = store.view(sub).await.unwrap().unwrap().secure_score;
+        assert_eq!(exempt.score.max, 0, "vm1 does not count while exempt");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(store.exemption("lapsed").await.unwrap().unwrap().active, "nobody ended it");
+    }
+    let app = spawn_sqlite(dir.path()).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let e = app.get(&exemption_path("lapsed")).await;
+        if e.body["properties"]["state"] == "Expired" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not ended at start-up: {}", e.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let score = app.get(&score_path(&sub.to_string())).await;
+    assert_eq!(score.body["properties"]["score"]["max"], 2, "{}", score.text);
+    let a = app.get(&assessment_path(&vm1, EP, "2021-06-01")).await;
+    assert_eq!(a.body["properties"]["status"]["code"], "Unhealthy");
+    assert_verifies(&app).await;
+}
