@@ -121,7 +121,6 @@ fn allow(principal: &Principal, action: &str, scope: &ResourceId) -> ApiResult<(
 
 /// The PUT body, validated: every error names its field.
 fn parse_body(
-    name: &str,
     body: &[u8],
     now: OffsetDateTime,
 ) -> ApiResult<(Scope, String, Category, Option<OffsetDateTime>, String)> {
@@ -186,7 +185,6 @@ fn parse_body(
             format!("'properties.description' has at most {MAX_DESCRIPTION} bytes."),
         ));
     }
-    let _ = name;
     Ok((scope, assessment.to_owned(), category, expires_on, description.to_owned()))
 }
 
@@ -213,7 +211,7 @@ async fn put(
 ) -> ApiResult<Response> {
     check_name(&name)?;
     let now = OffsetDateTime::now_utc();
-    let (scope, assessment, category, expires_on, description) = parse_body(&name, &body, now)?;
+    let (scope, assessment, category, expires_on, description) = parse_body(&body, now)?;
     let scope = match scope {
         Scope::Arm(id) => id,
         Scope::ManagementGroup(group) => {
@@ -408,7 +406,7 @@ mod tests {
     use super::*;
 
     fn target_of(body: &str) -> String {
-        match parse_body("n", body.as_bytes(), OffsetDateTime::now_utc()) {
+        match parse_body(body.as_bytes(), OffsetDateTime::now_utc()) {
             Err(ApiError::InvalidRequestContent { target, .. }) => target,
             other => panic!("{body}: {:?}", other.map(|_| ())),
         }
@@ -422,7 +420,7 @@ mod tests {
                 r#"{{"properties":{{"scope":"{sub}","assessment":"a","category":"Waiver","description":"d"{extra}}}}}"#
             )
         };
-        assert!(parse_body("n", ok("").as_bytes(), OffsetDateTime::now_utc()).is_ok());
+        assert!(parse_body(ok("").as_bytes(), OffsetDateTime::now_utc()).is_ok());
         assert_eq!(target_of("[]"), "properties");
         assert_eq!(target_of(r#"{"properties":{}}"#), "properties.scope");
         assert_eq!(target_of(r#"{"properties":{"scope":"nope"}}"#), "properties.scope");

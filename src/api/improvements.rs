@@ -137,6 +137,8 @@ async fn resolve(
     let Some(text) = q.get("scope").filter(|s| !s.is_empty()) else { return whole() };
     match Scope::parse(text, "scope", false)? {
         Scope::ManagementGroup(group) => {
+            // Refused inside `below_management_group` until management groups exist; the
+            // aggregation over the subscriptions it answers is wired in with them.
             scope::below_management_group(state, &group, "scope").await?;
             Err(ApiError::BadRequest {
                 target: Some("scope".into()),
