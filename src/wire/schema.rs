@@ -73,6 +73,9 @@ pub struct HistoryPoint {
     pub score: Score,
     /// The score's weight at that time, which aggregates over subscriptions use.
     pub weight: i64,
+    /// Why the score moved when no assessment write moved it: `catalogChange`, `repair` or
+    /// `exemption`; absent otherwise.
+    pub reason: Option<String>,
 }
 
 /// One score over several subscriptions.

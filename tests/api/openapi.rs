@@ -340,6 +340,11 @@ async fn every_operation_answers_as_documented() {
     op(&M::GET, exemptions);
     let r = call(&app, &doc, M::GET, changes, &format!("{subs}/{DEMO}/changes?$top=1"), None).await;
     assert_eq!(r.body["value"][0]["cause"], "exemption", "{}", r.text);
+    // The history point the exemption recorded carries its reason, as documented.
+    let r = call(&app, &doc, M::GET, history, &format!("{subs}/{DEMO}/history"), None).await;
+    let reasons: Vec<&Value> =
+        r.body["value"].as_array().unwrap().iter().map(|p| &p["reason"]).collect();
+    assert!(reasons.contains(&&json!("exemption")), "{}", r.text);
     assert_eq!(
         call(&app, &doc, M::DELETE, exemption, &format!("{exemptions}/doc"), None).await.status,
         200
