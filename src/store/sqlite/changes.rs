@@ -29,13 +29,28 @@ pub(super) struct Written<'a> {
     pub new: Option<Status>,
 }
 
-/// Per write transaction: each touched subscription's control counts as the transaction moves
-/// them (so the score before and after each transition costs no query), and its active
-/// exemptions (which an assessment write cannot change).
+/// Per write transaction: each touched subscription's control counts and secure score as the
+/// transaction moves them (so the score before and after each transition costs no query, and is
+/// recomputed only when counts move), and its active exemptions (which an assessment write cannot
+/// change).
 #[derive(Default)]
 pub(super) struct Tracker {
-    counts: HashMap<String, BTreeMap<String, ControlCounts>>,
+    subscriptions: HashMap<String, Tracked>,
     rules: HashMap<String, Vec<ExemptionRule>>,
+}
+
+/// One subscription's counters within a transaction: control → (its maximum, its counts).
+struct Tracked {
+    controls: BTreeMap<String, (i64, ControlCounts)>,
+    score: ScoreDetails,
+}
+
+impl Tracked {
+    fn rescore(&mut self) {
+        let controls: Vec<_> =
+            self.controls.values().map(|(max, c)| score::control_score(*max, c)).collect();
+        self.score = score::secure_score(controls.iter()).score;
+    }
 }
 
 impl Tracker {
@@ -84,21 +99,25 @@ impl Tracker {
         new: Option<Status>,
     ) -> Result<()> {
         self.load(tx, subscription).await?;
-        for control in catalog::builtin().scored_controls(name_key) {
+        let cat = catalog::builtin();
+        for control in cat.scored_controls(name_key) {
             let counts = step(tx, subscription, control, resource_key, old, new).await?;
-            if let Some(map) = self.counts.get_mut(subscription) {
+            if let Some(tracked) = self.subscriptions.get_mut(subscription) {
                 if counts.is_assessed() {
-                    map.insert(control.clone(), counts);
+                    tracked.controls.insert(control.clone(), (cat.max_score(control), counts));
                 } else {
-                    map.remove(control);
+                    tracked.controls.remove(control);
                 }
             }
+        }
+        if let Some(tracked) = self.subscriptions.get_mut(subscription) {
+            tracked.rescore();
         }
         Ok(())
     }
 
     async fn load(&mut self, tx: &mut WriteTx, subscription: &str) -> Result<()> {
-        if self.counts.contains_key(subscription) {
+        if self.subscriptions.contains_key(subscription) {
             return Ok(());
         }
         let rows = sqlx::query_as::<_, ControlCountsRow>(
@@ -107,8 +126,17 @@ impl Tracker {
         .bind(subscription)
         .fetch_all(&mut **tx)
         .await?;
-        let map = rows.into_iter().map(|row| (row.control, row.counts.into())).collect();
-        self.counts.insert(subscription.to_owned(), map);
+        let cat = catalog::builtin();
+        let controls = rows
+            .into_iter()
+            .map(|row| {
+                let max = cat.max_score(&row.control);
+                (row.control, (max, row.counts.into()))
+            })
+            .collect();
+        let mut tracked = Tracked { controls, score: score::secure_score([].iter()).score };
+        tracked.rescore();
+        self.subscriptions.insert(subscription.to_owned(), tracked);
         Ok(())
     }
 
@@ -119,15 +147,8 @@ impl Tracker {
         subscription: &str,
     ) -> Result<ScoreDetails> {
         self.load(tx, subscription).await?;
-        let cat = catalog::builtin();
-        let controls: Vec<_> = self
-            .counts
-            .get(subscription)
-            .into_iter()
-            .flatten()
-            .map(|(control, c)| score::control_score(cat.max_score(control), c))
-            .collect();
-        Ok(score::secure_score(controls.iter()).score)
+        let tracked = self.subscriptions.get(subscription);
+        Ok(tracked.map_or_else(|| score::secure_score([].iter()).score, |t| t.score))
     }
 
     /// Append one transition; the score after it is the tracker's current one.
