@@ -232,7 +232,12 @@ impl Store {
     /// End the exemptions whose time is up (the serve timer, and start-up); how many
     /// subscriptions moved.
     pub async fn expire_exemptions(&self) -> Result<usize> {
-        let touched = self.engine().expire_exemptions(OffsetDateTime::now_utc()).await?;
+        let now = OffsetDateTime::now_utc();
+        // A read first: the write lock only when something is due.
+        if self.engine().next_expiry().await?.is_none_or(|t| t > now) {
+            return Ok(0);
+        }
+        let touched = self.engine().expire_exemptions(now).await?;
         let n = touched.len();
         self.invalidate(touched);
         Ok(n)
