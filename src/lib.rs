@@ -15,10 +15,11 @@
 //! | module | owns |
 //! |---|---|
 //! | [`arm`] | ARM conventions: typed resource ids, api-versions, the CloudError catalogue, paging, headers, time format; extractors and the one body limit, their rejections as CloudErrors (`arm::extract`) |
-//! | [`api`] | routers and handlers, one module per resource family (sub-assessments, 2019-01-01-preview: `api::sub_assessments`; the operations list: `api::operations`); the extension API (`api::ext`; what to fix first, what changed and exemptions: `api::improvements`, `api::changes`, `api::exemptions`, their scopes and the one management-group stub: `api::scope`) and its OpenAPI document generated from the handlers (`api::openapi`) |
+//! | [`api`] | routers and handlers, one module per resource family (sub-assessments, 2019-01-01-preview: `api::sub_assessments`; the operations list: `api::operations`; automations and the rendering of export events: `api::automations`); the extension API (`api::ext`; what to fix first, what changed and exemptions: `api::improvements`, `api::changes`, `api::exemptions`, their scopes and the one management-group stub: `api::scope`) and its OpenAPI document generated from the handlers (`api::openapi`) |
 //! | [`score`] | the scoring engine of docs/SCORING.md: pure, no I/O, property-tested |
 //! | [`catalog`] | the built-in controls and assessment metadata (data files + provenance) |
-//! | [`store`] | one `Store` handle over a crate-private engine trait (identity records: `store::identity`); SQLite engine (its identity SQL: `store::sqlite::identity`; its verification SQL: `store::sqlite::verify`; its sub-assessment SQL: `store::sqlite::sub_assessments`); the read model; verification and repair of the maintained counters, and their rebuild when the catalogue changes (`store::verify`); exemptions and the one *effective status* decision every counter follows (`store::exemptions`; SQL: `store::sqlite::exemptions`); the status-transition log (`store::changes`; SQL and the write hook of `apply`: `store::sqlite::changes`); a conformance suite every engine runs |
+//! | [`store`] | one `Store` handle over a crate-private engine trait (identity records: `store::identity`); SQLite engine (its identity SQL: `store::sqlite::identity`; its verification SQL: `store::sqlite::verify`; its sub-assessment SQL: `store::sqlite::sub_assessments`; the automations, export outbox and deliveries: `store::automation`, SQL in `store::sqlite::outbox`); the read model; verification and repair of the maintained counters, and their rebuild when the catalogue changes (`store::verify`); exemptions and the one *effective status* decision every counter follows (`store::exemptions`; SQL: `store::sqlite::exemptions`); the status-transition log (`store::changes`; SQL and the write hook of `apply`: `store::sqlite::changes`); a conformance suite every engine runs |
+//! | [`automation`] | continuous export: what a valid `Microsoft.Security/automations` body is (`automation::model`), JPath and rule operators (`automation::rules`), the delivery worker of the serve process (`automation::worker`: outbox routing, snapshots, webhook retries with backoff) and the NDJSON export files in Log Analytics shapes (`automation::files`); the handlers and event rendering are `api::automations`, the storage `store::automation` / `store::sqlite::outbox` |
 //! | [`assessment`] | what a valid assessment write is: the PUT body checks, shared by the PUT handler and bulk ingest |
 //! | [`sub_assessment`] | what a valid sub-assessment write is (2019-01-01-preview; PUT body or import line), its `additionalData` checked by kind; sub-assessments never move a score |
 //! | [`ingest`] | bulk ingest of NDJSON assessments (also Azure's export shape), below the API and the CLI: bounded lines, batches time-sliced so other writers get the lock, a WAL checkpoint at the end |
@@ -33,6 +34,7 @@
 pub mod api;
 pub mod arm;
 pub mod assessment;
+pub mod automation;
 pub mod catalog;
 pub mod cli;
 pub mod demo;

@@ -56,6 +56,9 @@ pub struct ServeOptions {
     pub limits: ConnectionLimits,
     /// How long a write waits for the database's write lock before answering 503.
     pub store_busy_timeout: Duration,
+    /// Continuous export's delivery worker. Export files go to `DATA_DIR/exports` unless it names
+    /// a directory.
+    pub export: crate::automation::ExportConfig,
 }
 
 /// The longest wait for requests in flight at shutdown.
@@ -72,6 +75,7 @@ pub struct Application {
     demo_credentials: Option<DemoCredentials>,
     key_dir: Option<PathBuf>,
     persistent: bool,
+    export: crate::automation::ExportConfig,
 }
 
 /// `--auth any` makes every well-formed token Owner: refuse it anywhere but loopback, before
@@ -117,6 +121,12 @@ impl Application {
             _ => None,
         };
         let persistent = matches!(options.store, StoreConfig::Sqlite { .. });
+        let mut export = options.export.clone();
+        if export.exports_dir.is_none() {
+            if let StoreConfig::Sqlite { data_dir } = &options.store {
+                export.exports_dir = Some(data_dir.join("exports"));
+            }
+        }
         let mut demo_credentials = None;
         if options.demo {
             let tenant = store.default_tenant().await?;
@@ -174,6 +184,7 @@ impl Application {
             demo_credentials,
             key_dir,
             persistent,
+            export,
         })
     }
 
@@ -221,6 +232,8 @@ impl Application {
         let acceptor = self.tls.map(tokio_rustls::TlsAcceptor::from);
         let protocols = Arc::new(Protocols::new(self.limits));
         let tracker = Tracker::new(self.max_connections);
+        let export =
+            crate::automation::worker::Worker::spawn(self.state.store.clone(), self.export);
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -261,6 +274,8 @@ impl Application {
         if tokio::time::timeout(DRAIN_TIMEOUT, tracker.drained()).await.is_err() {
             tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
         }
+        // After the requests: their changes are in the outbox, delivered now or at the next start.
+        export.stop(DRAIN_TIMEOUT).await;
         Ok(())
     }
 }

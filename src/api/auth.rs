@@ -130,6 +130,24 @@ const SUB_ASSESSMENTS_DELETE: Operation = op(
     "Delete a security sub-assessment",
     "Deletes a sub-assessment of a security assessment (an extension of this server)",
 );
+const AUTOMATIONS_READ: Operation = op(
+    "Microsoft.Security/automations/read",
+    "Security Automations",
+    "Get security automations",
+    "Reads the security automations (continuous export) of a subscription or resource group",
+);
+const AUTOMATIONS_WRITE: Operation = op(
+    "Microsoft.Security/automations/write",
+    "Security Automations",
+    "Create, update or validate a security automation",
+    "Creates, updates or validates a security automation (continuous export)",
+);
+const AUTOMATIONS_DELETE: Operation = op(
+    "Microsoft.Security/automations/delete",
+    "Security Automations",
+    "Delete a security automation",
+    "Deletes a security automation (continuous export)",
+);
 const OPERATIONS_READ: Operation = op(
     "Microsoft.Security/operations/read",
     "Operations",
@@ -153,6 +171,9 @@ pub const OPERATIONS: &[Operation] = &[
     SUB_ASSESSMENTS_READ,
     SUB_ASSESSMENTS_WRITE,
     SUB_ASSESSMENTS_DELETE,
+    AUTOMATIONS_READ,
+    AUTOMATIONS_WRITE,
+    AUTOMATIONS_DELETE,
     OPERATIONS_READ,
 ];
 
@@ -192,6 +213,14 @@ pub fn need(endpoint: &Endpoint, method: &Method, path: &str) -> Need {
             write(SUB_ASSESSMENTS_READ, SUB_ASSESSMENTS_WRITE, SUB_ASSESSMENTS_DELETE),
             resource.subscription(),
         ),
+        Endpoint::Automations { sub, .. } => (AUTOMATIONS_READ.name, *sub),
+        Endpoint::Automation { sub, .. } => match *method {
+            Method::PUT | Method::PATCH => (AUTOMATIONS_WRITE.name, *sub),
+            Method::DELETE => (AUTOMATIONS_DELETE.name, *sub),
+            _ => (AUTOMATIONS_READ.name, *sub),
+        },
+        // Validation reads the body's secrets like a write would: the write action.
+        Endpoint::AutomationValidate { sub, .. } => (AUTOMATIONS_WRITE.name, *sub),
         Endpoint::SubscriptionMetadataList { sub } => (METADATA_READ.name, *sub),
         Endpoint::SubscriptionMetadata { sub, .. } => {
             (write(METADATA_READ, METADATA_WRITE, METADATA_DELETE), *sub)
@@ -370,6 +399,8 @@ mod tests {
             "/providers/Microsoft.Security/operations".to_string(),
             "/providers/Microsoft.Security/assessmentMetadata".to_string(),
             format!("/subscriptions/{SUB}"),
+            format!("/subscriptions/{SUB}/providers/Microsoft.Security/automations"),
+            format!("{rg}/providers/Microsoft.Security/automations/a1"),
         ];
         let mut asked = std::collections::BTreeSet::new();
         for path in &paths {

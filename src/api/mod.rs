@@ -9,6 +9,7 @@
 
 pub mod assessments;
 mod auth;
+pub mod automations;
 mod changes;
 mod exemptions;
 pub mod ext;
@@ -336,6 +337,15 @@ async fn arm(State(state): State<AppState>, request: Request) -> Response {
             Method::DELETE => sub_assessments::delete(&ctx, &resource, &assessment, &name).await,
             _ => sub_assessments::get(&ctx, &resource, &assessment, &name).await,
         },
+        Endpoint::Automations { sub, group } => {
+            automations::list(&ctx, sub, group.as_deref()).await
+        }
+        Endpoint::Automation { sub, group, name } => match ctx.method {
+            Method::PUT | Method::PATCH => automations::put(&ctx, sub, &group, &name).await,
+            Method::DELETE => automations::delete(&ctx, sub, &group, &name).await,
+            _ => automations::get(&ctx, sub, &group, &name).await,
+        },
+        Endpoint::AutomationValidate { sub, .. } => automations::validate(&ctx, sub).await,
     };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     if let Some(remaining) = remaining {

@@ -83,11 +83,31 @@ pub enum Endpoint {
         assessment: String,
         name: String,
     },
+    // Automations (continuous export; 2019-01-01-preview, 2023-12-01-preview).
+    /// `/subscriptions/{s}[/resourceGroups/{g}]/providers/Microsoft.Security/automations`
+    Automations {
+        sub: Uuid,
+        group: Option<String>,
+    },
+    /// `/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Security/automations/{name}`
+    Automation {
+        sub: Uuid,
+        group: String,
+        name: String,
+    },
+    /// `…/automations/{name}/validate` (POST)
+    AutomationValidate {
+        sub: Uuid,
+        group: String,
+        name: String,
+    },
 }
 
 // HEAD is served wherever GET is.
 const GET: &str = "GET, HEAD";
 const GET_PUT_DELETE: &str = "GET, HEAD, PUT, DELETE";
+const GET_PUT_PATCH_DELETE: &str = "GET, HEAD, PUT, PATCH, DELETE";
+const POST: &str = "POST";
 
 impl Endpoint {
     pub fn family(&self) -> Family {
@@ -106,6 +126,9 @@ impl Endpoint {
             Operations => Family::OPERATIONS,
             SubAssessmentsAll { .. } | SubAssessments { .. } | SubAssessment { .. } => {
                 Family::SUB_ASSESSMENTS
+            }
+            Automations { .. } | Automation { .. } | AutomationValidate { .. } => {
+                Family::AUTOMATIONS
             }
         }
     }
@@ -131,6 +154,9 @@ impl Endpoint {
                 Some(scope.subscription())
             }
             SubAssessment { resource, .. } => Some(resource.subscription()),
+            Automations { sub, .. } | Automation { sub, .. } | AutomationValidate { sub, .. } => {
+                Some(*sub)
+            }
         }
     }
 
@@ -140,6 +166,8 @@ impl Endpoint {
             Endpoint::Assessment { .. }
             | Endpoint::SubscriptionMetadata { .. }
             | Endpoint::SubAssessment { .. } => GET_PUT_DELETE,
+            Endpoint::Automation { .. } => GET_PUT_PATCH_DELETE,
+            Endpoint::AutomationValidate { .. } => POST,
             _ => GET,
         }
     }
@@ -171,6 +199,10 @@ impl Endpoint {
             SubAssessmentsAll { .. } => "SubAssessments_ListAll",
             SubAssessments { .. } => "SubAssessments_List",
             SubAssessment { .. } => "SubAssessments_Get",
+            Automations { group: None, .. } => "Automations_List",
+            Automations { group: Some(_), .. } => "Automations_ListByResourceGroup",
+            Automation { .. } => "Automations",
+            AutomationValidate { .. } => "Automations_Validate",
         }
     }
 
@@ -261,6 +293,7 @@ impl Endpoint {
                     [t] if eq(t, "assessments") => {
                         Ok(Endpoint::Assessments { scope: ResourceId::from_segments(scope)? })
                     }
+                    [t] if eq(t, "automations") => Ok(Endpoint::Automations { sub, group: None }),
                     [t, n] if eq(t, "assessments") => Ok(Endpoint::Assessment {
                         resource: ResourceId::from_segments(scope)?,
                         name: name(n),
@@ -270,6 +303,13 @@ impl Endpoint {
                     }
                     _ => Err(unknown_type("Microsoft.Security", rest)),
                 }
+            }
+            [s, id, r, g]
+                if eq(s, "subscriptions") && eq(r, "resourceGroups") && is_automation(rest) =>
+            {
+                let sub = parse_subscription_id(id)?;
+                ResourceId::from_segments(scope)?;
+                automation(sub, g, rest).ok_or_else(|| unknown_type("Microsoft.Security", rest))
             }
             [s, ..] if eq(s, "subscriptions") => {
                 let resource = ResourceId::from_segments(scope)?;
@@ -284,6 +324,24 @@ impl Endpoint {
             }
             _ => Err(unknown_path()),
         }
+    }
+}
+
+/// Is `rest` (the segments after `providers/Microsoft.Security`) an automations path?
+fn is_automation(rest: &[&str]) -> bool {
+    rest.first().is_some_and(|t| t.eq_ignore_ascii_case("automations"))
+}
+
+/// The automation endpoint of a resource group path that [`is_automation`] accepted.
+fn automation(sub: Uuid, group: &str, rest: &[&str]) -> Option<Endpoint> {
+    let group = group.to_string();
+    match rest {
+        [_] => Some(Endpoint::Automations { sub, group: Some(group) }),
+        [_, n] => Some(Endpoint::Automation { sub, group, name: n.to_string() }),
+        [_, n, v] if v.eq_ignore_ascii_case("validate") => {
+            Some(Endpoint::AutomationValidate { sub, group, name: n.to_string() })
+        }
+        _ => None,
     }
 }
 
@@ -403,6 +461,34 @@ mod tests {
         }
         let p = format!("{rg}/providers/Microsoft.Security/assessments/a1/subAssessments/s1/x");
         assert_eq!(parse(&p).unwrap_err().code(), "InvalidResourceType");
+    }
+
+    #[test]
+    fn routes_automations() {
+        let sub = Uuid::parse_str(S).unwrap();
+        let rg = format!("/subscriptions/{S}/resourceGroups/myRg/providers/Microsoft.Security");
+        assert_eq!(
+            parse(&format!("/subscriptions/{S}/providers/Microsoft.Security/automations")).unwrap(),
+            Endpoint::Automations { sub, group: None }
+        );
+        assert_eq!(
+            parse(&format!("{rg}/AUTOMATIONS/")).unwrap(),
+            Endpoint::Automations { sub, group: Some("myRg".into()) }
+        );
+        let one = parse(&format!("{rg}/automations/a1")).unwrap();
+        assert_eq!(one, Endpoint::Automation { sub, group: "myRg".into(), name: "a1".into() });
+        assert!(one.allows(&Method::PATCH) && !one.allows(&Method::POST));
+        let validate = parse(&format!("{rg}/automations/a1/validate")).unwrap();
+        assert_eq!(
+            validate,
+            Endpoint::AutomationValidate { sub, group: "myRg".into(), name: "a1".into() }
+        );
+        assert!(validate.allows(&Method::POST) && !validate.allows(&Method::GET));
+        assert_eq!(validate.label(), "Automations_Validate");
+        for bad in [format!("{rg}/automations/a1/other"), format!("{rg}/automations/a1/validate/x")]
+        {
+            assert_eq!(parse(&bad).unwrap_err().code(), "InvalidResourceType", "{bad}");
+        }
     }
 
     #[test]

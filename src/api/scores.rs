@@ -11,7 +11,7 @@ use super::{memoized, ok, Ctx};
 use crate::arm::paging::page_of;
 use crate::arm::{ApiError, ApiResult};
 use crate::catalog::{self, ControlDef, ASC_SCORE, ASC_SCORE_DISPLAY_NAME};
-use crate::score::ScoreDetails;
+use crate::score::{ScoreDetails, SecureScore};
 use crate::store::{ControlView, ScoreView};
 
 #[derive(Serialize)]
@@ -98,19 +98,30 @@ fn check_score_name(sub: Uuid, name: &str) -> ApiResult<()> {
 }
 
 fn secure_score(view: &ScoreView) -> Resource<SecureScoreProperties> {
+    score_resource(view.subscription.id, &view.secure_score)
+}
+
+fn score_resource(sub: Uuid, score: &SecureScore) -> Resource<SecureScoreProperties> {
     Resource {
-        id: format!(
-            "/subscriptions/{}/providers/Microsoft.Security/secureScores/{ASC_SCORE}",
-            view.subscription.id
-        ),
+        id: format!("/subscriptions/{sub}/providers/Microsoft.Security/secureScores/{ASC_SCORE}"),
         name: ASC_SCORE.to_string(),
         kind: "Microsoft.Security/secureScores",
         properties: SecureScoreProperties {
             display_name: ASC_SCORE_DISPLAY_NAME,
-            score: view.secure_score.score.into(),
-            weight: view.secure_score.weight,
+            score: score.score.into(),
+            weight: score.weight,
         },
     }
+}
+
+/// A secure score as its GET answers it (continuous export renders its events with this).
+pub(super) fn score_json(sub: Uuid, score: &SecureScore) -> serde_json::Value {
+    serde_json::to_value(score_resource(sub, score)).unwrap_or_default()
+}
+
+/// A control as the controls list answers it, without `$expand` (continuous export).
+pub(super) fn control_json(sub: Uuid, c: &ControlView) -> serde_json::Value {
+    serde_json::to_value(control(sub, c, false)).unwrap_or_default()
 }
 
 fn definition<'a>(

@@ -18,9 +18,12 @@ pub const V2015_06_01_PREVIEW: &str = "2015-06-01-preview";
 pub const V2024_10_01_PREVIEW: &str = "2024-10-01-preview";
 pub const V2025_10_01_PREVIEW: &str = "2025-10-01-preview";
 pub const V2025_05_04: &str = "2025-05-04";
+pub const V2023_12_01_PREVIEW: &str = "2023-12-01-preview";
 
 const SECURE_SCORE_VERSIONS: &[&str] = &[V2020_01_01, "2020-01-01-preview"];
 const SUB_ASSESSMENT_VERSIONS: &[&str] = &[V2019_01_01_PREVIEW];
+/// Continuous export (automations); PATCH only exists at 2023-12-01-preview.
+const AUTOMATION_VERSIONS: &[&str] = &[V2023_12_01_PREVIEW, V2019_01_01_PREVIEW];
 const ASSESSMENT_VERSIONS: &[&str] = &[V2025_05_04, V2021_06_01, V2020_01_01, V2019_01_01_PREVIEW];
 /// The operations list: what the Python SDK sends (2015-06-01-preview) and the spec's later ones.
 const OPERATIONS_VERSIONS: &[&str] =
@@ -52,6 +55,7 @@ impl Family {
     pub const OPERATIONS: Family = Family::security("operations", OPERATIONS_VERSIONS);
     pub const SUB_ASSESSMENTS: Family =
         Family::security("assessments/subAssessments", SUB_ASSESSMENT_VERSIONS);
+    pub const AUTOMATIONS: Family = Family::security("automations", AUTOMATION_VERSIONS);
     pub const ARM: Family = Family { resource_type: None, supported: ARM_VERSIONS };
 
     /// Check the request's api-version; returns the canonical spelling of the version.
@@ -193,7 +197,8 @@ mod tests {
     }
 
     /// Every family of api-versions the server knows.
-    const FAMILIES: [Family; 9] = [
+    const FAMILIES: [Family; 10] = [
+        Family::AUTOMATIONS,
         Family::SECURE_SCORES,
         Family::SECURE_SCORE_CONTROLS,
         Family::CONTROLS,

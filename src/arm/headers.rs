@@ -3,9 +3,14 @@
 //! slashes of the path before routing (clients build URLs such as
 //! `https://host//metadata/endpoints` from a base with a trailing slash), answers a CloudError for
 //! what goes wrong outside any handler (a panic, a request over its time limit), and adds the
-//! headers ARM sends on every response — plus `Connection: close` when the answer leaves part of
-//! the request body unread, so a keep-alive client does not reuse a connection the server is
-//! about to drop.
+//! headers ARM sends on every response.
+//!
+//! A request answered without reading its body (a 404, 401 or 403 decided from the head) has the
+//! rest of its body drained before the answer leaves, within [`LINGER`] and the body limit: a
+//! socket closed with unread bytes is reset by the kernel, and the client — still uploading —
+//! loses the answer (Python's `requests` reports an SSL EOF instead of the 404). A body that
+//! cannot be drained in time gets `Connection: close`, so a keep-alive client does not reuse a
+//! connection the server is about to drop.
 //!
 //! The head limits are below hyper's own (whose refusals have empty bodies), so that ours answer
 //! first: see [`MAX_URI_BYTES`] and [`MAX_HEADER_BYTES`].
@@ -52,6 +57,9 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// Most header fields we answer normally. hyper's HTTP/1 default is 100: it must be raised above
 /// this for ours to answer first.
 pub const MAX_HEADER_COUNT: usize = 100;
+
+/// How long an answered request's unread body is drained before the connection is given up.
+pub const LINGER: Duration = Duration::from_secs(2);
 
 /// The request id of a request, available to handlers and logs as an extension.
 #[derive(Debug, Clone, Copy)]
@@ -101,9 +109,16 @@ where
         let read = Arc::new(AtomicBool::new(false));
         let has_body = !request.body().is_end_stream();
         let http1 = request.version() <= Version::HTTP_11;
+        // Only an HTTP/1 body can be drained (see the module's opening).
+        let (unread_tx, unread) = if has_body && http1 {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let mut request = request.map(|body| {
-            let inner = axum::body::Body::new(body);
-            axum::body::Body::new(Tracked { inner, read: read.clone() })
+            let inner = Some(axum::body::Body::new(body));
+            axum::body::Body::new(Tracked { inner, read: read.clone(), unread: unread_tx })
         });
         // The service that was polled ready serves this request; a clone takes its place.
         let clone = self.inner.clone();
@@ -138,9 +153,17 @@ where
             };
             // HTTP/2 has no connection header: a stream is reset instead.
             if http1 && has_body && !read.load(Ordering::Acquire) {
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                // The body comes back once the handler has dropped it (not while a streaming
+                // handler still reads it).
+                let drained = match unread.map(|mut rx| rx.try_recv()) {
+                    Some(Ok(body)) => drain(body, config.max_body).await,
+                    _ => false,
+                };
+                if !drained {
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
             }
             add_headers(
                 response.headers_mut(),
@@ -178,10 +201,44 @@ fn head_limits(request: &Request) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A request body that records whether it was read to its end.
+/// Reads and discards what is left of a request body, up to `limit` bytes and [`LINGER`]:
+/// whether it reached the end.
+async fn drain(mut body: axum::body::Body, limit: usize) -> bool {
+    if body.size_hint().lower() > limit as u64 {
+        return false;
+    }
+    use http_body_util::BodyExt;
+    let discard = async {
+        let mut seen = 0usize;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > limit {
+                return false;
+            }
+        }
+        true
+    };
+    tokio::time::timeout(LINGER, discard).await.unwrap_or(false)
+}
+
+/// A request body that records whether it was read to its end, and hands itself back to the
+/// outer layer when dropped unread (see [`drain`]).
 struct Tracked {
-    inner: axum::body::Body,
+    inner: Option<axum::body::Body>,
     read: Arc<AtomicBool>,
+    unread: Option<tokio::sync::oneshot::Sender<axum::body::Body>>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if self.read.load(Ordering::Acquire) {
+            return;
+        }
+        if let (Some(tx), Some(body)) = (self.unread.take(), self.inner.take()) {
+            let _ = tx.send(body);
+        }
+    }
 }
 
 impl HttpBody for Tracked {
@@ -192,10 +249,11 @@ impl HttpBody for Tracked {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<bytes::Bytes>, axum::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let Some(inner) = self.inner.as_mut() else { return Poll::Ready(None) };
+        let polled = Pin::new(&mut *inner).poll_frame(cx);
         let ended = match &polled {
             Poll::Ready(None) => true,
-            Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
+            Poll::Ready(Some(Ok(_))) => inner.is_end_stream(),
             _ => false,
         };
         if ended {
@@ -205,11 +263,11 @@ impl HttpBody for Tracked {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(HttpBody::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint)
     }
 }
 

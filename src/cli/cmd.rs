@@ -83,6 +83,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
             idle_timeout: Duration::from_secs(args.idle_timeout),
         },
         store_busy_timeout: Duration::from_millis(args.store_busy_timeout_ms),
+        export: crate::automation::ExportConfig {
+            snapshot_interval: Duration::from_secs(args.export_snapshot_interval),
+            backoff_initial: Duration::from_millis(args.export_retry_initial),
+            backoff_max: Duration::from_secs(args.export_retry_max),
+            max_file_bytes: args.export_max_file_bytes,
+            // Also under --memory: the data directory still holds the TLS material.
+            exports_dir: Some(args.data_dir.join("exports")),
+            ..crate::automation::ExportConfig::default()
+        },
     };
     let app = Application::build(options).await?;
     // Listen for the signals before anyone can learn the address: a SIGTERM that arrives right

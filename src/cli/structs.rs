@@ -229,6 +229,18 @@ pub struct ServeArgs {
     /// Milliseconds a write waits for the database's write lock (held by another writer, e.g. the CLI on the same data directory) before it is answered 503 with Retry-After.
     #[arg(long, value_name = "MILLISECONDS", default_value_t = 10_000)]
     pub store_busy_timeout_ms: u64,
+    /// Seconds between the full snapshots of automations with a `…Snapshot` event source (one is also taken when such an automation is created). Default: weekly, like Defender.
+    #[arg(long, value_name = "SECONDS", default_value_t = 7 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub export_snapshot_interval: u64,
+    /// Milliseconds before the first retry of a failed export delivery; each further failure doubles the wait, up to --export-retry-max.
+    #[arg(long, value_name = "MILLISECONDS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub export_retry_initial: u64,
+    /// Longest wait, in seconds, between two attempts of an export delivery (retries never stop: a delivery stays until it succeeds or its automation is deleted).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub export_retry_max: u64,
+    /// Size in bytes above which an export file (Workspace and EventHub actions, under DATA_DIR/exports) is rotated.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub export_max_file_bytes: u64,
     /// Log format on stderr.
     #[arg(long, value_enum, env = "SECURESCORE_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -95,6 +95,7 @@ pub(crate) trait Engine:
     + SubAssessmentEngine
     + super::exemptions::ExemptionEngine
     + super::changes::ChangeEngine
+    + super::automation::AutomationEngine
     + Send
     + Sync
     + 'static

@@ -14,6 +14,7 @@
 //!   ([`Store::verify`], [`Store::repair`]), and is rebuilt on open when the built-in catalogue is
 //!   not the one it was computed with (module `verify`).
 
+pub mod automation;
 mod changes;
 mod engine;
 mod exemptions;
@@ -25,6 +26,7 @@ mod view;
 #[cfg(test)]
 mod conformance;
 
+pub use automation::{AutomationRecord, Backlog, ChangeEvent, Delivery, EventKind, NewDelivery};
 pub use changes::{ChangeCause, Order, StatusChange};
 pub use engine::{
     Assessment, AssessmentInput, HistoryPoint, HistoryReason, Outcome, SubAssessment,

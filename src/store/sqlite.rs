@@ -39,6 +39,7 @@ use crate::score::{self, ControlCounts, ResourceTally, ScoreDetails, Status};
 mod changes;
 mod exemptions;
 mod identity;
+mod outbox;
 mod sub_assessments;
 mod verify;
 
@@ -618,8 +619,8 @@ async fn step(
     Ok(counts)
 }
 
-/// Record the subscription's secure score if it differs from the last recorded one.
-async fn record_history(tx: &mut WriteTx, subscription: &str, now: OffsetDateTime) -> Result<()> {
+/// Record the subscription's secure score if it differs from the last recorded one; true when it did.
+async fn record_history(tx: &mut WriteTx, subscription: &str, now: OffsetDateTime) -> Result<bool> {
     record_history_because(tx, subscription, now, None).await
 }
 
@@ -629,7 +630,7 @@ async fn record_history_because(
     subscription: &str,
     now: OffsetDateTime,
     reason: Option<HistoryReason>,
-) -> Result<()> {
+) -> Result<bool> {
     let rows = sqlx::query_as::<_, ControlCountsRow>("SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = ?1")
         .bind(subscription)
         .fetch_all(&mut **tx)
@@ -666,7 +667,7 @@ async fn record_history_because(
         .execute(&mut **tx)
         .await?;
     }
-    Ok(())
+    Ok(!unchanged)
 }
 
 #[async_trait]
@@ -805,6 +806,7 @@ impl Engine for SqliteEngine {
         let mut touched: Vec<String> = Vec::new();
         let mut outcomes = Vec::with_capacity(writes.len());
         let mut tracker = changes::Tracker::default();
+        let mut exported = outbox::Changes::default();
         let now_text = format_time(now);
         for write in writes {
             let resource = write.resource();
@@ -922,6 +924,7 @@ impl Engine for SqliteEngine {
                     None
                 }
             };
+            exported.assessment(&sub_text, resource.key(), existing.as_ref(), outcomes.last());
             if old != new {
                 // Counters move by effective status; the transition is logged (issue 11).
                 let written = changes::Written {
@@ -940,8 +943,11 @@ impl Engine for SqliteEngine {
             }
         }
         for sub in &touched {
-            record_history(&mut tx, sub, now).await?;
+            if record_history(&mut tx, sub, now).await? {
+                exported.score(sub);
+            }
         }
+        outbox::record(&mut tx, exported, now).await?;
         bump_generation(&mut tx).await?;
         tx.commit().await?;
         Ok(outcomes)

@@ -332,3 +332,80 @@ async fn a_closed_stdout_does_not_stop_the_server() {
     assert!(answered, "the server answers /healthz with its stdout closed");
     assert!(still_running, "the server is still running");
 }
+
+fn assessment_path_in(sub: &str) -> String {
+    format!("/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm/providers/Microsoft.Security/assessments/4fb67663-9ab9-475d-b026-8c544cced439")
+}
+
+/// Read one HTTP/1.1 response (head and a Content-Length body) from `stream`: (head, body).
+async fn read_response(stream: &mut TcpStream) -> (String, String) {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            if bytes.len() >= end + 4 + length {
+                return (head, text[end + 4..end + 4 + length].to_string());
+            }
+        }
+        let n = tokio::time::timeout(PATIENCE, stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "the server closed the connection before answering: {text}");
+        bytes.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A request refused from its head alone (a path no route serves, a missing token) still has its
+/// body read, so the client — still uploading — gets the answer instead of a reset connection,
+/// and the connection stays usable. A body over the limit is not read: 413 and the connection
+/// closes.
+#[tokio::test]
+async fn an_answer_given_before_the_body_is_read_reaches_the_client() {
+    let app = spawn_app().await;
+    let target = addr(&app);
+    // An encoded `/` keeps the resource id one segment: no route has that shape.
+    let path = format!(
+        "/subscriptions%2F{}%2FresourceGroups%2Frg/providers/Microsoft.Security/assessments/4fb67663-9ab9-475d-b026-8c544cced439?api-version=2020-01-01",
+        Uuid::new_v4()
+    );
+    let body = format!(
+        r#"{{"properties":{{"status":{{"code":"Healthy"}},"pad":"{}"}}}}"#,
+        "x".repeat(600_000)
+    );
+    let mut s = TcpStream::connect(&target).await.unwrap();
+    let served = format!("{}?api-version=2020-01-01", assessment_path_in(DEMO));
+    let bearer = format!("Authorization: Bearer {}\r\n", app.token);
+    for (round, path, auth, status, code) in [
+        (0, &path, bearer.as_str(), 404, "NotFound"),
+        (1, &served, "", 401, "AuthenticationFailed"),
+        (2, &path, bearer.as_str(), 404, "NotFound"),
+    ] {
+        let head = format!(
+            "PUT {path} HTTP/1.1\r\nHost: {target}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(body.as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: upload cut: {e}"));
+        let (head, answer) = read_response(&mut s).await;
+        assert!(head.starts_with(&format!("http/1.1 {status}")), "round {round}: {head}");
+        assert!(answer.contains(code), "round {round}: {answer}");
+        assert!(!head.contains("connection: close"), "the connection stays usable: {head}");
+    }
+
+    // Declared over the limit: refused unread, and the connection is given up.
+    let head = format!(
+        "PUT {served} HTTP/1.1\r\nHost: {target}\r\n{bearer}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        1usize << 30
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let (head, _) = read_response(&mut s).await;
+    assert!(head.starts_with("http/1.1 413") && head.contains("connection: close"), "{head}");
+    assert!(closed_by_peer(&mut s, PATIENCE).await);
+    app.stop().await;
+}

@@ -12,7 +12,7 @@ const OPERATIONS: &str = "/providers/Microsoft.Security/operations";
 const EP_VMSS: &str = "21300918-b2e3-0346-785f-c77ff57d243b"; // built-in, control "Enable endpoint protection"
 
 /// What this server serves of Microsoft.Security, as RBAC names it.
-const SERVED: [&str; 14] = [
+const SERVED: [&str; 17] = [
     "Microsoft.Security/secureScores/read",
     "Microsoft.Security/secureScores/secureScoreControls/read",
     "Microsoft.Security/secureScoreControls/read",
@@ -26,6 +26,9 @@ const SERVED: [&str; 14] = [
     "Microsoft.Security/assessments/subAssessments/read",
     "Microsoft.Security/assessments/subAssessments/write",
     "Microsoft.Security/assessments/subAssessments/delete",
+    "Microsoft.Security/automations/read",
+    "Microsoft.Security/automations/write",
+    "Microsoft.Security/automations/delete",
     "Microsoft.Security/operations/read",
 ];
 

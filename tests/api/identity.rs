@@ -78,6 +78,7 @@ async fn spawn_api(auth: AuthMode, api: ApiConfig, data_dir: bool) -> IdApp {
         max_connections: 100,
         limits: Default::default(),
         store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
+        export: Default::default(),
     };
     let app = Application::build(options).await.expect("the server starts");
     let base = app.base_url().to_string();
@@ -999,6 +1000,7 @@ fn any_on(listen: &str) -> ServeOptions {
         max_connections: 10,
         limits: Default::default(),
         store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
+        export: Default::default(),
     }
 }
 

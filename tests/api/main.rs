@@ -6,6 +6,7 @@
 //! Only tests about `--auth any` ask for it (`Options { auth: AuthMode::Any, .. }`).
 
 mod assessments;
+mod automations;
 mod catalog;
 mod changes;
 mod cli_paging;
@@ -90,6 +91,7 @@ pub struct Options {
     pub max_connections: usize,
     pub limits: securescore::server::ConnectionLimits,
     pub store_busy_timeout: std::time::Duration,
+    pub export: securescore::automation::ExportConfig,
 }
 
 impl Default for Options {
@@ -104,6 +106,7 @@ impl Default for Options {
             max_connections: 1000,
             limits: Default::default(),
             store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
+            export: Default::default(),
         }
     }
 }
@@ -132,6 +135,7 @@ pub async fn spawn_with(o: Options) -> TestApp {
         max_connections: o.max_connections,
         limits: o.limits,
         store_busy_timeout: o.store_busy_timeout,
+        export: o.export,
     };
     let app = Application::build(options).await.expect("the server starts");
     let base = app.base_url().to_string();

@@ -122,6 +122,8 @@ async fn restep(
     now: OffsetDateTime,
 ) -> Result<()> {
     let mut tracker = Tracker::default();
+    // Score changes are exported by automations like those of assessment writes.
+    let mut exported = super::outbox::Changes::default();
     let subscriptions: BTreeSet<&String> = targets.iter().map(|(s, _, _)| s).collect();
     for sub in subscriptions {
         let after = active_rules(tx, sub).await?;
@@ -166,11 +168,11 @@ async fn restep(
             tracker.record(tx, sub, &change, score_before, now).await?;
             moved = true;
         }
-        if moved {
-            record_history_because(tx, sub, now, Some(HistoryReason::Exemption)).await?;
+        if moved && record_history_because(tx, sub, now, Some(HistoryReason::Exemption)).await? {
+            exported.score(sub);
         }
     }
-    Ok(())
+    super::outbox::record(tx, exported, now).await
 }
 
 async fn read(tx: &mut WriteTx, name_key: &str) -> Result<Option<Exemption>> {
