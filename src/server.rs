@@ -136,6 +136,8 @@ impl Application {
         }
         // Notice writes of other processes (the CLI on the same data directory) within a second.
         store.watch_changes(Duration::from_millis(500));
+        // Exemptions end on time without a restart; old status transitions are dropped.
+        store.upkeep(options.api.changes_retention);
 
         let listener = TcpListener::bind(options.listen).await.with_context(|| {
             format!("cannot listen on {}: is another server running there?", options.listen)

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 use super::metadata::{self, MetadataJson};
 use super::scores::view;
@@ -15,7 +16,9 @@ use crate::arm::api_version::AssessmentModel;
 use crate::arm::paging::{Cursor, Page};
 use crate::arm::{format_time, ApiError, ApiResult, ResourceId};
 use crate::assessment::parse_input_at;
-use crate::store::{Assessment, Outcome, ScoreView, Write};
+use crate::store::{
+    effective_status, exempting, Assessment, Outcome, ScoreView, Write, EXEMPT_CAUSE,
+};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -24,7 +27,7 @@ struct StatusJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     cause: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'a str>,
+    description: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     status_change_date: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,6 +94,19 @@ pub fn render<'a>(
     let meta = metadata::lookup(&a.name, Some(view));
     // ARM answers assessment keys in lower case, whatever casing the writer used.
     let name = a.name.to_ascii_lowercase();
+    // An exempt assessment reads as Defender shows it (`store::exemptions`); its stored status
+    // is kept for when the exemption ends.
+    let (code, cause, description) =
+        match exempting(&view.exemptions, &a.resource_id.to_ascii_lowercase(), &name) {
+            Some(rule) => (
+                effective_status(Some(a.status), true).map_or(a.status, |s| s).as_str(),
+                Some(EXEMPT_CAUSE),
+                Some(Cow::Owned(rule.status_description())),
+            ),
+            None => {
+                (a.status.as_str(), a.cause.as_deref(), a.description.as_deref().map(Cow::Borrowed))
+            }
+        };
     AssessmentJson {
         id: format!("{}/providers/Microsoft.Security/assessments/{name}", a.resource_id),
         name,
@@ -99,9 +115,9 @@ pub fn render<'a>(
             resource_details: details,
             display_name: meta.as_ref().map_or_else(|| a.name.clone(), |m| m.display_name()),
             status: StatusJson {
-                code: a.status.as_str(),
-                cause: a.cause.as_deref(),
-                description: a.description.as_deref(),
+                code,
+                cause,
+                description,
                 status_change_date: dates.then(|| format_time(a.status_change_date)),
                 first_evaluation_date: dates.then(|| format_time(a.first_evaluation_date)),
             },

@@ -361,6 +361,21 @@ async fn ext_principal(
     let path = uri.path().trim_end_matches('/');
     let rest = path.strip_prefix(super::ext::PREFIX).unwrap_or(path);
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    // Issue 11. Exemptions: any valid token here; the handlers check the action over the
+    // exemption's scope, which for a PUT is in the body. Improvements and changes: reads of the
+    // subscription's scores.
+    match segs.as_slice() {
+        ["exemptions", ..] => {
+            return identity.authorize(headers, &Need::Authenticated, None, &[]).await
+        }
+        ["subscriptions", id, "improvements", ..] | ["subscriptions", id, "changes"]
+            if *method == Method::GET =>
+        {
+            let sub = parse_subscription_id(id)?;
+            return identity.require(headers, authz::SCORE_READ, Some(sub)).await;
+        }
+        _ => {}
+    }
     if *method != Method::GET {
         return identity.require(headers, authz::ADMIN_ACTION, None).await;
     }

@@ -44,6 +44,10 @@ pub fn router() -> Router<AppState> {
         .route("/securescore/v1/subscriptions/{id}/history", get(history))
         .route("/securescore/v1/aggregate", get(aggregate))
         .route("/securescore/v1/import", post(import))
+        // Issue 11: what to fix first, what changed, exemptions.
+        .merge(super::improvements::router())
+        .merge(super::changes::router())
+        .merge(super::exemptions::router())
 }
 
 #[utoipa::path(
@@ -278,7 +282,10 @@ struct Point {
     reason: Option<&'static str>,
 }
 
-fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<OffsetDateTime>> {
+pub(super) fn time_param(
+    q: &HashMap<String, String>,
+    name: &str,
+) -> ApiResult<Option<OffsetDateTime>> {
     q.get(name)
         .map(|v| {
             parse_time(v).map_err(|_| ApiError::BadRequest {

@@ -10,7 +10,10 @@
 pub mod assessments;
 mod auth;
 pub mod automations;
+mod changes;
+mod exemptions;
 pub mod ext;
+mod improvements;
 mod management_groups;
 mod metadata;
 pub mod openapi;
@@ -18,6 +21,7 @@ mod operations;
 mod ops;
 mod resource_graph;
 pub mod route;
+mod scope;
 mod scores;
 mod sub_assessments;
 mod subscriptions;
@@ -55,7 +59,13 @@ pub struct ApiConfig {
     /// The URL clients reach the server at (`--public-url`), as given; `None`: the listen
     /// address. The resolved URL is `Identity::public_url`.
     pub public_url: Option<crate::arm::PublicUrl>,
+    /// How long status transitions (`/securescore/v1/.../changes`) are kept
+    /// (`--changes-retention-days`); `None`: for ever.
+    pub changes_retention: Option<Duration>,
 }
+
+/// How long status transitions are kept unless told otherwise: 90 days.
+pub const DEFAULT_CHANGES_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -66,6 +76,7 @@ impl Default for ApiConfig {
             request_timeout: Duration::from_secs(60),
             trust_issuers: Vec::new(),
             public_url: None,
+            changes_retention: Some(DEFAULT_CHANGES_RETENTION),
         }
     }
 }
@@ -115,22 +126,7 @@ impl Ctx<'_> {
     /// The absolute URL of the next page: the public URL, same path and parameters, a new
     /// `$skipToken`.
     pub fn next_link(&self, cursor: &Cursor) -> String {
-        let base = &self.state.identity.public_url;
-        let mut query: Vec<&str> = self
-            .uri
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .filter(|pair| {
-                let key = pair.split('=').next().unwrap_or("");
-                !pair.is_empty()
-                    && !key.eq_ignore_ascii_case("$skipToken")
-                    && !key.eq_ignore_ascii_case("%24skipToken")
-            })
-            .collect();
-        let token = format!("$skipToken={}", cursor.encode());
-        query.push(&token);
-        format!("{base}{}?{}", self.uri.path(), query.join("&"))
+        next_link(&self.state.identity.public_url, self.uri, cursor)
     }
 
     /// `$expand`, checked against the values this endpoint documents.
@@ -162,6 +158,25 @@ impl Ctx<'_> {
             })
             .collect()
     }
+}
+
+/// The absolute URL of the next page of the list at `uri`: the public URL, same path and
+/// parameters, a new `$skipToken`.
+pub fn next_link(base: impl std::fmt::Display, uri: &Uri, cursor: &Cursor) -> String {
+    let mut query: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split('=').next().unwrap_or("");
+            !pair.is_empty()
+                && !key.eq_ignore_ascii_case("$skipToken")
+                && !key.eq_ignore_ascii_case("%24skipToken")
+        })
+        .collect();
+    let token = format!("$skipToken={}", cursor.encode());
+    query.push(&token);
+    format!("{base}{}?{}", uri.path(), query.join("&"))
 }
 
 pub fn query_param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {

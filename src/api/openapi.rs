@@ -1,5 +1,6 @@
 //! The extension API's OpenAPI document, generated from the code: the `#[utoipa::path]`
-//! annotations on the handlers of [`super::ext`] and [`crate::identity::admin`], the `ToSchema`
+//! annotations on the handlers of [`super::ext`] (and the issue-11 modules it merges:
+//! improvements, changes, exemptions) and [`crate::identity::admin`], the `ToSchema`
 //! derives on their request types, and here the shapes of the answers those handlers build as
 //! JSON values. Served at `GET /securescore/v1/openapi.json` without authentication (it is
 //! documentation); `docs/extension-openapi.json` is this document, checked by a test
@@ -30,11 +31,13 @@ pub const PATH: &str = "/securescore/v1/openapi.json";
         version = "v1",
         description = "What Azure lacks, apart from the Azure surface: subscription \
             administration, bulk NDJSON import, score history and aggregation over \
-            subscriptions, and the administration of the built-in authority's principals, role \
-            assignments and signing keys. Every error is an ARM CloudError. Paths live under \
+            subscriptions, what to fix first, what changed, exemptions, and the administration of \
+            the built-in authority's principals, role assignments and signing keys. Every error is an ARM CloudError. Paths live under \
             /securescore/v1. Administration (subscriptions, principals, role assignments, keys, \
-            import) needs Owner at '/'; history and aggregate need read access to the \
-            subscriptions involved.",
+            import) needs Owner at '/'; history, aggregate, improvements and changes need read \
+            access to the subscriptions involved; exemptions need \
+            Microsoft.Security/exemptions/write (Security Admin, Contributor, Owner) over their \
+            scope to write and read access to read.",
     ),
     paths(
         super::ext::list_subscriptions,
@@ -44,6 +47,13 @@ pub const PATH: &str = "/securescore/v1/openapi.json";
         super::ext::history,
         super::ext::aggregate,
         super::ext::import,
+        super::improvements::improvements,
+        super::improvements::resources,
+        super::changes::changes,
+        super::exemptions::list,
+        super::exemptions::get_one,
+        super::exemptions::put,
+        super::exemptions::delete,
         crate::identity::admin::list_principals,
         crate::identity::admin::post_principal,
         crate::identity::admin::get_principal,
@@ -60,6 +70,9 @@ pub const PATH: &str = "/securescore/v1/openapi.json";
         (name = "Subscriptions", description = "The subscriptions the service knows"),
         (name = "Scores", description = "Secure scores over time and over several subscriptions"),
         (name = "Import", description = "Bulk ingest of assessments"),
+        (name = "Improvements", description = "What to fix first: controls ranked by potential score increase"),
+        (name = "Changes", description = "What changed: assessment status transitions with the score before and after"),
+        (name = "Exemptions", description = "Assessments exempted from the score (Waiver, Mitigated)"),
         (name = "Principals", description = "The built-in authority's users and applications"),
         (name = "Role assignments", description = "Who may do what, where (Azure RBAC roles)"),
         (name = "Signing keys", description = "The keys the built-in authority signs tokens with"),
@@ -116,7 +129,14 @@ mod tests {
         let doc: serde_json::Value =
             serde_json::from_str(&document_json()).expect("the document parses");
         let paths = doc["paths"].as_object().expect("paths");
-        let source = [include_str!("ext.rs"), include_str!("../identity/admin.rs")].concat();
+        let source = [
+            include_str!("ext.rs"),
+            include_str!("../identity/admin.rs"),
+            include_str!("improvements.rs"),
+            include_str!("changes.rs"),
+            include_str!("exemptions.rs"),
+        ]
+        .concat();
         for line in source.lines().filter(|l| {
             l.trim_start().starts_with(".route(\"")
                 || l.trim_start().starts_with("\"/securescore/v1")
@@ -124,7 +144,7 @@ mod tests {
             let path = line.split('"').nth(1).expect("a quoted path");
             assert!(paths.contains_key(path), "{path} is not documented");
         }
-        assert_eq!(paths.len(), 12);
+        assert_eq!(paths.len(), 17);
     }
 
     const COMMITTED: &str = include_str!("../../docs/extension-openapi.json");

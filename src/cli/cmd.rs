@@ -27,6 +27,9 @@ pub async fn run(command: Command) -> Result<()> {
         Command::History(args) => super::read::history(args).await,
         Command::Aggregate(args) => super::read::aggregate(args).await,
         Command::Verify(args) => super::verify::run(args).await,
+        Command::Improvements(args) => super::insights::improvements(args).await,
+        Command::Changes(args) => super::insights::changes(args).await,
+        Command::Exemptions(cmd) => super::insights::exemptions(cmd).await,
     }
 }
 
@@ -66,6 +69,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
             max_body: args.max_body_bytes,
             trust_issuers: args.trust_issuer.clone(),
             public_url: args.public_url.clone(),
+            changes_retention: (args.changes_retention_days > 0)
+                .then(|| Duration::from_secs(u64::from(args.changes_retention_days) * 24 * 3600)),
             ..ApiConfig::default()
         },
         throttle: (!args.no_throttle).then_some(crate::arm::throttle::ThrottleConfig {

@@ -1,5 +1,5 @@
 //! The command line: definitions here (`structs`), execution in `cmd` and its siblings
-//! (`identity`, `import`, `management_groups`, `read`, `verify`).
+//! (`identity`, `import`, `insights`, `management_groups`, `read`, `verify`).
 
 pub mod args;
 pub mod client;
@@ -8,6 +8,8 @@ pub mod data;
 pub mod identity;
 pub mod identity_structs;
 pub mod import;
+pub mod insights;
+pub mod insights_structs;
 pub mod management_groups;
 pub mod read;
 pub mod structs;

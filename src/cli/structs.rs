@@ -55,6 +55,13 @@ pub enum Command {
     History(HistoryArgs),
     /// One score over several subscriptions (extension API).
     Aggregate(AggregateArgs),
+    /// What to fix first: the controls that can still gain points, best first (extension API).
+    Improvements(super::insights_structs::ImprovementsArgs),
+    /// What changed: assessment status transitions with the score before and after (extension API).
+    Changes(super::insights_structs::ChangesArgs),
+    /// Exemptions: assessments that count as not applicable while in force (extension API).
+    #[command(subcommand)]
+    Exemptions(super::insights_structs::ExemptionsCommand),
     /// Check the database: integrity, and the maintained counters, tallies and last score of every subscription against its assessments. Exits 1 on any problem.
     Verify(VerifyArgs),
 }
@@ -192,6 +199,10 @@ pub struct ServeArgs {
     /// The URL clients reach this server at, e.g. https://scores.example.com (servers behind one load balancer share it). Token issuers, the OpenID configuration, sign-in redirects and nextLinks use it, never the request's Host. Default: the listen address with the scheme.
     #[arg(long, env = "SECURESCORE_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<crate::arm::PublicUrl>,
+    /// Days status transitions (`/securescore/v1/subscriptions/{id}/changes`) are kept; 0 keeps
+    /// them for ever.
+    #[arg(long, env = "SECURESCORE_CHANGES_RETENTION_DAYS", default_value_t = 90)]
+    pub changes_retention_days: u32,
     /// Items per page of every list response (nextLink paging).
     #[arg(long, env = "SECURESCORE_PAGE_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub page_size: u32,

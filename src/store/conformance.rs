@@ -378,3 +378,109 @@ async fn engines_refuse_cycles_orphans_and_busy_deletes_in_the_write() {
         assert_eq!(e.delete_management_group("b").await.unwrap(), Ok(false));
     }
 }
+
+/// Exemptions (issue 11): the effective-status reads, the re-step of counters when one begins,
+/// is replaced, expires or ends, the status log, and verification, alike on every engine.
+#[tokio::test]
+async fn exemptions_move_counters_and_restore_them() {
+    for f in engines().await {
+        let s = &f.store;
+        let id = Uuid::new_v4();
+        s.put_subscription(&sub(id)).await.unwrap();
+        let group = format!("/subscriptions/{id}/resourceGroups/rg");
+        let vm = |n: u32| format!("{group}/providers/Microsoft.Compute/virtualMachines/vm{n}");
+        s.apply(&[put(&vm(1), EP, Status::Unhealthy), put(&vm(2), EP, Status::Unhealthy)])
+            .await
+            .unwrap();
+        s.apply(&[put(&vm(3), EP, Status::Healthy)]).await.unwrap();
+        let before = s.maintained_counts(id).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        let exemption = |name: &str, scope: &str, expires_on| Exemption {
+            name: name.into(),
+            scope: ResourceId::parse(scope).unwrap(),
+            assessment: EP.into(),
+            category: Category::Waiver,
+            expires_on,
+            description: "d".into(),
+            created_at: now,
+            updated_at: now,
+            active: true,
+        };
+        assert!(s.put_exemption(&exemption("one", &vm(1), None)).await.unwrap(), "{}", f.name);
+        let rg = ResourceId::parse(&group).unwrap();
+        let counts: std::collections::BTreeMap<String, i64> =
+            s.unhealthy_counts(&rg).await.unwrap().into_iter().collect();
+        assert_eq!(counts.get(EP), Some(&1), "{}", f.name);
+        let unhealthy = s.unhealthy_resources(&rg, EP, None, 10).await.unwrap();
+        assert_eq!(unhealthy.len(), 1, "{}", f.name);
+        assert_eq!(unhealthy[0].1, vm(2));
+        let statuses = s.effective_statuses(&rg).await.unwrap();
+        assert!(statuses
+            .iter()
+            .any(|(r, _, st)| *r == vm(1).to_ascii_lowercase() && *st == Status::NotApplicable));
+        assert_ne!(s.maintained_counts(id).await.unwrap(), before, "{}", f.name);
+        assert!(s.verify().await.unwrap().is_clean(), "{}", f.name);
+
+        // Widened to the group (vm2 too), then expired: everything is as before.
+        let soon = OffsetDateTime::now_utc() + time::Duration::milliseconds(300);
+        assert!(!s.put_exemption(&exemption("one", &group, Some(soon))).await.unwrap());
+        assert!(s.unhealthy_counts(&rg).await.unwrap().is_empty(), "{}", f.name);
+        assert_eq!(
+            s.next_exemption_expiry().await.unwrap().map(|t| t.unix_timestamp()),
+            Some(soon.unix_timestamp())
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(s.expire_exemptions().await.unwrap(), 1, "{}", f.name);
+        assert_eq!(s.maintained_counts(id).await.unwrap(), before, "{}", f.name);
+        assert!(!s.exemption("ONE").await.unwrap().unwrap().active);
+        assert_eq!(s.next_exemption_expiry().await.unwrap(), None);
+        assert!(s.verify().await.unwrap().is_clean(), "{}", f.name);
+
+        // The log: three first writes, vm1 out, vm2 and vm3 out with the group, all back in.
+        let log = s
+            .changes(
+                id,
+                OffsetDateTime::UNIX_EPOCH,
+                OffsetDateTime::now_utc(),
+                Order::OldestFirst,
+                None,
+                100,
+            )
+            .await
+            .unwrap();
+        let causes: Vec<_> = log.iter().map(|c| (c.old, c.new, c.cause)).collect();
+        let ex = Some(ChangeCause::Exemption);
+        let (u, h, na) =
+            (Some(Status::Unhealthy), Some(Status::Healthy), Some(Status::NotApplicable));
+        assert_eq!(
+            causes,
+            [
+                (None, u, None),
+                (None, u, None),
+                (None, Some(Status::Healthy), None),
+                (u, na, ex),
+                (u, na, ex),
+                (h, na, ex),
+                (na, u, ex),
+                (na, u, ex),
+                (na, h, ex),
+            ],
+            "{}",
+            f.name
+        );
+        let newest = s
+            .changes(
+                id,
+                OffsetDateTime::UNIX_EPOCH,
+                OffsetDateTime::now_utc(),
+                Order::NewestFirst,
+                Some(log[8].seq),
+                2,
+            )
+            .await
+            .unwrap();
+        assert_eq!(newest.iter().map(|c| c.seq).collect::<Vec<_>>(), [log[7].seq, log[6].seq]);
+        assert!(s.delete_exemption("one").await.unwrap().is_some());
+        assert!(s.delete_exemption("one").await.unwrap().is_none());
+    }
+}

@@ -93,6 +93,8 @@ pub(crate) trait Engine:
     super::identity::IdentityEngine
     + super::verify::MaintenanceEngine
     + SubAssessmentEngine
+    + super::exemptions::ExemptionEngine
+    + super::changes::ChangeEngine
     + super::automation::AutomationEngine
     + super::management_groups::ManagementGroupEngine
     + Send

@@ -15,7 +15,9 @@
 //!   not the one it was computed with (module `verify`).
 
 pub mod automation;
+mod changes;
 mod engine;
+mod exemptions;
 mod identity;
 mod management_groups;
 mod sqlite;
@@ -26,9 +28,14 @@ mod view;
 mod conformance;
 
 pub use automation::{AutomationRecord, Backlog, ChangeEvent, Delivery, EventKind, NewDelivery};
+pub use changes::{ChangeCause, Order, StatusChange};
 pub use engine::{
     Assessment, AssessmentInput, HistoryPoint, HistoryReason, Outcome, SubAssessment,
     SubAssessmentKey, Subscription, Write,
+};
+pub use exemptions::{
+    covers, effective_status, exempting, Category, Exemption, ExemptionFilter, ExemptionRule,
+    EXEMPT_CAUSE,
 };
 pub use identity::{PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment};
 pub use management_groups::{
@@ -161,6 +168,8 @@ struct Inner {
     seen_generation: AtomicI64,
     /// Management groups and the views of scopes other than a subscription.
     mg: management_groups::Cache,
+    /// Woken when an exemption is written, so the expiry timer looks at the next expiry again.
+    exemptions_changed: tokio::sync::Notify,
 }
 
 /// What `--database-url` answers until the PostgreSQL engine exists.
@@ -210,6 +219,7 @@ impl Store {
                 epoch: AtomicU64::new(0),
                 seen_generation: AtomicI64::new(seen),
                 mg: management_groups::Cache::default(),
+                exemptions_changed: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -227,7 +237,9 @@ impl Store {
         let Some(sub) = self.engine().subscription(subscription).await? else { return Ok(None) };
         let counts = self.engine().control_counts(subscription).await?;
         let custom = self.engine().custom_metadata(subscription).await?;
-        let view = Arc::new(ScoreView::build(sub, counts.into_iter().collect(), custom));
+        let mut view = ScoreView::build(sub, counts.into_iter().collect(), custom);
+        view.exemptions = self.engine().exemption_rules(subscription).await?;
+        let view = Arc::new(view);
         let mut views = self.inner.views.write().expect("views lock");
         if self.inner.epoch.load(Ordering::Acquire) == epoch {
             views.insert(subscription, view.clone());

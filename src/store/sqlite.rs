@@ -36,6 +36,8 @@ use crate::arm::{format_time, parse_time, ResourceId, ScopeKind};
 use crate::catalog;
 use crate::score::{self, ControlCounts, ResourceTally, ScoreDetails, Status};
 
+mod changes;
+mod exemptions;
 mod identity;
 mod management_groups;
 mod outbox;
@@ -518,24 +520,27 @@ pub(super) struct StatusRow {
     pub(super) status: String,
 }
 
-/// The scoring inputs of a subscription's assessments, on any connection (pool or transaction).
-pub(super) async fn assessment_statuses<'c>(
-    conn: impl sqlx::Executor<'c, Database = Sqlite>,
+/// The scoring inputs of a subscription's assessments: their *effective* statuses (an exempt
+/// assessment counts as not applicable, `store::exemptions`), on any connection.
+pub(super) async fn assessment_statuses(
+    conn: &mut SqliteConnection,
     subscription: Uuid,
 ) -> Result<Vec<StatusRow>> {
-    Ok(sqlx::query_as(
+    let rows: Vec<StatusRow> = sqlx::query_as(
         "SELECT resource_key, name_key, status FROM assessments WHERE subscription_id = ?1",
     )
     .bind(subscription.to_string())
-    .fetch_all(conn)
-    .await?)
+    .fetch_all(&mut *conn)
+    .await?;
+    exemptions::effective_rows(conn, subscription, rows).await
 }
 
 const ASSESSMENT_COLUMNS: &str =
     "resource_id, name, status, cause, description, resource_details, \
      additional_data, partner_name, first_evaluation_date, status_change_date";
 
-/// One (control, resource) step of the maintained state, in SQL around `score::step`.
+/// One (control, resource) step of the maintained state, in SQL around `score::step`; the
+/// control's counts after it.
 async fn step(
     tx: &mut WriteTx,
     subscription: &str,
@@ -543,7 +548,7 @@ async fn step(
     resource_key: &str,
     old: Option<Status>,
     new: Option<Status>,
-) -> Result<()> {
+) -> Result<ControlCounts> {
     let mut tally: ResourceTally = sqlx::query_as::<_, CountsRow>(
         "SELECT healthy, unhealthy, not_applicable FROM resource_tallies \
          WHERE subscription_id = ?1 AND control = ?2 AND resource_key = ?3",
@@ -616,11 +621,21 @@ async fn step(
             .execute(&mut **tx)
             .await?;
     }
-    Ok(())
+    Ok(counts)
 }
 
 /// Record the subscription's secure score if it differs from the last recorded one; true when it did.
 async fn record_history(tx: &mut WriteTx, subscription: &str, now: OffsetDateTime) -> Result<bool> {
+    record_history_because(tx, subscription, now, None).await
+}
+
+/// [`record_history`], marking why when no assessment write moved the score.
+async fn record_history_because(
+    tx: &mut WriteTx,
+    subscription: &str,
+    now: OffsetDateTime,
+    reason: Option<HistoryReason>,
+) -> Result<bool> {
     let rows = sqlx::query_as::<_, ControlCountsRow>("SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = ?1")
         .bind(subscription)
         .fetch_all(&mut **tx)
@@ -643,8 +658,8 @@ async fn record_history(tx: &mut WriteTx, subscription: &str, now: OffsetDateTim
         last.is_some_and(|row| row.details() == secure.score && row.weight == secure.weight);
     if !unchanged {
         sqlx::query(
-            "INSERT INTO score_history (subscription_id, initiative, at, current, max, percentage, weight) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO score_history (subscription_id, initiative, at, current, max, percentage, weight, reason) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .bind(subscription)
         .bind(catalog::ASC_SCORE)
@@ -653,6 +668,7 @@ async fn record_history(tx: &mut WriteTx, subscription: &str, now: OffsetDateTim
         .bind(secure.score.max)
         .bind(secure.score.percentage)
         .bind(secure.weight)
+        .bind(reason.map(HistoryReason::as_str))
         .execute(&mut **tx)
         .await?;
     }
@@ -794,9 +810,9 @@ impl Engine for SqliteEngine {
         let mut exists: HashMap<Uuid, bool> = HashMap::new();
         let mut touched: Vec<String> = Vec::new();
         let mut outcomes = Vec::with_capacity(writes.len());
+        let mut tracker = changes::Tracker::default();
         let mut exported = outbox::Changes::default();
         let now_text = format_time(now);
-        let cat = catalog::builtin();
         for write in writes {
             let resource = write.resource();
             let sub = resource.subscription();
@@ -832,6 +848,10 @@ impl Engine for SqliteEngine {
             .map(Assessment::try_from)
             .transpose()?;
             let old = existing.as_ref().map(|a| a.status);
+            let (logged_id, logged_name) = match &existing {
+                Some(e) => (e.resource_id.clone(), e.name.clone()),
+                None => (resource.as_str().to_owned(), name.clone()),
+            };
             let new = match write {
                 Write::Put(input) => {
                     let (first_evaluation_date, status_change_date, resource_id, stored_name) =
@@ -911,9 +931,17 @@ impl Engine for SqliteEngine {
             };
             exported.assessment(&sub_text, resource.key(), existing.as_ref(), outcomes.last());
             if old != new {
-                for control in cat.scored_controls(&name_key) {
-                    step(&mut tx, &sub_text, control, resource.key(), old, new).await?;
-                }
+                // Counters move by effective status; the transition is logged (issue 11).
+                let written = changes::Written {
+                    subscription: &sub_text,
+                    resource_key: resource.key(),
+                    resource_id: &logged_id,
+                    name_key: &name_key,
+                    name: &logged_name,
+                    old,
+                    new,
+                };
+                tracker.write(&mut tx, written, now).await?;
                 if !touched.contains(&sub_text) {
                     touched.push(sub_text);
                 }
@@ -984,7 +1012,8 @@ impl Engine for SqliteEngine {
         &self,
         subscription: Uuid,
     ) -> Result<BTreeMap<String, ControlCounts>> {
-        let rows = assessment_statuses(&self.pool, subscription).await?;
+        let mut conn = self.pool.acquire().await?;
+        let rows = assessment_statuses(&mut conn, subscription).await?;
         let cat = catalog::builtin();
         let mut items: Vec<(String, Vec<&str>, Status)> = Vec::with_capacity(rows.len());
         for row in rows {

@@ -325,6 +325,8 @@ pub enum HistoryReason {
     CatalogChange,
     /// `securescore verify --repair` rewrote counters that had drifted from the assessments.
     Repair,
+    /// An exemption began or ended (created, replaced, deleted or expired).
+    Exemption,
 }
 
 impl HistoryReason {
@@ -333,6 +335,7 @@ impl HistoryReason {
         match self {
             HistoryReason::CatalogChange => "catalogChange",
             HistoryReason::Repair => "repair",
+            HistoryReason::Exemption => "exemption",
         }
     }
 
@@ -340,6 +343,7 @@ impl HistoryReason {
         match s {
             "catalogChange" => Ok(HistoryReason::CatalogChange),
             "repair" => Ok(HistoryReason::Repair),
+            "exemption" => Ok(HistoryReason::Exemption),
             other => anyhow::bail!("stored history reason '{other}' is not a reason"),
         }
     }
@@ -503,7 +507,7 @@ mod tests {
 
     #[test]
     fn history_reasons_round_trip() {
-        for r in [HistoryReason::CatalogChange, HistoryReason::Repair] {
+        for r in [HistoryReason::CatalogChange, HistoryReason::Repair, HistoryReason::Exemption] {
             assert_eq!(HistoryReason::parse(r.as_str()).unwrap(), r);
         }
         assert!(HistoryReason::parse("other").is_err());
@@ -592,6 +596,102 @@ mod properties {
                 store.verify().await.unwrap()
             });
             prop_assert!(report.is_clean(), "{:?}", report);
+        }
+    }
+
+    /// A step of the exemption property: an assessment write (`None`: delete), or an exemption
+    /// of one assessment name put on a scope (0: subscription, 1: the group, 2+: a VM) or removed.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Write(usize, usize, Option<Status>),
+        Exempt { slot: usize, scope: usize, name: usize },
+        Unexempt(usize),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => op().prop_map(|(vm, name, status)| Step::Write(vm, name, status)),
+            1 => (0..3usize, 0..5usize, 0..NAMES.len())
+                .prop_map(|(slot, scope, name)| Step::Exempt { slot, scope, name }),
+            1 => (0..3usize).prop_map(Step::Unexempt),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Whatever the writes and exemptions, the maintained counters equal a recomputation
+        /// from the effective statuses (`verify` is clean), and removing every exemption leaves
+        /// the counters of the stored statuses.
+        #[test]
+        fn writes_and_exemptions_keep_counters_equal_to_a_recomputation(steps in prop::collection::vec(step(), 1..14)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let (during, after) = rt.block_on(async {
+                let store = Store::open(&StoreConfig::Memory).await.unwrap();
+                let id = Uuid::new_v4();
+                store
+                    .put_subscription(&super::super::Subscription {
+                        id,
+                        display_name: "p".into(),
+                        tenant_id: Uuid::nil(),
+                        state: "Enabled".into(),
+                    })
+                    .await
+                    .unwrap();
+                let group = format!("/subscriptions/{id}/resourceGroups/rg");
+                let vm = |n: usize| format!("{group}/providers/Microsoft.Compute/virtualMachines/vm{n}");
+                let now = OffsetDateTime::now_utc();
+                for s in &steps {
+                    match *s {
+                        Step::Write(n, name, status) => {
+                            let resource = ResourceId::parse(&vm(n)).unwrap();
+                            let write = match status {
+                                None => Write::Delete { resource, name: NAMES[name].into() },
+                                Some(status) => Write::Put(AssessmentInput {
+                                    resource,
+                                    name: NAMES[name].into(),
+                                    status,
+                                    cause: None,
+                                    description: None,
+                                    resource_details: serde_json::json!({"source": "Azure"}),
+                                    additional_data: None,
+                                    partner_name: None,
+                                }),
+                            };
+                            store.apply(&[write]).await.unwrap();
+                        }
+                        Step::Exempt { slot, scope, name } => {
+                            let scope = match scope {
+                                0 => format!("/subscriptions/{id}"),
+                                1 => group.clone(),
+                                n => vm(n - 2),
+                            };
+                            let e = super::super::Exemption {
+                                name: format!("e{slot}"),
+                                scope: ResourceId::parse(&scope).unwrap(),
+                                assessment: NAMES[name].into(),
+                                category: super::super::Category::Waiver,
+                                expires_on: None,
+                                description: "p".into(),
+                                created_at: now,
+                                updated_at: now,
+                                active: true,
+                            };
+                            store.put_exemption(&e).await.unwrap();
+                        }
+                        Step::Unexempt(slot) => {
+                            store.delete_exemption(&format!("e{slot}")).await.unwrap();
+                        }
+                    }
+                }
+                let during = store.verify().await.unwrap();
+                for slot in 0..3 {
+                    store.delete_exemption(&format!("e{slot}")).await.unwrap();
+                }
+                (during, store.verify().await.unwrap())
+            });
+            prop_assert!(during.is_clean(), "{:?}", during);
+            prop_assert!(after.is_clean(), "{:?}", after);
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct ScoreView {
     /// Response bodies the API rendered from this view, kept until a write replaces the view
     /// (indexed by the API; see `api::scores`).
     pub memo: [OnceLock<Bytes>; 4],
+    /// The subscription's active exemptions (`store::exemptions`): how its assessments render.
+    pub exemptions: Vec<super::ExemptionRule>,
 }
 
 impl ScoreView {
@@ -54,6 +56,7 @@ impl ScoreView {
             controls,
             secure_score,
             memo: Default::default(),
+            exemptions: Vec::new(),
             custom_metadata: custom_metadata
                 .into_iter()
                 .map(|(n, p)| (n.to_ascii_lowercase(), (n, p)))

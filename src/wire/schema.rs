@@ -73,6 +73,9 @@ pub struct HistoryPoint {
     pub score: Score,
     /// The score's weight at that time, which aggregates over subscriptions use.
     pub weight: i64,
+    /// Why the score moved when no assessment write moved it: `catalogChange`, `repair` or
+    /// `exemption`; absent otherwise.
+    pub reason: Option<String>,
 }
 
 /// One score over several subscriptions.
@@ -188,4 +191,174 @@ pub struct SigningKey {
 #[derive(ToSchema)]
 pub struct SigningKeyList {
     pub value: Vec<SigningKey>,
+}
+
+// --- What to fix first, what changed, exemptions (issue 11) ---
+
+/// What fixing a control is worth.
+#[derive(ToSchema)]
+pub struct PotentialScoreIncrease {
+    /// `max − current` of the control, rounded to 2 decimals.
+    pub points: f64,
+    /// `points` / the scope's maximum score × 100, rounded to 2 decimals.
+    pub percentage: f64,
+}
+
+/// An unhealthy resource.
+#[derive(ToSchema)]
+pub struct ResourceRef {
+    pub id: String,
+}
+
+/// A page of resource ids.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct ResourceRefList {
+    pub value: Vec<ResourceRef>,
+    /// The next page, when there is one.
+    pub next_link: Option<String>,
+}
+
+/// A recommendation to fix within a control, with its unhealthy resources.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct Recommendation {
+    /// The assessment metadata name (lower case).
+    pub name: String,
+    pub display_name: String,
+    /// `High`, `Medium` or `Low`.
+    pub severity: String,
+    /// How to fix it, from the assessment metadata.
+    pub remediation_description: Option<String>,
+    /// How many resources are unhealthy for it in the scope (exempt ones are not).
+    pub unhealthy_resource_count: i64,
+    /// The first unhealthy resources, by id; `nextLink` pages through the rest.
+    pub unhealthy_resources: ResourceRefList,
+}
+
+/// A control that can still gain points.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct Improvement {
+    /// The control name.
+    pub control: String,
+    pub display_name: String,
+    pub potential_score_increase: PotentialScoreIncrease,
+    pub current_score: f64,
+    pub max_score: i64,
+    pub healthy_resource_count: i64,
+    pub unhealthy_resource_count: i64,
+    pub not_applicable_resource_count: i64,
+    pub recommendations: Vec<Recommendation>,
+}
+
+/// What to fix first in a scope, best first.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct Improvements {
+    /// The scope: the subscription or a resource group.
+    pub scope: String,
+    /// The scope's secure score.
+    pub score: Score,
+    pub value: Vec<Improvement>,
+    pub next_link: Option<String>,
+}
+
+/// One assessment status transition.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct Change {
+    #[schema(format = DateTime)]
+    pub at: String,
+    pub resource_id: String,
+    /// The assessment metadata name (lower case).
+    pub assessment: String,
+    pub display_name: String,
+    /// `Healthy`, `Unhealthy` or `NotApplicable`; null for a first write.
+    pub old_status: Option<String>,
+    /// `Healthy`, `Unhealthy` or `NotApplicable`; null for a delete.
+    pub new_status: Option<String>,
+    /// `exemption` when an exemption began or ended; absent for an assessment write.
+    pub cause: Option<String>,
+    /// The subscription's secure score just before the transition.
+    pub score_before: Score,
+    /// ... and just after it.
+    pub score_after: Score,
+}
+
+/// The transitions of a time window.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct Changes {
+    pub subscription_id: Uuid,
+    #[schema(format = DateTime)]
+    pub from: String,
+    #[schema(format = DateTime)]
+    pub to: String,
+    /// `at desc` or `at asc`.
+    pub orderby: String,
+    pub value: Vec<Change>,
+    pub next_link: Option<String>,
+}
+
+/// What an exemption says.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct ExemptionBodyProperties {
+    /// A subscription, resource group or resource id (management groups: not yet).
+    pub scope: String,
+    /// The assessment metadata name to exempt.
+    pub assessment: String,
+    /// `Waiver` (risk accepted) or `Mitigated` (handled otherwise).
+    pub category: String,
+    /// When it ends by itself; in the future.
+    #[schema(format = DateTime)]
+    pub expires_on: Option<String>,
+    /// Why.
+    pub description: String,
+}
+
+/// The body of an exemption PUT.
+#[derive(ToSchema)]
+pub struct ExemptionBody {
+    pub properties: ExemptionBodyProperties,
+}
+
+/// An exemption as stored.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct ExemptionProperties {
+    pub scope: String,
+    pub assessment: String,
+    /// The recommendation's display name, when the metadata is built in.
+    pub assessment_display_name: Option<String>,
+    pub category: String,
+    #[schema(format = DateTime)]
+    pub expires_on: Option<String>,
+    pub description: String,
+    /// `Active` while it takes effect, `Expired` once its time is up.
+    pub state: String,
+    #[schema(format = DateTime)]
+    pub created_on: String,
+    #[schema(format = DateTime)]
+    pub last_modified_on: String,
+}
+
+/// An exemption, shaped like an ARM resource.
+#[derive(ToSchema)]
+pub struct Exemption {
+    /// `{scope}/providers/Microsoft.Security/exemptions/{name}`.
+    pub id: String,
+    pub name: String,
+    /// `Microsoft.Security/exemptions`.
+    #[schema(rename = "type")]
+    pub kind: String,
+    pub properties: ExemptionProperties,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct ExemptionList {
+    pub value: Vec<Exemption>,
+    pub next_link: Option<String>,
 }

@@ -291,6 +291,70 @@ async fn every_operation_answers_as_documented() {
     assert_eq!(call(&app, &doc, M::DELETE, one, &format!("{subs}/{new}"), None).await.status, 200);
     op(&M::DELETE, one);
 
+    // Issue 11: what to fix first, what changed, exemptions (on the demo subscription).
+    let improvements = "/securescore/v1/subscriptions/{id}/improvements";
+    let r =
+        call(&app, &doc, M::GET, improvements, &format!("{subs}/{DEMO}/improvements"), None).await;
+    let first = r.body["value"][0].clone();
+    assert!(first["recommendations"][0]["name"].is_string(), "{}", r.text);
+    let rg = format!("/subscriptions/{DEMO}/resourceGroups/nope");
+    call(&app, &doc, M::GET, improvements, &format!("{subs}/{DEMO}/improvements?scope={rg}"), None)
+        .await;
+    call(&app, &doc, M::GET, improvements, &format!("{subs}/{DEMO}/improvements?scope=x"), None)
+        .await;
+    op(&M::GET, improvements);
+    let resources =
+        "/securescore/v1/subscriptions/{id}/improvements/{control}/recommendations/{name}/resources";
+    let path = format!(
+        "{subs}/{DEMO}/improvements/{}/recommendations/{}/resources?$top=1",
+        first["control"].as_str().unwrap(),
+        first["recommendations"][0]["name"].as_str().unwrap()
+    );
+    call(&app, &doc, M::GET, resources, &path, None).await;
+    op(&M::GET, resources);
+    let changes = "/securescore/v1/subscriptions/{id}/changes";
+    let r = call(&app, &doc, M::GET, changes, &format!("{subs}/{DEMO}/changes?$top=2"), None).await;
+    assert!(r.body["value"].as_array().is_some_and(|v| !v.is_empty()), "{}", r.text);
+    call(&app, &doc, M::GET, changes, &format!("{subs}/{DEMO}/changes?from=x"), None).await;
+    op(&M::GET, changes);
+    let exemptions = "/securescore/v1/exemptions";
+    let exemption = "/securescore/v1/exemptions/{name}";
+    let assessment = first["recommendations"][0]["name"].as_str().unwrap();
+    let put = json!({"properties": {"scope": format!("/subscriptions/{DEMO}"), "assessment": assessment,
+        "category": "Mitigated", "description": "documented", "expiresOn": "2999-01-01T00:00:00Z"}});
+    let r =
+        call(&app, &doc, M::PUT, exemption, &format!("{exemptions}/doc"), Some(put.to_string()))
+            .await;
+    assert_eq!(r.status, 201);
+    let r =
+        call(&app, &doc, M::PUT, exemption, &format!("{exemptions}/doc"), Some(put.to_string()))
+            .await;
+    assert_eq!(r.status, 200);
+    call(&app, &doc, M::PUT, exemption, &format!("{exemptions}/doc"), Some("{}".into())).await;
+    op(&M::PUT, exemption);
+    call(&app, &doc, M::GET, exemption, &format!("{exemptions}/doc"), None).await;
+    call(&app, &doc, M::GET, exemption, &format!("{exemptions}/none"), None).await;
+    op(&M::GET, exemption);
+    let r = call(&app, &doc, M::GET, exemptions, exemptions, None).await;
+    assert_eq!(r.body["value"].as_array().map(Vec::len), Some(1));
+    op(&M::GET, exemptions);
+    let r = call(&app, &doc, M::GET, changes, &format!("{subs}/{DEMO}/changes?$top=1"), None).await;
+    assert_eq!(r.body["value"][0]["cause"], "exemption", "{}", r.text);
+    // The history point the exemption recorded carries its reason, as documented.
+    let r = call(&app, &doc, M::GET, history, &format!("{subs}/{DEMO}/history"), None).await;
+    let reasons: Vec<&Value> =
+        r.body["value"].as_array().unwrap().iter().map(|p| &p["reason"]).collect();
+    assert!(reasons.contains(&&json!("exemption")), "{}", r.text);
+    assert_eq!(
+        call(&app, &doc, M::DELETE, exemption, &format!("{exemptions}/doc"), None).await.status,
+        200
+    );
+    assert_eq!(
+        call(&app, &doc, M::DELETE, exemption, &format!("{exemptions}/doc"), None).await.status,
+        204
+    );
+    op(&M::DELETE, exemption);
+
     // Every documented operation was exercised above.
     let mut documented = std::collections::BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {

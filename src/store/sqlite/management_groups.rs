@@ -398,8 +398,9 @@ mod tests {
             }));
         }
         engine.apply(&writes, OffsetDateTime::now_utc()).await.unwrap();
+        let mut conn = engine.pool.acquire().await.unwrap();
         let statuses: Vec<(String, String, Status)> =
-            super::super::assessment_statuses(&engine.pool, sub)
+            super::super::assessment_statuses(&mut conn, sub)
                 .await
                 .unwrap()
                 .into_iter()
@@ -407,7 +408,6 @@ mod tests {
                     (r.resource_key, r.name_key, super::super::parse_status(&r.status).unwrap())
                 })
                 .collect();
-        let mut conn = engine.pool.acquire().await.unwrap();
         let derived = derive_resource_groups(&statuses);
         assert!(derived.len() > 3, "several groups and controls: {derived:?}");
         // What the write path maintained is the recomputation.
