@@ -10,6 +10,7 @@
 pub mod assessments;
 mod auth;
 pub mod automations;
+pub mod dashboard;
 pub mod ext;
 mod metadata;
 pub mod openapi;
@@ -207,6 +208,7 @@ pub fn router(state: AppState) -> ArmService<Router> {
         )
         .merge(crate::identity::router(state.identity.clone()))
         .merge(openapi::router())
+        .merge(dashboard::router())
         .method_not_allowed_fallback(ext::method_not_allowed)
         .fallback(arm)
         // Routes read bodies through `arm::extract`; should one use axum's own extractors, the limit is
