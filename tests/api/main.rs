@@ -11,6 +11,7 @@ mod catalog;
 mod cli_paging;
 mod connections;
 mod crash;
+mod dashboard;
 mod errors;
 mod faults;
 mod fidelity;
