@@ -15,7 +15,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`arm`] | ARM conventions: typed resource ids, api-versions, the CloudError catalogue, paging, headers, time format; extractors and the one body limit, their rejections as CloudErrors (`arm::extract`) |
-//! | [`api`] | routers and handlers, one module per resource family (sub-assessments, 2019-01-01-preview: `api::sub_assessments`; the operations list: `api::operations`; automations and the rendering of export events: `api::automations`); the extension API (`api::ext`) and its OpenAPI document generated from the handlers (`api::openapi`) |
+//! | [`api`] | routers and handlers, one module per resource family (sub-assessments, 2019-01-01-preview: `api::sub_assessments`; the operations list: `api::operations`; automations and the rendering of export events: `api::automations`; the dashboard's embedded `web/` assets at `/` and `/ui/`: `api::dashboard`); the extension API (`api::ext`) and its OpenAPI document generated from the handlers (`api::openapi`) |
 //! | [`score`] | the scoring engine of docs/SCORING.md: pure, no I/O, property-tested |
 //! | [`catalog`] | the built-in controls and assessment metadata (data files + provenance) |
 //! | [`store`] | one `Store` handle over a crate-private engine trait (identity records: `store::identity`); SQLite engine (its identity SQL: `store::sqlite::identity`; its verification SQL: `store::sqlite::verify`; its sub-assessment SQL: `store::sqlite::sub_assessments`; the automations, export outbox and deliveries: `store::automation`, SQL in `store::sqlite::outbox`); the read model; verification and repair of the maintained counters, and their rebuild when the catalogue changes (`store::verify`); a conformance suite every engine runs |
@@ -24,8 +24,8 @@
 //! | [`sub_assessment`] | what a valid sub-assessment write is (2019-01-01-preview; PUT body or import line), its `additionalData` checked by kind; sub-assessments never move a score |
 //! | [`ingest`] | bulk ingest of NDJSON assessments (also Azure's export shape), below the API and the CLI: bounded lines, batches time-sliced so other writers get the lock, a WAL checkpoint at the end |
 //! | [`wire`] | documents both the server and the CLI speak: the import report and progress events, a subscription of the extension API; the shapes of the extension API's answers for its OpenAPI document (`wire::schema`) |
-//! | [`identity`] | the built-in Entra ID-compatible authority (tokens, JWKS, sign-in page), authentication of every request (JWT) apart from authorization (RBAC, decided from plain data the API computes), trusted external issuers, `--auth` modes; below `api` and `server`, which import it, never the reverse |
-//! | [`demo`] | `serve --demo`: the official example data, written through the normal write path |
+//! | [`identity`] | the built-in Entra ID-compatible authority (tokens, JWKS, sign-in page; the authorization-code flow with PKCE: `identity::code_flow`), authentication of every request (JWT) apart from authorization (RBAC, decided from plain data the API computes), trusted external issuers, `--auth` modes; below `api` and `server`, which import it, never the reverse |
+//! | [`demo`] | `serve --demo`: the official example data, written through the normal write path (its principals, the service principal and the dashboard's demo user: `identity::demo`) |
 //! | [`tls`] | the local CA and server certificate, or the user's PEM files; the process's crypto provider |
 //! | [`server`] | `Application::build` (refuses `--auth any` off loopback, resolves the public URL, binds, port 0 friendly) and `run_until` (drains on shutdown); `server::connections`: the connection cap (sheds the longest-idle connection), TLS handshake, header-read and idle timeouts, hyper's limits |
 //! | [`cli`] | command definitions (`cli::structs`) apart from their execution (`cli::cmd`, `cli::identity`, `cli::import`, `cli::read`, `cli::verify`) |
