@@ -67,12 +67,16 @@ fn authorize_query(app: &TestApp, extra: &[(&str, &str)]) -> String {
 
 /// Sign in on the page; the redirect's `Location`.
 async fn sign_in(app: &TestApp, extra: &[(&str, &str)]) -> String {
+    sign_in_as(app, USER, PASSWORD, extra).await
+}
+
+async fn sign_in_as(app: &TestApp, user: &str, password: &str, extra: &[(&str, &str)]) -> String {
     let url = format!("{}/common/oauth2/v2.0/authorize?{}", app.base, authorize_query(app, extra));
     let page = browser().get(&url).send().await.unwrap();
     assert_eq!(page.status(), 200, "{}", page.text().await.unwrap());
     let r = browser()
         .post(&url)
-        .form(&[("username", USER), ("password", PASSWORD)])
+        .form(&[("username", user), ("password", password)])
         .send()
         .await
         .unwrap();
@@ -369,4 +373,73 @@ async fn the_page_learns_how_to_sign_in_from_its_config() {
         .await
         .unwrap();
     assert_eq!(c["auth"], "any");
+}
+
+#[tokio::test]
+async fn the_demo_user_signs_in_to_the_dashboard_as_a_reader_of_the_demo_subscription() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let creds = securescore::identity::demo::ensure(&app.store, app.tenant, Some(dir.path()))
+        .await
+        .unwrap();
+    assert_eq!(creds.user_name, "demo@securescore.local");
+    // The password is kept in the credentials file: a restart signs in with the same one.
+    let again = securescore::identity::demo::ensure(&app.store, app.tenant, Some(dir.path()))
+        .await
+        .unwrap();
+    assert_eq!(again.user_password, creds.user_password);
+
+    let location = sign_in_as(&app, &creds.user_name, &creds.user_password, &[]).await;
+    let (status, body) = redeem(&app, &code_of(&location), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    let subs: Value = browser()
+        .get(format!("{}/subscriptions?api-version=2022-12-01", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = subs["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["subscriptionId"].as_str())
+        .collect();
+    assert_eq!(ids, [DEMO], "the demo user sees the demo subscription");
+    // Reader: the extension API's administration is out of reach.
+    let r = browser()
+        .get(format!("{}/securescore/v1/principals", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn a_credentials_file_from_before_the_demo_user_gains_one() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = securescore::identity::demo::ensure(&app.store, app.tenant, Some(dir.path()))
+        .await
+        .unwrap();
+    // The file as older versions wrote it: no user fields.
+    let old = serde_json::json!({
+        "tenantId": first.tenant_id, "clientId": first.client_id,
+        "clientSecret": first.client_secret, "subscriptionId": first.subscription_id,
+    });
+    let file = dir.path().join(securescore::identity::demo::CREDENTIALS_FILE);
+    std::fs::write(&file, serde_json::to_vec(&old).unwrap()).unwrap();
+    let now = securescore::identity::demo::ensure(&app.store, app.tenant, Some(dir.path()))
+        .await
+        .unwrap();
+    assert_eq!(now.client_secret, first.client_secret);
+    assert!(now.user_password.len() >= 20);
+    let kept = securescore::identity::demo::read(dir.path()).unwrap().unwrap();
+    assert_eq!(kept.user_password, now.user_password);
+    let location = sign_in_as(&app, &now.user_name, &now.user_password, &[]).await;
+    assert!(location.contains("code="));
 }
