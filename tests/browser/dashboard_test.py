@@ -28,9 +28,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 SUB = "20ff7fc3-e762-44dd-bd96-b71116dcdc23"
 
 
-def start_server(binary, data_dir):
+def start_server(binary, data_dir, *extra):
     proc = subprocess.Popen(
-        [binary, "serve", "--demo", "--memory", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
+        [binary, "serve", "--demo", "--memory", "--listen", "127.0.0.1:0", "--data-dir", data_dir, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -90,6 +90,61 @@ def num(text):
     return float(text.strip().lstrip("+"))
 
 
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+              "--ignore-certificate-errors", "--window-size=1400,1500", "--no-proxy-server"):
+        options.add_argument(a)
+    service = Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
+    return webdriver.Chrome(service=service, options=options)
+
+
+def shown_score(driver):
+    return {
+        "current": num(driver.find_element(By.ID, "score-current").text),
+        "max": num(driver.find_element(By.ID, "score-max").text),
+        "percentage": num(driver.find_element(By.ID, "score-percentage").text),
+    }
+
+
+def wanted_score(score):
+    return {
+        "current": round(score["current"], 2),
+        "max": round(score["max"], 2),
+        "percentage": round(score["percentage"] * 100, 2),
+    }
+
+
+def panels_settled(driver):
+    """Every panel shows data or a final message (never stuck on Loading…)."""
+    for panel in ("changes-panel", "exemptions-panel", "controls-panel", "score-panel"):
+        status = driver.find_element(By.CSS_SELECTOR, f"#{panel} [data-status]")
+        assert "Loading" not in status.text, f"{panel} is still loading"
+        if status.text:
+            assert "error" not in (status.get_attribute("class") or ""), f"{panel}: {status.text}"
+
+
+def emulator_mode(binary, expected):
+    """Under --auth any the page needs no sign-in and shows the same numbers."""
+    data_dir = tempfile.mkdtemp(prefix="securescore-browser-any-")
+    proc, url, _, _ = start_server(binary, data_dir, "--auth", "any")
+    driver = None
+    try:
+        driver = browser()
+        driver.get(url)
+        WebDriverWait(driver, 60).until(
+            lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+        assert not driver.find_element(By.ID, "signin").is_displayed(), "no sign-in under --auth any"
+        assert shown_score(driver) == expected, f"--auth any: page {shown_score(driver)}, API {expected}"
+        panels_settled(driver)
+    finally:
+        if driver:
+            driver.quit()
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--binary", default="target/debug/securescore")
@@ -104,13 +159,7 @@ def main():
         ctx = ssl.create_default_context(cafile=os.path.join(data_dir, "ca.pem"))
         score, top = expected_numbers(base, ctx, data_dir)
 
-        options = webdriver.ChromeOptions()
-        options.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-        for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                  "--ignore-certificate-errors", "--window-size=1400,1500", "--no-proxy-server"):
-            options.add_argument(a)
-        service = Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
-        driver = webdriver.Chrome(service=service, options=options)
+        driver = browser()
         wait = WebDriverWait(driver, 60)
 
         driver.get(url)
@@ -126,20 +175,13 @@ def main():
         who = driver.find_element(By.ID, "who").text
         assert user in who, f"signed-in user not shown: {who!r}"
 
-        shown = {
-            "current": num(driver.find_element(By.ID, "score-current").text),
-            "max": num(driver.find_element(By.ID, "score-max").text),
-            "percentage": num(driver.find_element(By.ID, "score-percentage").text),
-        }
-        want = {
-            "current": round(score["current"], 2),
-            "max": round(score["max"], 2),
-            "percentage": round(score["percentage"] * 100, 2),
-        }
+        shown, want = shown_score(driver), wanted_score(score)
         assert shown == want, f"page shows {shown}, the API says {want}"
         points = driver.find_elements(By.CSS_SELECTOR, "#controls [data-testid=control-points]")
         assert points, "no control is listed"
         assert num(points[0].text) == round(top, 2), f"top control: page {points[0].text}, API {top}"
+
+        panels_settled(driver)
 
         # The top control opens to its recommendations, by keyboard.
         toggle = driver.find_element(By.CSS_SELECTOR, "#controls .control-toggle")
@@ -151,7 +193,6 @@ def main():
             os.makedirs(os.path.dirname(args.screenshot) or ".", exist_ok=True)
             driver.save_screenshot(args.screenshot)
             print(f"screenshot saved to {args.screenshot}")
-        print(f"browser test passed: score {want}, top control +{top}")
     finally:
         if driver:
             driver.quit()
@@ -160,6 +201,8 @@ def main():
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+    emulator_mode(args.binary, want)
+    print(f"browser test passed: score {want}, top control +{top}, also under --auth any")
 
 
 if __name__ == "__main__":
