@@ -8,7 +8,7 @@
 //! once. The page itself needs no token: the data comes from the API, which checks the caller.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -20,6 +20,7 @@ use std::sync::LazyLock;
 
 use super::AppState;
 use crate::arm::extract::Path;
+use crate::arm::ApiError;
 use crate::identity::code_flow::{dashboard_redirect_uris, DASHBOARD_CLIENT_ID};
 use crate::identity::AuthMode;
 
@@ -123,11 +124,12 @@ async fn index(headers: HeaderMap) -> Response {
     serve(0, &headers)
 }
 
-async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+async fn asset(Path(file): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
     match ASSETS.iter().position(|a| a.name == file) {
         Some(i) => serve(i, &headers),
+        // The same 404 as any other unknown path of this server.
         None => {
-            let mut r = (StatusCode::NOT_FOUND, "not found").into_response();
+            let mut r = ApiError::NotFound(uri.path().to_string()).into_response();
             secure_headers(&mut r);
             r
         }

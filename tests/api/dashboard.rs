@@ -315,8 +315,11 @@ async fn the_dashboard_is_served_with_content_types_csp_and_etags() {
     }
     let r = http.get(format!("{}/ui/../Cargo.toml", app.base)).send().await.unwrap();
     assert_eq!(r.status(), 404);
-    let r = http.get(format!("{}/ui/secret.js", app.base)).send().await.unwrap();
-    assert_eq!(r.status(), 404);
+    let r = app.get("/ui/secret.js").await;
+    assert_eq!((r.status, r.code()), (404, "NotFound"), "an unknown asset is a CloudError 404");
+    // The page is read-only.
+    let r = app.request(reqwest::Method::POST, "/", Some("{}".into()), &[]).await;
+    assert_eq!(r.status, 405);
 }
 
 #[test]
