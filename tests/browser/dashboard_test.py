@@ -183,6 +183,10 @@ def main():
 
         panels_settled(driver)
 
+        # The scope picker offers the resource groups named by the assessments' ids.
+        groups = [o.get_attribute("value") for o in driver.find_elements(By.CSS_SELECTOR, "#pick-rg option")]
+        assert "demo-rg-00" in groups, f"resource groups offered: {groups}"
+
         # The top control opens to its recommendations, by keyboard.
         toggle = driver.find_element(By.CSS_SELECTOR, "#controls .control-toggle")
         toggle.send_keys("\n")
