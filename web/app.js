@@ -107,7 +107,11 @@ async function loadPicker() {
     return false;
   }
   if (state.subscriptions.length === 0) {
-    status('score-panel', 'You can see no subscription. Ask an administrator for a role assignment.', 'denied');
+    // No role anywhere: every panel says so rather than staying empty.
+    for (const panel of ['score-panel', 'controls-panel', 'changes-panel', 'exemptions-panel']) {
+      status(panel, 'No access: you hold no role on any subscription. Ask an administrator for a role assignment.', 'denied');
+    }
+    $('trend').textContent = '';
     return false;
   }
   fillSelect($('pick-sub'), state.subscriptions.map((s) => [s.id, s.name]), false);

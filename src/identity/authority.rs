@@ -861,6 +861,21 @@ mod tests {
     }
 
     #[test]
+    fn the_dashboard_gets_codes_at_its_own_page_only() {
+        let base = "https://127.0.0.1:8443";
+        let dashboard = DASHBOARD_CLIENT_ID.to_string();
+        let dashboard = Some(dashboard.as_str());
+        assert!(redirect_registered(dashboard, "https://127.0.0.1:8443/", base));
+        assert!(!redirect_registered(dashboard, "https://127.0.0.1:8443/other", base));
+        assert!(!redirect_registered(dashboard, "http://localhost:3000/", base));
+        assert!(!redirect_registered(dashboard, "https://evil.example/", base));
+        // Other clients: loopback or this server, as in the implicit flow.
+        assert!(redirect_registered(Some("app"), "http://localhost:3000/cb", base));
+        assert!(redirect_registered(None, "https://127.0.0.1:8443/x", base));
+        assert!(!redirect_registered(Some("app"), "https://evil.example/", base));
+    }
+
+    #[test]
     fn scopes_are_normalised_including_az_double_slash() {
         let f = |s: &str| vec![("scope".to_string(), s.to_string())];
         assert_eq!(
