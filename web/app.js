@@ -432,6 +432,13 @@ async function start() {
   if (state.config.auth === 'any') {
     api.useToken(() => ANY_TOKEN);
   } else {
+    // Sign-in comes back to the server's public URL: start there, or the answer would reach a
+    // tab of another origin that does not hold this sign-in's verifier.
+    const home = new URL(state.config.redirectUri);
+    if (home.origin !== location.origin) {
+      location.replace(home.href);
+      return;
+    }
     const error = await auth.completeSignIn(state.config);
     const session = auth.session();
     if (!session) {

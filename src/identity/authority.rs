@@ -18,7 +18,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde_json::json;
 use uuid::Uuid;
@@ -480,16 +480,21 @@ async fn authorization_code(
         Ok(t) => t,
         Err(e) => return server_error(e),
     };
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "token_type": "Bearer",
-            "scope": format!("{}user_impersonation", pending.audience),
-            "expires_in": expires_in,
-            "access_token": access,
-            "id_token": id_token,
-        }),
-    )
+    let mut body = json!({
+        "token_type": "Bearer",
+        "scope": format!("{}user_impersonation", pending.audience),
+        "expires_in": expires_in,
+        "access_token": access,
+        "id_token": id_token,
+    });
+    // MSAL asks for `client_info=1`: the account's ids, as Entra returns them.
+    if field(form, "client_info") == Some("1") {
+        let info = json!({"uid": principal.id, "utid": principal.tenant_id}).to_string();
+        if let Some(map) = body.as_object_mut() {
+            map.insert("client_info".into(), json!(URL_SAFE_NO_PAD.encode(info)));
+        }
+    }
+    json_response(StatusCode::OK, &body)
 }
 
 /// An OpenID Connect id_token for the client: who signed in (and the request's nonce).

@@ -256,8 +256,15 @@ async fn response_mode_fragment_puts_the_code_in_the_fragment() {
     reader(&app).await;
     let location = sign_in(&app, &[("response_mode", "fragment")]).await;
     assert!(location.starts_with(&format!("{}/#code=", app.base)), "{location}");
-    let (status, _) = redeem(&app, &code_of(&location), &[]).await;
+    // MSAL's `client_info=1` gets the account's ids back.
+    let (status, body) = redeem(&app, &code_of(&location), &[("client_info", "1")]).await;
     assert_eq!(status, 200);
+    use base64::Engine as _;
+    let info = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(body["client_info"].as_str().unwrap())
+        .unwrap();
+    let info: Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!(info["uid"], claims(body["access_token"].as_str().unwrap())["oid"]);
 }
 
 #[tokio::test]
