@@ -11,6 +11,7 @@ pub mod assessments;
 mod auth;
 pub mod automations;
 mod changes;
+pub mod dashboard;
 mod exemptions;
 pub mod ext;
 mod improvements;
@@ -224,6 +225,7 @@ pub fn router(state: AppState) -> ArmService<Router> {
         )
         .merge(crate::identity::router(state.identity.clone()))
         .merge(openapi::router())
+        .merge(dashboard::router())
         .method_not_allowed_fallback(ext::method_not_allowed)
         .fallback(arm)
         // Routes read bodies through `arm::extract`; should one use axum's own extractors, the limit is

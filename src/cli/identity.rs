@@ -319,6 +319,14 @@ pub fn access_help(
         None => ("$TENANT".into(), "$CLIENT_ID".into(), "$CLIENT_SECRET".into()),
     };
     let _ = writeln!(out);
+    let _ = writeln!(out, "Dashboard: {base}/");
+    if let Some(c) = creds.filter(|c| !c.user_name.is_empty()) {
+        let _ = writeln!(
+            out,
+            "  sign in as user {}  password {}  (Reader on subscription {sub})",
+            c.user_name, c.user_password
+        );
+    }
     match creds {
         Some(_) => {
             let _ = writeln!(

@@ -1,12 +1,15 @@
 //! The built-in authority's HTTP endpoints, Entra ID-compatible, on the server's own host and port
 //! (docs/CLIENTS.md): OpenID configuration for any tenant segment, the token endpoint (client
-//! credentials with the secret in the body or in Basic auth, and the password grant), the JWKS,
-//! the implicit-flow sign-in page, and `GET /metadata/endpoints` for `az cloud register`.
+//! credentials with the secret in the body or in Basic auth, the password grant, and the
+//! authorization code with PKCE of `code_flow`), the JWKS, the sign-in page (implicit flow, and
+//! the authorization-code flow MSAL.js and the dashboard use), and `GET /metadata/endpoints` for
+//! `az cloud register`.
 //! None of them needs a token. Errors are AADSTS-style JSON, as Entra's.
 //!
 //! Security note: secrets and passwords are compared with their salted hashes only and never
-//! logged; the sign-in page redirects tokens only to loopback addresses or to this server's public
-//! URL (a token must not be sent to a page an attacker names), is not frameable, and escapes
+//! logged; the sign-in page redirects tokens and codes only to loopback addresses or to this
+//! server's public URL (a token must not be sent to a page an attacker names; the dashboard's
+//! client only to its own registered page), is not frameable, and escapes
 //! everything it echoes. Every URL handed out (issuer, endpoints) is built from the configured
 //! public URL, never from the request's `Host`.
 
@@ -15,11 +18,12 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::code_flow::{self, Pending, DASHBOARD_CLIENT_ID};
 use super::token::{self, normalise_audience, Grant, DEFAULT_AUDIENCE};
 use super::{secret, Identity, IdentityState};
 use crate::arm::extract::{Body, Path};
@@ -95,17 +99,18 @@ async fn openid_configuration(
         StatusCode::OK,
         &json!({
             "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "none"],
             "jwks_uri": format!("{base}/{tenant}/discovery/v2.0/keys"),
-            "response_modes_supported": ["fragment"],
+            "response_modes_supported": ["query", "fragment"],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["RS256"],
-            "response_types_supported": ["token"],
+            "response_types_supported": ["code", "token"],
+            "code_challenge_methods_supported": ["S256"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "issuer": format!("{base}/{issuer_tenant}/v2.0"),
             "request_uri_parameter_supported": false,
             "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),
-            "grant_types_supported": ["client_credentials", "password", "implicit"],
+            "grant_types_supported": ["authorization_code", "client_credentials", "password", "implicit"],
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "oid", "tid", "appid", "azp", "scp", "roles", "upn", "ver"],
             "tenant_region_scope": null,
             "cloud_instance_name": host,
@@ -255,11 +260,12 @@ async fn token_endpoint(
     match field(&form, "grant_type") {
         Some("client_credentials") => client_credentials(identity, &form, tenant_id, &tenant, authority).await,
         Some("password") => password_grant(identity, &form, tenant_id, authority).await,
+        Some("authorization_code") => authorization_code(identity, &form, tenant_id, authority).await,
         Some(other) => aad_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             70003,
-            &format!("The app requested an unsupported grant type '{other}'. This server supports client_credentials and password."),
+            &format!("The app requested an unsupported grant type '{other}'. This server supports authorization_code, client_credentials and password."),
         ),
         None => aad_error(
             StatusCode::BAD_REQUEST,
@@ -415,6 +421,109 @@ async fn password_grant(
     }
 }
 
+/// `grant_type=authorization_code`: a code of `code_flow` and its PKCE verifier (public clients: no
+/// secret). Every failure of the code itself is `invalid_grant`; missing parameters `invalid_request`.
+async fn authorization_code(
+    identity: &Identity,
+    form: &[(String, String)],
+    tenant_id: Option<Uuid>,
+    authority: &str,
+) -> Response {
+    let missing = |name: &str| {
+        aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            &format!("The request body must contain the following parameter: '{name}'."),
+        )
+    };
+    let Some(code) = field(form, "code") else { return missing("code") };
+    let Some(client_id) = field(form, "client_id") else { return missing("client_id") };
+    let Some(redirect) = field(form, "redirect_uri") else { return missing("redirect_uri") };
+    let Some(verifier) = field(form, "code_verifier") else { return missing("code_verifier") };
+    if !code_flow::valid_verifier(verifier) {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            501481,
+            "The code_verifier must be 43 to 128 characters of [A-Za-z0-9-._~].",
+        );
+    }
+    let grant_error =
+        |description: &str| aad_error(StatusCode::BAD_REQUEST, "invalid_grant", 70008, description);
+    let pending = match identity.codes.redeem(code, client_id, redirect, verifier) {
+        Ok(p) => p,
+        Err(refusal) => return grant_error(refusal.description()),
+    };
+    let principal = match identity.store.principal(PrincipalKey::Id(pending.principal_id)).await {
+        Ok(Some(p)) if tenant_id.is_none_or(|t| t == p.tenant_id) => p,
+        Ok(_) => {
+            return grant_error(
+                "The user of this authorization code is not in this tenant any more.",
+            )
+        }
+        Err(e) => return server_error(e),
+    };
+    let client = Uuid::parse_str(&pending.client_id).ok();
+    let grant = Grant {
+        principal: &principal,
+        authority,
+        audience: pending.audience,
+        client_id: client,
+        tenant: None,
+    };
+    let (access, expires_in) = match token::issue(&identity.keys, &grant) {
+        Ok(t) => t,
+        Err(e) => return server_error(e),
+    };
+    let id_token = match id_token(identity, &principal, authority, &pending) {
+        Ok(t) => t,
+        Err(e) => return server_error(e),
+    };
+    let mut body = json!({
+        "token_type": "Bearer",
+        "scope": format!("{}user_impersonation", pending.audience),
+        "expires_in": expires_in,
+        "access_token": access,
+        "id_token": id_token,
+    });
+    // MSAL asks for `client_info=1`: the account's ids, as Entra returns them.
+    if field(form, "client_info") == Some("1") {
+        let info = json!({"uid": principal.id, "utid": principal.tenant_id}).to_string();
+        if let Some(map) = body.as_object_mut() {
+            map.insert("client_info".into(), json!(URL_SAFE_NO_PAD.encode(info)));
+        }
+    }
+    json_response(StatusCode::OK, &body)
+}
+
+/// An OpenID Connect id_token for the client: who signed in (and the request's nonce).
+fn id_token(
+    identity: &Identity,
+    p: &PrincipalRecord,
+    authority: &str,
+    pending: &Pending,
+) -> anyhow::Result<String> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut claims = json!({
+        "iss": format!("{}/{}/v2.0", authority.trim_end_matches('/'), p.tenant_id),
+        "aud": pending.client_id,
+        "sub": p.id.to_string(),
+        "oid": p.id.to_string(),
+        "tid": p.tenant_id.to_string(),
+        "name": p.display_name,
+        "preferred_username": p.user_name.clone().unwrap_or_default(),
+        "iat": now,
+        "nbf": now,
+        "exp": now + token::TOKEN_LIFETIME_SECS,
+        "ver": "2.0",
+    });
+    if let (Some(nonce), Some(map)) = (&pending.nonce, claims.as_object_mut()) {
+        map.insert("nonce".into(), json!(nonce));
+    }
+    identity.keys.current()?.sign_claims(&claims)
+}
+
 fn escape(s: &str) -> String {
     s.chars()
         .map(|c| match c {
@@ -490,25 +599,100 @@ fn error_page(status: StatusCode, message: &str) -> Response {
     )
 }
 
-/// Checks shared by the page and its submission: response type, redirect URI, audience.
-fn implicit_request(
+/// What an authorization request asks for once checked.
+struct AuthorizeRequest {
+    redirect: String,
+    audience: &'static str,
+    /// `Some` for `response_type=code`: what the code is bound to.
+    code: Option<CodeRequest>,
+}
+
+struct CodeRequest {
+    client_id: String,
+    challenge: String,
+    nonce: Option<String>,
+    /// `response_mode=fragment` puts the code in the fragment; the default is the query.
+    fragment: bool,
+}
+
+fn bad_authorize(message: &str) -> Box<Response> {
+    Box::new(error_page(StatusCode::BAD_REQUEST, message))
+}
+
+/// The code-flow parts of an authorization request: a client, an S256 challenge, a response mode.
+fn code_request(params: &[(String, String)]) -> Result<CodeRequest, Box<Response>> {
+    let Some(client_id) = field(params, "client_id") else {
+        return Err(bad_authorize(
+            "AADSTS900144: The request must contain the parameter 'client_id'.",
+        ));
+    };
+    let Some(challenge) = field(params, "code_challenge") else {
+        return Err(bad_authorize(
+            "AADSTS9002325: Proof Key for Code Exchange is required: send code_challenge and code_challenge_method=S256.",
+        ));
+    };
+    // RFC 7636 makes `plain` the default when the method is absent; this authority refuses it.
+    if field(params, "code_challenge_method") != Some("S256") {
+        return Err(bad_authorize(
+            "AADSTS501491: code_challenge_method must be S256; the plain method is not supported.",
+        ));
+    }
+    if !code_flow::valid_challenge(challenge) {
+        return Err(bad_authorize(
+            "AADSTS501491: code_challenge must be the base64url SHA-256 of the code_verifier (43 characters).",
+        ));
+    }
+    let fragment = match field(params, "response_mode") {
+        None | Some("query") => false,
+        Some("fragment") => true,
+        Some(other) => {
+            return Err(bad_authorize(&format!(
+                "AADSTS900144: response_mode '{other}' is not supported: use query or fragment."
+            )))
+        }
+    };
+    Ok(CodeRequest {
+        client_id: client_id.to_string(),
+        challenge: challenge.to_string(),
+        nonce: field(params, "nonce").map(str::to_string),
+        fragment,
+    })
+}
+
+/// May `client_id` receive a code or token at `redirect`? The dashboard only at its registered
+/// page; any other client at loopback or this server (as the implicit flow always allowed).
+fn redirect_registered(client_id: Option<&str>, redirect: &str, base: &str) -> bool {
+    let dashboard =
+        client_id.and_then(|c| Uuid::parse_str(c).ok()).is_some_and(|c| c == DASHBOARD_CLIENT_ID);
+    if dashboard {
+        return code_flow::dashboard_redirect_uris(base).iter().any(|r| r == redirect);
+    }
+    redirect_allowed(redirect, base)
+}
+
+/// Checks shared by the page and its submission: response type, redirect URI, audience, PKCE.
+fn authorize_request(
     params: &[(String, String)],
     base: &str,
-) -> Result<(String, &'static str), Box<Response>> {
+) -> Result<AuthorizeRequest, Box<Response>> {
     let response_type = field(params, "response_type").unwrap_or("");
-    if !response_type.split_whitespace().any(|t| t == "token") {
-        return Err(Box::new(error_page(
-            StatusCode::BAD_REQUEST,
-            "AADSTS700054: response_type 'token' is required: this authority supports the implicit flow only.",
-        )));
-    }
+    let types: Vec<&str> = response_type.split_whitespace().collect();
+    let code = if types.contains(&"code") {
+        Some(code_request(params)?)
+    } else if types.contains(&"token") {
+        None
+    } else {
+        return Err(bad_authorize(
+            "AADSTS700054: response_type must be 'code' (with PKCE) or 'token' (implicit flow).",
+        ));
+    };
     let Some(redirect) = field(params, "redirect_uri") else {
         return Err(Box::new(error_page(
             StatusCode::BAD_REQUEST,
             "AADSTS900144: The request must contain the parameter 'redirect_uri'.",
         )));
     };
-    if !redirect_allowed(redirect, base) {
+    if !redirect_registered(field(params, "client_id"), redirect, base) {
         return Err(Box::new(error_page(
             StatusCode::BAD_REQUEST,
             &format!(
@@ -529,7 +713,7 @@ fn implicit_request(
     } else {
         DEFAULT_AUDIENCE
     };
-    Ok((redirect.to_string(), audience))
+    Ok(AuthorizeRequest { redirect: redirect.to_string(), audience, code })
 }
 
 /// `GET /{tenant}/oauth2[/v2.0]/authorize?response_type=token&client_id=..&redirect_uri=..&scope|resource=..`
@@ -546,7 +730,7 @@ async fn authorize_page(
     }
     let params = form(uri.query().unwrap_or("").as_bytes());
     let base = state.identity.public_url.as_str();
-    if let Err(r) = implicit_request(&params, base) {
+    if let Err(r) = authorize_request(&params, base) {
         return *r;
     }
     html(StatusCode::OK, sign_in_page(&params, None))
@@ -576,10 +760,11 @@ async fn authorize_submit(
         params.push((k, v));
     }
     let base = state.identity.public_url.as_str();
-    let (redirect, audience) = match implicit_request(&params, base) {
+    let request = match authorize_request(&params, base) {
         Ok(r) => r,
         Err(r) => return *r,
     };
+    let (redirect, audience) = (request.redirect.clone(), request.audience);
     let (user, password) =
         (field(&params, "username").unwrap_or(""), field(&params, "password").unwrap_or(""));
     let identity = &state.identity;
@@ -599,6 +784,32 @@ async fn authorize_submit(
             );
         }
     };
+    if let Some(code) = &request.code {
+        let pending = Pending::new(
+            &code.client_id,
+            &redirect,
+            &code.challenge,
+            principal.id,
+            audience,
+            code.nonce.as_deref(),
+        );
+        let issued = identity.codes.issue(pending);
+        let mut answer = form_urlencoded::Serializer::new(String::new());
+        answer.append_pair("code", &issued);
+        if let Some(s) = field(&params, "state") {
+            answer.append_pair("state", s);
+        }
+        let answer = answer.finish();
+        let without_fragment = redirect.split('#').next().unwrap_or(&redirect);
+        let location = if code.fragment {
+            format!("{without_fragment}#{answer}")
+        } else if without_fragment.contains('?') {
+            format!("{without_fragment}&{answer}")
+        } else {
+            format!("{without_fragment}?{answer}")
+        };
+        return found(&location);
+    }
     let client = field(&params, "client_id").and_then(|c| Uuid::parse_str(c).ok());
     let grant =
         Grant { principal: &principal, authority: base, audience, client_id: client, tenant: None };
@@ -622,8 +833,13 @@ async fn authorize_submit(
     }
     let location =
         format!("{}#{}", redirect.split('#').next().unwrap_or(&redirect), fragment.finish());
+    found(&location)
+}
+
+/// A 302 to `location`, or the error page when it cannot be a header.
+fn found(location: &str) -> Response {
     let mut r = StatusCode::FOUND.into_response();
-    match HeaderValue::from_str(&location) {
+    match HeaderValue::from_str(location) {
         Ok(v) => {
             r.headers_mut().insert(header::LOCATION, v);
             r
@@ -647,6 +863,21 @@ mod tests {
         assert!(!redirect_allowed("https://evil.example/cb", base));
         assert!(!redirect_allowed("javascript:alert(1)", base));
         assert!(!redirect_allowed("https://127.0.0.1.evil.example/", base));
+    }
+
+    #[test]
+    fn the_dashboard_gets_codes_at_its_own_page_only() {
+        let base = "https://127.0.0.1:8443";
+        let dashboard = DASHBOARD_CLIENT_ID.to_string();
+        let dashboard = Some(dashboard.as_str());
+        assert!(redirect_registered(dashboard, "https://127.0.0.1:8443/", base));
+        assert!(!redirect_registered(dashboard, "https://127.0.0.1:8443/other", base));
+        assert!(!redirect_registered(dashboard, "http://localhost:3000/", base));
+        assert!(!redirect_registered(dashboard, "https://evil.example/", base));
+        // Other clients: loopback or this server, as in the implicit flow.
+        assert!(redirect_registered(Some("app"), "http://localhost:3000/cb", base));
+        assert!(redirect_registered(None, "https://127.0.0.1:8443/x", base));
+        assert!(!redirect_registered(Some("app"), "https://evil.example/", base));
     }
 
     #[test]

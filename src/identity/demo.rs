@@ -1,6 +1,7 @@
-//! The demo principal of `serve --demo`: a service principal of the demo tenant with Owner on the
-//! demo subscription, whose credentials are written to `DATA_DIR/demo-credentials.json` (0600) so
-//! that the SDK, az and curl can sign in at once. The file is the source of truth across restarts:
+//! The demo principals of `serve --demo`: a service principal of the demo tenant with Owner on the
+//! demo subscription, and a demo *user* with Reader there (who signs in to the dashboard with a
+//! user name and password), whose credentials are written to `DATA_DIR/demo-credentials.json`
+//! (0600) so that the SDK, az, curl and a person at the dashboard can sign in at once. The file is the source of truth across restarts:
 //! the same client id and secret keep working (also with `--memory`, where the database is new).
 
 use anyhow::{Context, Result};
@@ -15,6 +16,8 @@ use crate::store::{PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment,
 
 pub const CREDENTIALS_FILE: &str = "demo-credentials.json";
 pub const DEMO_PRINCIPAL_NAME: &str = "securescore-demo";
+/// The demo user's sign-in name.
+pub const DEMO_USER_NAME: &str = "demo@securescore.local";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -23,6 +26,11 @@ pub struct DemoCredentials {
     pub client_id: Uuid,
     pub client_secret: String,
     pub subscription_id: Uuid,
+    /// The demo user (files written before there was one lack it: a password is then generated).
+    #[serde(default)]
+    pub user_name: String,
+    #[serde(default)]
+    pub user_password: String,
 }
 
 /// Read `DIR/demo-credentials.json`, if there is one.
@@ -79,11 +87,19 @@ pub async fn ensure(store: &Store, tenant: Uuid, dir: Option<&Path>) -> Result<D
             created_at: OffsetDateTime::now_utc(),
         })
         .await?;
+    let user_password = known
+        .as_ref()
+        .map(|c| c.user_password.clone())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(secret::generate);
+    ensure_user(store, tenant, &user_password).await?;
     let credentials = DemoCredentials {
         tenant_id: principal.tenant_id,
         client_id,
         client_secret,
         subscription_id: DEMO_SUBSCRIPTION,
+        user_name: DEMO_USER_NAME.into(),
+        user_password,
     };
     if let Some(dir) = dir {
         if known.as_ref() != Some(&credentials) {
@@ -94,4 +110,41 @@ pub async fn ensure(store: &Store, tenant: Uuid, dir: Option<&Path>) -> Result<D
         }
     }
     Ok(credentials)
+}
+
+/// The demo user with `password` and Reader on the demo subscription: it sees everything the
+/// dashboard shows and can change nothing (a write answers 403, as a Reader's does in Azure).
+async fn ensure_user(store: &Store, tenant: Uuid, password: &str) -> Result<()> {
+    let user = match store.principal(PrincipalKey::UserName(DEMO_USER_NAME)).await? {
+        Some(p) => {
+            if !secret::verify(password, &p.secret_hash) {
+                store.set_secret_hash(p.id, &secret::hash(password)).await?;
+            }
+            p
+        }
+        None => {
+            let p = PrincipalRecord {
+                id: Uuid::new_v4(),
+                kind: PrincipalKind::User,
+                display_name: "Demo User".into(),
+                app_id: None,
+                user_name: Some(DEMO_USER_NAME.into()),
+                tenant_id: tenant,
+                secret_hash: secret::hash(password),
+                created_at: OffsetDateTime::now_utc(),
+            };
+            store.insert_principal(&p).await?;
+            p
+        }
+    };
+    store
+        .put_role_assignment(&RoleAssignment {
+            id: Uuid::new_v4(),
+            principal_id: user.id.to_string(),
+            role_definition_id: authz::READER,
+            scope: format!("/subscriptions/{DEMO_SUBSCRIPTION}"),
+            created_at: OffsetDateTime::now_utc(),
+        })
+        .await?;
+    Ok(())
 }

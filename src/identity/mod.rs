@@ -2,7 +2,8 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`authority`] | the authority's HTTP endpoints on the server's own host and port: OpenID configuration, token endpoint (client credentials, password), JWKS, the implicit-flow sign-in page, `/metadata/endpoints` |
+//! | [`authority`] | the authority's HTTP endpoints on the server's own host and port: OpenID configuration, token endpoint (client credentials, password, authorization code), JWKS, the sign-in page (implicit flow and code flow), `/metadata/endpoints` |
+//! | [`code_flow`] | the authorization-code flow with PKCE: the known public clients (the dashboard), pending codes in memory, their one-time redemption |
 //! | [`keys`] | the RS256 signing keys in the data directory (0600), rotation |
 //! | [`token`] | the access tokens the authority issues (claims, lifetime, audiences) |
 //! | [`secret`] | client secrets and passwords: generation, salted hashes |
@@ -23,6 +24,7 @@ pub mod admin;
 pub mod authn;
 pub mod authority;
 pub mod authz;
+pub mod code_flow;
 pub mod demo;
 pub mod external;
 pub mod keys;
@@ -70,6 +72,8 @@ pub struct Identity {
     /// URL it hands out. Never taken from a request's `Host`.
     pub public_url: PublicUrl,
     pub default_tenant: Uuid,
+    /// Pending authorization codes of this process (`code_flow`).
+    pub codes: code_flow::Codes,
     cache: Mutex<HashMap<String, CachedAssignments>>,
 }
 
@@ -110,6 +114,7 @@ impl Identity {
             store,
             public_url,
             default_tenant,
+            codes: code_flow::Codes::default(),
             cache: Mutex::new(HashMap::new()),
         })
     }

@@ -366,7 +366,12 @@ async fn token_endpoint_errors_are_aadsts_errors() {
             "AADSTS500011:",
         ),
         (vec![("client_id", &client)], 400, "invalid_request", "AADSTS900144:"),
-        (vec![("grant_type", "authorization_code")], 400, "unsupported_grant_type", "AADSTS70003:"),
+        (
+            vec![("grant_type", "urn:ietf:params:oauth:grant-type:device_code")],
+            400,
+            "unsupported_grant_type",
+            "AADSTS70003:",
+        ),
     ];
     for (form, status, error, prefix) in cases {
         let r = app.token_request(&tenant, &form).await;

@@ -12,6 +12,7 @@ mod changes;
 mod cli_paging;
 mod connections;
 mod crash;
+mod dashboard;
 mod errors;
 mod exemptions;
 mod faults;
