@@ -155,21 +155,23 @@ export async function improvements(subscription, scope, nextLink) {
 }
 
 function recommendation(r) {
+  // The first page of unhealthy resources comes inline: {value: [{id}], nextLink}.
+  const page = r.unhealthyResources || {};
   return {
     name: r.name,
     displayName: r.displayName || r.name,
     severity: r.severity,
-    remediation: r.remediationDescription || r.remediation || r.remediationText,
+    remediation: r.remediationDescription,
     unhealthyResourceCount: r.unhealthyResourceCount,
-    unhealthyResources: r.unhealthyResources || [],
-    nextLink: r.nextLink || r.unhealthyResourcesNextLink,
+    unhealthyResources: (page.value || []).map((x) => x.id),
+    nextLink: page.nextLink,
   };
 }
 
 /** The next page of a recommendation's unhealthy resources: {ids, nextLink}. */
 export async function unhealthyResources(nextLink) {
   const body = await get(nextLink);
-  const ids = (body.value || body.unhealthyResources || []).map((x) => (typeof x === 'string' ? x : x.id || x.resourceId));
+  const ids = (body.value || []).map((x) => x.id);
   return { ids, nextLink: body.nextLink };
 }
 
@@ -198,9 +200,9 @@ export async function changes(subscription, nextLink, days = 30) {
       resourceId: c.resourceId,
       assessment: c.assessment,
       displayName: c.displayName || c.assessment,
-      from: c.from,
-      to: c.to,
-      time: c.time,
+      from: c.oldStatus,
+      to: c.newStatus,
+      time: c.at,
       before: c.scoreBefore,
       after: c.scoreAfter,
     })),
