@@ -248,7 +248,7 @@ async fn resource_page(
     description = "One entry per control of the scope whose current score is below its maximum, sorted by `potentialScoreIncrease.points` descending (ties by control name). `points` = max − current; `percentage` = points / the scope's maximum score × 100; both rounded to 2 decimals. Each entry lists the recommendations with unhealthy resources (exempt assessments count as not applicable), with the first unhealthy resource ids and a link to the rest.",
     params(
         ("id" = Uuid, Path, description = "The subscription id"),
-        ("scope" = Option<String>, Query, description = "The subscription (default) or `/subscriptions/{id}/resourceGroups/{name}`; `/providers/Microsoft.Management/managementGroups/{groupId}` is refused until management groups exist"),
+        ("scope" = Option<String>, Query, description = "The subscription (default) or `/subscriptions/{id}/resourceGroups/{name}`; `/providers/Microsoft.Management/managementGroups/{groupId}` is not served yet (400; an unknown group is 404)"),
         ("$skipToken" = Option<String>, Query, description = "From a nextLink"),
     ),
     responses(

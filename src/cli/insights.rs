@@ -3,7 +3,7 @@
 //! `-o json`.
 
 use anyhow::Result;
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use comfy_table::Table;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
@@ -11,31 +11,10 @@ use super::client::Client;
 use super::insights_structs::{
     ChangeOrder, ChangesArgs, ExemptionCategory, ExemptionsCommand, ImprovementsArgs,
 };
+use super::show::{print, table, text};
 use super::structs::{Output, ReadArgs};
 
 const PREFIX: &str = "/securescore/v1";
-
-fn print(output: Output, json: &Value, table: impl FnOnce() -> Table) -> Result<()> {
-    match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(json)?),
-        Output::Table => println!("{}", table()),
-    }
-    Ok(())
-}
-
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
-    t
-}
-
-fn s(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
 
 fn enc(v: &str) -> String {
     utf8_percent_encode(v, NON_ALPHANUMERIC).to_string()
@@ -63,11 +42,11 @@ pub async fn improvements(args: ImprovementsArgs) -> Result<()> {
         for i in &items {
             let top = &i["recommendations"][0];
             t.add_row([
-                s(&i["potentialScoreIncrease"]["points"]),
-                format!("{}%", s(&i["potentialScoreIncrease"]["percentage"])),
-                s(&i["displayName"]),
-                s(&i["unhealthyResourceCount"]),
-                if top.is_null() { String::new() } else { s(&top["displayName"]) },
+                text(&i["potentialScoreIncrease"]["points"]),
+                format!("{}%", text(&i["potentialScoreIncrease"]["percentage"])),
+                text(&i["displayName"]),
+                text(&i["unhealthyResourceCount"]),
+                if top.is_null() { String::new() } else { text(&top["displayName"]) },
             ]);
         }
         t
@@ -75,7 +54,7 @@ pub async fn improvements(args: ImprovementsArgs) -> Result<()> {
 }
 
 fn score(v: &Value) -> String {
-    format!("{}/{}", s(&v["current"]), s(&v["max"]))
+    format!("{}/{}", text(&v["current"]), text(&v["max"]))
 }
 
 /// `securescore changes`: status transitions with the score before and after.
@@ -99,15 +78,15 @@ pub async fn changes(args: ChangesArgs) -> Result<()> {
     print(read.output, &Value::Array(items.clone()), || {
         let mut t = table(&["When", "Resource", "Recommendation", "Status", "Score"]);
         for c in &items {
-            let status = |v: &Value| if v.is_null() { "(none)".to_string() } else { s(v) };
+            let status = |v: &Value| if v.is_null() { "(none)".to_string() } else { text(v) };
             let mut change = format!("{} → {}", status(&c["oldStatus"]), status(&c["newStatus"]));
             if let Some(cause) = c["cause"].as_str() {
                 change.push_str(&format!(" ({cause})"));
             }
             t.add_row([
-                s(&c["at"]),
-                s(&c["resourceId"]),
-                s(&c["displayName"]),
+                text(&c["at"]),
+                text(&c["resourceId"]),
+                text(&c["displayName"]),
                 change,
                 format!("{} → {}", score(&c["scoreBefore"]), score(&c["scoreAfter"])),
             ]);
@@ -120,12 +99,12 @@ fn exemption_rows(t: &mut Table, items: &[Value]) {
     for e in items {
         let p = &e["properties"];
         t.add_row([
-            s(&e["name"]),
-            s(&p["state"]),
-            s(&p["category"]),
-            s(&p["assessmentDisplayName"]).chars().take(60).collect::<String>(),
-            s(&p["scope"]),
-            s(&p["expiresOn"]),
+            text(&e["name"]),
+            text(&p["state"]),
+            text(&p["category"]),
+            text(&p["assessmentDisplayName"]).chars().take(60).collect::<String>(),
+            text(&p["scope"]),
+            text(&p["expiresOn"]),
         ]);
     }
 }

@@ -12,6 +12,7 @@ pub mod insights;
 pub mod insights_structs;
 pub mod management_groups;
 pub mod read;
+pub mod show;
 pub mod structs;
 pub mod verify;
 

@@ -2,12 +2,13 @@
 //! `nextLink`s and prints readable tables, or JSON with `-o json`.
 
 use anyhow::{bail, Context, Result};
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use comfy_table::Table;
 use serde_json::Value;
 
 use super::client::Client;
+use super::show::{print, table, text};
 use super::structs::{
-    AggregateArgs, AssessmentsArgs, ControlsArgs, HistoryArgs, Output, ReadArgs, ScoresCommand,
+    AggregateArgs, AssessmentsArgs, ControlsArgs, HistoryArgs, ReadArgs, ScoresCommand,
 };
 
 const SCORE_API: &str = "api-version=2020-01-01";
@@ -18,28 +19,6 @@ fn subscription(read: &ReadArgs) -> Result<uuid::Uuid> {
         .context("say which subscription: --subscription GUID (or SECURESCORE_SUBSCRIPTION)")
 }
 
-fn print(output: Output, json: &Value, table: impl FnOnce() -> Table) -> Result<()> {
-    match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(json)?),
-        Output::Table => println!("{}", table()),
-    }
-    Ok(())
-}
-
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
-    t
-}
-
-fn s(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
 fn percent(v: &Value) -> String {
     v.as_f64().map(|p| format!("{:.2}%", p * 100.0)).unwrap_or_default()
 }
@@ -48,12 +27,12 @@ fn score_rows(t: &mut Table, items: &[Value]) {
     for i in items {
         let p = &i["properties"];
         t.add_row([
-            s(&i["name"]),
-            s(&p["displayName"]),
-            s(&p["score"]["current"]),
-            s(&p["score"]["max"]),
+            text(&i["name"]),
+            text(&p["displayName"]),
+            text(&p["score"]["current"]),
+            text(&p["score"]["max"]),
             percent(&p["score"]["percentage"]),
-            s(&p["weight"]),
+            text(&p["weight"]),
         ]);
     }
 }
@@ -106,13 +85,13 @@ pub async fn controls(args: ControlsArgs) -> Result<()> {
         for c in &items {
             let p = &c["properties"];
             t.add_row([
-                s(&p["displayName"]),
-                s(&p["score"]["current"]),
-                s(&p["score"]["max"]),
+                text(&p["displayName"]),
+                text(&p["score"]["current"]),
+                text(&p["score"]["max"]),
                 format!("{:.2}", gain(c)),
-                s(&p["healthyResourceCount"]),
-                s(&p["unhealthyResourceCount"]),
-                s(&p["notApplicableResourceCount"]),
+                text(&p["healthyResourceCount"]),
+                text(&p["unhealthyResourceCount"]),
+                text(&p["notApplicableResourceCount"]),
             ]);
         }
         t
@@ -131,7 +110,12 @@ pub async fn definitions(read: ReadArgs) -> Result<()> {
         for d in &items {
             let p = &d["properties"];
             let n = p["assessmentDefinitions"].as_array().map_or(0, Vec::len);
-            t.add_row([s(&p["displayName"]), s(&d["name"]), s(&p["maxScore"]), n.to_string()]);
+            t.add_row([
+                text(&p["displayName"]),
+                text(&d["name"]),
+                text(&p["maxScore"]),
+                n.to_string(),
+            ]);
         }
         t
     })
@@ -154,12 +138,12 @@ pub async fn assessments(args: AssessmentsArgs) -> Result<()> {
         let mut t = table(&["Status", "Recommendation", "Resource"]);
         for a in &items {
             let p = &a["properties"];
-            let resource = s(&a["id"])
+            let resource = text(&a["id"])
                 .split("/providers/Microsoft.Security/assessments/")
                 .next()
                 .unwrap_or_default()
                 .to_string();
-            t.add_row([s(&p["status"]["code"]), s(&p["displayName"]), resource]);
+            t.add_row([text(&p["status"]["code"]), text(&p["displayName"]), resource]);
         }
         t
     })
@@ -185,13 +169,13 @@ pub async fn history(args: HistoryArgs) -> Result<()> {
     print(read.output, &v, || {
         let mut t = table(&["When", "Current", "Max", "Percentage", "Weight"]);
         for p in &points {
-            let when = if p["at"].is_string() { s(&p["at"]) } else { s(&p["date"]) };
+            let when = if p["at"].is_string() { text(&p["at"]) } else { text(&p["date"]) };
             t.add_row([
                 when,
-                s(&p["score"]["current"]),
-                s(&p["score"]["max"]),
+                text(&p["score"]["current"]),
+                text(&p["score"]["max"]),
                 percent(&p["score"]["percentage"]),
-                s(&p["weight"]),
+                text(&p["weight"]),
             ]);
         }
         t
@@ -208,12 +192,12 @@ pub async fn aggregate(args: AggregateArgs) -> Result<()> {
         let mut t = table(&["Subscription", "Name", "Current", "Max", "Percentage", "Weight"]);
         for p in v["subscriptions"].as_array().cloned().unwrap_or_default() {
             t.add_row([
-                s(&p["subscriptionId"]),
-                s(&p["displayName"]),
-                s(&p["score"]["current"]),
-                s(&p["score"]["max"]),
+                text(&p["subscriptionId"]),
+                text(&p["displayName"]),
+                text(&p["score"]["current"]),
+                text(&p["score"]["max"]),
                 percent(&p["score"]["percentage"]),
-                s(&p["weight"]),
+                text(&p["weight"]),
             ]);
         }
         t.add_row([
@@ -222,7 +206,7 @@ pub async fn aggregate(args: AggregateArgs) -> Result<()> {
             String::new(),
             String::new(),
             percent(&v["percentage"]),
-            s(&v["weight"]),
+            text(&v["weight"]),
         ]);
         t
     })
