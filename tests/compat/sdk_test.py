@@ -303,34 +303,36 @@ def _():
 @check("management groups: create (LRO), add a subscription, read scores and assessments at the group, delete")
 def _():
     from azure.core.rest import HttpRequest
-    from azure.mgmt.managementgroups.models import (
-        CreateManagementGroupDetails,
-        CreateManagementGroupProperties,
-        CreateManagementGroupRequest,
-        CreateParentGroupInfo,
-    )
+    from azure.mgmt.managementgroups import models as mgm
 
     try:  # 2.x (TypeSpec-generated, api-version 2023-04-01)
         from azure.mgmt.managementgroups import ManagementGroupsMgmtClient as Client
-    except ImportError:  # 1.x (api-version 2021-04-01)
+    except ImportError:  # 1.x (api-version 2021-04-01; what azure-cli pins)
         from azure.mgmt.managementgroups import ManagementGroupsAPI as Client
+
+    def props(group):
+        """2.x nests a group's fields in `properties`; 1.x flattens them onto the model."""
+        return getattr(group, "properties", None) or group
 
     cred = credential(CREDS["clientId"], CREDS["clientSecret"])
     mg = Client(cred, base_url=BASE, connection_verify=CA)
     root = CREDS["tenantId"]
-    details = CreateManagementGroupDetails(
-        parent=CreateParentGroupInfo(id=f"/providers/Microsoft.Management/managementGroups/{root}")
+    details = mgm.CreateManagementGroupDetails(
+        parent=mgm.CreateParentGroupInfo(id=f"/providers/Microsoft.Management/managementGroups/{root}")
     )
-    request = CreateManagementGroupRequest(
-        properties=CreateManagementGroupProperties(display_name="Compat", details=details)
-    )
+    if hasattr(mgm, "CreateManagementGroupProperties"):
+        request = mgm.CreateManagementGroupRequest(
+            properties=mgm.CreateManagementGroupProperties(display_name="Compat", details=details)
+        )
+    else:
+        request = mgm.CreateManagementGroupRequest(display_name="Compat", details=details)
     # A long-running operation in the spec: the server answers 200 with the group, done.
     created = mg.management_groups.begin_create_or_update("compat-mg", request).result()
-    assert created.name == "compat-mg" and created.properties.display_name == "Compat", created
-    assert created.properties.details.parent.id.endswith(root), created
+    assert created.name == "compat-mg" and props(created).display_name == "Compat", created
+    assert props(created).details.parent.id.endswith(root), created
     mg.management_group_subscriptions.create("compat-mg", SUB)
     got = mg.management_groups.get("compat-mg", expand="children")
-    assert [c.name for c in got.properties.children] == [SUB], got
+    assert [c.name for c in props(got).children] == [SUB], got
     below = [s.name for s in mg.management_group_subscriptions.get_subscriptions_under_management_group("compat-mg")]
     assert below == [SUB], below
     descendants = [d.name for d in mg.management_groups.get_descendants(root)]
