@@ -359,7 +359,7 @@ async fn ext_principal(
 ) -> ApiResult<Principal> {
     let identity = &state.identity;
     let path = uri.path().trim_end_matches('/');
-    let rest = path.strip_prefix(super::ext::PREFIX).unwrap_or(path);
+    let rest = path.strip_prefix(super::scope::PREFIX).unwrap_or(path);
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     // Issue 11. Exemptions: any valid token here; the handlers check the action over the
     // exemption's scope, which for a PUT is in the body. Improvements and changes: reads of the

@@ -12,8 +12,8 @@ use axum::Router;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use super::ext::time_param;
 use super::scope;
+use super::scope::time_param;
 use super::scores::ScoreJson;
 use super::{json, AppState};
 use crate::arm::extract::Path;

@@ -16,7 +16,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use futures::TryStreamExt;
 use serde::Serialize;
-use std::collections::HashMap;
 use time::{Duration, OffsetDateTime, Time};
 use tokio::io::BufReader;
 use tokio_util::io::StreamReader;
@@ -25,14 +24,15 @@ use uuid::Uuid;
 use super::scores::ScoreJson;
 use super::{json, AppState};
 use crate::arm::extract::{Body, Path};
-use crate::arm::{format_time, parse_subscription_id, parse_time, query_map, ApiError, ApiResult};
+use crate::arm::{format_time, parse_subscription_id, query_map, ApiError, ApiResult};
 use crate::catalog::ASC_SCORE;
 use crate::ingest::{self, Options, Stop};
 use crate::score;
 use crate::store::{HistoryReason, Subscription};
 use crate::wire::{ImportEvent, SubscriptionBody, NDJSON};
 
-pub const PREFIX: &str = "/securescore/v1";
+use super::scope::time_param;
+pub use super::scope::PREFIX;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -280,22 +280,6 @@ struct Point {
     /// Why the point was recorded when no assessment write did it (`catalogChange`, `repair`).
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
-}
-
-pub(super) fn time_param(
-    q: &HashMap<String, String>,
-    name: &str,
-) -> ApiResult<Option<OffsetDateTime>> {
-    q.get(name)
-        .map(|v| {
-            parse_time(v).map_err(|_| ApiError::BadRequest {
-                target: Some(name.into()),
-                message: format!(
-                    "'{name}' must be an RFC 3339 time such as 2026-11-27T00:00:00Z, not '{v}'."
-                ),
-            })
-        })
-        .transpose()
 }
 
 #[utoipa::path(

@@ -214,7 +214,7 @@ fn resources_link(
     format!(
         "{}{}/subscriptions/{sub}/improvements/{control}/recommendations/{name}/resources{}{query}",
         state.identity.public_url,
-        super::ext::PREFIX,
+        super::scope::PREFIX,
         if query.is_empty() { "" } else { "?" },
     )
 }

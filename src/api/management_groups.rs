@@ -15,7 +15,8 @@ use super::auth::{group_chain, GROUPS_READ, GROUPS_WRITE};
 use super::{ok, Ctx};
 use crate::arm::paging::page_of;
 use crate::arm::{format_time, ApiError, ApiResult};
-use crate::identity::authz::{valid_group_name, Target, ADMIN_ACTION, GROUP_SCOPE};
+use crate::identity::authz::{Target, ADMIN_ACTION, GROUP_SCOPE};
+use crate::store::valid_group_name;
 use crate::store::{Child, GroupInfo, Hierarchy, HierarchyError, Subscription};
 
 const GROUP_TYPE: &str = "Microsoft.Management/managementGroups";

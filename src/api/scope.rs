@@ -1,14 +1,35 @@
-//! The scopes the extension API's improvements and exemptions name (`?scope=`, an exemption's
-//! `properties.scope`): an ARM resource id (subscription, resource group or resource), or a
-//! management group. What lies below a management group is decided in ONE place,
-//! [`below_management_group`].
+//! What the extension API's routers share (`api::ext` and the improvements, changes and
+//! exemptions routers it mounts): its path prefix, its query parameters (times, `$skipToken`), and
+//! the scopes improvements and exemptions name (`?scope=`, an exemption's `properties.scope`): an
+//! ARM resource id (subscription, resource group or resource), or a management group. What lies
+//! below a management group is decided in ONE place, [`below_management_group`].
 
 use axum::http::Uri;
 use uuid::Uuid;
 
 use super::AppState;
 use crate::arm::paging::Cursor;
+use crate::arm::parse_time;
 use crate::arm::{ApiError, ApiResult, ResourceId};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+
+/// Where the extension API lives.
+pub const PREFIX: &str = "/securescore/v1";
+
+/// A time query parameter (RFC 3339), or a 400 naming it.
+pub fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<OffsetDateTime>> {
+    q.get(name)
+        .map(|v| {
+            parse_time(v).map_err(|_| ApiError::BadRequest {
+                target: Some(name.into()),
+                message: format!(
+                    "'{name}' must be an RFC 3339 time such as 2026-11-27T00:00:00Z, not '{v}'."
+                ),
+            })
+        })
+        .transpose()
+}
 
 /// A parsed scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +81,7 @@ pub async fn below_management_group(
 }
 
 /// `$skipToken` of an extension list, when there is one.
-pub fn cursor(q: &std::collections::HashMap<String, String>) -> ApiResult<Option<Cursor>> {
+pub fn cursor(q: &HashMap<String, String>) -> ApiResult<Option<Cursor>> {
     q.iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("$skipToken"))
         .map(|(_, v)| Cursor::decode(v))
@@ -84,7 +105,7 @@ pub fn foreign_token() -> ApiError {
 }
 
 /// `$top`: a page size from 1 to 1000, else the server's page size.
-pub fn top(q: &std::collections::HashMap<String, String>, default: usize) -> ApiResult<usize> {
+pub fn top(q: &HashMap<String, String>, default: usize) -> ApiResult<usize> {
     match q.iter().find(|(k, _)| k.eq_ignore_ascii_case("$top")) {
         None => Ok(default),
         Some((_, v)) => {

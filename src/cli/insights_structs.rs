@@ -3,7 +3,7 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::structs::ReadArgs;
+use super::args::ReadArgs;
 
 #[derive(Debug, Args)]
 pub struct ImprovementsArgs {

@@ -145,7 +145,7 @@ pub async fn run(cmd: ManagementGroupsCommand) -> Result<()> {
                 }
                 None => {
                     let store = open_data_dir(&target).await?;
-                    if !crate::identity::authz::valid_group_name(&name) {
+                    if !crate::store::valid_group_name(&name) {
                         bail!("'{name}' is not a management group id (1 to 90 letters, digits, '-', '_', '(', ')', '.')");
                     }
                     let display = display_name.as_deref().unwrap_or(&name);

@@ -9,7 +9,8 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::kql::{
-    AggFunc, Aggregate, BinOp, Expr, Func, JoinKind, Named, Operator, Query, SortKey,
+    format_timespan, AggFunc, Aggregate, BinOp, Expr, Func, JoinKind, Named, Operator, Query,
+    SortKey,
 };
 use super::{ErrorKind, Pos, QueryError};
 
@@ -876,18 +877,6 @@ fn parse_datetime(text: &str) -> Option<time::OffsetDateTime> {
     let date =
         time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
     Some(date.midnight().assume_utc())
-}
-
-/// A timespan of `seconds` as KQL prints it.
-pub fn format_timespan(seconds: f64) -> String {
-    let sign = if seconds < 0.0 { "-" } else { "" };
-    let ticks = (seconds.abs() * 1e7).round() as u128;
-    let (whole, fraction) = (ticks / 10_000_000, ticks % 10_000_000);
-    let (days, rest) = (whole / 86_400, whole % 86_400);
-    let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
-    let day = if days > 0 { format!("{days}.") } else { String::new() };
-    let frac = if fraction > 0 { format!(".{fraction:07}") } else { String::new() };
-    format!("{sign}{day}{h:02}:{m:02}:{s:02}{frac}")
 }
 
 /// Seconds of a timespan in KQL's printed form.

@@ -1181,7 +1181,7 @@ impl Parser {
             }
             Tok::Timespan(seconds) => {
                 self.next();
-                Ok(Expr::Lit(Value::String(super::eval::format_timespan(seconds))))
+                Ok(Expr::Lit(Value::String(format_timespan(seconds))))
             }
             Tok::Sym("(") => {
                 self.next();
@@ -1373,6 +1373,18 @@ fn type_filter(e: &Expr) -> Option<Vec<String>> {
         }
         _ => None,
     }
+}
+
+/// A timespan of `seconds` as KQL prints it.
+pub fn format_timespan(seconds: f64) -> String {
+    let sign = if seconds < 0.0 { "-" } else { "" };
+    let ticks = (seconds.abs() * 1e7).round() as u128;
+    let (whole, fraction) = (ticks / 10_000_000, ticks % 10_000_000);
+    let (days, rest) = (whole / 86_400, whole % 86_400);
+    let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    let day = if days > 0 { format!("{days}.") } else { String::new() };
+    let frac = if fraction > 0 { format!(".{fraction:07}") } else { String::new() };
+    format!("{sign}{day}{h:02}:{m:02}:{s:02}{frac}")
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 
 use uuid::Uuid;
 
+use crate::store::valid_group_name;
 use crate::store::RoleAssignment;
 
 pub struct RoleDef {
@@ -139,14 +140,6 @@ impl RoleDef {
 
 /// The prefix of a management group scope.
 pub const GROUP_SCOPE: &str = "/providers/Microsoft.Management/managementGroups/";
-
-/// Is `name` a management group name ARM accepts (letters, digits, `-_().`, at most 90)?
-pub fn valid_group_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 90
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_().".contains(c))
-        && !name.ends_with('.')
-}
 
 /// What a request is about, for authorization: a subscription (`None`: a tenant-level or
 /// management group target) and the lowercase names of the management groups it lies below,

@@ -8,18 +8,10 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use super::subscription::Subscription;
 pub use super::verify::HistoryReason;
 use crate::arm::ResourceId;
 use crate::score::{ControlCounts, ScoreDetails, Status};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscription {
-    pub id: Uuid,
-    pub display_name: String,
-    pub tenant_id: Uuid,
-    /// ARM subscription state, e.g. `Enabled`.
-    pub state: String,
-}
 
 /// What a client writes for one assessment (already validated).
 #[derive(Debug, Clone, PartialEq)]

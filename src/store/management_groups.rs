@@ -20,10 +20,18 @@ use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::engine::Subscription;
+use super::subscription::Subscription;
 use super::view::ScoreView;
 use super::Store;
 use crate::score::{self, ControlCounts};
+
+/// Is `name` a management group name ARM accepts (letters, digits, `-_().`, at most 90)?
+pub fn valid_group_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 90
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_().".contains(c))
+        && !name.ends_with('.')
+}
 
 /// The display name Azure gives the tenant root group.
 pub const ROOT_DISPLAY_NAME: &str = "Tenant Root Group";
@@ -78,7 +86,7 @@ impl Scope {
                 if eq(p, "providers")
                     && eq(ns, "Microsoft.Management")
                     && eq(t, "managementGroups")
-                    && crate::identity::authz::valid_group_name(g) =>
+                    && valid_group_name(g) =>
             {
                 Some(Scope::ManagementGroup(g.to_string()))
             }

@@ -21,6 +21,7 @@ mod exemptions;
 mod identity;
 mod management_groups;
 mod sqlite;
+mod subscription;
 mod verify;
 mod view;
 
@@ -39,8 +40,8 @@ pub use exemptions::{
 };
 pub use identity::{PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment};
 pub use management_groups::{
-    group_score, resource_group_of, Child, GroupInfo, Hierarchy, HierarchyError, ManagementGroup,
-    Scope, ROOT_DISPLAY_NAME,
+    group_score, resource_group_of, valid_group_name, Child, GroupInfo, Hierarchy, HierarchyError,
+    ManagementGroup, Scope, ROOT_DISPLAY_NAME,
 };
 pub use verify::{CatalogVersions, Counters, Mismatch, RecordedScore, VerifyReport};
 pub use view::{ControlView, ScoreView};

@@ -37,11 +37,13 @@ use crate::catalog;
 use crate::score::{self, ControlCounts, ResourceTally, ScoreDetails, Status};
 
 mod changes;
+mod exemption_rows;
 mod exemptions;
 mod identity;
 mod management_groups;
 mod outbox;
 mod sub_assessments;
+mod tracker;
 mod verify;
 
 pub(crate) struct SqliteEngine {
@@ -810,7 +812,7 @@ impl Engine for SqliteEngine {
         let mut exists: HashMap<Uuid, bool> = HashMap::new();
         let mut touched: Vec<String> = Vec::new();
         let mut outcomes = Vec::with_capacity(writes.len());
-        let mut tracker = changes::Tracker::default();
+        let mut tracker = tracker::Tracker::default();
         let mut exported = outbox::Changes::default();
         let now_text = format_time(now);
         for write in writes {
@@ -932,7 +934,7 @@ impl Engine for SqliteEngine {
             exported.assessment(&sub_text, resource.key(), existing.as_ref(), outcomes.last());
             if old != new {
                 // Counters move by effective status; the transition is logged (issue 11).
-                let written = changes::Written {
+                let written = tracker::Written {
                     subscription: &sub_text,
                     resource_key: resource.key(),
                     resource_id: &logged_id,

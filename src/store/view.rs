@@ -5,7 +5,7 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
-use super::engine::Subscription;
+use super::subscription::Subscription;
 use crate::catalog::{self, ControlDef};
 use crate::score::{self, ControlCounts, ControlScore, SecureScore};
 

@@ -2,13 +2,14 @@
 //! migration 0007, and the re-step of the assessments whose effective status an exemption change
 //! moves, in the transaction of the change, through the same [`Tracker`] as assessment writes.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::changes::{Change, Tracker};
+use super::exemption_rows::{active_rules, rules_of, Row, COLUMNS};
+use super::tracker::{Change, Tracker};
 use super::{
     bump_generation, parse_status, record_history_because, SqliteEngine, StatusRow, WriteTx,
 };
@@ -17,66 +18,8 @@ use crate::score::Status;
 use crate::store::changes::ChangeCause;
 use crate::store::engine::HistoryReason;
 use crate::store::exemptions::{
-    covers, effective_of, Category, Exemption, ExemptionEngine, ExemptionFilter, ExemptionRule,
+    covers, effective_of, Exemption, ExemptionEngine, ExemptionFilter, ExemptionRule,
 };
-
-const COLUMNS: &str = "name, scope, assessment, category, expires_on, description, created_at, \
-                       updated_at, active";
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    name: String,
-    scope: String,
-    assessment: String,
-    category: String,
-    expires_on: Option<String>,
-    description: String,
-    created_at: String,
-    updated_at: String,
-    active: bool,
-}
-
-impl TryFrom<Row> for Exemption {
-    type Error = anyhow::Error;
-    fn try_from(row: Row) -> Result<Self> {
-        Ok(Exemption {
-            scope: ResourceId::parse(&row.scope)
-                .map_err(|e| anyhow::anyhow!("stored exemption scope '{}': {e}", row.scope))?,
-            category: Category::parse(&row.category)
-                .with_context(|| format!("stored category '{}' is not a category", row.category))?,
-            expires_on: row.expires_on.as_deref().map(parse_time).transpose()?,
-            created_at: parse_time(&row.created_at)?,
-            updated_at: parse_time(&row.updated_at)?,
-            name: row.name,
-            assessment: row.assessment,
-            description: row.description,
-            active: row.active,
-        })
-    }
-}
-
-/// The active exemptions of a subscription, on the transaction's connection.
-pub(super) async fn active_rules(
-    tx: &mut WriteTx,
-    subscription: &str,
-) -> Result<Vec<ExemptionRule>> {
-    rules_of(&mut **tx, subscription).await
-}
-
-async fn rules_of<'c>(
-    conn: impl sqlx::Executor<'c, Database = sqlx::Sqlite>,
-    subscription: &str,
-) -> Result<Vec<ExemptionRule>> {
-    sqlx::query_as::<_, Row>(&format!(
-        "SELECT {COLUMNS} FROM exemptions WHERE subscription_id = ?1 AND active = 1 ORDER BY name_key"
-    ))
-    .bind(subscription)
-    .fetch_all(conn)
-    .await?
-    .into_iter()
-    .map(|row| Exemption::try_from(row).map(|e| e.rule()))
-    .collect()
-}
 
 /// Stored statuses → effective statuses, against the subscription's active exemptions.
 pub(super) async fn effective_rows(
