@@ -25,7 +25,8 @@ use crate::arm::extract::Path;
 use crate::arm::paging::{Cursor, Page};
 use crate::arm::{parse_subscription_id, query_map, ApiError, ApiResult, ResourceId, ScopeKind};
 use crate::catalog::{self, ControlDef};
-use crate::score::{self, round_dotnet, ControlCounts, ControlScore, ScoreDetails};
+use crate::score::{round_dotnet, ControlCounts, ControlScore, ScoreDetails};
+use crate::store::{self, resource_group_of};
 
 /// How many unhealthy resource ids each recommendation carries inline; the rest are a link away.
 pub const INLINE_RESOURCES: usize = 10;
@@ -157,41 +158,27 @@ async fn resolve(
     }
 }
 
-/// The scope's controls and its maximum score: the read model's at subscription scope, the same
-/// formula over the group's assessments at resource-group scope.
+/// The scope's controls and its maximum score, from the read model: the subscription's view, or
+/// the resource group's (its counters are maintained with every write, effective statuses
+/// included), so this costs no more at a resource group than at the subscription.
 async fn controls_of(
     state: &AppState,
     sub: Uuid,
     at: &ResourceId,
 ) -> ApiResult<(Vec<(&'static ControlDef, ControlCounts, ControlScore)>, ScoreDetails)> {
+    let scope = match resource_group_of(at.key()) {
+        Some(rg) if at.kind() == ScopeKind::ResourceGroup => {
+            store::Scope::ResourceGroup(sub, rg.to_string())
+        }
+        _ => store::Scope::Subscription(sub),
+    };
     let view = state
         .store
-        .view(sub)
+        .score_view_at(&scope)
         .await?
         .ok_or_else(|| ApiError::SubscriptionNotFound(sub.to_string()))?;
-    if at.kind() == ScopeKind::Subscription {
-        let controls = view.controls.iter().map(|c| (c.def, c.counts, c.score)).collect();
-        return Ok((controls, view.secure_score.score));
-    }
-    let cat = catalog::builtin();
-    let statuses = state.store.effective_statuses(at).await?;
-    let items: Vec<(&str, &[String], score::Status)> = statuses
-        .iter()
-        .map(|(resource, name, status)| (resource.as_str(), cat.scored_controls(name), *status))
-        .collect();
-    let items: Vec<(&str, Vec<&str>, score::Status)> =
-        items.into_iter().map(|(r, c, s)| (r, c.iter().map(String::as_str).collect(), s)).collect();
-    let counts = score::recompute(items.iter().map(|(r, c, s)| (*r, c.as_slice(), *s)));
-    let controls: Vec<_> = cat
-        .controls()
-        .iter()
-        .filter_map(|def| {
-            let c = *counts.get(&def.name)?;
-            c.is_assessed().then(|| (def, c, score::control_score(def.max_score, &c)))
-        })
-        .collect();
-    let secure = score::secure_score(controls.iter().map(|(_, _, s)| s));
-    Ok((controls, secure.score))
+    let controls = view.controls.iter().map(|c| (c.def, c.counts, c.score)).collect();
+    Ok((controls, view.secure_score.score))
 }
 
 /// The link to the unhealthy resources of one recommendation, after `cursor` when given.
@@ -396,9 +383,9 @@ mod tests {
         let defs: Vec<&'static ControlDef> = cat.controls().iter().take(3).collect();
         let c = |h, u| ControlCounts { healthy: h, unhealthy: u, not_applicable: 0 };
         let items = vec![
-            (defs[0], c(1, 1), score::control_score(4, &c(1, 1))),
-            (defs[1], c(1, 1), score::control_score(4, &c(1, 1))),
-            (defs[2], c(2, 0), score::control_score(4, &c(2, 0))),
+            (defs[0], c(1, 1), crate::score::control_score(4, &c(1, 1))),
+            (defs[1], c(1, 1), crate::score::control_score(4, &c(1, 1))),
+            (defs[2], c(2, 0), crate::score::control_score(4, &c(2, 0))),
         ];
         let ranked = rank(items, 12);
         assert_eq!(ranked.len(), 2, "a control at its maximum gains nothing");
