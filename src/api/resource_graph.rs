@@ -240,8 +240,17 @@ async fn build(ctx: &Ctx<'_>, subs: &[Scoped], source: &eval::Source) -> ApiResu
     let mut t = table::empty();
     match source.table.as_str() {
         RESOURCE_CONTAINERS => {
+            let hierarchy = ctx.state.store.hierarchy().await?;
             for s in subs.iter().filter(|s| may(principal, s, authz::SUBSCRIPTION_READ)) {
-                t.rows.push(table::subscription_row(s.id, &s.display_name, &s.state, s.tenant_id));
+                let chain: Vec<(String, String)> = s
+                    .groups
+                    .iter()
+                    .filter_map(|g| hierarchy.info(g))
+                    .map(|i| (i.name, i.display_name))
+                    .collect();
+                let row =
+                    table::subscription_row(s.id, &s.display_name, &s.state, s.tenant_id, &chain);
+                t.rows.push(row);
             }
         }
         SECURITY_RESOURCES => {

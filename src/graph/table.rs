@@ -140,9 +140,19 @@ pub fn security_row(
     ]
 }
 
-/// One `resourcecontainers` row: a subscription, as Resource Graph lists it. Its management group
-/// chain is empty until management groups exist here.
-pub fn subscription_row(id: Uuid, display_name: &str, state: &str, tenant: Uuid) -> Vec<Value> {
+/// One `resourcecontainers` row: a subscription, as Resource Graph lists it; `chain` is its
+/// management groups, nearest first, as (name, display name).
+pub fn subscription_row(
+    id: Uuid,
+    display_name: &str,
+    state: &str,
+    tenant: Uuid,
+    chain: &[(String, String)],
+) -> Vec<Value> {
+    let chain: Vec<Value> = chain
+        .iter()
+        .map(|(name, display)| serde_json::json!({ "name": name, "displayName": display }))
+        .collect();
     vec![
         Value::String(format!("/subscriptions/{id}")),
         Value::String(display_name.to_string()),
@@ -155,7 +165,7 @@ pub fn subscription_row(id: Uuid, display_name: &str, state: &str, tenant: Uuid)
         Value::String(String::new()),
         Value::Null,
         Value::Null,
-        serde_json::json!({ "state": state, "managementGroupAncestorsChain": [] }),
+        serde_json::json!({ "state": state, "managementGroupAncestorsChain": chain }),
         Value::Object(serde_json::Map::new()),
         Value::Null,
         Value::Null,
@@ -190,7 +200,7 @@ mod tests {
             resource_group("/subscriptions/x/providers/Microsoft.Security/secureScores/a"),
             ""
         );
-        assert_eq!(subscription_row(sub, "n", "Enabled", sub).len(), COLUMNS.len());
+        assert_eq!(subscription_row(sub, "n", "Enabled", sub, &[]).len(), COLUMNS.len());
     }
 
     #[test]

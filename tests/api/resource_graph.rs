@@ -271,11 +271,24 @@ async fn assessment_rows_are_the_assessments_api_resources() {
 #[tokio::test]
 async fn the_management_group_sample_runs_and_kql_operators_work_together() {
     let app = spawn_app().await;
-    // Management groups are not part of the server yet: every chain is empty, so mv-expand
-    // produces no rows (KQL drops a row whose array is empty).
+    // Microsoft's published score per management group: every subscription lies below the
+    // tenant root group, so one row, whose score is the one the management-group route answers.
     let r = graph(&app, json!({"query": SAMPLE_MANAGEMENT_GROUPS})).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["totalRecords"], 0);
+    assert_eq!((r.status, r.body["totalRecords"].clone()), (200, json!(1)), "{}", r.text);
+    let row = &r.body["data"][0];
+    assert_eq!(row["mgId"], json!(app.tenant.to_string()), "{row}");
+    assert_eq!(row["mgDisplayName"], "Tenant Root Group");
+    let at_root = app
+        .get(&format!(
+            "/providers/Microsoft.Management/managementGroups/{}/providers/Microsoft.Security/secureScores/ascScore?api-version=2020-01-01",
+            app.tenant
+        ))
+        .await;
+    let percentage = at_root.body["properties"]["score"]["percentage"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{}", at_root.text));
+    let from_graph = row["secureScore"].as_f64().unwrap();
+    assert!((from_graph - percentage * 100.0).abs() < 0.006, "{from_graph} vs {percentage}");
 
     // summarize with several aggregates, by a computed key, then top.
     let q = "securityresources
@@ -714,6 +727,14 @@ async fn the_spec_examples_replay_with_their_shapes() {
     scores["query"] = json!("securityresources | where type == 'microsoft.security/securescores' | project subscriptionId");
     let r = graph(&app, scores).await;
     assert_eq!(r.body["data"], json!([{"subscriptionId": DEMO}]), "{}", r.text);
+    // The subscription's row in `resourcecontainers` names its groups, nearest first.
+    let containers = json!({"query": "resourcecontainers | where subscriptionId == '20ff7fc3-e762-44dd-bd96-b71116dcdc23' | project chain = properties.managementGroupAncestorsChain"});
+    let r = graph(&app, containers).await;
+    let chain =
+        r.body["data"][0]["chain"].as_array().unwrap_or_else(|| panic!("{}", r.text)).clone();
+    assert_eq!(chain.first().map(|g| g["name"].clone()), Some(json!("ProductionMG")), "{chain:?}");
+    assert_eq!(chain.first().map(|g| g["displayName"].clone()), Some(json!("ProductionMG")));
+    assert_eq!(chain.last().map(|g| g["displayName"].clone()), Some(json!("Tenant Root Group")));
 
     // Facets: a result per expression, an error for a column that does not exist.
     let mut facet = rg_example("ResourcesFacetQuery.json")["parameters"]["query"].clone();
