@@ -103,13 +103,39 @@ fn check_auth_any_listens_on_loopback(options: &ServeOptions) -> Result<()> {
     Ok(())
 }
 
+/// The local CA of every server on a shared database: made by the first to start, kept in the
+/// database (its key as carefully as the signing keys beside it), adopted by every other.
+async fn shared_ca(store: &Store) -> Result<(String, String)> {
+    const KEY: &str = "tls_local_ca";
+    let text = match store.meta(KEY).await? {
+        Some(text) => text,
+        None => {
+            let (cert, key) = tls::new_ca_pem()?;
+            let fresh = serde_json::json!({ "certificate": cert, "privateKey": key }).to_string();
+            store.set_meta_if_absent(KEY, &fresh).await?
+        }
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).context("the database's local CA is not readable")?;
+    match (value["certificate"].as_str(), value["privateKey"].as_str()) {
+        (Some(cert), Some(key)) => Ok((cert.to_string(), key.to_string())),
+        _ => anyhow::bail!("the database's local CA lacks its certificate or key"),
+    }
+}
+
 impl Application {
     pub async fn build(options: ServeOptions) -> Result<Application> {
         check_auth_any_listens_on_loopback(&options)?;
         install_crypto_provider();
         let store = Store::open_with(&options.store, options.store_busy_timeout).await?;
         let tls = match &options.tls {
-            TlsMode::Local(dir) => Some(tls::local(dir)?),
+            TlsMode::Local(dir) => {
+                if store.is_shared() {
+                    let (cert, key) = shared_ca(&store).await?;
+                    tls::install_ca(dir, &cert, &key)?;
+                }
+                Some(tls::local(dir)?)
+            }
             TlsMode::Files { cert, key } => Some(tls::from_files(cert, key)?),
             TlsMode::Insecure => None,
         };
@@ -168,6 +194,7 @@ impl Application {
             .await?,
         );
         identity.prefetch();
+        identity.watch_keys();
         Ok(Application {
             listener,
             tls: tls.map(|t| t.config),

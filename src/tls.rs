@@ -10,6 +10,10 @@
 //!   generated; the server certificate is renewed before it expires or when the names it is
 //!   issued for change. Clients trust `ca.pem`.
 //! * [`from_files`] uses a certificate chain and private key supplied by the user instead.
+//! * Servers sharing one database (replicas behind a load balancer) share one CA: the first makes
+//!   it ([`new_ca_pem`]) and keeps it in the database; each [`install_ca`]s it into its data
+//!   directory before [`local`], so each issues its own server certificate from the same CA and
+//!   clients trust one `ca.pem` for all of them.
 //!
 //! Both produce a [`ServerTls`] whose rustls configuration uses the aws-lc-rs provider, asks for
 //! no client certificate and offers ALPN `h2` and `http/1.1`.
@@ -274,6 +278,34 @@ fn load_or_create_ca(files: &LocalFiles, now: OffsetDateTime) -> Result<(LocalCa
         );
     }
     Ok((create_ca(files, now)?, true))
+}
+
+/// A new local CA as PEM text: (certificate, PKCS#8 private key). Nothing is written.
+pub fn new_ca_pem() -> Result<(String, String)> {
+    let now = OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    let key = KeyPair::generate().context("cannot generate the local CA key")?;
+    let cert = ca_params(now - BACKDATE, now + CA_VALIDITY)
+        .self_signed(&key)
+        .context("cannot create the local CA certificate")?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Make `cert_pem` + `key_pem` (a CA from [`new_ca_pem`], shared through a database) the local CA
+/// of `data_dir`, unless it already is; [`local`] then issues this server's certificate from it
+/// (a certificate from another CA no longer verifies, so it is replaced).
+pub fn install_ca(data_dir: &Path, cert_pem: &str, key_pem: &str) -> Result<()> {
+    fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let files = LocalFiles::in_dir(data_dir);
+    let same = |path: &Path, text: &str| fs::read_to_string(path).is_ok_and(|t| t == text);
+    if same(&files.ca_cert, cert_pem) && same(&files.ca_key, key_pem) {
+        return Ok(());
+    }
+    write_file(&files.ca_key, key_pem.as_bytes(), true)?;
+    write_file(&files.ca_cert, cert_pem.as_bytes(), false)?;
+    tracing::info!(ca = %files.ca_cert.display(), "installed the local CA shared through the database");
+    Ok(())
 }
 
 /// The parameters of the local CA certificate. [`load_ca`] rebuilds the same parameters to get
@@ -1113,5 +1145,31 @@ mod tests {
         let mut truncated = cert.der().to_vec();
         truncated.truncate(truncated.len() / 2);
         assert!(CertFacts::of(&truncated).is_err());
+    }
+
+    /// Two replicas given one CA from the database: each issues its own server certificate,
+    /// and a client that trusts the one `ca.pem` connects to both; installing again changes
+    /// nothing, and a replica that had another CA adopts the shared one.
+    #[tokio::test]
+    async fn replicas_sharing_a_ca_are_trusted_through_one_ca_file() {
+        install_crypto_provider();
+        let (cert, key) = new_ca_pem().unwrap();
+        let (a, b) = (TempDir::new(), TempDir::new());
+        local(b.root()).unwrap(); // b had a CA of its own before joining
+        let mut addrs = Vec::new();
+        for dir in [&a, &b] {
+            install_ca(dir.root(), &cert, &key).unwrap();
+            addrs.push(serve(local(dir.root()).unwrap().config).await);
+        }
+        assert_eq!(a.read(CA_CERT_FILE), b.read(CA_CERT_FILE));
+        assert_ne!(a.read(SERVER_CERT_FILE), b.read(SERVER_CERT_FILE), "each its own certificate");
+        let stamp = fs::metadata(a.path(CA_KEY_FILE)).unwrap().modified().unwrap();
+        install_ca(a.root(), &cert, &key).unwrap();
+        assert_eq!(fs::metadata(a.path(CA_KEY_FILE)).unwrap().modified().unwrap(), stamp);
+        let client = client_config(ca_roots(&a.path(CA_CERT_FILE)), &[b"http/1.1"]);
+        for addr in addrs {
+            let (_, received) = connect(addr, client.clone(), ip_name()).await.unwrap();
+            assert_eq!(received, b"hello");
+        }
     }
 }

@@ -239,7 +239,7 @@ pub async fn token(args: TokenArgs) -> Result<()> {
     let Some(audience) = token::normalise_audience(&args.audience) else {
         bail!("--audience must be one of {}", token::ALLOWED_AUDIENCES.join(", "));
     };
-    let keys = KeyRing::open(dir)?;
+    let keys = KeyRing::for_store(&store, Some(dir)).await?;
     let grant = token::Grant {
         principal: &principal,
         authority: &args.authority,
@@ -282,7 +282,7 @@ pub async fn keys(cmd: KeysCommand) -> Result<()> {
                         .map(|k| text(k, "kid"))
                         .unwrap_or_default()
                 }
-                None => KeyRing::open(data_dir(&target)?)?.rotate()?,
+                None => KeyRing::open(data_dir(&target)?)?.rotate().await?,
             };
             println!("new signing key {kid}; the previous key stays valid until its tokens expire");
             Ok(())

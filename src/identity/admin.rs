@@ -485,6 +485,6 @@ async fn list_keys(State(state): State<IdentityState>, _: Admin) -> ApiResult<Re
     )
 )]
 async fn rotate_keys(State(state): State<IdentityState>, _: Admin) -> ApiResult<Response> {
-    state.identity.keys.rotate()?;
+    state.identity.keys.rotate().await?;
     Ok(json_response(StatusCode::OK, &keys_json(&state.identity.keys)))
 }

@@ -1,6 +1,10 @@
 //! The built-in authority's signing keys: RSA 2048, RS256, kept in `DATA_DIR/signing-keys.json`
 //! (created with mode 0600 on first start; PKCS#8 PEM inside). Without a data directory
-//! (`--memory --insecure-http`, tests) the ring lives in memory and dies with the process.
+//! (`--memory --insecure-http`, tests) the ring lives in memory and dies with the process. On a
+//! store that several servers share (PostgreSQL), the ring lives in the database instead — the
+//! same document, in one `meta` row replaced by compare-and-swap — so a token signed by one
+//! replica verifies on every other, and a rotation on one reaches the others when they
+//! [`KeyRing::refresh`] (the server does every [`SHARED_REFRESH_EVERY`]).
 //!
 //! Rotation makes a new *current* key (the one that signs) and keeps the previous ones published
 //! in the JWKS and accepted until every token they signed has expired (lifetime + clock skew).
@@ -16,8 +20,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
+
+use crate::store::Store;
 
 /// Lifetime of an access token, as Entra ID's (clients refresh 5 minutes before expiry). Owned
 /// here because it decides how long a retired key stays live; `token` signs with it.
@@ -26,6 +32,11 @@ pub const TOKEN_LIFETIME_SECS: i64 = 3599;
 pub const CLOCK_SKEW_SECS: i64 = 300;
 
 pub const KEYS_FILE: &str = "signing-keys.json";
+/// The `meta` row that holds the ring on a shared store.
+pub const KEYS_META: &str = "signing_keys";
+/// How often a server on a shared store re-reads the ring: well within the one second in which a
+/// rotation on one replica must be honoured by all.
+pub const SHARED_REFRESH_EVERY: Duration = Duration::from_millis(400);
 /// How often signing and JWKS requests look at the key file for another process's rotation.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
 
@@ -76,11 +87,6 @@ impl SigningKey {
         Self::from_pem(pem, created, None)
     }
 
-    /// The same key with another retirement time.
-    fn retired_at(&self, retired: Option<i64>) -> Result<Self> {
-        Self::from_pem(self.pem.clone(), self.created, retired)
-    }
-
     /// Sign `header.payload` with RS256; the signature, base64url.
     pub fn sign(&self, message: &[u8]) -> Result<String> {
         jsonwebtoken::crypto::sign(message, &self.encoding, Algorithm::RS256)
@@ -121,17 +127,63 @@ struct StoredKey {
     private_key: String,
 }
 
+impl KeyFile {
+    fn of(keys: &[&SigningKey]) -> KeyFile {
+        KeyFile { keys: keys.iter().map(|k| stored(k)).collect() }
+    }
+
+    fn parse(text: &[u8], origin: &dyn std::fmt::Display) -> Result<Vec<Arc<SigningKey>>> {
+        let file: KeyFile = serde_json::from_slice(text)
+            .with_context(|| format!("{origin} is not a signing key ring of securescore"))?;
+        let keys = file
+            .keys
+            .iter()
+            .map(|k| {
+                SigningKey::from_pem(k.private_key.clone(), k.created, k.retired).map(Arc::new)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if !keys.iter().any(|k| k.retired.is_none()) {
+            anyhow::bail!("{origin} has no current signing key");
+        }
+        Ok(keys)
+    }
+
+    /// The ring after a rotation at `now` to `key`: every key retired (keeping an earlier
+    /// retirement), the ones whose tokens have all expired dropped, `key` current.
+    fn rotated(mut self, key: &SigningKey, now: i64) -> KeyFile {
+        for k in &mut self.keys {
+            k.retired.get_or_insert(now);
+        }
+        self.keys
+            .retain(|k| k.retired.is_none_or(|r| r + TOKEN_LIFETIME_SECS + CLOCK_SKEW_SECS > now));
+        self.keys.push(stored(key));
+        self
+    }
+}
+
 struct Loaded {
     keys: Vec<Arc<SigningKey>>,
+    /// The file's modification time when it was read (file rings).
     modified: Option<SystemTime>,
+    /// The stored document as read (shared rings): a refresh compares it.
+    text: Option<String>,
     checked: Instant,
 }
 
+/// Where the ring is kept.
+enum Backing {
+    Memory,
+    File(PathBuf),
+    /// A `meta` row of a store several servers share.
+    Shared(Store),
+}
+
 pub struct KeyRing {
-    path: Option<PathBuf>,
+    backing: Backing,
     loaded: RwLock<Loaded>,
-    /// Serialises rotations within the process (the file is replaced atomically across processes).
-    write: Mutex<()>,
+    /// Serialises rotations within the process (the file is replaced atomically across
+    /// processes; the shared row by compare-and-swap).
+    write: tokio::sync::Mutex<()>,
 }
 
 fn now_secs() -> i64 {
@@ -168,6 +220,36 @@ pub(crate) fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
 }
 
 impl KeyRing {
+    fn with(backing: Backing, loaded: Loaded) -> KeyRing {
+        KeyRing { backing, loaded: RwLock::new(loaded), write: tokio::sync::Mutex::new(()) }
+    }
+
+    /// The ring of a server or a command on `store`: in the database when the store is shared
+    /// by several servers, else in `dir`'s file, else in memory.
+    pub async fn for_store(store: &Store, dir: Option<&Path>) -> Result<KeyRing> {
+        match dir {
+            _ if store.is_shared() => KeyRing::shared(store).await,
+            Some(dir) => KeyRing::open(dir),
+            None => KeyRing::ephemeral(),
+        }
+    }
+
+    /// The ring kept in `store`'s database, created (one key) when it has none. The first server
+    /// to create it wins; every other adopts it.
+    pub async fn shared(store: &Store) -> Result<KeyRing> {
+        let text = match store.meta(KEYS_META).await? {
+            Some(text) => text,
+            None => {
+                let key = SigningKey::generate(now_secs())?;
+                let fresh = serde_json::to_string(&KeyFile::of(&[&key]))?;
+                store.set_meta_if_absent(KEYS_META, &fresh).await?
+            }
+        };
+        let keys = KeyFile::parse(text.as_bytes(), &"the database's signing_keys row")?;
+        let loaded = Loaded { keys, modified: None, text: Some(text), checked: Instant::now() };
+        Ok(KeyRing::with(Backing::Shared(store.clone()), loaded))
+    }
+
     /// The ring of a data directory, created (one key) when the directory has none.
     pub fn open(dir: &Path) -> Result<KeyRing> {
         std::fs::create_dir_all(dir)
@@ -175,20 +257,10 @@ impl KeyRing {
         let path = dir.join(KEYS_FILE);
         if !path.exists() {
             let key = SigningKey::generate(now_secs())?;
-            let ring = KeyRing {
-                path: Some(path.clone()),
-                loaded: RwLock::new(Loaded::empty()),
-                write: Mutex::new(()),
-            };
             // Another process may have created it meanwhile: never overwrite an existing ring.
-            let file = KeyFile { keys: vec![stored(&key)] };
-            ring.create_if_absent(&file)?;
+            create_if_absent(&path, &KeyFile::of(&[&key]))?;
         }
-        let ring = KeyRing {
-            path: Some(path),
-            loaded: RwLock::new(Loaded::empty()),
-            write: Mutex::new(()),
-        };
+        let ring = KeyRing::with(Backing::File(path), Loaded::empty());
         ring.reload()?;
         Ok(ring)
     }
@@ -196,64 +268,76 @@ impl KeyRing {
     /// A ring that lives in memory only.
     pub fn ephemeral() -> Result<KeyRing> {
         let key = SigningKey::generate(now_secs())?;
-        Ok(KeyRing {
-            path: None,
-            loaded: RwLock::new(Loaded {
-                keys: vec![Arc::new(key)],
-                modified: None,
-                checked: Instant::now(),
-            }),
-            write: Mutex::new(()),
-        })
+        let loaded = Loaded {
+            keys: vec![Arc::new(key)],
+            modified: None,
+            text: None,
+            checked: Instant::now(),
+        };
+        Ok(KeyRing::with(Backing::Memory, loaded))
     }
 
-    fn create_if_absent(&self, file: &KeyFile) -> Result<()> {
-        let Some(path) = &self.path else { return Ok(()) };
-        let tmp =
-            path.with_file_name(format!(".{KEYS_FILE}.{}.new", uuid::Uuid::new_v4().simple()));
-        write_private(&tmp, &serde_json::to_vec_pretty(file)?)?;
-        // hard_link fails when the target exists: the first writer wins, atomically.
-        let linked = std::fs::hard_link(&tmp, path);
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    fn path(&self) -> Option<&Path> {
+        match &self.backing {
+            Backing::File(path) => Some(path),
+            _ => None,
         }
     }
+}
 
+/// Write the ring file unless one exists (the first writer wins, atomically).
+fn create_if_absent(path: &Path, file: &KeyFile) -> Result<()> {
+    let tmp = path.with_file_name(format!(".{KEYS_FILE}.{}.new", uuid::Uuid::new_v4().simple()));
+    write_private(&tmp, &serde_json::to_vec_pretty(file)?)?;
+    // hard_link fails when the target exists: the first writer wins, atomically.
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+impl KeyRing {
     fn read_file(path: &Path) -> Result<Vec<Arc<SigningKey>>> {
         let text = std::fs::read(path)
             .with_context(|| format!("cannot read the signing keys {}", path.display()))?;
-        let file: KeyFile = serde_json::from_slice(&text).with_context(|| {
-            format!("{} is not a signing key file of securescore", path.display())
-        })?;
-        let keys = file
-            .keys
-            .iter()
-            .map(|k| {
-                SigningKey::from_pem(k.private_key.clone(), k.created, k.retired).map(Arc::new)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if !keys.iter().any(|k| k.retired.is_none()) {
-            anyhow::bail!("{} has no current signing key", path.display());
-        }
-        Ok(keys)
+        KeyFile::parse(&text, &path.display())
     }
 
-    /// Re-read the file (no-op for an in-memory ring).
+    /// Re-read the file (no-op for an in-memory or shared ring: see [`KeyRing::refresh`]).
     pub fn reload(&self) -> Result<()> {
-        let Some(path) = &self.path else { return Ok(()) };
+        let Some(path) = self.path() else { return Ok(()) };
         let stamp = modified(path);
         let keys = Self::read_file(path)?;
         let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
-        *loaded = Loaded { keys, modified: stamp, checked: Instant::now() };
+        *loaded = Loaded { keys, modified: stamp, text: None, checked: Instant::now() };
         Ok(())
+    }
+
+    /// Re-read a shared ring from the database, adopting another replica's rotation; whether it
+    /// changed. File rings reload on their own when used; in-memory rings never change elsewhere.
+    pub async fn refresh(&self) -> Result<bool> {
+        let Backing::Shared(store) = &self.backing else { return Ok(false) };
+        let text = store.meta(KEYS_META).await?.context("the database lost its signing keys")?;
+        self.adopt(text)
+    }
+
+    /// Make `text` (the shared row) the loaded ring, unless it is the one loaded.
+    fn adopt(&self, text: String) -> Result<bool> {
+        if self.loaded.read().unwrap_or_else(|e| e.into_inner()).text.as_deref() == Some(&text) {
+            return Ok(false);
+        }
+        let keys = KeyFile::parse(text.as_bytes(), &"the database's signing_keys row")?;
+        let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
+        *loaded = Loaded { keys, modified: None, text: Some(text), checked: Instant::now() };
+        Ok(true)
     }
 
     /// Reload when the file changed, looking at most every [`RELOAD_EVERY`].
     fn refresh_if_stale(&self) {
-        let Some(path) = &self.path else { return };
+        let Some(path) = self.path() else { return };
         {
             let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
             if loaded.checked.elapsed() < RELOAD_EVERY {
@@ -315,7 +399,7 @@ impl KeyRing {
         if let Some(k) = self.find(kid) {
             return Some(k);
         }
-        self.path.as_ref()?;
+        self.path()?;
         let recently = {
             let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
             loaded.checked.elapsed() < Duration::from_secs(1)
@@ -334,34 +418,43 @@ impl KeyRing {
 
     /// Make a new current key; the previous ones stay live until their tokens expire, and keys
     /// whose tokens have all expired are dropped. Returns the new key's `kid`.
-    pub fn rotate(&self) -> Result<String> {
-        let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
+    pub async fn rotate(&self) -> Result<String> {
+        let _guard = self.write.lock().await;
         let now = now_secs();
         let key = SigningKey::generate(now)?;
         let kid = key.kid.clone();
-        let Some(path) = &self.path else {
-            let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
-            let mut keys: Vec<Arc<SigningKey>> = Vec::new();
-            for k in loaded.keys.drain(..) {
-                if k.live(now) {
-                    keys.push(Arc::new(k.retired_at(Some(k.retired.unwrap_or(now)))?));
+        match &self.backing {
+            Backing::Memory => {
+                let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
+                let keys: Vec<&SigningKey> = loaded.keys.iter().map(|k| k.as_ref()).collect();
+                let file = KeyFile::of(&keys).rotated(&key, now);
+                loaded.keys = KeyFile::parse(&serde_json::to_vec(&file)?, &"the ring")?;
+            }
+            Backing::File(path) => {
+                let text = std::fs::read(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let file: KeyFile = serde_json::from_slice(&text)?;
+                let file = file.rotated(&key, now);
+                write_private(path, &serde_json::to_vec_pretty(&file)?)?;
+                self.reload()?;
+            }
+            Backing::Shared(store) => {
+                // Compare-and-swap: a replica rotating at the same moment makes this one start
+                // over from the ring that won, so neither rotation's key is lost.
+                loop {
+                    let old = store
+                        .meta(KEYS_META)
+                        .await?
+                        .context("the database lost its signing keys")?;
+                    let file: KeyFile = serde_json::from_str(&old)?;
+                    let new = serde_json::to_string(&file.rotated(&key, now))?;
+                    if store.swap_meta(KEYS_META, &old, &new).await? {
+                        self.adopt(new)?;
+                        break;
+                    }
                 }
             }
-            keys.push(Arc::new(key));
-            loaded.keys = keys;
-            return Ok(kid);
-        };
-        let text =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut file: KeyFile = serde_json::from_slice(&text)?;
-        for k in &mut file.keys {
-            k.retired.get_or_insert(now);
         }
-        file.keys
-            .retain(|k| k.retired.is_none_or(|r| r + TOKEN_LIFETIME_SECS + CLOCK_SKEW_SECS > now));
-        file.keys.push(stored(&key));
-        write_private(path, &serde_json::to_vec_pretty(&file)?)?;
-        self.reload()?;
         Ok(kid)
     }
 }
@@ -377,7 +470,7 @@ fn stored(key: &SigningKey) -> StoredKey {
 
 impl Loaded {
     fn empty() -> Loaded {
-        Loaded { keys: Vec::new(), modified: None, checked: Instant::now() }
+        Loaded { keys: Vec::new(), modified: None, text: None, checked: Instant::now() }
     }
 }
 
@@ -421,8 +514,8 @@ mod tests {
         .unwrap();
     }
 
-    #[test]
-    fn the_key_file_is_private_and_rotation_keeps_the_old_key_live() {
+    #[tokio::test]
+    async fn the_key_file_is_private_and_rotation_keeps_the_old_key_live() {
         let dir = tempfile::tempdir().unwrap();
         let ring = KeyRing::open(dir.path()).unwrap();
         #[cfg(unix)]
@@ -435,7 +528,7 @@ mod tests {
         let old = ring.current().unwrap().kid.clone();
         // Reopening finds the same key.
         assert_eq!(KeyRing::open(dir.path()).unwrap().current().unwrap().kid, old);
-        let new = ring.rotate().unwrap();
+        let new = ring.rotate().await.unwrap();
         assert_ne!(old, new);
         assert_eq!(ring.current().unwrap().kid, new);
         let live: Vec<String> = ring.live().iter().map(|k| k.kid.clone()).collect();
@@ -444,5 +537,39 @@ mod tests {
         let other = KeyRing::open(dir.path()).unwrap();
         assert_eq!(other.current().unwrap().kid, new);
         assert!(other.find(&old).is_some());
+    }
+
+    /// Two servers on one shared store (two handles, two pools: what two replicas are): the ring
+    /// the first creates is the second's; a rotation on either reaches the other on its next
+    /// refresh; rotations racing on both keep both new keys.
+    #[tokio::test]
+    async fn a_shared_ring_is_one_ring_for_every_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::store::StoreConfig::Sqlite { data_dir: dir.path().to_path_buf() };
+        let a_store = Store::open(&config).await.unwrap();
+        let b_store = Store::open(&config).await.unwrap();
+        let a = KeyRing::shared(&a_store).await.unwrap();
+        let b = KeyRing::shared(&b_store).await.unwrap();
+        let first = a.current().unwrap().kid.clone();
+        assert_eq!(b.current().unwrap().kid, first, "one ring, created once");
+        assert!(!dir.path().join(KEYS_FILE).exists(), "nothing in the data directory");
+
+        let rotated = a.rotate().await.unwrap();
+        assert_eq!(b.current().unwrap().kid, first, "not seen before a refresh");
+        assert!(b.refresh().await.unwrap());
+        assert_eq!(b.current().unwrap().kid, rotated);
+        assert!(b.find(&first).is_some(), "the old key stays live");
+        assert!(!b.refresh().await.unwrap(), "nothing new");
+
+        let (x, y) = tokio::join!(a.rotate(), b.rotate());
+        let (x, y) = (x.unwrap(), y.unwrap());
+        a.refresh().await.unwrap();
+        b.refresh().await.unwrap();
+        for ring in [&a, &b] {
+            assert!(ring.find(&x).is_some() && ring.find(&y).is_some(), "no rotation lost");
+            assert!(ring.find(&rotated).is_some() && ring.find(&first).is_some());
+            assert_eq!(ring.live().iter().filter(|k| k.retired.is_none()).count(), 1);
+        }
+        assert_eq!(a.current().unwrap().kid, b.current().unwrap().kid);
     }
 }

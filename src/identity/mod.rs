@@ -100,10 +100,7 @@ impl Identity {
         trust: &[String],
         public_url: PublicUrl,
     ) -> Result<Identity> {
-        let keys = match key_dir {
-            Some(dir) => keys::KeyRing::open(dir)?,
-            None => keys::KeyRing::ephemeral()?,
-        };
+        let keys = keys::KeyRing::for_store(&store, key_dir).await?;
         let trusted =
             trust.iter().map(|t| external::TrustedIssuer::new(t)).collect::<Result<Vec<_>>>()?;
         let default_tenant = store.default_tenant().await?;
@@ -117,6 +114,31 @@ impl Identity {
             codes: code_flow::Codes::default(),
             cache: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// On a shared store, adopt the signing keys other replicas rotate, within a second.
+    pub fn watch_keys(self: &Arc<Self>) {
+        if !self.store.is_shared() {
+            return;
+        }
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(keys::SHARED_REFRESH_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(me) = me.upgrade() else { return };
+                match me.keys.refresh().await {
+                    Ok(true) => {
+                        tracing::info!("adopted the signing keys rotated by another server")
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = format!("{e:#}"), "cannot re-read the signing keys")
+                    }
+                }
+            }
+        });
     }
 
     /// Fetch the trusted issuers' keys in the background (start-up must not wait on the network).

@@ -193,6 +193,11 @@ async fn custom_metadata_and_meta() {
         let a = f.store.meta_or_init("k", || "v1".into()).await.unwrap();
         let b = f.store.meta_or_init("k", || "v2".into()).await.unwrap();
         assert_eq!((a.as_str(), b.as_str()), ("v1", "v1"));
+        // Compare-and-swap: only from the value in force.
+        assert!(!f.store.swap_meta("k", "v2", "v3").await.unwrap(), "{}", f.name);
+        assert!(f.store.swap_meta("k", "v1", "v3").await.unwrap(), "{}", f.name);
+        assert_eq!(f.store.meta("k").await.unwrap().as_deref(), Some("v3"));
+        assert!(!f.store.swap_meta("absent", "v1", "v3").await.unwrap(), "{}", f.name);
     }
 }
 

@@ -105,6 +105,13 @@ pub(crate) trait Engine:
     async fn meta(&self, key: &str) -> Result<Option<String>>;
     /// Set a value unless one exists; returns the value in force.
     async fn set_meta_if_absent(&self, key: &str, value: &str) -> Result<String>;
+    /// Replace a value only if it still is `expected`, atomically; whether it was replaced.
+    async fn swap_meta(&self, key: &str, expected: &str, new: &str) -> Result<bool>;
+    /// Several server processes share this database (on other machines, too): what they must
+    /// agree on is kept in it, not in a data directory.
+    fn shared(&self) -> bool {
+        false
+    }
 
     async fn put_subscription(&self, sub: &Subscription) -> Result<bool>;
     async fn subscription(&self, id: Uuid) -> Result<Option<Subscription>>;

@@ -428,6 +428,27 @@ impl Store {
         self.engine().set_meta_if_absent(key, &init()).await
     }
 
+    /// A value of the `meta` table, if set.
+    pub async fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.engine().meta(key).await
+    }
+
+    /// Set a value unless one exists; the value in force.
+    pub async fn set_meta_if_absent(&self, key: &str, value: &str) -> Result<String> {
+        self.engine().set_meta_if_absent(key, value).await
+    }
+
+    /// Replace a value only if it still is `expected` (compare-and-swap); whether it was replaced.
+    pub async fn swap_meta(&self, key: &str, expected: &str, new: &str) -> Result<bool> {
+        self.engine().swap_meta(key, expected, new).await
+    }
+
+    /// Is the database shared by several servers (PostgreSQL)? Then state every server must
+    /// agree on — signing keys, the local CA — lives in it rather than in a data directory.
+    pub fn is_shared(&self) -> bool {
+        self.engine().shared()
+    }
+
     /// Poll the engine's generation counter and drop cached views when another process wrote.
     pub fn watch_changes(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let store = self.clone();

@@ -735,6 +735,17 @@ impl Engine for SqliteEngine {
         Ok(v)
     }
 
+    async fn swap_meta(&self, key: &str, expected: &str, new: &str) -> Result<bool> {
+        let statement = sqlx::query("UPDATE meta SET value = ?3 WHERE key = ?1 AND value = ?2")
+            .bind(key)
+            .bind(expected)
+            .bind(new);
+        let mut tx = self.write_tx().await?;
+        let done = statement.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn put_subscription(&self, sub: &Subscription) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let id = sub.id.to_string();

@@ -630,7 +630,7 @@ async fn key_rotation_keeps_tokens_of_the_old_key_valid() {
     let app = spawn(AuthMode::Strict, Vec::new(), true).await;
     let old = app.demo_token().await;
     let old_kid = app.identity.keys.current().unwrap().kid.clone();
-    let new_kid = app.identity.keys.rotate().unwrap();
+    let new_kid = app.identity.keys.rotate().await.unwrap();
     assert_ne!(old_kid, new_kid);
     assert_eq!(
         app.get(&score_path(), &old).await.status,
