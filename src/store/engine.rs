@@ -70,6 +70,16 @@ pub enum Outcome {
     NoSubscription,
 }
 
+/// A change another process committed, as an engine's change feed reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A write to this subscription (its assessments, its record, its settings); `version` counts
+    /// the subscription's writes, so a replica can tell the order of what it hears.
+    Subscription { id: Uuid, version: i64 },
+    /// Anything else — or the feed reconnected and may have missed notifications: drop all views.
+    Everything,
+}
+
 /// A secure score as it was from `at` on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryPoint {
@@ -102,6 +112,11 @@ pub(crate) trait Engine:
     }
     /// A counter bumped by every write transaction, by any process.
     async fn generation(&self) -> Result<i64>;
+    /// What other processes write, as it commits, when the engine can tell (PostgreSQL's
+    /// LISTEN/NOTIFY); `None`: the store polls [`Engine::generation`] instead.
+    async fn change_feed(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>> {
+        Ok(None)
+    }
     async fn meta(&self, key: &str) -> Result<Option<String>>;
     /// Set a value unless one exists; returns the value in force.
     async fn set_meta_if_absent(&self, key: &str, value: &str) -> Result<String>;

@@ -31,7 +31,7 @@ mod conformance;
 pub use automation::{AutomationRecord, Backlog, ChangeEvent, Delivery, EventKind, NewDelivery};
 pub use changes::{ChangeCause, Order, StatusChange};
 pub use engine::{
-    Assessment, AssessmentInput, HistoryPoint, HistoryReason, Outcome, SubAssessment,
+    Assessment, AssessmentInput, Change, HistoryPoint, HistoryReason, Outcome, SubAssessment,
     SubAssessmentKey, Subscription, Write,
 };
 pub use exemptions::{
@@ -449,10 +449,27 @@ impl Store {
         self.engine().shared()
     }
 
-    /// Poll the engine's generation counter and drop cached views when another process wrote.
+    /// Drop cached views when another process wrote: from the engine's change feed when it has
+    /// one (per subscription), else by polling its generation counter every `every` (everything).
     pub fn watch_changes(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
         tokio::spawn(async move {
+            match store.engine().change_feed().await {
+                Ok(Some(mut feed)) => {
+                    while let Some(change) = feed.recv().await {
+                        match change {
+                            Change::Subscription { id, .. } => store.invalidate([id]),
+                            Change::Everything => store.invalidate_all(),
+                        }
+                    }
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    error = format!("{e:#}"),
+                    "cannot follow the store's changes; polling instead"
+                ),
+            }
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
