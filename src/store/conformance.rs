@@ -21,10 +21,56 @@ async fn engines() -> Vec<Fixture> {
         .await
         .expect("sqlite opens");
     let memory = Store::open(&StoreConfig::Memory).await.expect("memory opens");
-    vec![
+    let mut all = vec![
         Fixture { name: "sqlite", store: sqlite, _dir: Some(dir) },
         Fixture { name: "memory", store: memory, _dir: None },
-    ]
+    ];
+    if let Some(url) = fresh_postgres().await {
+        let store = Store::open(&StoreConfig::Postgres { url }).await.expect("postgres opens");
+        all.push(Fixture { name: "postgres", store, _dir: None });
+    }
+    all
+}
+
+/// The variable naming a PostgreSQL server for the conformance run (`.ci/postgres.sh start`
+/// prints one), e.g. `postgres://postgres@127.0.0.1:5432/postgres`.
+const POSTGRES_VAR: &str = "SECURESCORE_TEST_POSTGRES";
+
+/// A new, empty database on the server of [`POSTGRES_VAR`] (a random name, so that tests running
+/// in parallel never share one), as a URL; `None` when the variable is not set. The databases
+/// are left behind: the server is a throw-away cluster (`.ci/postgres.sh stop` removes it all).
+pub(super) async fn fresh_postgres() -> Option<String> {
+    static SKIPPED: std::sync::Once = std::sync::Once::new();
+    let Ok(admin) = std::env::var(POSTGRES_VAR) else {
+        SKIPPED.call_once(|| {
+            eprintln!(
+                "\n*** PostgreSQL conformance run SKIPPED: {POSTGRES_VAR} is not set. Start a \
+                 server with `.ci/postgres.sh start` and export its URL as {POSTGRES_VAR} to run \
+                 every conformance test against the PostgreSQL engine too. ***\n"
+            );
+        });
+        return None;
+    };
+    use sqlx::Connection;
+    let name = format!("securescore_test_{}", Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("{POSTGRES_VAR}={admin}: cannot connect: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("CREATE DATABASE");
+    // Replace the database (the path) of the URL, keeping any query string.
+    let (base, query) = admin.split_once('?').map_or((admin.as_str(), None), |(b, q)| (b, Some(q)));
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let host = match base[authority_end..].find('/') {
+        Some(i) => &base[..authority_end + i],
+        None => base,
+    };
+    Some(match query {
+        Some(q) => format!("{host}/{name}?{q}"),
+        None => format!("{host}/{name}"),
+    })
 }
 
 const EP: &str = "21300918-b2e3-0346-785f-c77ff57d243b"; // "Enable endpoint protection" only

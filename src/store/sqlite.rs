@@ -31,10 +31,14 @@ use uuid::Uuid;
 use super::engine::{
     Assessment, Engine, HistoryPoint, HistoryReason, Outcome, Subscription, Write,
 };
+pub(super) use super::rows::{
+    parse_status, ControlCountsRow, CountsRow, ScoreRow, StatusRow, HISTORY_COLUMNS,
+};
+use super::rows::{AssessmentRow, HistoryRow, SubscriptionRow, ASSESSMENT_COLUMNS};
 use super::{Health, Unavailable};
-use crate::arm::{format_time, parse_time, ResourceId, ScopeKind};
+use crate::arm::{format_time, ResourceId, ScopeKind};
 use crate::catalog;
-use crate::score::{self, ControlCounts, ResourceTally, ScoreDetails, Status};
+use crate::score::{self, ControlCounts, ResourceTally, Status};
 
 mod changes;
 mod exemption_rows;
@@ -377,151 +381,6 @@ pub(super) async fn bump_generation(tx: &mut WriteTx) -> Result<()> {
     Ok(())
 }
 
-/// Row mapping: each query reads into a small `FromRow` struct of the stored column types, then
-/// converts it into the record (parsing GUIDs, statuses, times and JSON) with its own errors.
-#[derive(sqlx::FromRow)]
-struct SubscriptionRow {
-    id: String,
-    display_name: String,
-    tenant_id: String,
-    state: String,
-}
-
-impl TryFrom<SubscriptionRow> for Subscription {
-    type Error = anyhow::Error;
-    fn try_from(row: SubscriptionRow) -> Result<Self> {
-        Ok(Subscription {
-            id: Uuid::parse_str(&row.id)?,
-            display_name: row.display_name,
-            tenant_id: Uuid::parse_str(&row.tenant_id)?,
-            state: row.state,
-        })
-    }
-}
-
-pub(super) fn parse_status(s: &str) -> Result<Status> {
-    Status::parse(s).with_context(|| format!("stored status '{s}' is not a status"))
-}
-
-#[derive(sqlx::FromRow)]
-struct AssessmentRow {
-    resource_id: String,
-    name: String,
-    status: String,
-    cause: Option<String>,
-    description: Option<String>,
-    resource_details: Option<String>,
-    additional_data: Option<String>,
-    partner_name: Option<String>,
-    first_evaluation_date: String,
-    status_change_date: String,
-}
-
-impl TryFrom<AssessmentRow> for Assessment {
-    type Error = anyhow::Error;
-    fn try_from(row: AssessmentRow) -> Result<Self> {
-        let json = |text: Option<String>| -> Result<Option<serde_json::Value>> {
-            Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
-        };
-        let additional_data = match json(row.additional_data)? {
-            Some(serde_json::Value::Object(map)) => Some(map),
-            _ => None,
-        };
-        Ok(Assessment {
-            resource_id: row.resource_id,
-            name: row.name,
-            status: parse_status(&row.status)?,
-            cause: row.cause,
-            description: row.description,
-            resource_details: json(row.resource_details)?.unwrap_or(serde_json::Value::Null),
-            additional_data,
-            partner_name: row.partner_name,
-            first_evaluation_date: parse_time(&row.first_evaluation_date)?,
-            status_change_date: parse_time(&row.status_change_date)?,
-        })
-    }
-}
-
-/// The three counters of a `resource_tallies` or `control_counts` row.
-#[derive(sqlx::FromRow)]
-pub(super) struct CountsRow {
-    healthy: i64,
-    unhealthy: i64,
-    not_applicable: i64,
-}
-
-impl From<CountsRow> for ControlCounts {
-    fn from(row: CountsRow) -> Self {
-        ControlCounts {
-            healthy: row.healthy,
-            unhealthy: row.unhealthy,
-            not_applicable: row.not_applicable,
-        }
-    }
-}
-
-impl From<CountsRow> for ResourceTally {
-    fn from(row: CountsRow) -> Self {
-        ResourceTally {
-            healthy: row.healthy,
-            unhealthy: row.unhealthy,
-            not_applicable: row.not_applicable,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct ControlCountsRow {
-    pub(super) control: String,
-    #[sqlx(flatten)]
-    pub(super) counts: CountsRow,
-}
-
-/// A recorded secure score (`score_history` without its time).
-#[derive(sqlx::FromRow)]
-pub(super) struct ScoreRow {
-    current: f64,
-    max: i64,
-    percentage: f64,
-    pub(super) weight: i64,
-}
-
-impl ScoreRow {
-    pub(super) fn details(&self) -> ScoreDetails {
-        ScoreDetails { current: self.current, max: self.max, percentage: self.percentage }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct HistoryRow {
-    at: String,
-    #[sqlx(flatten)]
-    score: ScoreRow,
-    reason: Option<String>,
-}
-
-impl TryFrom<HistoryRow> for HistoryPoint {
-    type Error = anyhow::Error;
-    fn try_from(row: HistoryRow) -> Result<Self> {
-        Ok(HistoryPoint {
-            at: parse_time(&row.at)?,
-            score: row.score.details(),
-            weight: row.score.weight,
-            reason: row.reason.as_deref().map(HistoryReason::parse).transpose()?,
-        })
-    }
-}
-
-pub(super) const HISTORY_COLUMNS: &str = "at, current, max, percentage, weight, reason";
-
-/// What scoring needs of one stored assessment.
-#[derive(sqlx::FromRow)]
-pub(super) struct StatusRow {
-    pub(super) resource_key: String,
-    pub(super) name_key: String,
-    pub(super) status: String,
-}
-
 /// The scoring inputs of a subscription's assessments: their *effective* statuses (an exempt
 /// assessment counts as not applicable, `store::exemptions`), on any connection.
 pub(super) async fn assessment_statuses(
@@ -536,10 +395,6 @@ pub(super) async fn assessment_statuses(
     .await?;
     exemptions::effective_rows(conn, subscription, rows).await
 }
-
-const ASSESSMENT_COLUMNS: &str =
-    "resource_id, name, status, cause, description, resource_details, \
-     additional_data, partner_name, first_evaluation_date, status_change_date";
 
 /// One (control, resource) step of the maintained state, in SQL around `score::step`; the
 /// control's counts after it.

@@ -1,0 +1,209 @@
+//! The SQLite side of identity storage: principals and role assignments (the trait and records
+//! are [`crate::store::identity`]'s). Every write bumps the generation counter like all others.
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{bump_generation, PgEngine};
+use crate::arm::{format_time, parse_time};
+use crate::store::identity::{
+    IdentityEngine, PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment,
+};
+
+const PRINCIPAL_COLUMNS: &str =
+    "id, kind, display_name, app_id, user_name, tenant_id, secret_hash, created_at";
+const ASSIGNMENT_COLUMNS: &str = "id, principal_id, role_definition_id, scope, created_at";
+
+/// A `principals` row as SQLite stores it (GUIDs and times as text).
+#[derive(sqlx::FromRow)]
+struct PrincipalRow {
+    id: String,
+    kind: String,
+    display_name: String,
+    app_id: Option<String>,
+    user_name: Option<String>,
+    tenant_id: String,
+    secret_hash: String,
+    created_at: String,
+}
+
+fn guid(column: &str, text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).with_context(|| format!("stored {column} '{text}' is not a GUID"))
+}
+
+impl TryFrom<PrincipalRow> for PrincipalRecord {
+    type Error = anyhow::Error;
+
+    fn try_from(row: PrincipalRow) -> Result<Self> {
+        Ok(PrincipalRecord {
+            id: guid("id", &row.id)?,
+            kind: PrincipalKind::parse(&row.kind)?,
+            display_name: row.display_name,
+            app_id: row.app_id.as_deref().map(|a| guid("app_id", a)).transpose()?,
+            user_name: row.user_name,
+            tenant_id: guid("tenant_id", &row.tenant_id)?,
+            secret_hash: row.secret_hash,
+            created_at: parse_time(&row.created_at)?,
+        })
+    }
+}
+
+/// A `role_assignments` row as SQLite stores it.
+#[derive(sqlx::FromRow)]
+struct AssignmentRow {
+    id: String,
+    principal_id: String,
+    role_definition_id: String,
+    scope: String,
+    created_at: String,
+}
+
+impl TryFrom<AssignmentRow> for RoleAssignment {
+    type Error = anyhow::Error;
+
+    fn try_from(row: AssignmentRow) -> Result<Self> {
+        Ok(RoleAssignment {
+            id: guid("id", &row.id)?,
+            principal_id: row.principal_id,
+            role_definition_id: guid("role_definition_id", &row.role_definition_id)?,
+            scope: row.scope,
+            created_at: parse_time(&row.created_at)?,
+        })
+    }
+}
+
+#[async_trait]
+impl IdentityEngine for PgEngine {
+    async fn insert_principal(&self, p: &PrincipalRecord) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(&format!(
+            "INSERT INTO principals ({PRINCIPAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(p.id.to_string())
+        .bind(p.kind.as_str())
+        .bind(&p.display_name)
+        .bind(p.app_id.map(|a| a.to_string()))
+        .bind(p.user_name.as_deref().map(str::to_lowercase))
+        .bind(p.tenant_id.to_string())
+        .bind(&p.secret_hash)
+        .bind(format_time(p.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                anyhow::anyhow!("a principal with this id, client id or user name exists already")
+            }
+            other => other.into(),
+        })?;
+        bump_generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn principal(&self, key: PrincipalKey<'_>) -> Result<Option<PrincipalRecord>> {
+        let (column, value) = match key {
+            PrincipalKey::Id(id) => ("id", id.to_string()),
+            PrincipalKey::AppId(id) => ("app_id", id.to_string()),
+            PrincipalKey::UserName(name) => ("user_name", name.to_lowercase()),
+        };
+        sqlx::query_as::<_, PrincipalRow>(&format!(
+            "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE {column} = $1"
+        ))
+        .bind(value)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(PrincipalRecord::try_from)
+        .transpose()
+    }
+
+    async fn principals(&self) -> Result<Vec<PrincipalRecord>> {
+        sqlx::query_as::<_, PrincipalRow>(&format!(
+            "SELECT {PRINCIPAL_COLUMNS} FROM principals ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(PrincipalRecord::try_from)
+        .collect()
+    }
+
+    async fn remove_principal(&self, id: Uuid) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let id = id.to_string();
+        sqlx::query("DELETE FROM role_assignments WHERE principal_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        let done =
+            sqlx::query("DELETE FROM principals WHERE id = $1").bind(&id).execute(&mut *tx).await?;
+        bump_generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_secret_hash(&self, id: Uuid, hash: &str) -> Result<bool> {
+        let statement = sqlx::query("UPDATE principals SET secret_hash = $2 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(hash);
+        Ok(self.write_one(None, statement).await? > 0)
+    }
+
+    async fn put_role_assignment(&self, a: &RoleAssignment) -> Result<(RoleAssignment, bool)> {
+        let mut tx = self.write_tx().await?;
+        let existing = sqlx::query_as::<_, AssignmentRow>(&format!(
+            "SELECT {ASSIGNMENT_COLUMNS} FROM role_assignments \
+             WHERE principal_id = $1 AND role_definition_id = $2 AND scope = $3"
+        ))
+        .bind(&a.principal_id)
+        .bind(a.role_definition_id.to_string())
+        .bind(&a.scope)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(RoleAssignment::try_from)
+        .transpose()?;
+        if let Some(existing) = existing {
+            return Ok((existing, false));
+        }
+        sqlx::query(&format!(
+            "INSERT INTO role_assignments ({ASSIGNMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+        ))
+        .bind(a.id.to_string())
+        .bind(&a.principal_id)
+        .bind(a.role_definition_id.to_string())
+        .bind(&a.scope)
+        .bind(format_time(a.created_at))
+        .execute(&mut *tx)
+        .await?;
+        bump_generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok((a.clone(), true))
+    }
+
+    async fn role_assignments(&self, principal_id: Option<&str>) -> Result<Vec<RoleAssignment>> {
+        let rows = match principal_id {
+            Some(p) => {
+                sqlx::query_as::<_, AssignmentRow>(&format!(
+                    "SELECT {ASSIGNMENT_COLUMNS} FROM role_assignments WHERE principal_id = $1 ORDER BY scope, id"
+                ))
+                .bind(p)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query_as::<_, AssignmentRow>(&format!(
+                    "SELECT {ASSIGNMENT_COLUMNS} FROM role_assignments ORDER BY principal_id, scope, id"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.into_iter().map(RoleAssignment::try_from).collect()
+    }
+
+    async fn remove_role_assignment(&self, id: Uuid) -> Result<bool> {
+        let statement =
+            sqlx::query("DELETE FROM role_assignments WHERE id = $1").bind(id.to_string());
+        Ok(self.write_one(None, statement).await? > 0)
+    }
+}

@@ -1,0 +1,350 @@
+//! The SQLite side of management groups (the trait and records are
+//! [`crate::store::management_groups`]'s): groups, placements of subscriptions (migration 0006),
+//! and the per-resource-group counters, moved by [`step_resource_group`] inside the same
+//! transaction as the subscription counters and checked/rebuilt by [`reconcile_resource_groups`].
+
+use anyhow::Result;
+use async_trait::async_trait;
+use sqlx::PgConnection;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use super::{bump_generation, CountsRow, PgEngine, WriteTx};
+use crate::arm::{format_time, parse_time};
+use crate::catalog;
+use crate::score::{self, ControlCounts, Status};
+use crate::store::management_groups::{
+    resource_group_of, HierarchyError, ManagementGroup, ManagementGroupEngine,
+};
+use crate::store::verify::Mismatch;
+
+#[derive(sqlx::FromRow)]
+struct GroupRow {
+    name: String,
+    display_name: String,
+    parent_key: Option<String>,
+    version: i64,
+    updated_time: String,
+    updated_by: String,
+}
+
+impl TryFrom<GroupRow> for ManagementGroup {
+    type Error = anyhow::Error;
+    fn try_from(row: GroupRow) -> Result<Self> {
+        Ok(ManagementGroup {
+            name: row.name,
+            display_name: row.display_name,
+            parent: row.parent_key,
+            version: row.version,
+            updated_time: parse_time(&row.updated_time)?,
+            updated_by: row.updated_by,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RgCountsRow {
+    resource_group: String,
+    control: String,
+    #[sqlx(flatten)]
+    counts: CountsRow,
+}
+
+#[async_trait]
+impl ManagementGroupEngine for PgEngine {
+    async fn management_groups(&self) -> Result<Vec<ManagementGroup>> {
+        sqlx::query_as::<_, GroupRow>(
+            "SELECT name, display_name, parent_key, version, updated_time, updated_by \
+             FROM management_groups ORDER BY created_seq",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(ManagementGroup::try_from)
+        .collect()
+    }
+
+    async fn placements(&self) -> Result<Vec<(Uuid, String)>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT subscription_id, group_key FROM management_group_subscriptions")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(|(s, g)| Ok((Uuid::parse_str(&s)?, g))).collect()
+    }
+
+    async fn put_management_group(
+        &self,
+        group: &ManagementGroup,
+    ) -> Result<std::result::Result<bool, HierarchyError>> {
+        let mut tx = self.write_tx().await?;
+        let key = group.key();
+        if let Some(parent) = &group.parent {
+            // The parent and every group above it, inside the write lock.
+            let above: Vec<String> = sqlx::query_scalar(
+                "WITH RECURSIVE up(k) AS (SELECT name_key FROM management_groups WHERE name_key = $1 \
+                 UNION SELECT g.parent_key FROM management_groups g JOIN up ON g.name_key = up.k \
+                 WHERE g.parent_key IS NOT NULL) SELECT k FROM up",
+            )
+            .bind(parent)
+            .fetch_all(&mut *tx)
+            .await?;
+            let refused = if above.is_empty() {
+                Some(HierarchyError::NoParent(parent.clone()))
+            } else if above.contains(&key) {
+                Some(HierarchyError::Cycle { group: group.name.clone(), parent: parent.clone() })
+            } else {
+                None
+            };
+            if let Some(refused) = refused {
+                tx.finish_read().await?;
+                return Ok(Err(refused));
+            }
+        }
+        let existed: Option<i64> =
+            sqlx::query_scalar("SELECT 1::BIGINT FROM management_groups WHERE name_key = $1")
+                .bind(&key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        sqlx::query(
+            "INSERT INTO management_groups (name_key, name, display_name, parent_key, version, \
+             updated_time, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (name_key) DO UPDATE SET display_name = excluded.display_name, \
+             parent_key = excluded.parent_key, version = excluded.version, \
+             updated_time = excluded.updated_time, updated_by = excluded.updated_by",
+        )
+        .bind(&key)
+        .bind(&group.name)
+        .bind(&group.display_name)
+        .bind(&group.parent)
+        .bind(group.version)
+        .bind(format_time(group.updated_time))
+        .bind(&group.updated_by)
+        .execute(&mut *tx)
+        .await?;
+        bump_generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Ok(existed.is_none()))
+    }
+
+    async fn delete_management_group(
+        &self,
+        key: &str,
+    ) -> Result<std::result::Result<bool, HierarchyError>> {
+        let mut tx = self.write_tx().await?;
+        let children: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM management_groups WHERE parent_key = $1) \
+             + (SELECT count(*) FROM management_group_subscriptions WHERE group_key = $1)",
+        )
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await?;
+        if children > 0 {
+            tx.finish_read().await?;
+            return Ok(Err(HierarchyError::HasChildren(key.to_string())));
+        }
+        let done = sqlx::query("DELETE FROM management_groups WHERE name_key = $1")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        bump_generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Ok(done.rows_affected() > 0))
+    }
+
+    async fn place_subscription(
+        &self,
+        subscription: Uuid,
+        group: Option<&str>,
+    ) -> Result<std::result::Result<(), HierarchyError>> {
+        let id = subscription.to_string();
+        let done = match group {
+            // Only while both still exist (another process may have removed either).
+            Some(g) => self.write_one(
+                None,
+                sqlx::query(
+                    "INSERT INTO management_group_subscriptions (subscription_id, group_key) \
+                     SELECT $1, $2 WHERE EXISTS (SELECT 1::BIGINT FROM subscriptions WHERE id = $1) \
+                     AND EXISTS (SELECT 1::BIGINT FROM management_groups WHERE name_key = $2) \
+                     ON CONFLICT (subscription_id) DO UPDATE SET group_key = excluded.group_key",
+                )
+                .bind(id)
+                .bind(g.to_string()),
+            ),
+            None => self.write_one(
+                None,
+                sqlx::query(
+                    "DELETE FROM management_group_subscriptions WHERE subscription_id = $1",
+                )
+                .bind(id),
+            ),
+        }
+        .await?;
+        Ok(match group {
+            Some(g) if done == 0 => Err(HierarchyError::NoGroup(g.to_string())),
+            _ => Ok(()),
+        })
+    }
+
+    async fn resource_groups(&self, subscription: Uuid) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT resource_group FROM resource_group_counts WHERE subscription_id = $1 \
+             ORDER BY resource_group",
+        )
+        .bind(subscription.to_string())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn resource_group_counts(
+        &self,
+        subscription: Uuid,
+        resource_group: &str,
+    ) -> Result<Vec<(String, ControlCounts)>> {
+        Ok(sqlx::query_as::<_, super::ControlCountsRow>(
+            "SELECT control, healthy, unhealthy, not_applicable FROM resource_group_counts \
+             WHERE subscription_id = $1 AND resource_group = $2",
+        )
+        .bind(subscription.to_string())
+        .bind(resource_group.to_ascii_lowercase())
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|row| (row.control, row.counts.into()))
+        .collect())
+    }
+}
+
+/// The hook of `postgres::step`: the subscription's counts of `control` moved from `before` to
+/// `after` because of one resource; the resource's group (if it lies in one) moves the same way.
+pub(super) async fn step_resource_group(
+    tx: &mut WriteTx,
+    subscription: &str,
+    control: &str,
+    resource_key: &str,
+    before: ControlCounts,
+    after: ControlCounts,
+) -> Result<()> {
+    let Some(rg) = resource_group_of(resource_key) else { return Ok(()) };
+    let delta = (
+        after.healthy - before.healthy,
+        after.unhealthy - before.unhealthy,
+        after.not_applicable - before.not_applicable,
+    );
+    if delta == (0, 0, 0) {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO resource_group_counts (subscription_id, resource_group, control, healthy, \
+         unhealthy, not_applicable) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (subscription_id, resource_group, control) DO UPDATE SET \
+         healthy = resource_group_counts.healthy + excluded.healthy, \
+         unhealthy = resource_group_counts.unhealthy + excluded.unhealthy, \
+         not_applicable = resource_group_counts.not_applicable + excluded.not_applicable",
+    )
+    .bind(subscription)
+    .bind(rg)
+    .bind(control)
+    .bind(delta.0)
+    .bind(delta.1)
+    .bind(delta.2)
+    .execute(&mut **tx)
+    .await?;
+    // Only a decrease can empty a row: an empty row is dropped, as control_counts drops its own.
+    if delta.0 >= 0 && delta.1 >= 0 && delta.2 >= 0 {
+        return Ok(());
+    }
+    sqlx::query(
+        "DELETE FROM resource_group_counts WHERE subscription_id = $1 AND resource_group = $2 \
+         AND control = $3 AND healthy = 0 AND unhealthy = 0 AND not_applicable = 0",
+    )
+    .bind(subscription)
+    .bind(rg)
+    .bind(control)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// (resource key, scored controls, status) of one assessment.
+type Scored<'a> = (&'a str, Vec<&'a str>, Status);
+
+/// Per (resource group, control) counts as the assessments give them (the scoring engine's
+/// reference recomputation, run per group).
+pub(super) fn derive_resource_groups(
+    statuses: &[(String, String, Status)],
+) -> BTreeMap<(String, String), ControlCounts> {
+    let cat = catalog::builtin();
+    let mut per_group: BTreeMap<&str, Vec<Scored<'_>>> = BTreeMap::new();
+    for (resource, name, status) in statuses {
+        if let Some(rg) = resource_group_of(resource) {
+            let controls = cat.scored_controls(name).iter().map(String::as_str).collect();
+            per_group.entry(rg).or_default().push((resource.as_str(), controls, *status));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (rg, items) in per_group {
+        let counts = score::recompute(items.iter().map(|(r, c, s)| (*r, c.as_slice(), *s)));
+        for (control, c) in counts {
+            out.insert((rg.to_string(), control), c);
+        }
+    }
+    out
+}
+
+/// The hook of verification: compare a subscription's resource group counters with the
+/// assessments; with `rewrite`, replace them when they differ. The mismatches found.
+pub(super) async fn reconcile_resource_groups(
+    conn: &mut PgConnection,
+    subscription: Uuid,
+    statuses: &[(String, String, Status)],
+    rewrite: bool,
+) -> Result<Vec<Mismatch>> {
+    let id = subscription.to_string();
+    let stored: BTreeMap<(String, String), ControlCounts> = sqlx::query_as::<_, RgCountsRow>(
+        "SELECT resource_group, control, healthy, unhealthy, not_applicable \
+         FROM resource_group_counts WHERE subscription_id = $1",
+    )
+    .bind(&id)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|row| ((row.resource_group, row.control), row.counts.into()))
+    .collect();
+    let derived = derive_resource_groups(statuses);
+    let keys: std::collections::BTreeSet<&(String, String)> =
+        stored.keys().chain(derived.keys()).collect();
+    let mut found = Vec::new();
+    for key in keys {
+        let (s, d) = (stored.get(key), derived.get(key));
+        if s != d {
+            found.push(Mismatch::ResourceGroupCounts {
+                subscription,
+                resource_group: key.0.clone(),
+                control: key.1.clone(),
+                stored: s.copied().map(Into::into),
+                recomputed: d.copied().map(Into::into),
+            });
+        }
+    }
+    if rewrite && !found.is_empty() {
+        sqlx::query("DELETE FROM resource_group_counts WHERE subscription_id = $1")
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+        for ((rg, control), c) in &derived {
+            sqlx::query(
+                "INSERT INTO resource_group_counts (subscription_id, resource_group, control, \
+                 healthy, unhealthy, not_applicable) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&id)
+            .bind(rg)
+            .bind(control)
+            .bind(c.healthy)
+            .bind(c.unhealthy)
+            .bind(c.not_applicable)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(found)
+}

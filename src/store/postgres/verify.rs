@@ -1,0 +1,266 @@
+//! The SQLite side of verification (the decisions are [`crate::store::verify`]'s): one
+//! consistent snapshot per subscription, and the rewrite of its tallies, counters and history, in
+//! one transaction for the whole database.
+
+use anyhow::Result;
+use async_trait::async_trait;
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    assessment_statuses, bump_generation, parse_status, ControlCountsRow, CountsRow, PgEngine,
+    ScoreRow,
+};
+use crate::catalog;
+use crate::score::{ScoreDetails, SecureScore};
+use crate::store::engine::HistoryReason;
+use crate::store::verify::{
+    compare, derive, plan, Derived, MaintenanceEngine, Mismatch, Reconcile, Reconciled,
+    RecordedScore, Snapshot, CATALOG_VERSION_KEY,
+};
+
+#[derive(sqlx::FromRow)]
+struct TallyRow {
+    control: String,
+    resource_key: String,
+    #[sqlx(flatten)]
+    counts: CountsRow,
+}
+
+async fn snapshot(conn: &mut PgConnection, subscription: Uuid) -> Result<Snapshot> {
+    let id = subscription.to_string();
+    let statuses = assessment_statuses(&mut *conn, subscription)
+        .await?
+        .into_iter()
+        .map(|row| Ok((row.resource_key, row.name_key, parse_status(&row.status)?)))
+        .collect::<Result<_>>()?;
+    let tallies = sqlx::query_as::<_, TallyRow>(
+        "SELECT control, resource_key, healthy, unhealthy, not_applicable FROM resource_tallies \
+         WHERE subscription_id = $1",
+    )
+    .bind(&id)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|row| ((row.control, row.resource_key), row.counts.into()))
+    .collect();
+    let counts = sqlx::query_as::<_, ControlCountsRow>(
+        "SELECT control, healthy, unhealthy, not_applicable FROM control_counts \
+         WHERE subscription_id = $1",
+    )
+    .bind(&id)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|row| (row.control, row.counts.into()))
+    .collect();
+    let last = sqlx::query_as::<_, ScoreRow>(
+        "SELECT current, max, percentage, weight FROM score_history \
+         WHERE subscription_id = $1 AND initiative = $2 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(&id)
+    .bind(catalog::ASC_SCORE)
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(|row| {
+        let d: ScoreDetails = row.details();
+        RecordedScore {
+            current: d.current,
+            max: d.max,
+            percentage: d.percentage,
+            weight: row.weight,
+        }
+    });
+    Ok(Snapshot { statuses, tallies, counts, last })
+}
+
+/// Replace a subscription's tallies and counters with the derived ones.
+async fn write_state(conn: &mut PgConnection, id: &str, derived: &Derived) -> Result<()> {
+    for table in ["resource_tallies", "control_counts"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE subscription_id = $1"))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for ((control, resource), t) in &derived.tallies {
+        sqlx::query(
+            "INSERT INTO resource_tallies (subscription_id, control, resource_key, healthy, \
+             unhealthy, not_applicable) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(control)
+        .bind(resource)
+        .bind(t.healthy)
+        .bind(t.unhealthy)
+        .bind(t.not_applicable)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (control, c) in &derived.counts {
+        sqlx::query(
+            "INSERT INTO control_counts (subscription_id, control, healthy, unhealthy, \
+             not_applicable) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(control)
+        .bind(c.healthy)
+        .bind(c.unhealthy)
+        .bind(c.not_applicable)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn append_history(
+    conn: &mut PgConnection,
+    id: &str,
+    score: SecureScore,
+    reason: HistoryReason,
+    now: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO score_history (subscription_id, initiative, at, current, max, percentage, \
+         weight, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(catalog::ASC_SCORE)
+    .bind(crate::arm::format_time(now))
+    .bind(score.score.current)
+    .bind(score.score.max)
+    .bind(score.score.percentage)
+    .bind(score.weight)
+    .bind(reason.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl MaintenanceEngine for PgEngine {
+    async fn integrity_check(&self) -> Result<Vec<String>> {
+        // PostgreSQL checks its pages itself (checksums, WAL replay); there is no file of ours to
+        // check. What is left is that the server answers.
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(Vec::new())
+    }
+
+    async fn reconcile(&self, mode: Reconcile, now: OffsetDateTime) -> Result<Reconciled> {
+        let builtin = catalog::version();
+        if mode == Reconcile::Catalog {
+            // The common case, every open: a read, without queueing for the write lock.
+            let recorded: Option<String> =
+                sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+                    .bind(CATALOG_VERSION_KEY)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if recorded.as_deref() == Some(builtin) {
+                return Ok(Reconciled {
+                    recorded_catalog: recorded,
+                    subscriptions: 0,
+                    mismatches: Vec::new(),
+                    history_points: Vec::new(),
+                    committed: false,
+                });
+            }
+        }
+        // Check: a read transaction is one consistent snapshot while a server keeps writing.
+        // Otherwise the write lock is taken up front, so no write slips between read and rewrite.
+        let mut tx = match mode {
+            Reconcile::Check => self.read_tx().await?,
+            Reconcile::Repair | Reconcile::Catalog => {
+                // Rewriters take turns (replicas starting together all want to adopt the
+                // catalogue), and hold every subscription so that no write slips between read and
+                // rewrite; each statement below then reads what committed before.
+                let mut tx = self.write_tx().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext('securescore.reconcile'))")
+                    .execute(&mut *tx)
+                    .await?;
+                let all: Vec<String> =
+                    sqlx::query_scalar("SELECT id FROM subscriptions").fetch_all(&mut *tx).await?;
+                tx.lock(all).await?;
+                tx
+            }
+        };
+        let recorded: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(CATALOG_VERSION_KEY)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM subscriptions ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut out = Reconciled {
+            recorded_catalog: recorded.clone(),
+            subscriptions: ids.len(),
+            mismatches: Vec::new(),
+            history_points: Vec::new(),
+            committed: false,
+        };
+        // A database without subscriptions has no counters to have been computed with anything.
+        let catalog_changed =
+            recorded.as_deref() != Some(builtin) && (recorded.is_some() || !ids.is_empty());
+        if mode == Reconcile::Catalog && recorded.as_deref() == Some(builtin) {
+            tx.finish_read().await?;
+            return Ok(out);
+        }
+        if catalog_changed {
+            out.mismatches.push(Mismatch::Catalog {
+                recorded: recorded.clone(),
+                builtin: builtin.to_owned(),
+            });
+        }
+        let total = ids.len();
+        for (done, id) in ids.iter().enumerate() {
+            let subscription = Uuid::parse_str(id)?;
+            let stored = snapshot(&mut tx, subscription).await?;
+            let derived = derive(&stored.statuses);
+            let found = compare(subscription, &stored, &derived);
+            let todo = plan(mode, catalog_changed, &stored, &derived, &found);
+            if todo.rewrite_counters {
+                write_state(&mut tx, id, &derived).await?;
+            }
+            if let Some(reason) = todo.history_point {
+                append_history(&mut tx, id, derived.score, reason, now).await?;
+                out.history_points.push(subscription);
+            }
+            if mode == Reconcile::Catalog {
+                tracing::info!(
+                    %subscription,
+                    done = done + 1,
+                    total,
+                    "rebuilding the counters for the built-in catalogue"
+                );
+            }
+            out.mismatches.extend(found);
+            // Resource group counters (management groups' module): checked, and rewritten
+            // when they differ or the catalogue changed, beside the subscription's.
+            let rewrite = mode != Reconcile::Check;
+            let rg = super::management_groups::reconcile_resource_groups(
+                &mut tx,
+                subscription,
+                &stored.statuses,
+                rewrite,
+            )
+            .await?;
+            out.mismatches.extend(rg);
+        }
+        let changed = mode == Reconcile::Catalog || !out.mismatches.is_empty();
+        if mode != Reconcile::Check && changed {
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(CATALOG_VERSION_KEY)
+            .bind(builtin)
+            .execute(&mut *tx)
+            .await?;
+            bump_generation(&mut tx).await?;
+            tx.commit().await?;
+            out.committed = true;
+        } else {
+            tx.finish_read().await?;
+        }
+        Ok(out)
+    }
+}
