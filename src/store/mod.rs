@@ -22,6 +22,7 @@ mod identity;
 mod management_groups;
 mod postgres;
 mod rows;
+mod sql;
 mod sqlite;
 mod subscription;
 mod verify;

@@ -46,7 +46,6 @@ mod changes;
 mod exemption_rows;
 mod exemptions;
 mod feed;
-mod identity;
 mod management_groups;
 mod outbox;
 mod sub_assessments;
@@ -264,6 +263,37 @@ impl std::ops::Deref for WriteTx {
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut PgConnection {
         self.tx.as_deref_mut().expect("a live transaction has its connection")
+    }
+}
+
+/// The shared SQL code (`store::sql`) runs on this engine through these.
+#[async_trait]
+impl super::sql::SqlBackend for PgEngine {
+    type Tx = WriteTx;
+    async fn write_tx(&self) -> Result<WriteTx> {
+        PgEngine::write_tx(self).await
+    }
+    fn reader(&self) -> super::sql::Conn<'_> {
+        super::sql::Conn::PgPool(&self.pool)
+    }
+}
+
+#[async_trait]
+impl super::sql::WriteTx for WriteTx {
+    fn conn(&mut self) -> super::sql::Conn<'_> {
+        super::sql::Conn::Pg(&mut **self)
+    }
+    async fn lock_subscriptions(&mut self, ids: Vec<String>) -> Result<BTreeSet<String>> {
+        self.lock(ids).await
+    }
+    async fn announce(&mut self) -> Result<()> {
+        bump_generation(self).await
+    }
+    async fn commit(self) -> Result<()> {
+        WriteTx::commit(self).await
+    }
+    async fn finish_read(self) -> Result<()> {
+        WriteTx::finish_read(self).await
     }
 }
 

@@ -19,7 +19,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::Sqlite;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
@@ -43,7 +43,6 @@ use crate::score::{self, ControlCounts, ResourceTally, Status};
 mod changes;
 mod exemption_rows;
 mod exemptions;
-mod identity;
 mod management_groups;
 mod outbox;
 mod sub_assessments;
@@ -373,6 +372,47 @@ impl std::ops::Deref for WriteTx {
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
         self.conn.as_deref_mut().expect("a live transaction has its connection")
+    }
+}
+
+/// The shared SQL code (`store::sql`) runs on this engine through these.
+#[async_trait]
+impl super::sql::SqlBackend for SqliteEngine {
+    type Tx = WriteTx;
+    async fn write_tx(&self) -> Result<WriteTx> {
+        SqliteEngine::write_tx(self).await
+    }
+    fn reader(&self) -> super::sql::Conn<'_> {
+        super::sql::Conn::SqlitePool(&self.pool)
+    }
+}
+
+#[async_trait]
+impl super::sql::WriteTx for WriteTx {
+    fn conn(&mut self) -> super::sql::Conn<'_> {
+        super::sql::Conn::Sqlite(&mut **self)
+    }
+    async fn lock_subscriptions(&mut self, ids: Vec<String>) -> Result<BTreeSet<String>> {
+        // The transaction holds the database's write lock already (BEGIN IMMEDIATE).
+        let mut found = BTreeSet::new();
+        for id in ids {
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT id FROM subscriptions WHERE id = ?1")
+                    .bind(&id)
+                    .fetch_optional(&mut **self)
+                    .await?;
+            found.extend(exists);
+        }
+        Ok(found)
+    }
+    async fn announce(&mut self) -> Result<()> {
+        bump_generation(self).await
+    }
+    async fn commit(self) -> Result<()> {
+        WriteTx::commit(self).await
+    }
+    async fn finish_read(self) -> Result<()> {
+        WriteTx::finish_read(self).await
     }
 }
 
