@@ -17,7 +17,10 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
 
+pub(super) mod automation;
+pub(super) mod changes;
 pub(super) mod identity;
+pub(super) mod sub_assessments;
 
 /// Where a statement runs: a connection (inside a transaction) or a pool (a read of its own).
 pub(in crate::store) enum Conn<'a> {
@@ -59,8 +62,8 @@ arg_from!(Real: f64 => Some);
 arg_from!(Bool: bool => Some, Option<bool> => |v| v);
 
 /// A statement and its values, not yet run.
-pub(in crate::store) struct Statement {
-    sql: Cow<'static, str>,
+pub(in crate::store) struct Statement<'q> {
+    sql: Cow<'q, str>,
     args: Vec<Arg>,
 }
 
@@ -95,25 +98,25 @@ impl<T> AnyValue for T where
 }
 
 /// `sqlx::query`: a statement whose rows are not read.
-pub(in crate::store) fn query(sql: impl Into<Cow<'static, str>>) -> Query {
+pub(in crate::store) fn query<'q>(sql: impl Into<Cow<'q, str>>) -> Query<'q> {
     Query(Statement { sql: sql.into(), args: Vec::new() })
 }
 
 /// `sqlx::query_as`: rows into `T`.
-pub(in crate::store) fn query_as<T: AnyRow>(sql: impl Into<Cow<'static, str>>) -> QueryAs<T> {
+pub(in crate::store) fn query_as<'q, T: AnyRow>(sql: impl Into<Cow<'q, str>>) -> QueryAs<'q, T> {
     QueryAs(Statement { sql: sql.into(), args: Vec::new() }, PhantomData)
 }
 
 /// `sqlx::query_scalar`: the first column of each row into `T`.
-pub(in crate::store) fn query_scalar<T: AnyValue>(
-    sql: impl Into<Cow<'static, str>>,
-) -> QueryScalar<T> {
+pub(in crate::store) fn query_scalar<'q, T: AnyValue>(
+    sql: impl Into<Cow<'q, str>>,
+) -> QueryScalar<'q, T> {
     QueryScalar(Statement { sql: sql.into(), args: Vec::new() }, PhantomData)
 }
 
-pub(in crate::store) struct Query(Statement);
-pub(in crate::store) struct QueryAs<T>(Statement, PhantomData<fn() -> T>);
-pub(in crate::store) struct QueryScalar<T>(Statement, PhantomData<fn() -> T>);
+pub(in crate::store) struct Query<'q>(Statement<'q>);
+pub(in crate::store) struct QueryAs<'q, T>(Statement<'q>, PhantomData<fn() -> T>);
+pub(in crate::store) struct QueryScalar<'q, T>(Statement<'q>, PhantomData<fn() -> T>);
 
 /// What a statement changed.
 pub(in crate::store) struct Done(u64);
@@ -124,7 +127,7 @@ impl Done {
     }
 }
 
-impl Query {
+impl Query<'_> {
     pub(in crate::store) fn bind(mut self, v: impl Into<Arg>) -> Self {
         self.0.args.push(v.into());
         self
@@ -149,7 +152,7 @@ impl Query {
 /// The fetch methods of a statement whose rows decode as `$row` through sqlx's `$make`.
 macro_rules! fetches {
     ($ty:ident, $bound:ident, $make:ident) => {
-        impl<T: $bound> $ty<T> {
+        impl<T: $bound> $ty<'_, T> {
             pub(in crate::store) fn bind(mut self, v: impl Into<Arg>) -> Self {
                 self.0.args.push(v.into());
                 self
@@ -223,7 +226,7 @@ macro_rules! fetches {
 fetches!(QueryAs, AnyRow, query_as_with);
 fetches!(QueryScalar, AnyValue, query_scalar_with);
 
-impl Statement {
+impl Statement<'_> {
     fn sqlite_args(&self) -> sqlx::sqlite::SqliteArguments<'static> {
         use sqlx::Arguments;
         let mut args = sqlx::sqlite::SqliteArguments::default();
@@ -285,7 +288,7 @@ pub(in crate::store) trait WriteTx: Send {
 pub(in crate::store) async fn write_one<B: SqlBackend + ?Sized>(
     backend: &B,
     subscription: Option<String>,
-    statement: Query,
+    statement: Query<'_>,
 ) -> Result<u64> {
     let mut tx = backend.write_tx().await?;
     if let Some(id) = subscription {

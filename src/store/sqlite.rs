@@ -40,13 +40,13 @@ use crate::arm::{format_time, ResourceId, ScopeKind};
 use crate::catalog;
 use crate::score::{self, ControlCounts, ResourceTally, Status};
 
-mod changes;
 mod exemption_rows;
 mod exemptions;
 mod management_groups;
-mod outbox;
-mod sub_assessments;
 mod tracker;
+
+/// The outbox of continuous export, shared by the SQL engines.
+use super::sql::automation as outbox;
 mod verify;
 
 pub(crate) struct SqliteEngine {
