@@ -45,12 +45,10 @@ use crate::score::{self, ControlCounts, ResourceTally, Status};
 mod exemption_rows;
 mod exemptions;
 mod feed;
-mod management_groups;
 mod tracker;
 
 /// The outbox of continuous export, shared by the SQL engines.
 use super::sql::automation as outbox;
-mod verify;
 
 pub(crate) struct PgEngine {
     pub(super) pool: PgPool,
@@ -276,6 +274,32 @@ impl super::sql::SqlBackend for PgEngine {
     fn reader(&self) -> super::sql::Conn<'_> {
         super::sql::Conn::PgPool(&self.pool)
     }
+    async fn read_tx(&self) -> Result<WriteTx> {
+        PgEngine::read_tx(self).await
+    }
+    async fn rewrite_tx(&self) -> Result<WriteTx> {
+        // Rewriters take turns (replicas starting together all want to adopt the catalogue), and
+        // hold every subscription so that no write slips between read and rewrite; each
+        // statement then reads what committed before it (READ COMMITTED).
+        let mut tx = PgEngine::write_tx(self).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('securescore.reconcile'))")
+            .execute(&mut *tx)
+            .await?;
+        let all: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM subscriptions").fetch_all(&mut *tx).await?;
+        tx.lock(all).await?;
+        Ok(tx)
+    }
+    async fn integrity_check(&self) -> Result<Vec<String>> {
+        // PostgreSQL checks its own pages (checksums, WAL replay); there is no file of ours to
+        // check. What is left is that the server answers.
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(Vec::new())
+    }
+    async fn statuses(tx: &mut WriteTx, subscription: Uuid) -> Result<Vec<StatusRow>> {
+        assessment_statuses(tx, subscription).await
+    }
+    const GROUP_ORDER: &'static str = "created_seq";
 }
 
 #[async_trait]
@@ -376,8 +400,15 @@ async fn step(
     let before = counts;
     score::step(&mut tally, &mut counts, old, new);
     // The resource's resource group (if any) moves with the subscription.
-    management_groups::step_resource_group(tx, subscription, control, resource_key, before, counts)
-        .await?;
+    super::sql::management_groups::step_resource_group(
+        tx,
+        subscription,
+        control,
+        resource_key,
+        before,
+        counts,
+    )
+    .await?;
 
     if tally.is_empty() {
         sqlx::query(

@@ -17,10 +17,14 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
 
+use super::rows::StatusRow;
+
 pub(super) mod automation;
 pub(super) mod changes;
 pub(super) mod identity;
+pub(super) mod management_groups;
 pub(super) mod sub_assessments;
+pub(super) mod verify;
 
 /// Where a statement runs: a connection (inside a transaction) or a pool (a read of its own).
 pub(in crate::store) enum Conn<'a> {
@@ -266,6 +270,17 @@ pub(in crate::store) trait SqlBackend: Send + Sync + 'static {
     async fn write_tx(&self) -> Result<Self::Tx>;
     /// Reads outside a transaction.
     fn reader(&self) -> Conn<'_>;
+    /// A read-only transaction: one consistent snapshot while others keep writing.
+    async fn read_tx(&self) -> Result<Self::Tx>;
+    /// A transaction that rewrites maintained state from what it reads (verification's repair,
+    /// a catalogue change): no other write may slip in between, and rewriters take turns.
+    async fn rewrite_tx(&self) -> Result<Self::Tx>;
+    /// The storage's own check of itself: what is damaged, nothing when sound.
+    async fn integrity_check(&self) -> Result<Vec<String>>;
+    /// A subscription's assessments with their *effective* statuses (exemptions applied).
+    async fn statuses(tx: &mut Self::Tx, subscription: uuid::Uuid) -> Result<Vec<StatusRow>>;
+    /// The order management groups are listed in: the order they were created.
+    const GROUP_ORDER: &'static str;
 }
 
 /// A write transaction of either engine.

@@ -42,12 +42,10 @@ use crate::score::{self, ControlCounts, ResourceTally, Status};
 
 mod exemption_rows;
 mod exemptions;
-mod management_groups;
 mod tracker;
 
 /// The outbox of continuous export, shared by the SQL engines.
 use super::sql::automation as outbox;
-mod verify;
 
 pub(crate) struct SqliteEngine {
     pub(super) pool: SqlitePool,
@@ -385,6 +383,22 @@ impl super::sql::SqlBackend for SqliteEngine {
     fn reader(&self) -> super::sql::Conn<'_> {
         super::sql::Conn::SqlitePool(&self.pool)
     }
+    async fn read_tx(&self) -> Result<WriteTx> {
+        SqliteEngine::read_tx(self).await
+    }
+    async fn rewrite_tx(&self) -> Result<WriteTx> {
+        // The write lock, taken up front, excludes every other writer.
+        SqliteEngine::write_tx(self).await
+    }
+    async fn integrity_check(&self) -> Result<Vec<String>> {
+        let lines: Vec<String> =
+            sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&self.pool).await?;
+        Ok(if lines.len() == 1 && lines[0] == "ok" { Vec::new() } else { lines })
+    }
+    async fn statuses(tx: &mut WriteTx, subscription: Uuid) -> Result<Vec<StatusRow>> {
+        assessment_statuses(tx, subscription).await
+    }
+    const GROUP_ORDER: &'static str = "rowid";
 }
 
 #[async_trait]
@@ -471,8 +485,15 @@ async fn step(
     let before = counts;
     score::step(&mut tally, &mut counts, old, new);
     // The resource's resource group (if any) moves with the subscription.
-    management_groups::step_resource_group(tx, subscription, control, resource_key, before, counts)
-        .await?;
+    super::sql::management_groups::step_resource_group(
+        tx,
+        subscription,
+        control,
+        resource_key,
+        before,
+        counts,
+    )
+    .await?;
 
     if tally.is_empty() {
         sqlx::query(

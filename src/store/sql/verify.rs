@@ -1,20 +1,17 @@
-//! The SQLite side of verification (the decisions are [`crate::store::verify`]'s): one
+//! Verification in either SQL engine (the decisions are [`crate::store::verify`]'s): one
 //! consistent snapshot per subscription, and the rewrite of its tallies, counters and history, in
 //! one transaction for the whole database.
 
 use anyhow::Result;
 use async_trait::async_trait;
-use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{
-    assessment_statuses, bump_generation, parse_status, ControlCountsRow, CountsRow, PgEngine,
-    ScoreRow,
-};
+use super::{query, query_as, query_scalar, SqlBackend, WriteTx};
 use crate::catalog;
 use crate::score::{ScoreDetails, SecureScore};
 use crate::store::engine::HistoryReason;
+use crate::store::rows::{parse_status, ControlCountsRow, CountsRow, ScoreRow};
 use crate::store::verify::{
     compare, derive, plan, Derived, MaintenanceEngine, Mismatch, Reconcile, Reconciled,
     RecordedScore, Snapshot, CATALOG_VERSION_KEY,
@@ -28,40 +25,40 @@ struct TallyRow {
     counts: CountsRow,
 }
 
-async fn snapshot(conn: &mut PgConnection, subscription: Uuid) -> Result<Snapshot> {
+async fn snapshot<B: SqlBackend>(tx: &mut B::Tx, subscription: Uuid) -> Result<Snapshot> {
     let id = subscription.to_string();
-    let statuses = assessment_statuses(&mut *conn, subscription)
+    let statuses = B::statuses(tx, subscription)
         .await?
         .into_iter()
         .map(|row| Ok((row.resource_key, row.name_key, parse_status(&row.status)?)))
         .collect::<Result<_>>()?;
-    let tallies = sqlx::query_as::<_, TallyRow>(
+    let tallies = query_as::<TallyRow>(
         "SELECT control, resource_key, healthy, unhealthy, not_applicable FROM resource_tallies \
          WHERE subscription_id = $1",
     )
     .bind(&id)
-    .fetch_all(&mut *conn)
+    .fetch_all(tx.conn())
     .await?
     .into_iter()
     .map(|row| ((row.control, row.resource_key), row.counts.into()))
     .collect();
-    let counts = sqlx::query_as::<_, ControlCountsRow>(
+    let counts = query_as::<ControlCountsRow>(
         "SELECT control, healthy, unhealthy, not_applicable FROM control_counts \
          WHERE subscription_id = $1",
     )
     .bind(&id)
-    .fetch_all(&mut *conn)
+    .fetch_all(tx.conn())
     .await?
     .into_iter()
     .map(|row| (row.control, row.counts.into()))
     .collect();
-    let last = sqlx::query_as::<_, ScoreRow>(
+    let last = query_as::<ScoreRow>(
         "SELECT current, max, percentage, weight FROM score_history \
          WHERE subscription_id = $1 AND initiative = $2 ORDER BY seq DESC LIMIT 1",
     )
     .bind(&id)
     .bind(catalog::ASC_SCORE)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(tx.conn())
     .await?
     .map(|row| {
         let d: ScoreDetails = row.details();
@@ -76,15 +73,15 @@ async fn snapshot(conn: &mut PgConnection, subscription: Uuid) -> Result<Snapsho
 }
 
 /// Replace a subscription's tallies and counters with the derived ones.
-async fn write_state(conn: &mut PgConnection, id: &str, derived: &Derived) -> Result<()> {
+async fn write_state(tx: &mut impl WriteTx, id: &str, derived: &Derived) -> Result<()> {
     for table in ["resource_tallies", "control_counts"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE subscription_id = $1"))
+        query(format!("DELETE FROM {table} WHERE subscription_id = $1"))
             .bind(id)
-            .execute(&mut *conn)
+            .execute(tx.conn())
             .await?;
     }
     for ((control, resource), t) in &derived.tallies {
-        sqlx::query(
+        query(
             "INSERT INTO resource_tallies (subscription_id, control, resource_key, healthy, \
              unhealthy, not_applicable) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -94,11 +91,11 @@ async fn write_state(conn: &mut PgConnection, id: &str, derived: &Derived) -> Re
         .bind(t.healthy)
         .bind(t.unhealthy)
         .bind(t.not_applicable)
-        .execute(&mut *conn)
+        .execute(tx.conn())
         .await?;
     }
     for (control, c) in &derived.counts {
-        sqlx::query(
+        query(
             "INSERT INTO control_counts (subscription_id, control, healthy, unhealthy, \
              not_applicable) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -107,20 +104,20 @@ async fn write_state(conn: &mut PgConnection, id: &str, derived: &Derived) -> Re
         .bind(c.healthy)
         .bind(c.unhealthy)
         .bind(c.not_applicable)
-        .execute(&mut *conn)
+        .execute(tx.conn())
         .await?;
     }
     Ok(())
 }
 
 async fn append_history(
-    conn: &mut PgConnection,
+    tx: &mut impl WriteTx,
     id: &str,
     score: SecureScore,
     reason: HistoryReason,
     now: OffsetDateTime,
 ) -> Result<()> {
-    sqlx::query(
+    query(
         "INSERT INTO score_history (subscription_id, initiative, at, current, max, percentage, \
          weight, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
@@ -132,29 +129,25 @@ async fn append_history(
     .bind(score.score.percentage)
     .bind(score.weight)
     .bind(reason.as_str())
-    .execute(&mut *conn)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }
 
 #[async_trait]
-impl MaintenanceEngine for PgEngine {
+impl<B: SqlBackend> MaintenanceEngine for B {
     async fn integrity_check(&self) -> Result<Vec<String>> {
-        // PostgreSQL checks its pages itself (checksums, WAL replay); there is no file of ours to
-        // check. What is left is that the server answers.
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(Vec::new())
+        SqlBackend::integrity_check(self).await
     }
 
     async fn reconcile(&self, mode: Reconcile, now: OffsetDateTime) -> Result<Reconciled> {
         let builtin = catalog::version();
         if mode == Reconcile::Catalog {
             // The common case, every open: a read, without queueing for the write lock.
-            let recorded: Option<String> =
-                sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-                    .bind(CATALOG_VERSION_KEY)
-                    .fetch_optional(&self.pool)
-                    .await?;
+            let recorded: Option<String> = query_scalar("SELECT value FROM meta WHERE key = $1")
+                .bind(CATALOG_VERSION_KEY)
+                .fetch_optional(self.reader())
+                .await?;
             if recorded.as_deref() == Some(builtin) {
                 return Ok(Reconciled {
                     recorded_catalog: recorded,
@@ -169,27 +162,14 @@ impl MaintenanceEngine for PgEngine {
         // Otherwise the write lock is taken up front, so no write slips between read and rewrite.
         let mut tx = match mode {
             Reconcile::Check => self.read_tx().await?,
-            Reconcile::Repair | Reconcile::Catalog => {
-                // Rewriters take turns (replicas starting together all want to adopt the
-                // catalogue), and hold every subscription so that no write slips between read and
-                // rewrite; each statement below then reads what committed before.
-                let mut tx = self.write_tx().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock(hashtext('securescore.reconcile'))")
-                    .execute(&mut *tx)
-                    .await?;
-                let all: Vec<String> =
-                    sqlx::query_scalar("SELECT id FROM subscriptions").fetch_all(&mut *tx).await?;
-                tx.lock(all).await?;
-                tx
-            }
+            Reconcile::Repair | Reconcile::Catalog => self.rewrite_tx().await?,
         };
-        let recorded: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+        let recorded: Option<String> = query_scalar("SELECT value FROM meta WHERE key = $1")
             .bind(CATALOG_VERSION_KEY)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(tx.conn())
             .await?;
-        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM subscriptions ORDER BY id")
-            .fetch_all(&mut *tx)
-            .await?;
+        let ids: Vec<String> =
+            query_scalar("SELECT id FROM subscriptions ORDER BY id").fetch_all(tx.conn()).await?;
         let mut out = Reconciled {
             recorded_catalog: recorded.clone(),
             subscriptions: ids.len(),
@@ -213,7 +193,7 @@ impl MaintenanceEngine for PgEngine {
         let total = ids.len();
         for (done, id) in ids.iter().enumerate() {
             let subscription = Uuid::parse_str(id)?;
-            let stored = snapshot(&mut tx, subscription).await?;
+            let stored = snapshot::<B>(&mut tx, subscription).await?;
             let derived = derive(&stored.statuses);
             let found = compare(subscription, &stored, &derived);
             let todo = plan(mode, catalog_changed, &stored, &derived, &found);
@@ -247,15 +227,15 @@ impl MaintenanceEngine for PgEngine {
         }
         let changed = mode == Reconcile::Catalog || !out.mismatches.is_empty();
         if mode != Reconcile::Check && changed {
-            sqlx::query(
+            query(
                 "INSERT INTO meta (key, value) VALUES ($1, $2) \
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             )
             .bind(CATALOG_VERSION_KEY)
             .bind(builtin)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
-            bump_generation(&mut tx).await?;
+            tx.announce().await?;
             tx.commit().await?;
             out.committed = true;
         } else {
