@@ -305,7 +305,7 @@ impl super::sql::SqlBackend for PgEngine {
 #[async_trait]
 impl super::sql::WriteTx for WriteTx {
     fn conn(&mut self) -> super::sql::Conn<'_> {
-        super::sql::Conn::Pg(&mut **self)
+        super::sql::Conn::Pg(self)
     }
     async fn lock_subscriptions(&mut self, ids: Vec<String>) -> Result<BTreeSet<String>> {
         self.lock(ids).await

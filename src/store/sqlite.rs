@@ -404,7 +404,7 @@ impl super::sql::SqlBackend for SqliteEngine {
 #[async_trait]
 impl super::sql::WriteTx for WriteTx {
     fn conn(&mut self) -> super::sql::Conn<'_> {
-        super::sql::Conn::Sqlite(&mut **self)
+        super::sql::Conn::Sqlite(self)
     }
     async fn lock_subscriptions(&mut self, ids: Vec<String>) -> Result<BTreeSet<String>> {
         // The transaction holds the database's write lock already (BEGIN IMMEDIATE).
