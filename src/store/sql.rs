@@ -21,9 +21,11 @@ use super::rows::StatusRow;
 
 pub(super) mod automation;
 pub(super) mod changes;
+pub(super) mod core;
 pub(super) mod identity;
 pub(super) mod management_groups;
 pub(super) mod sub_assessments;
+pub(super) mod tracker;
 pub(super) mod verify;
 
 /// Where a statement runs: a connection (inside a transaction) or a pool (a read of its own).
@@ -264,7 +266,11 @@ impl Statement<'_> {
 /// An engine's side of the shared code: its transactions and its pool. The engine traits
 /// implemented in the submodules are implemented for every `SqlBackend`.
 #[async_trait]
-pub(in crate::store) trait SqlBackend: Send + Sync + 'static {
+// Exemptions stay with each engine (the SQL differs, and their storage is being reworked): the
+// shared engine code builds on the engine's own `ExemptionEngine`.
+pub(in crate::store) trait SqlBackend:
+    super::exemptions::ExemptionEngine + Send + Sync + 'static
+{
     type Tx: WriteTx;
     /// A write transaction (SQLite: holding the database's write lock from its start).
     async fn write_tx(&self) -> Result<Self::Tx>;
@@ -281,6 +287,20 @@ pub(in crate::store) trait SqlBackend: Send + Sync + 'static {
     async fn statuses(tx: &mut Self::Tx, subscription: uuid::Uuid) -> Result<Vec<StatusRow>>;
     /// The order management groups are listed in: the order they were created.
     const GROUP_ORDER: &'static str;
+    /// Several server processes share the database (`Engine::shared`).
+    const SHARED: bool = false;
+    /// `Engine::generation`.
+    async fn generation(&self) -> Result<i64>;
+    /// `Engine::checkpoint`.
+    async fn checkpoint(&self) -> Result<()> {
+        Ok(())
+    }
+    /// `Engine::change_feed`.
+    async fn change_feed(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<super::engine::Change>>> {
+        Ok(None)
+    }
 }
 
 /// A write transaction of either engine.
@@ -290,6 +310,13 @@ pub(in crate::store) trait WriteTx: Send {
     /// Lock these subscriptions against other writers for the rest of the transaction (SQLite's
     /// write lock already excludes them all); the ones that exist.
     async fn lock_subscriptions(&mut self, ids: Vec<String>) -> Result<BTreeSet<String>>;
+    /// The commit changes what every server must drop, not only the locked subscriptions.
+    fn everything(&mut self) {}
+    /// The active exemptions of a subscription, as this transaction sees them.
+    async fn active_rules(
+        &mut self,
+        subscription: &str,
+    ) -> Result<Vec<super::exemptions::ExemptionRule>>;
     /// Tell other processes of the commit: the generation, and (PostgreSQL) the change feed —
     /// of the locked subscriptions, or of everything when none was locked.
     async fn announce(&mut self) -> Result<()>;
