@@ -27,21 +27,11 @@ use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use uuid::Uuid;
 
 use super::engine::Change;
-use super::exemptions::ExemptionRule;
-pub(super) use super::rows::{parse_status, StatusRow};
 use super::{Health, Unavailable};
 
-mod exemption_rows;
-mod exemptions;
 mod feed;
-
-// What the engine-specific modules use of the shared SQL code, under the names they use.
-use super::sql::automation as outbox;
-use super::sql::core::record_history_because;
-use super::sql::tracker;
 
 pub(crate) struct PgEngine {
     pub(super) pool: PgPool,
@@ -269,9 +259,6 @@ impl super::sql::SqlBackend for PgEngine {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(Vec::new())
     }
-    async fn statuses(tx: &mut WriteTx, subscription: Uuid) -> Result<Vec<StatusRow>> {
-        assessment_statuses(tx, subscription).await
-    }
     const GROUP_ORDER: &'static str = "created_seq";
     const SHARED: bool = true;
     async fn generation(&self) -> Result<i64> {
@@ -297,8 +284,13 @@ impl super::sql::WriteTx for WriteTx {
     fn everything(&mut self) {
         WriteTx::everything(self)
     }
-    async fn active_rules(&mut self, subscription: &str) -> Result<Vec<ExemptionRule>> {
-        exemption_rows::active_rules(self, subscription).await
+    async fn exclusive(&mut self, name: &str) -> Result<()> {
+        // A transaction-scoped advisory lock: released by COMMIT or ROLLBACK, whichever comes.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(name)
+            .execute(&mut **self)
+            .await?;
+        Ok(())
     }
     async fn commit(self) -> Result<()> {
         WriteTx::commit(self).await
@@ -335,19 +327,4 @@ pub(super) async fn bump_generation(tx: &mut WriteTx) -> Result<()> {
             .await?;
     }
     Ok(())
-}
-
-/// The scoring inputs of a subscription's assessments: their *effective* statuses (an exempt
-/// assessment counts as not applicable, `store::exemptions`), on any connection.
-pub(super) async fn assessment_statuses(
-    conn: &mut PgConnection,
-    subscription: Uuid,
-) -> Result<Vec<StatusRow>> {
-    let rows: Vec<StatusRow> = sqlx::query_as(
-        "SELECT resource_key, name_key, status FROM assessments WHERE subscription_id = $1",
-    )
-    .bind(subscription.to_string())
-    .fetch_all(&mut *conn)
-    .await?;
-    exemptions::effective_rows(conn, subscription, rows).await
 }

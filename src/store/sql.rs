@@ -17,11 +17,11 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
 
-use super::rows::StatusRow;
-
 pub(super) mod automation;
 pub(super) mod changes;
 pub(super) mod core;
+pub(super) mod exemption_rows;
+pub(super) mod exemptions;
 pub(super) mod identity;
 pub(super) mod management_groups;
 pub(super) mod sub_assessments;
@@ -266,11 +266,7 @@ impl Statement<'_> {
 /// An engine's side of the shared code: its transactions and its pool. The engine traits
 /// implemented in the submodules are implemented for every `SqlBackend`.
 #[async_trait]
-// Exemptions stay with each engine (the SQL differs, and their storage is being reworked): the
-// shared engine code builds on the engine's own `ExemptionEngine`.
-pub(in crate::store) trait SqlBackend:
-    super::exemptions::ExemptionEngine + Send + Sync + 'static
-{
+pub(in crate::store) trait SqlBackend: Send + Sync + 'static {
     type Tx: WriteTx;
     /// A write transaction (SQLite: holding the database's write lock from its start).
     async fn write_tx(&self) -> Result<Self::Tx>;
@@ -283,8 +279,6 @@ pub(in crate::store) trait SqlBackend:
     async fn rewrite_tx(&self) -> Result<Self::Tx>;
     /// The storage's own check of itself: what is damaged, nothing when sound.
     async fn integrity_check(&self) -> Result<Vec<String>>;
-    /// A subscription's assessments with their *effective* statuses (exemptions applied).
-    async fn statuses(tx: &mut Self::Tx, subscription: uuid::Uuid) -> Result<Vec<StatusRow>>;
     /// The order management groups are listed in: the order they were created.
     const GROUP_ORDER: &'static str;
     /// Several server processes share the database (`Engine::shared`).
@@ -312,11 +306,9 @@ pub(in crate::store) trait WriteTx: Send {
     async fn lock_subscriptions(&mut self, ids: Vec<String>) -> Result<BTreeSet<String>>;
     /// The commit changes what every server must drop, not only the locked subscriptions.
     fn everything(&mut self) {}
-    /// The active exemptions of a subscription, as this transaction sees them.
-    async fn active_rules(
-        &mut self,
-        subscription: &str,
-    ) -> Result<Vec<super::exemptions::ExemptionRule>>;
+    /// Take turns with every other transaction that calls this with the same `name`, until the
+    /// end of the transaction (SQLite's write lock already excludes all other writers).
+    async fn exclusive(&mut self, name: &str) -> Result<()>;
     /// Tell other processes of the commit: the generation, and (PostgreSQL) the change feed —
     /// of the locked subscriptions, or of everything when none was locked.
     async fn announce(&mut self) -> Result<()>;

@@ -25,19 +25,8 @@ use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use uuid::Uuid;
 
-use super::exemptions::ExemptionRule;
-pub(super) use super::rows::{parse_status, StatusRow};
 use super::{Health, Unavailable};
-
-mod exemption_rows;
-mod exemptions;
-
-// What the engine-specific modules use of the shared SQL code, under the names they use.
-use super::sql::automation as outbox;
-use super::sql::core::record_history_because;
-use super::sql::tracker;
 
 pub(crate) struct SqliteEngine {
     pub(super) pool: SqlitePool,
@@ -374,9 +363,6 @@ impl super::sql::SqlBackend for SqliteEngine {
             sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&self.pool).await?;
         Ok(if lines.len() == 1 && lines[0] == "ok" { Vec::new() } else { lines })
     }
-    async fn statuses(tx: &mut WriteTx, subscription: Uuid) -> Result<Vec<StatusRow>> {
-        assessment_statuses(tx, subscription).await
-    }
     const GROUP_ORDER: &'static str = "rowid";
     async fn generation(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT value FROM generation WHERE id = 1")
@@ -420,8 +406,8 @@ impl super::sql::WriteTx for WriteTx {
     async fn announce(&mut self) -> Result<()> {
         bump_generation(self).await
     }
-    async fn active_rules(&mut self, subscription: &str) -> Result<Vec<ExemptionRule>> {
-        exemption_rows::active_rules(self, subscription).await
+    async fn exclusive(&mut self, _name: &str) -> Result<()> {
+        Ok(()) // BEGIN IMMEDIATE holds the database's one write lock
     }
     async fn commit(self) -> Result<()> {
         WriteTx::commit(self).await
@@ -434,21 +420,6 @@ impl super::sql::WriteTx for WriteTx {
 pub(super) async fn bump_generation(tx: &mut WriteTx) -> Result<()> {
     sqlx::query("UPDATE generation SET value = value + 1 WHERE id = 1").execute(&mut **tx).await?;
     Ok(())
-}
-
-/// The scoring inputs of a subscription's assessments: their *effective* statuses (an exempt
-/// assessment counts as not applicable, `store::exemptions`), on any connection.
-pub(super) async fn assessment_statuses(
-    conn: &mut SqliteConnection,
-    subscription: Uuid,
-) -> Result<Vec<StatusRow>> {
-    let rows: Vec<StatusRow> = sqlx::query_as(
-        "SELECT resource_key, name_key, status FROM assessments WHERE subscription_id = ?1",
-    )
-    .bind(subscription.to_string())
-    .fetch_all(&mut *conn)
-    .await?;
-    exemptions::effective_rows(conn, subscription, rows).await
 }
 
 #[cfg(test)]

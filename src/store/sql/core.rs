@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::automation as outbox;
+use super::exemptions::assessment_statuses;
 use super::tracker;
 use super::{query, query_as, query_scalar, write_one, SqlBackend, WriteTx};
 use crate::arm::{format_time, ResourceId, ScopeKind};
@@ -505,7 +506,7 @@ impl<B: SqlBackend> Engine for B {
         subscription: Uuid,
     ) -> Result<BTreeMap<String, ControlCounts>> {
         let mut tx = self.read_tx().await?;
-        let rows = B::statuses(&mut tx, subscription).await?;
+        let rows = assessment_statuses(&mut tx, subscription).await?;
         tx.finish_read().await?;
         let cat = catalog::builtin();
         let mut items: Vec<(String, Vec<&str>, Status)> = Vec::with_capacity(rows.len());

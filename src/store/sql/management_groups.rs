@@ -356,7 +356,8 @@ mod tests {
     use crate::arm::ResourceId;
     use crate::store::engine::{AssessmentInput, Engine, Subscription, Write};
     use crate::store::rows::parse_status;
-    use crate::store::sqlite::{assessment_statuses, SqliteEngine};
+    use crate::store::sql::exemptions::assessment_statuses;
+    use crate::store::sqlite::SqliteEngine;
     use std::sync::Arc;
     use time::OffsetDateTime;
 

@@ -66,7 +66,7 @@ impl Tracker {
             return Ok(());
         }
         if !self.rules.contains_key(w.subscription) {
-            let rules = tx.active_rules(w.subscription).await?;
+            let rules = super::exemption_rows::active_rules(tx, w.subscription).await?;
             self.rules.insert(w.subscription.to_owned(), rules);
         }
         let exempt = self

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::exemptions::assessment_statuses;
 use super::{query, query_as, query_scalar, SqlBackend, WriteTx};
 use crate::catalog;
 use crate::score::{ScoreDetails, SecureScore};
@@ -25,9 +26,9 @@ struct TallyRow {
     counts: CountsRow,
 }
 
-async fn snapshot<B: SqlBackend>(tx: &mut B::Tx, subscription: Uuid) -> Result<Snapshot> {
+async fn snapshot(tx: &mut impl WriteTx, subscription: Uuid) -> Result<Snapshot> {
     let id = subscription.to_string();
-    let statuses = B::statuses(tx, subscription)
+    let statuses = assessment_statuses(tx, subscription)
         .await?
         .into_iter()
         .map(|row| Ok((row.resource_key, row.name_key, parse_status(&row.status)?)))
@@ -193,7 +194,7 @@ impl<B: SqlBackend> MaintenanceEngine for B {
         let total = ids.len();
         for (done, id) in ids.iter().enumerate() {
             let subscription = Uuid::parse_str(id)?;
-            let stored = snapshot::<B>(&mut tx, subscription).await?;
+            let stored = snapshot(&mut tx, subscription).await?;
             let derived = derive(&stored.statuses);
             let found = compare(subscription, &stored, &derived);
             let todo = plan(mode, catalog_changed, &stored, &derived, &found);
