@@ -1,8 +1,9 @@
 //! The PostgreSQL engine: one database shared by any number of stateless server replicas (and the
 //! CLI), on this machine or others.
 //!
-//! It keeps the SQLite engine's schema and encodings (migrations/postgres), so row mapping is
-//! shared (`store::rows`); the SQL differs in placeholders, locking and a few functions.
+//! It keeps the SQLite engine's schema and encodings (migrations/postgres), so both run the same
+//! SQL (`store::sql`); this module holds what differs: connections, transactions, locking,
+//! announcements and the classification of faults.
 //!
 //! Concurrency: every write transaction that moves a subscription's maintained state first locks
 //! the rows of the subscriptions it touches (`SELECT … FOR UPDATE`, in id order so that two
@@ -14,7 +15,7 @@
 //! Change feed: each such write bumps its subscriptions' `version` and sends
 //! `pg_notify('securescore_changes', '<id>:<version>')` inside the transaction (delivered on
 //! commit only); writes not tied to one subscription (identity, management groups, …) send `*`.
-//! [`PgEngine::change_feed`] turns them into [`Change`]s (module `feed`).
+//! The change feed (module `feed`) turns them into [`Change`]s.
 //!
 //! Faults: a pool without a free connection within [`ACQUIRE_TIMEOUT`], a lost connection, a full
 //! disk, a deadlock or too many connections are [`Unavailable`] (503); see [`fault`].

@@ -1,5 +1,6 @@
 //! The SQLite engine: the embedded default store (WAL mode, one file in the data directory) and
-//! the throw-away in-memory store.
+//! the throw-away in-memory store. The SQL it runs is shared with PostgreSQL (`store::sql`); this
+//! module holds its connections, transactions and faults.
 //!
 //! Durability: `synchronous=FULL`, so an acknowledged write survives a crash of the process and of
 //! the machine. Writers take the write lock up front (`BEGIN IMMEDIATE`) so that concurrent

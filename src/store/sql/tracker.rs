@@ -2,7 +2,7 @@
 //! steps the counters with *effective* statuses (`store::exemptions`) and appends every status
 //! transition, with the secure score before and after it, to `status_changes`. `apply` makes one
 //! call per assessment write ([`Tracker::write`]); exemption changes re-step through the same
-//! tracker (each engine's `exemptions`). The one place counters step.
+//! tracker (`sql::exemptions`). The one place counters step.
 
 use anyhow::Result;
 use std::collections::{BTreeMap, HashMap};
