@@ -329,3 +329,103 @@ pub(super) async fn bump_generation(tx: &mut WriteTx) -> Result<()> {
     }
     Ok(())
 }
+
+/// What only PostgreSQL has: the feed's reconnection and its faults. Run when
+/// `SECURESCORE_TEST_POSTGRES` names a server (see `store::conformance`).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::fresh_postgres;
+    use crate::store::engine::{Engine, Subscription};
+    use sqlx::Connection;
+    use uuid::Uuid;
+
+    fn subscription(id: Uuid) -> Subscription {
+        Subscription {
+            id,
+            display_name: "s".into(),
+            tenant_id: Uuid::nil(),
+            state: "Enabled".into(),
+        }
+    }
+
+    /// The longest a test waits for something that should come at once; a bound, not a measure.
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    async fn next(feed: &mut tokio::sync::mpsc::Receiver<Change>) -> Change {
+        tokio::time::timeout(PATIENCE, feed.recv())
+            .await
+            .expect("the feed says something")
+            .expect("the feed is open")
+    }
+
+    /// Another process's commits arrive as the subscription and its version; when the listening
+    /// connection is killed, the feed says "everything" (notifications may have been missed) and
+    /// then goes on with the next commits.
+    #[tokio::test]
+    async fn the_feed_reports_commits_and_survives_a_lost_connection() {
+        let Some(url) = fresh_postgres().await else { return };
+        let listener = PgEngine::open(&url, Duration::from_secs(5), Arc::default()).await.unwrap();
+        let writer = PgEngine::open(&url, Duration::from_secs(5), Arc::default()).await.unwrap();
+        let mut feed = listener.change_feed().await.unwrap().expect("PostgreSQL has a feed");
+        let id = Uuid::new_v4();
+        writer.put_subscription(&subscription(id)).await.unwrap();
+        assert_eq!(next(&mut feed).await, Change::Everything, "a new subscription: everything");
+        writer.put_custom_metadata(id, "m", &serde_json::json!({})).await.unwrap();
+        let Change::Subscription { id: got, version: v1 } = next(&mut feed).await else {
+            panic!("a write to one subscription names it")
+        };
+        assert_eq!(got, id);
+        writer.delete_custom_metadata(id, "m").await.unwrap();
+        assert_eq!(next(&mut feed).await, Change::Subscription { id, version: v1 + 1 });
+
+        // Kill the listening session (it is the one waiting in LISTEN on our database).
+        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+        let killed: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(killed, vec![true], "one listening session");
+        assert_eq!(next(&mut feed).await, Change::Everything, "a lost connection: everything");
+        // Back again: later commits are heard (a write may race the re-LISTEN, so write until
+        // one is heard, each time a new version).
+        let mut heard = None;
+        for _ in 0..50 {
+            writer.put_custom_metadata(id, "m", &serde_json::json!({})).await.unwrap();
+            match tokio::time::timeout(Duration::from_millis(200), feed.recv()).await {
+                Ok(Some(Change::Subscription { id: got, .. })) => {
+                    heard = Some(got);
+                    break;
+                }
+                Ok(Some(Change::Everything)) | Err(_) => continue,
+                Ok(None) => panic!("the feed ended"),
+            }
+        }
+        assert_eq!(heard, Some(id), "the feed listens again after the reconnection");
+    }
+
+    /// A writer that waits longer than its lock timeout for another one (here: a session holding
+    /// the subscription's row) fails with a passing fault, which the API answers 503.
+    #[tokio::test]
+    async fn a_lock_held_too_long_is_a_passing_fault() {
+        let Some(url) = fresh_postgres().await else { return };
+        let engine =
+            PgEngine::open(&url, Duration::from_millis(200), Arc::default()).await.unwrap();
+        let id = Uuid::new_v4();
+        engine.put_subscription(&subscription(id)).await.unwrap();
+        let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+        sqlx::query("SELECT id FROM subscriptions WHERE id = $1 FOR UPDATE")
+            .bind(id.to_string())
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let err = engine.put_custom_metadata(id, "m", &serde_json::json!({})).await.unwrap_err();
+        assert_eq!(Unavailable::of(&err), Some(Unavailable::Busy), "{err:#}");
+        sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+        engine.put_custom_metadata(id, "m", &serde_json::json!({})).await.expect("free again");
+    }
+}
