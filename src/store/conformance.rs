@@ -619,3 +619,115 @@ async fn exemptions_move_counters_and_restore_them() {
         assert!(s.delete_exemption("one").await.unwrap().is_none());
     }
 }
+
+/// The rest of an engine's surface: sub-assessments (and their cascade from a deleted
+/// assessment), the export outbox written inside `apply` and the deliveries routed from it (one
+/// lane at a time), and the status-transition log with its paging and retention.
+#[tokio::test]
+async fn sub_assessments_outbox_deliveries_and_the_change_log() {
+    for f in engines().await {
+        let id = Uuid::new_v4();
+        f.store.put_subscription(&sub(id)).await.unwrap();
+        let vm = format!(
+            "/subscriptions/{id}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
+        );
+        let resource = ResourceId::parse(&vm).unwrap();
+
+        // Sub-assessments: created, replaced, listed below a scope, gone with their assessment.
+        f.store.apply(&[put(&vm, EP, Status::Unhealthy)]).await.unwrap();
+        let finding = |name: &str, n: i64| SubAssessment {
+            resource_id: vm.clone(),
+            assessment: EP.into(),
+            name: name.into(),
+            properties: json!({"n": n}),
+        };
+        assert_eq!(
+            f.store.put_sub_assessment(&resource, &finding("A", 1)).await.unwrap(),
+            Some(true)
+        );
+        assert_eq!(
+            f.store.put_sub_assessment(&resource, &finding("a", 2)).await.unwrap(),
+            Some(false)
+        );
+        assert_eq!(
+            f.store.put_sub_assessment(&resource, &finding("b", 3)).await.unwrap(),
+            Some(true)
+        );
+        let rg = ResourceId::parse(&format!("/subscriptions/{id}/resourceGroups/rg")).unwrap();
+        let listed = f.store.sub_assessments(&rg, Some(EP), None, 10).await.unwrap();
+        assert_eq!(listed.len(), 2, "{}", f.name);
+        assert_eq!((listed[0].name.as_str(), &listed[0].properties), ("A", &json!({"n": 2})));
+        let orphan =
+            ResourceId::parse(&format!("/subscriptions/{}/resourceGroups/x", Uuid::new_v4()))
+                .unwrap();
+        assert_eq!(f.store.put_sub_assessment(&orphan, &finding("c", 1)).await.unwrap(), None);
+        assert!(f.store.delete_sub_assessment(&resource, EP, "B").await.unwrap());
+        f.store.apply(&[del(&vm, EP)]).await.unwrap();
+        assert!(
+            f.store.sub_assessments(&rg, None, None, 10).await.unwrap().is_empty(),
+            "{}",
+            f.name
+        );
+
+        // The outbox: nothing without an automation; with one, the write's events in order.
+        assert!(f.store.change_events(100).await.unwrap().is_empty(), "{}", f.name);
+        let automation = AutomationRecord {
+            subscription: id,
+            resource_group: "rg".into(),
+            name: "export".into(),
+            etag: "e1".into(),
+            spec: json!({"location": "westeurope", "properties": {}}),
+            last_snapshot_at: None,
+        };
+        assert_eq!(f.store.put_automation(&automation).await.unwrap(), Some(true));
+        f.store.apply(&[put(&vm, EP, Status::Healthy)]).await.unwrap();
+        let events = f.store.change_events(100).await.unwrap();
+        assert!(events.iter().any(|e| e.kind == EventKind::Assessment), "{}: {events:?}", f.name);
+        assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+        let delivery = |n: usize| NewDelivery {
+            event_id: events[0].event_id,
+            subscription: id,
+            automation_id:
+                "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Security/automations/export"
+                    .into(),
+            action_index: 0,
+            resource_key: "lane".into(),
+            event_source: "Assessments".into(),
+            change: format!("c{n}"),
+            target: json!({"uri": "https://example.invalid"}),
+            body: json!({"n": n}),
+        };
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        f.store.route_changes(&seqs, &[delivery(1), delivery(2)], 0).await.unwrap();
+        assert!(f.store.change_events(100).await.unwrap().is_empty(), "{}", f.name);
+        let due = f.store.due_deliveries(1, 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{}: only a lane's oldest is due", f.name);
+        assert_eq!(due[0].new.change, "c1");
+        f.store.retry_later(due[0].seq, 1_000, "refused").await.unwrap();
+        assert!(f.store.due_deliveries(1, 10).await.unwrap().is_empty(), "{}", f.name);
+        let due = f.store.due_deliveries(1_000, 10).await.unwrap();
+        assert_eq!((due[0].attempts, due[0].new.change.as_str()), (1, "c1"));
+        f.store.delivered(due[0].seq).await.unwrap();
+        assert_eq!(f.store.due_deliveries(1_000, 10).await.unwrap()[0].new.change, "c2");
+
+        // The change log: every transition of this test, newest first, paged by seq.
+        let (from, to) =
+            (OffsetDateTime::UNIX_EPOCH, OffsetDateTime::now_utc() + time::Duration::hours(1));
+        let log = f.store.changes(id, from, to, Order::NewestFirst, None, 10).await.unwrap();
+        let statuses: Vec<_> = log.iter().map(|c| (c.old, c.new)).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                (None, Some(Status::Healthy)),
+                (Some(Status::Unhealthy), None),
+                (None, Some(Status::Unhealthy))
+            ],
+            "{}",
+            f.name
+        );
+        let page =
+            f.store.changes(id, from, to, Order::OldestFirst, Some(log[2].seq), 10).await.unwrap();
+        assert_eq!(page.len(), 2, "{}", f.name);
+        assert_eq!(f.store.prune_changes(to).await.unwrap(), 3, "{}", f.name);
+    }
+}
