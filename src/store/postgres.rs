@@ -263,8 +263,13 @@ impl super::sql::SqlBackend for PgEngine {
     const GROUP_ORDER: &'static str = "created_seq";
     const SHARED: bool = true;
     async fn generation(&self) -> Result<i64> {
-        // The sequence's current value, as any session sees it (no nextval: a read).
-        Ok(sqlx::query_scalar("SELECT last_value FROM generation").fetch_one(&self.pool).await?)
+        // The sequence's current value, as any session sees it (no nextval: a read). Before its
+        // first nextval a sequence reports last_value 1 with is_called false: that is 0 writes.
+        Ok(sqlx::query_scalar(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM generation",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
     async fn change_feed(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>> {
         feed::start(&self.pool).await.map(Some)
