@@ -68,7 +68,8 @@ stop() {
     [ -n "$dir" ] && [ -d "$dir/data" ] || { echo "postgres.sh: no cluster to stop" >&2; exit 1; }
     as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
     rm -rf "$dir"
-    rm -f "$STATE"
+    # Forget it only if it is the cluster `start` recorded last.
+    if [ "$(cat "$STATE" 2>/dev/null || true)" = "$dir" ]; then rm -f "$STATE"; fi
 }
 
 case "${1:-}" in
