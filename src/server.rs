@@ -149,7 +149,7 @@ impl Application {
             }
             _ => None,
         };
-        let persistent = matches!(options.store, StoreConfig::Sqlite { .. });
+        let persistent = !matches!(options.store, StoreConfig::Memory);
         let mut export = options.export.clone();
         if export.exports_dir.is_none() {
             if let StoreConfig::Sqlite { data_dir } = &options.store {

@@ -45,13 +45,10 @@ pub fn init_logging(format: LogFormat) {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     init_logging(args.log_format);
-    if args.database_url.is_some() {
-        bail!(crate::store::POSTGRES_NOT_BUILT);
-    }
-    let store = if args.memory {
-        StoreConfig::Memory
-    } else {
-        StoreConfig::Sqlite { data_dir: args.data_dir.clone() }
+    let store = match (&args.database_url, args.memory) {
+        (Some(url), _) => super::data::database(url)?,
+        (None, true) => StoreConfig::Memory,
+        (None, false) => StoreConfig::Sqlite { data_dir: args.data_dir.clone() },
     };
     let tls = match (&args.tls_cert, &args.tls_key, args.insecure_http) {
         (_, _, true) => TlsMode::Insecure,

@@ -142,7 +142,7 @@ pub struct ServeArgs {
     /// Keep the data in memory only (lost on exit). TLS material still lives in --data-dir.
     #[arg(long)]
     pub memory: bool,
-    /// PostgreSQL URL for scale-out (postgres://...). Not available in this build yet.
+    /// PostgreSQL URL for scale-out (postgres://...): any number of servers share the database.
     #[arg(long, env = "SECURESCORE_DATABASE_URL", conflicts_with = "memory")]
     pub database_url: Option<String>,
     /// Seed the demo subscription 20ff7fc3-e762-44dd-bd96-b71116dcdc23 with the official example data.
@@ -288,7 +288,7 @@ pub struct VerifyArgs {
     /// Data directory of the embedded SQLite store.
     #[arg(long, env = "SECURESCORE_DATA_DIR", default_value = "./securescore-data")]
     pub data_dir: PathBuf,
-    /// PostgreSQL URL (postgres://...); takes the place of --data-dir. Not available in this build yet.
+    /// PostgreSQL URL (postgres://...); takes the place of --data-dir.
     // No `conflicts_with`: clap counts SECURESCORE_DATA_DIR from the environment as given.
     #[arg(long, env = "SECURESCORE_DATABASE_URL")]
     pub database_url: Option<String>,

@@ -1,5 +1,5 @@
-//! Storage: one [`Store`] handle over a crate-private [`Engine`] (SQLite today; PostgreSQL plugs in
-//! beside it without touching handlers), plus the read model the API serves from.
+//! Storage: one [`Store`] handle over a crate-private [`Engine`] (SQLite, embedded; PostgreSQL,
+//! shared by replicas), plus the read model the API serves from.
 //!
 //! - Every write goes through [`Store::apply`]: the engine updates assessments, the maintained
 //!   per-control counters and the score history in **one transaction**, so a read never scans
@@ -20,6 +20,9 @@ mod engine;
 mod exemptions;
 mod identity;
 mod management_groups;
+mod postgres;
+mod rows;
+mod sql;
 mod sqlite;
 mod subscription;
 pub mod transfer;
@@ -68,6 +71,8 @@ pub enum StoreConfig {
     Sqlite { data_dir: PathBuf },
     /// A throw-away in-memory SQLite database.
     Memory,
+    /// A PostgreSQL database (`postgres://…`), shared by any number of server replicas.
+    Postgres { url: String },
 }
 
 /// How long a write waits for another writer's lock unless told otherwise.
@@ -92,8 +97,17 @@ impl Unavailable {
             cause
                 .downcast_ref::<Unavailable>()
                 .copied()
-                .or_else(|| cause.downcast_ref::<sqlx::Error>().and_then(sqlite::fault))
+                .or_else(|| cause.downcast_ref::<sqlx::Error>().and_then(sql_fault))
         })
+    }
+}
+
+/// A passing fault of either SQL engine (each reads its own error codes).
+fn sql_fault(e: &sqlx::Error) -> Option<Unavailable> {
+    if postgres::is_postgres(e) {
+        postgres::fault(e)
+    } else {
+        sqlite::fault(e)
     }
 }
 
@@ -175,9 +189,6 @@ struct Inner {
     exemptions_changed: tokio::sync::Notify,
 }
 
-/// What `--database-url` answers until the PostgreSQL engine exists.
-pub const POSTGRES_NOT_BUILT: &str = "--database-url: the PostgreSQL engine is not part of this build yet; use --data-dir (SQLite) or --memory";
-
 impl Store {
     /// Open the store; when the built-in catalogue is not the one the counters were computed
     /// with, rebuild them first (so a server is never ready with counters of another catalogue).
@@ -212,6 +223,9 @@ impl Store {
                     .await?,
             ),
             StoreConfig::Memory => Box::new(sqlite::SqliteEngine::memory(health.clone()).await?),
+            StoreConfig::Postgres { url } => {
+                Box::new(postgres::PgEngine::open(url, busy_timeout, health.clone()).await?)
+            }
         };
         let seen = engine.generation().await?;
         Ok(Store {
