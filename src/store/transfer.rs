@@ -23,9 +23,11 @@ pub struct TableCount {
     pub target: u64,
 }
 
-/// Tables that are the engines' own bookkeeping, not the store's content.
+/// Tables that are the engines' own bookkeeping, not the store's content. `generation` (a table
+/// in SQLite, a sequence in PostgreSQL) only has to move forward: the target's goes on from where
+/// it is.
 fn bookkeeping(table: &str) -> bool {
-    table.starts_with("sqlite_") || table == "_sqlx_migrations"
+    table.starts_with("sqlite_") || table == "_sqlx_migrations" || table == "generation"
 }
 
 /// The tables holding what a user put in: a target with rows in any of them is not empty.
@@ -191,7 +193,10 @@ async fn insert(
     cols: &[(String, String)],
     batch: &[Vec<Value>],
 ) -> Result<()> {
-    let mut q = QueryBuilder::<Postgres>::new(format!("INSERT INTO \"{table}\" ({names}) "));
+    // Identity columns (`GENERATED ALWAYS`) take the copied ids as they are.
+    let mut q = QueryBuilder::<Postgres>::new(format!(
+        "INSERT INTO \"{table}\" ({names}) OVERRIDING SYSTEM VALUE "
+    ));
     q.push_values(batch, |mut b, row| {
         for (value, (_, udt)) in row.iter().zip(cols) {
             // SQLite keeps booleans as integers; PostgreSQL has no bigint → boolean cast.
