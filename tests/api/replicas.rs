@@ -21,13 +21,7 @@ const PATIENCE: Duration = Duration::from_secs(15);
 /// A fresh database on the test server, or `None` (and a loud line) when there is none.
 pub async fn fresh_database(test: &str) -> Option<String> {
     let Ok(base) = std::env::var("SECURESCORE_TEST_POSTGRES") else {
-        eprintln!(
-            "SKIPPED (PostgreSQL): {test} — set SECURESCORE_TEST_POSTGRES=postgres://USER@HOST:PORT/DB \
-             to run it (.ci/run starts a private cluster and sets it)"
-        );
-        if std::env::var_os("SECURESCORE_REQUIRE_POSTGRES").is_some() {
-            panic!("SECURESCORE_REQUIRE_POSTGRES is set but SECURESCORE_TEST_POSTGRES is not");
-        }
+        skipped(test, "set SECURESCORE_TEST_POSTGRES=postgres://USER@HOST:PORT/DB to run it (`.ci/postgres.sh start` prints one)");
         return None;
     };
     use sqlx::Connection;
@@ -37,6 +31,17 @@ pub async fn fresh_database(test: &str) -> Option<String> {
     let (head, _) =
         base.split('?').next().unwrap().rsplit_once('/').expect("a URL with a database");
     Some(format!("{head}/{name}"))
+}
+
+/// Say loudly that a PostgreSQL test did not run — straight to the terminal, which the test
+/// harness does not capture — or fail it where PostgreSQL is required (`.ci/run`).
+fn skipped(test: &str, why: &str) {
+    assert!(
+        std::env::var_os("SECURESCORE_REQUIRE_POSTGRES").is_none(),
+        "{test}: SECURESCORE_REQUIRE_POSTGRES is set, but {why}"
+    );
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "*** SKIPPED (PostgreSQL): {test} — {why} ***");
 }
 
 async fn replica(url: &str, public: &str) -> TestApp {
@@ -268,10 +273,7 @@ impl Cluster {
                 found.pop()
             });
         let Some(bin) = bin else {
-            eprintln!("SKIPPED (PostgreSQL): {test} — no PostgreSQL server programs (apt-get install postgresql)");
-            if std::env::var_os("SECURESCORE_REQUIRE_POSTGRES").is_some() {
-                panic!("SECURESCORE_REQUIRE_POSTGRES is set but PostgreSQL is not installed");
-            }
+            skipped(test, "no PostgreSQL server programs (apt-get install postgresql)");
             return None;
         };
         let as_postgres =
