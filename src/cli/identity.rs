@@ -226,7 +226,7 @@ pub async fn token(args: TokenArgs) -> Result<()> {
             .await?
             .with_context(|| format!("no principal '{who}' in {}", dir.display()))?,
         None => {
-            let creds = demo::read(dir)?.with_context(|| {
+            let creds = demo::read_for(&store, Some(dir)).await?.with_context(|| {
                 format!(
                     "no demo principal in {}: start the server with --demo, or pass --principal",
                     dir.display()

@@ -21,12 +21,9 @@ pub async fn run(args: MigrateArgs) -> Result<()> {
     if !db_file.exists() {
         bail!("{} holds no database ({DB_FILE}): nothing to migrate", data_dir.display());
     }
-    if !args.to.starts_with("postgres://") && !args.to.starts_with("postgresql://") {
-        bail!("--to must be a PostgreSQL URL (postgres://user@host:port/database)");
-    }
+    let target = super::data::database(&args.to)?;
     // Bring the source up to this version's schema (and catalogue), then create the target's.
     Store::open(&dir).await.context("cannot open the data directory's store")?;
-    let target = StoreConfig::Postgres { url: args.to.clone() };
     Store::open(&target).await.context("cannot open the target database")?;
 
     let plan = Plan::new(&db_file, &args.to, args.force).await?;

@@ -3,6 +3,8 @@
 //! user name and password), whose credentials are written to `DATA_DIR/demo-credentials.json`
 //! (0600) so that the SDK, az, curl and a person at the dashboard can sign in at once. The file is the source of truth across restarts:
 //! the same client id and secret keep working (also with `--memory`, where the database is new).
+//! Replicas on a shared database keep them in the database instead (the meta row
+//! [`CREDENTIALS_META`]): every replica started with `--demo` then serves the same demo principal.
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -15,6 +17,8 @@ use crate::demo::DEMO_SUBSCRIPTION;
 use crate::store::{PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment, Store};
 
 pub const CREDENTIALS_FILE: &str = "demo-credentials.json";
+/// The meta row holding the demo credentials on a shared database.
+pub const CREDENTIALS_META: &str = "demo_credentials";
 pub const DEMO_PRINCIPAL_NAME: &str = "securescore-demo";
 /// The demo user's sign-in name.
 pub const DEMO_USER_NAME: &str = "demo@securescore.local";
@@ -46,12 +50,40 @@ pub fn read(dir: &Path) -> Result<Option<DemoCredentials>> {
     }
 }
 
+/// The demo credentials in force: a shared database's, else the data directory's file.
+pub async fn read_for(store: &Store, dir: Option<&Path>) -> Result<Option<DemoCredentials>> {
+    if store.is_shared() {
+        return match store.meta(CREDENTIALS_META).await? {
+            Some(text) => Ok(Some(
+                serde_json::from_str(&text)
+                    .context("the database's demo credentials are not readable")?,
+            )),
+            None => Ok(None),
+        };
+    }
+    match dir {
+        Some(d) => read(d),
+        None => Ok(None),
+    }
+}
+
 /// Make sure the demo principal exists with Owner on the demo subscription; its credentials.
 pub async fn ensure(store: &Store, tenant: Uuid, dir: Option<&Path>) -> Result<DemoCredentials> {
-    let known = match dir {
-        Some(d) => read(d)?,
-        None => None,
-    };
+    let mut known = read_for(store, dir).await?;
+    if known.is_none() && store.is_shared() {
+        // Replicas starting together agree on one set: the first to write it wins.
+        let candidate = DemoCredentials {
+            tenant_id: tenant,
+            client_id: Uuid::new_v4(),
+            client_secret: secret::generate(),
+            subscription_id: DEMO_SUBSCRIPTION,
+            user_name: DEMO_USER_NAME.into(),
+            user_password: secret::generate(),
+        };
+        let text = serde_json::to_string(&candidate)?;
+        let in_force = store.set_meta_if_absent(CREDENTIALS_META, &text).await?;
+        known = Some(serde_json::from_str(&in_force)?);
+    }
     let (client_id, client_secret) = match &known {
         Some(c) => (c.client_id, c.client_secret.clone()),
         None => (Uuid::new_v4(), secret::generate()),

@@ -1,6 +1,7 @@
 //! A crash under load: the real binary is killed with SIGKILL while concurrent writers PUT
 //! assessments. After a restart every acknowledged write is there with its status, and `verify`
-//! finds the counters in step with the assessments.
+//! finds the counters in step with the assessments — on a data directory, and on PostgreSQL (a
+//! replica killed; another started on the same database).
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -13,8 +14,35 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::verify::{cli, stderr, stdout, verify};
+use super::verify::{cli, stderr, stdout};
 use super::*;
+
+/// Where the server keeps its data: a data directory, or PostgreSQL (with a data directory for
+/// its demo credentials).
+struct Where<'a> {
+    dir: &'a Path,
+    database_url: Option<&'a str>,
+}
+
+impl Where<'_> {
+    fn args(&self) -> Vec<String> {
+        let mut args = vec!["--data-dir".to_string(), self.dir.to_str().unwrap().to_string()];
+        if let Some(url) = self.database_url {
+            args.extend(["--database-url".to_string(), url.to_string()]);
+        }
+        args
+    }
+}
+
+async fn verify(at: &Where<'_>, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["verify".to_string()];
+    match at.database_url {
+        Some(url) => args.extend(["--database-url".to_string(), url.to_string()]),
+        None => args.extend(["--data-dir".to_string(), at.dir.to_str().unwrap().to_string()]),
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    cli(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
+}
 
 const WRITERS: usize = 4;
 /// Each writer's bound: it stops earlier when the server dies.
@@ -33,12 +61,11 @@ struct Server {
     token: String,
 }
 
-/// `serve` on `dir` (any free port, read back from the banner), and a token of the demo principal.
-async fn start(dir: &Path) -> Server {
+/// `serve` on `at` (any free port, read back from the banner), and a token of the demo principal.
+async fn start(at: &Where<'_>) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_securescore"))
         .args(["serve", "--insecure-http", "--demo", "--no-throttle", "--listen", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(dir)
+        .args(at.args())
         .env_remove("SECURESCORE_DATA_DIR")
         .env_remove("SECURESCORE_AUTH")
         .env("SECURESCORE_LOG", "warn")
@@ -61,7 +88,9 @@ async fn start(dir: &Path) -> Server {
     };
     // Keep draining stdout so the server never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let out = cli(&["token", "--data-dir", dir.to_str().unwrap(), "--authority", &base]).await;
+    let mut args = vec!["token".to_string(), "--authority".to_string(), base.clone()];
+    args.extend(at.args());
+    let out = cli(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
     assert!(out.status.success(), "token: {}", stderr(&out));
     let token = stdout(&out).lines().last().expect("a token").trim().to_string();
     Server { child, base, token }
@@ -144,7 +173,19 @@ async fn writer(
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9_and_verify_passes() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = start(dir.path()).await;
+    crash_and_check(&Where { dir: dir.path(), database_url: None }).await;
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9_of_a_replica_on_postgresql() {
+    let test = "acknowledged_writes_survive_kill_9_of_a_replica_on_postgresql";
+    let Some(url) = super::replicas::fresh_database(test).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    crash_and_check(&Where { dir: dir.path(), database_url: Some(&url) }).await;
+}
+
+async fn crash_and_check(at: &Where<'_>) {
+    let mut server = start(at).await;
     let names = Arc::new(names());
     assert_eq!(names.len(), 3);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
@@ -169,9 +210,9 @@ async fn acknowledged_writes_survive_kill_9_and_verify_passes() {
         assert!(started.elapsed() < GIVE_UP, "no writes acknowledged");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let during = verify(dir.path(), &[]).await;
+    let during = verify(at, &[]).await;
     assert!(during.status.success(), "{}{}", stdout(&during), stderr(&during));
-    let repair = verify(dir.path(), &["--repair"]).await;
+    let repair = verify(at, &["--repair"]).await;
     assert!(repair.status.success(), "{}{}", stdout(&repair), stderr(&repair));
     assert!(stdout(&repair).contains("Nothing to repair"), "{}", stdout(&repair));
     let acks_at_verify = acks.load(Ordering::Relaxed);
@@ -201,8 +242,8 @@ async fn acknowledged_writes_survive_kill_9_and_verify_passes() {
     );
     assert!(acked > 0, "some writes were acknowledged before the kill");
 
-    // Restart on the same data directory.
-    let mut server = start(dir.path()).await;
+    // Restart on the same data.
+    let mut server = start(at).await;
     let mut checked = 0;
     for (id, attempts) in by_writer.iter().enumerate() {
         // Per key: the status of its last acknowledged write, or of a later write that was in
@@ -239,7 +280,7 @@ async fn acknowledged_writes_survive_kill_9_and_verify_passes() {
     assert!(checked > 0);
 
     // The counters are in step with what survived (checked while the server runs).
-    let v = verify(dir.path(), &[]).await;
+    let v = verify(at, &[]).await;
     assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
     let _ = server.child.start_kill();
     let _ = server.child.wait().await;
