@@ -14,8 +14,7 @@ use uuid::Uuid;
 
 use super::*;
 use securescore::automation::ExportConfig;
-use securescore::identity::admin::{self, NewPrincipal};
-use securescore::store::{AutomationRecord, PrincipalKind};
+use securescore::store::AutomationRecord;
 
 const V19: &str = "2019-01-01-preview";
 const V23: &str = "2023-12-01-preview";
@@ -371,39 +370,6 @@ async fn invalid_bodies_are_400s_naming_the_property() {
     assert_eq!((r.status, r.code()), (400, "InvalidResourceType"));
 }
 
-/// A token for a new service principal holding `role` on the subscription.
-async fn token_with_role(app: &TestApp, role: &str, sub: &str) -> String {
-    let (p, secret) = admin::create_principal(
-        &app.store,
-        NewPrincipal {
-            display_name: format!("{role} tester"),
-            kind: PrincipalKind::ServicePrincipal,
-            user_name: None,
-            password: None,
-            tenant_id: Some(app.tenant),
-        },
-    )
-    .await
-    .unwrap();
-    admin::assign(&app.store, &p.id.to_string(), role, &format!("/subscriptions/{sub}"))
-        .await
-        .unwrap();
-    let r = app
-        .http
-        .post(format!("{}/{}/oauth2/v2.0/token", app.base, app.tenant))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &p.app_id.unwrap().to_string()),
-            ("client_secret", &secret),
-            ("scope", "https://management.azure.com//.default"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_string()
-}
-
 async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Option<&Value>) -> u16 {
     let mut r = app.http.request(method, format!("{}{path}", app.base)).bearer_auth(token);
     if let Some(b) = body {
@@ -424,7 +390,7 @@ async fn readers_read_and_security_admins_contributors_and_owners_write() {
         format!("/subscriptions/{sub}/providers/Microsoft.Security/automations?api-version={V23}");
     assert_eq!(app.put(&path, &body).await.status, 201);
     for role in ["Reader", "Security Reader"] {
-        let token = token_with_role(&app, role, &sub).await;
+        let token = token_with_role_at(&app, role, &sub).await;
         assert_eq!(call(&app, Method::GET, &path, &token, None).await, 200, "{role}");
         assert_eq!(call(&app, Method::GET, &list, &token, None).await, 200, "{role}");
         assert_eq!(call(&app, Method::PUT, &path, &token, Some(&body)).await, 403, "{role}");
@@ -432,12 +398,12 @@ async fn readers_read_and_security_admins_contributors_and_owners_write() {
         assert_eq!(call(&app, Method::DELETE, &path, &token, None).await, 403, "{role}");
     }
     for (i, role) in ["Security Admin", "Contributor", "Owner"].into_iter().enumerate() {
-        let token = token_with_role(&app, role, &sub).await;
+        let token = token_with_role_at(&app, role, &sub).await;
         let own = automation_path(&sub, "rg", &format!("w{i}"), V23);
         assert_eq!(call(&app, Method::PUT, &own, &token, Some(&body)).await, 201, "{role}");
         assert_eq!(call(&app, Method::DELETE, &own, &token, None).await, 204, "{role}");
     }
-    let token = token_with_role(&app, "Security Assessment Contributor", &sub).await;
+    let token = token_with_role_at(&app, "Security Assessment Contributor", &sub).await;
     assert_eq!(call(&app, Method::PUT, &path, &token, Some(&body)).await, 403, "assessments only");
 }
 
@@ -1116,4 +1082,9 @@ async fn a_backlog_larger_than_a_batch_is_delivered_whole() {
     let ids: std::collections::BTreeSet<String> =
         got.iter().map(|(_, b)| b["id"].as_str().unwrap().to_string()).collect();
     assert_eq!((got.len(), ids.len()), (450, 450), "each assessment once");
+}
+
+/// A token for a new service principal holding `role` on the subscription.
+async fn token_with_role_at(app: &TestApp, role: &str, sub: &str) -> String {
+    token_with_roles(app, &[(role, &format!("/subscriptions/{sub}"))]).await
 }

@@ -8,8 +8,6 @@ use uuid::Uuid;
 
 use super::improvements::{put_status, vm, EP, MFA};
 use super::*;
-use securescore::identity::admin::{self, NewPrincipal};
-use securescore::store::PrincipalKind;
 
 const VERSIONS: [&str; 4] = ["2019-01-01-preview", "2020-01-01", "2021-06-01", "2025-05-04"];
 
@@ -227,40 +225,6 @@ async fn an_exemption_expires_on_time_without_a_restart() {
     assert_verifies(&app).await;
 }
 
-/// A token for a new service principal with `role` over the subscription.
-async fn token_with_role(app: &TestApp, sub: Uuid, role: &str) -> String {
-    let (principal, secret) = admin::create_principal(
-        &app.store,
-        NewPrincipal {
-            display_name: format!("{role} principal"),
-            kind: PrincipalKind::ServicePrincipal,
-            user_name: None,
-            password: None,
-            tenant_id: Some(app.tenant),
-        },
-    )
-    .await
-    .unwrap();
-    admin::assign(&app.store, &principal.id.to_string(), role, &format!("/subscriptions/{sub}"))
-        .await
-        .unwrap();
-    let client_id = principal.app_id.unwrap().to_string();
-    let r = app
-        .http
-        .post(format!("{}/{}/oauth2/v2.0/token", app.base, app.tenant))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id.as_str()),
-            ("client_secret", secret.as_str()),
-            ("scope", "https://management.azure.com/.default"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
-    body["access_token"].as_str().expect("a token").to_string()
-}
-
 async fn as_principal(
     app: &TestApp,
     token: &str,
@@ -288,7 +252,7 @@ async fn only_security_admin_contributor_or_owner_may_exempt() {
     let exemption = body(&vm1, EP, None);
     use reqwest::Method as M;
 
-    let reader = token_with_role(&app, sub, "Reader").await;
+    let reader = token_with_role_at(&app, sub, "Reader").await;
     let (status, err) =
         as_principal(&app, &reader, M::PUT, &exemption_path("r"), Some(&exemption)).await;
     assert_eq!(status, 403, "{err}");
@@ -299,13 +263,13 @@ async fn only_security_admin_contributor_or_owner_may_exempt() {
         .contains("Microsoft.Security/exemptions/write"));
     assert_eq!(app.get(&score_path(&sub.to_string())).await.body, before, "nothing moved");
     let assessment_contributor =
-        token_with_role(&app, sub, "Security Assessment Contributor").await;
+        token_with_role_at(&app, sub, "Security Assessment Contributor").await;
     let (status, _) =
         as_principal(&app, &assessment_contributor, M::PUT, &exemption_path("r"), Some(&exemption))
             .await;
     assert_eq!(status, 403);
 
-    let admin = token_with_role(&app, sub, "Security Admin").await;
+    let admin = token_with_role_at(&app, sub, "Security Admin").await;
     let (status, created) =
         as_principal(&app, &admin, M::PUT, &exemption_path("a"), Some(&exemption)).await;
     assert_eq!(status, 201, "{created}");
@@ -316,14 +280,14 @@ async fn only_security_admin_contributor_or_owner_may_exempt() {
     assert_eq!(status, 403);
     let elsewhere = Uuid::new_v4();
     app.add_subscription(elsewhere).await;
-    let stranger = token_with_role(&app, elsewhere, "Owner").await;
+    let stranger = token_with_role_at(&app, elsewhere, "Owner").await;
     let (status, _) = as_principal(&app, &stranger, M::GET, &exemption_path("a"), None).await;
     assert_eq!(status, 403);
     let (status, list) =
         as_principal(&app, &stranger, M::GET, "/securescore/v1/exemptions", None).await;
     assert_eq!(status, 200);
     assert_eq!(list["value"], json!([]));
-    let contributor = token_with_role(&app, sub, "Contributor").await;
+    let contributor = token_with_role_at(&app, sub, "Contributor").await;
     let (status, _) = as_principal(&app, &contributor, M::DELETE, &exemption_path("a"), None).await;
     assert_eq!(status, 200);
     // No token: 401.
@@ -473,4 +437,9 @@ async fn an_exemption_that_expired_while_down_ends_at_start_up() {
     let a = app.get(&assessment_path(&vm1, EP, "2021-06-01")).await;
     assert_eq!(a.body["properties"]["status"]["code"], "Unhealthy");
     assert_verifies(&app).await;
+}
+
+/// A token for a new service principal with `role` over the subscription.
+async fn token_with_role_at(app: &TestApp, sub: Uuid, role: &str) -> String {
+    token_with_roles(app, &[(role, &format!("/subscriptions/{sub}"))]).await
 }

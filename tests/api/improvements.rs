@@ -265,7 +265,7 @@ async fn unhealthy_resources_page_through_every_id_once() {
 
 #[tokio::test]
 async fn improvements_at_a_management_group_sum_the_subscriptions_below_it() {
-    use super::management_groups::{get_as, place, put_group, token_with_roles};
+    use super::management_groups::{get_as, place, put_group};
     let app = spawn_app().await;
     let (a, b, outside) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     for s in [a, b, outside] {

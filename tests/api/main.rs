@@ -284,6 +284,59 @@ impl TestApp {
     }
 }
 
+/// A new service principal of the server's tenant holding every (role, scope) of `roles`, and
+/// its secret.
+pub async fn principal_with_roles(
+    app: &TestApp,
+    roles: &[(&str, &str)],
+) -> (securescore::store::PrincipalRecord, String) {
+    let (p, secret) = admin::create_principal(
+        &app.store,
+        NewPrincipal {
+            display_name: "test principal".into(),
+            kind: PrincipalKind::ServicePrincipal,
+            user_name: None,
+            password: None,
+            tenant_id: Some(app.tenant),
+        },
+    )
+    .await
+    .unwrap();
+    for (role, scope) in roles {
+        admin::assign(&app.store, &p.id.to_string(), role, scope).await.unwrap();
+    }
+    (p, secret)
+}
+
+/// A token from the server's token endpoint for a service principal (client credentials).
+pub async fn client_token(
+    app: &TestApp,
+    p: &securescore::store::PrincipalRecord,
+    secret: &str,
+) -> String {
+    let r = app
+        .http
+        .post(format!("{}/{}/oauth2/v2.0/token", app.base, app.tenant))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &p.app_id.expect("a service principal").to_string()),
+            ("client_secret", secret),
+            ("scope", "https://management.azure.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the token endpoint");
+    let body: Value = r.json().await.unwrap();
+    body["access_token"].as_str().expect("a token").to_string()
+}
+
+/// A token for a new service principal holding every (role, scope) of `roles`.
+pub async fn token_with_roles(app: &TestApp, roles: &[(&str, &str)]) -> String {
+    let (p, secret) = principal_with_roles(app, roles).await;
+    client_token(app, &p, &secret).await
+}
+
 pub fn score_path(sub: &str) -> String {
     format!("/subscriptions/{sub}/providers/Microsoft.Security/secureScores/ascScore?api-version=2020-01-01")
 }

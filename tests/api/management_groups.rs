@@ -470,40 +470,6 @@ async fn token_with(app: &TestApp, role: Option<(&str, &str)>) -> String {
     token_with_roles(app, role.as_slice()).await
 }
 
-/// A token of a new service principal with every (role, scope) of `roles`.
-pub(crate) async fn token_with_roles(app: &TestApp, roles: &[(&str, &str)]) -> String {
-    use securescore::identity::admin::{self, NewPrincipal};
-    let (p, secret) = admin::create_principal(
-        &app.store,
-        NewPrincipal {
-            display_name: "mg tester".into(),
-            kind: securescore::store::PrincipalKind::ServicePrincipal,
-            user_name: None,
-            password: None,
-            tenant_id: Some(app.tenant),
-        },
-    )
-    .await
-    .unwrap();
-    for (role, scope) in roles {
-        admin::assign(&app.store, &p.id.to_string(), role, scope).await.unwrap();
-    }
-    let r = app
-        .http
-        .post(format!("{}/{}/oauth2/v2.0/token", app.base, app.tenant))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &p.app_id.unwrap().to_string()),
-            ("client_secret", &secret),
-            ("scope", "https://management.azure.com//.default"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
-    body["access_token"].as_str().expect("a token").to_string()
-}
-
 pub(crate) async fn get_as(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
     let r = app.http.get(format!("{}{path}", app.base)).bearer_auth(token).send().await.unwrap();
     let status = r.status().as_u16();

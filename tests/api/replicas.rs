@@ -83,51 +83,6 @@ const NAMES: [&str; 3] = [
 ];
 const CODES: [&str; 3] = ["Healthy", "Unhealthy", "NotApplicable"];
 
-/// A token from the token endpoint of `app` for a new principal with `role` at `scope`.
-async fn client_token(
-    app: &TestApp,
-    role: &str,
-    scope: &str,
-) -> (String, securescore::store::PrincipalRecord, String) {
-    let (p, secret) = admin::create_principal(
-        &app.store,
-        NewPrincipal {
-            display_name: "replica tester".into(),
-            kind: PrincipalKind::ServicePrincipal,
-            user_name: None,
-            password: None,
-            tenant_id: Some(app.tenant),
-        },
-    )
-    .await
-    .unwrap();
-    admin::assign(&app.store, &p.id.to_string(), role, scope).await.unwrap();
-    let token = token_from(app, &p, &secret).await;
-    (token, p, secret)
-}
-
-async fn token_from(
-    app: &TestApp,
-    p: &securescore::store::PrincipalRecord,
-    secret: &str,
-) -> String {
-    let r = app
-        .http
-        .post(format!("{}/{}/oauth2/v2.0/token", app.base, app.tenant))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &p.app_id.unwrap().to_string()),
-            ("client_secret", secret),
-            ("scope", "https://management.azure.com/.default"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let body: Value = r.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_string()
-}
-
 async fn status_as(app: &TestApp, path: &str, token: &str) -> u16 {
     app.http
         .get(format!("{}{path}", app.base))
@@ -219,8 +174,9 @@ async fn two_replicas_on_one_database_are_one_service() {
 
     // A token from one replica works on the other; a role removed through one is gone on both.
     let score = score_path(&subs[0].to_string());
-    let (token, principal, secret) =
-        client_token(&a, "Reader", &format!("/subscriptions/{}", subs[0])).await;
+    let reader = format!("/subscriptions/{}", subs[0]);
+    let (principal, secret) = principal_with_roles(&a, &[("Reader", &reader)]).await;
+    let token = client_token(&a, &principal, &secret).await;
     assert_eq!(status_as(&b, &score, &token).await, 200);
     let id = principal.id.to_string();
     for ra in a.store.role_assignments(Some(&id)).await.unwrap() {
@@ -238,7 +194,7 @@ async fn two_replicas_on_one_database_are_one_service() {
     admin::assign(&a.store, &principal.id.to_string(), "Reader", "/").await.unwrap();
     let r = a.request(Method::POST, "/securescore/v1/keys/rotate", Some(String::new()), &[]).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let fresh = token_from(&a, &principal, &secret).await;
+    let fresh = client_token(&a, &principal, &secret).await;
     eventually("a token signed with A's new key accepted by B", || async {
         match status_as(&b, &score, &fresh).await {
             200 => Ok(()),

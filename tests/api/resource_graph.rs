@@ -9,9 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use uuid::Uuid;
 
-use super::{assessment_body, spawn_app, Resp, TestApp, DEMO};
-use securescore::identity::admin::{self, NewPrincipal};
-use securescore::store::PrincipalKind;
+use super::{assessment_body, spawn_app, token_with_roles, Resp, TestApp, DEMO};
 
 const PATH: &str = "/providers/Microsoft.ResourceGraph/resources?api-version=2021-03-01";
 
@@ -433,40 +431,6 @@ async fn pages_with_top_skip_and_skip_tokens_cover_the_result_once() {
     app.stop().await;
 }
 
-/// A token from the token endpoint for a new service principal with `role` at `scope`.
-async fn token_with(app: &TestApp, role: Option<(&str, &str)>) -> String {
-    let (p, secret) = admin::create_principal(
-        &app.store,
-        NewPrincipal {
-            display_name: "graph reader".into(),
-            kind: PrincipalKind::ServicePrincipal,
-            user_name: None,
-            password: None,
-            tenant_id: Some(app.tenant),
-        },
-    )
-    .await
-    .unwrap();
-    if let Some((role, scope)) = role {
-        admin::assign(&app.store, &p.id.to_string(), role, scope).await.unwrap();
-    }
-    let client_id = p.app_id.unwrap().to_string();
-    let r = app
-        .http
-        .post(format!("{}/{}/oauth2/v2.0/token", app.base, app.tenant))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id.as_str()),
-            ("client_secret", secret.as_str()),
-            ("scope", "https://management.azure.com/.default"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
-    body["access_token"].as_str().expect("a token").to_string()
-}
-
 async fn graph_as(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
     let r = app
         .http
@@ -799,4 +763,9 @@ async fn facets_count_the_result_by_an_expression() {
     let healthy = &r.body["facets"][1];
     assert_eq!(healthy["data"], json!([{"status": "Healthy", "count": counts["Healthy"]}]));
     app.stop().await;
+}
+
+/// A token from the token endpoint for a new service principal with `role` at `scope`.
+async fn token_with(app: &TestApp, role: Option<(&str, &str)>) -> String {
+    token_with_roles(app, role.as_slice()).await
 }
