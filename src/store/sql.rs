@@ -155,7 +155,8 @@ impl Query<'_> {
     }
 }
 
-/// The fetch methods of a statement whose rows decode as `$row` through sqlx's `$make`.
+/// The fetch methods of a statement whose rows decode as `$row` through sqlx's `$make`; each
+/// runs sqlx's method of the same name on whichever connection it is given.
 macro_rules! fetches {
     ($ty:ident, $bound:ident, $make:ident) => {
         impl<T: $bound> $ty<'_, T> {
@@ -164,67 +165,21 @@ macro_rules! fetches {
                 self
             }
 
-            pub(in crate::store) async fn fetch_all(
-                self,
-                conn: Conn<'_>,
-            ) -> Result<Vec<T>, sqlx::Error> {
-                let s = &self.0;
-                match conn {
-                    Conn::Sqlite(c) => {
-                        sqlx::$make::<Sqlite, T, _>(&s.sql, s.sqlite_args()).fetch_all(c).await
-                    }
-                    Conn::SqlitePool(p) => {
-                        sqlx::$make::<Sqlite, T, _>(&s.sql, s.sqlite_args()).fetch_all(p).await
-                    }
-                    Conn::Pg(c) => {
-                        sqlx::$make::<Postgres, T, _>(&s.sql, s.pg_args()).fetch_all(c).await
-                    }
-                    Conn::PgPool(p) => {
-                        sqlx::$make::<Postgres, T, _>(&s.sql, s.pg_args()).fetch_all(p).await
-                    }
+            fetches!(@fetch $make, fetch_all, Vec<T>);
+            fetches!(@fetch $make, fetch_optional, Option<T>);
+            fetches!(@fetch $make, fetch_one, T);
+        }
+    };
+    (@fetch $make:ident, $method:ident, $out:ty) => {
+        pub(in crate::store) async fn $method(self, conn: Conn<'_>) -> Result<$out, sqlx::Error> {
+            let s = &self.0;
+            match conn {
+                Conn::Sqlite(c) => sqlx::$make::<Sqlite, T, _>(&s.sql, s.sqlite_args()).$method(c).await,
+                Conn::SqlitePool(p) => {
+                    sqlx::$make::<Sqlite, T, _>(&s.sql, s.sqlite_args()).$method(p).await
                 }
-            }
-
-            pub(in crate::store) async fn fetch_optional(
-                self,
-                conn: Conn<'_>,
-            ) -> Result<Option<T>, sqlx::Error> {
-                let s = &self.0;
-                match conn {
-                    Conn::Sqlite(c) => {
-                        sqlx::$make::<Sqlite, T, _>(&s.sql, s.sqlite_args()).fetch_optional(c).await
-                    }
-                    Conn::SqlitePool(p) => {
-                        sqlx::$make::<Sqlite, T, _>(&s.sql, s.sqlite_args()).fetch_optional(p).await
-                    }
-                    Conn::Pg(c) => {
-                        sqlx::$make::<Postgres, T, _>(&s.sql, s.pg_args()).fetch_optional(c).await
-                    }
-                    Conn::PgPool(p) => {
-                        sqlx::$make::<Postgres, T, _>(&s.sql, s.pg_args()).fetch_optional(p).await
-                    }
-                }
-            }
-
-            pub(in crate::store) async fn fetch_one(
-                self,
-                conn: Conn<'_>,
-            ) -> Result<T, sqlx::Error> {
-                let s = &self.0;
-                match conn {
-                    Conn::Sqlite(c) => {
-                        sqlx::$make::<Sqlite, T, _>(&s.sql, s.sqlite_args()).fetch_one(c).await
-                    }
-                    Conn::SqlitePool(p) => {
-                        sqlx::$make::<Sqlite, T, _>(&s.sql, s.sqlite_args()).fetch_one(p).await
-                    }
-                    Conn::Pg(c) => {
-                        sqlx::$make::<Postgres, T, _>(&s.sql, s.pg_args()).fetch_one(c).await
-                    }
-                    Conn::PgPool(p) => {
-                        sqlx::$make::<Postgres, T, _>(&s.sql, s.pg_args()).fetch_one(p).await
-                    }
-                }
+                Conn::Pg(c) => sqlx::$make::<Postgres, T, _>(&s.sql, s.pg_args()).$method(c).await,
+                Conn::PgPool(p) => sqlx::$make::<Postgres, T, _>(&s.sql, s.pg_args()).$method(p).await,
             }
         }
     };
