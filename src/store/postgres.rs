@@ -412,6 +412,25 @@ mod tests {
         assert_eq!(heard, Some(id), "the feed listens again after the reconnection");
     }
 
+    /// A request that finds every pooled connection busy for [`ACQUIRE_TIMEOUT`] fails with a
+    /// passing fault (503 + Retry-After), and writes are in doubt until one commits again.
+    #[tokio::test]
+    async fn an_exhausted_pool_is_a_passing_fault() {
+        let Some(url) = fresh_postgres().await else { return };
+        let health = Arc::new(Health::default());
+        let engine = PgEngine::open(&url, Duration::from_secs(5), health.clone()).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            held.push(engine.pool.acquire().await.unwrap());
+        }
+        let err = engine.put_subscription(&subscription(Uuid::new_v4())).await.unwrap_err();
+        assert_eq!(Unavailable::of(&err), Some(Unavailable::Busy), "{err:#}");
+        assert!(health.in_doubt_for_tests());
+        drop(held);
+        engine.put_subscription(&subscription(Uuid::new_v4())).await.expect("connections again");
+        assert!(!health.in_doubt_for_tests());
+    }
+
     /// A writer that waits longer than its lock timeout for another one (here: a session holding
     /// the subscription's row) fails with a passing fault, which the API answers 503.
     #[tokio::test]
