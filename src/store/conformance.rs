@@ -46,7 +46,10 @@ pub(super) async fn fresh_postgres() -> Option<String> {
     static SKIPPED: std::sync::Once = std::sync::Once::new();
     let Ok(admin) = std::env::var(POSTGRES_VAR) else {
         SKIPPED.call_once(|| {
-            eprintln!(
+            // Straight to the process's stderr: the test harness captures `eprintln!`.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n*** PostgreSQL conformance run SKIPPED: {POSTGRES_VAR} is not set. Start a \
                  server with `.ci/postgres.sh start` and export its URL as {POSTGRES_VAR} to run \
                  every conformance test against the PostgreSQL engine too. ***\n"
