@@ -61,7 +61,12 @@ impl PgEngine {
         let options = PgConnectOptions::from_str(url)
             .context("--database-url is not a PostgreSQL URL (postgres://user@host:port/db)")?
             .application_name("securescore")
-            .options([("lock_timeout", format!("{}ms", lock_timeout.as_millis().max(1)))]);
+            // An acknowledged write is on disk (and on synchronous standbys) whatever the server's
+            // default: a database set up for speed must not lose what a client was told is done.
+            .options([
+                ("lock_timeout", format!("{}ms", lock_timeout.as_millis().max(1))),
+                ("synchronous_commit", "on".to_owned()),
+            ]);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
