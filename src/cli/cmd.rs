@@ -27,6 +27,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::History(args) => super::read::history(args).await,
         Command::Aggregate(args) => super::read::aggregate(args).await,
         Command::Verify(args) => super::verify::run(args).await,
+        Command::Migrate(args) => super::migrate::run(args).await,
         Command::Improvements(args) => super::insights::improvements(args).await,
         Command::Changes(args) => super::insights::changes(args).await,
         Command::Exemptions(cmd) => super::insights::exemptions(cmd).await,

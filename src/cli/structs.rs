@@ -64,6 +64,8 @@ pub enum Command {
     Exemptions(super::insights_structs::ExemptionsCommand),
     /// Check the database: integrity, and the maintained counters, tallies and last score of every subscription against its assessments. Exits 1 on any problem.
     Verify(VerifyArgs),
+    /// Copy an embedded store (a data directory) into a PostgreSQL database, with its identity, signing keys and local CA; checks the row counts at the end.
+    Migrate(MigrateArgs),
 }
 
 pub use super::args::ReadArgs;
@@ -276,6 +278,23 @@ pub struct ImportArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_line_bytes: u64,
     /// Output format of the summary.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The data directory to copy (it is only read).
+    #[arg(long, value_name = "DIR")]
+    pub from_data_dir: PathBuf,
+    /// The PostgreSQL database to copy into: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Replace the target's content even when it already holds subscriptions, assessments or
+    /// principals (without it, a non-empty target is refused and left untouched).
+    #[arg(long)]
+    pub force: bool,
+    /// Output format of the row counts.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
 }

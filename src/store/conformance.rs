@@ -45,14 +45,18 @@ const POSTGRES_VAR: &str = "SECURESCORE_TEST_POSTGRES";
 pub(super) async fn fresh_postgres() -> Option<String> {
     static SKIPPED: std::sync::Once = std::sync::Once::new();
     let Ok(admin) = std::env::var(POSTGRES_VAR) else {
+        assert!(
+            std::env::var_os("SECURESCORE_REQUIRE_POSTGRES").is_none(),
+            "SECURESCORE_REQUIRE_POSTGRES is set but {POSTGRES_VAR} is not"
+        );
         SKIPPED.call_once(|| {
-            // Straight to the process's stderr: the test harness captures `eprintln!`.
-            use std::io::Write;
+            // Straight to the terminal: the test harness captures `eprintln!` of passing tests.
+            use std::io::Write as _;
             let _ = writeln!(
                 std::io::stderr(),
-                "\n*** PostgreSQL conformance run SKIPPED: {POSTGRES_VAR} is not set. Start a \
-                 server with `.ci/postgres.sh start` and export its URL as {POSTGRES_VAR} to run \
-                 every conformance test against the PostgreSQL engine too. ***\n"
+                "\n*** SKIPPED (PostgreSQL): the conformance run on PostgreSQL — {POSTGRES_VAR} is \
+                 not set. Start a server with `.ci/postgres.sh start` and export its URL as \
+                 {POSTGRES_VAR} to run every conformance test against the PostgreSQL engine too. ***\n"
             );
         });
         return None;

@@ -25,6 +25,7 @@ mod rows;
 mod sql;
 mod sqlite;
 mod subscription;
+pub mod transfer;
 mod verify;
 mod view;
 
@@ -46,6 +47,7 @@ pub use management_groups::{
     group_score, resource_group_of, valid_group_name, Child, GroupInfo, Hierarchy, HierarchyError,
     ManagementGroup, Scope, ROOT_DISPLAY_NAME,
 };
+pub use sqlite::DB_FILE;
 pub use verify::{CatalogVersions, Counters, Mismatch, RecordedScore, VerifyReport};
 pub use view::{ControlView, ScoreView};
 
