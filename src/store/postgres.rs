@@ -61,7 +61,12 @@ impl PgEngine {
         let options = PgConnectOptions::from_str(url)
             .context("--database-url is not a PostgreSQL URL (postgres://user@host:port/db)")?
             .application_name("securescore")
-            .options([("lock_timeout", format!("{}ms", lock_timeout.as_millis().max(1)))]);
+            // An acknowledged write is on disk (and on synchronous standbys) whatever the server's
+            // default: a database set up for speed must not lose what a client was told is done.
+            .options([
+                ("lock_timeout", format!("{}ms", lock_timeout.as_millis().max(1))),
+                ("synchronous_commit", "on".to_owned()),
+            ]);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -410,6 +415,25 @@ mod tests {
             }
         }
         assert_eq!(heard, Some(id), "the feed listens again after the reconnection");
+    }
+
+    /// A request that finds every pooled connection busy for [`ACQUIRE_TIMEOUT`] fails with a
+    /// passing fault (503 + Retry-After), and writes are in doubt until one commits again.
+    #[tokio::test]
+    async fn an_exhausted_pool_is_a_passing_fault() {
+        let Some(url) = fresh_postgres().await else { return };
+        let health = Arc::new(Health::default());
+        let engine = PgEngine::open(&url, Duration::from_secs(5), health.clone()).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            held.push(engine.pool.acquire().await.unwrap());
+        }
+        let err = engine.put_subscription(&subscription(Uuid::new_v4())).await.unwrap_err();
+        assert_eq!(Unavailable::of(&err), Some(Unavailable::Busy), "{err:#}");
+        assert!(health.in_doubt_for_tests());
+        drop(held);
+        engine.put_subscription(&subscription(Uuid::new_v4())).await.expect("connections again");
+        assert!(!health.in_doubt_for_tests());
     }
 
     /// A writer that waits longer than its lock timeout for another one (here: a session holding

@@ -140,17 +140,19 @@ impl Query<'_> {
     }
 
     pub(in crate::store) async fn execute(self, conn: Conn<'_>) -> Result<Done, sqlx::Error> {
-        let s = &self.0;
-        let sql = s.sql.as_ref();
+        let Statement { sql, args } = self.0;
+        let sql = sql.as_ref();
         Ok(Done(match conn {
             Conn::Sqlite(c) => {
-                sqlx::query_with(sql, s.sqlite_args()).execute(c).await?.rows_affected()
+                sqlx::query_with(sql, sqlite_args(args)).execute(c).await?.rows_affected()
             }
             Conn::SqlitePool(p) => {
-                sqlx::query_with(sql, s.sqlite_args()).execute(p).await?.rows_affected()
+                sqlx::query_with(sql, sqlite_args(args)).execute(p).await?.rows_affected()
             }
-            Conn::Pg(c) => sqlx::query_with(sql, s.pg_args()).execute(c).await?.rows_affected(),
-            Conn::PgPool(p) => sqlx::query_with(sql, s.pg_args()).execute(p).await?.rows_affected(),
+            Conn::Pg(c) => sqlx::query_with(sql, pg_args(args)).execute(c).await?.rows_affected(),
+            Conn::PgPool(p) => {
+                sqlx::query_with(sql, pg_args(args)).execute(p).await?.rows_affected()
+            }
         }))
     }
 }
@@ -172,14 +174,14 @@ macro_rules! fetches {
     };
     (@fetch $make:ident, $method:ident, $out:ty) => {
         pub(in crate::store) async fn $method(self, conn: Conn<'_>) -> Result<$out, sqlx::Error> {
-            let s = &self.0;
+            let Statement { sql, args } = self.0;
             match conn {
-                Conn::Sqlite(c) => sqlx::$make::<Sqlite, T, _>(&s.sql, s.sqlite_args()).$method(c).await,
+                Conn::Sqlite(c) => sqlx::$make::<Sqlite, T, _>(&sql, sqlite_args(args)).$method(c).await,
                 Conn::SqlitePool(p) => {
-                    sqlx::$make::<Sqlite, T, _>(&s.sql, s.sqlite_args()).$method(p).await
+                    sqlx::$make::<Sqlite, T, _>(&sql, sqlite_args(args)).$method(p).await
                 }
-                Conn::Pg(c) => sqlx::$make::<Postgres, T, _>(&s.sql, s.pg_args()).$method(c).await,
-                Conn::PgPool(p) => sqlx::$make::<Postgres, T, _>(&s.sql, s.pg_args()).$method(p).await,
+                Conn::Pg(c) => sqlx::$make::<Postgres, T, _>(&sql, pg_args(args)).$method(c).await,
+                Conn::PgPool(p) => sqlx::$make::<Postgres, T, _>(&sql, pg_args(args)).$method(p).await,
             }
         }
     };
@@ -187,35 +189,35 @@ macro_rules! fetches {
 fetches!(QueryAs, AnyRow, query_as_with);
 fetches!(QueryScalar, AnyValue, query_scalar_with);
 
-impl Statement<'_> {
-    fn sqlite_args(&self) -> sqlx::sqlite::SqliteArguments<'static> {
-        use sqlx::Arguments;
-        let mut args = sqlx::sqlite::SqliteArguments::default();
-        for a in self.args.iter().cloned() {
-            // Encoding these owned values cannot fail; an error would surface at execution.
-            let _ = match a {
-                Arg::Text(v) => args.add(v),
-                Arg::Int(v) => args.add(v),
-                Arg::Real(v) => args.add(v),
-                Arg::Bool(v) => args.add(v),
-            };
-        }
-        args
+/// The values as SQLite binds them (moved, not copied).
+fn sqlite_args(values: Vec<Arg>) -> sqlx::sqlite::SqliteArguments<'static> {
+    use sqlx::Arguments;
+    let mut args = sqlx::sqlite::SqliteArguments::default();
+    for a in values {
+        // Encoding these owned values cannot fail; an error would surface at execution.
+        let _ = match a {
+            Arg::Text(v) => args.add(v),
+            Arg::Int(v) => args.add(v),
+            Arg::Real(v) => args.add(v),
+            Arg::Bool(v) => args.add(v),
+        };
     }
+    args
+}
 
-    fn pg_args(&self) -> sqlx::postgres::PgArguments {
-        use sqlx::Arguments;
-        let mut args = sqlx::postgres::PgArguments::default();
-        for a in self.args.iter().cloned() {
-            let _ = match a {
-                Arg::Text(v) => args.add(v),
-                Arg::Int(v) => args.add(v),
-                Arg::Real(v) => args.add(v),
-                Arg::Bool(v) => args.add(v),
-            };
-        }
-        args
+/// The values as PostgreSQL binds them (moved, not copied).
+fn pg_args(values: Vec<Arg>) -> sqlx::postgres::PgArguments {
+    use sqlx::Arguments;
+    let mut args = sqlx::postgres::PgArguments::default();
+    for a in values {
+        let _ = match a {
+            Arg::Text(v) => args.add(v),
+            Arg::Int(v) => args.add(v),
+            Arg::Real(v) => args.add(v),
+            Arg::Bool(v) => args.add(v),
+        };
     }
+    args
 }
 
 /// An engine's side of the shared code: its transactions and its pool. The engine traits
