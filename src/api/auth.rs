@@ -39,23 +39,10 @@ pub async fn authorize(
         Need::Action { subscription, .. } => {
             state.store.hierarchy().await?.ancestors_of_subscription(*subscription)
         }
-        Need::GroupAction { group, .. } => group_chain(&*state.store.hierarchy().await?, group),
+        Need::GroupAction { group, .. } => state.store.hierarchy().await?.chain_of(group),
         _ => Vec::new(),
     };
     state.identity.authorize(headers, &need, view.as_ref().map(|v| &v.subscription), &groups).await
-}
-
-/// A group and the groups above it, nearest first. A group that does not exist yet (a PUT
-/// creating it, or a typo answered 404 by the handler) is checked at the root group.
-pub(super) fn group_chain(tree: &crate::store::Hierarchy, group: &str) -> Vec<String> {
-    match tree.key_of(group) {
-        Some(key) => {
-            let mut chain = vec![key.clone()];
-            chain.extend(tree.ancestors_of_group(&key));
-            chain
-        }
-        None => vec![tree.root_key().to_string()],
-    }
 }
 
 // Management group actions (Microsoft.Management): not part of the Microsoft.Security

@@ -179,7 +179,7 @@ async fn resolve(
         Scope::ManagementGroup(group) => {
             let subscriptions = scope::below_management_group(state, &group, "scope").await?;
             let tree = state.store.hierarchy().await?;
-            let chain = super::auth::group_chain(&tree, &group);
+            let chain = tree.chain_of(&group);
             if !principal.can_at(SCORE_READ, &Target { subscription: None, groups: &chain }) {
                 return Err(principal.forbidden(SCORE_READ, text));
             }

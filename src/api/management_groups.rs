@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::auth::{group_chain, GROUPS_READ, GROUPS_WRITE};
+use super::auth::{GROUPS_READ, GROUPS_WRITE};
 use super::{ok, Ctx};
 use crate::arm::paging::page_of;
 use crate::arm::{format_time, ApiError, ApiResult};
@@ -177,7 +177,7 @@ fn subscription_json(tree: &Hierarchy, group: &str, sub: &Subscription) -> Value
 async fn check_parent_write(ctx: &Ctx<'_>, parent: Option<&str>) -> ApiResult<()> {
     let Some(parent) = parent else { return Ok(()) };
     let tree = ctx.state.store.hierarchy().await?;
-    let chain = group_chain(&tree, parent);
+    let chain = tree.chain_of(parent);
     if ctx.principal.can_at(GROUPS_WRITE, &Target { subscription: None, groups: &chain }) {
         Ok(())
     } else {
@@ -257,7 +257,7 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Response> {
         .all()
         .into_iter()
         .filter(|g| {
-            let chain = group_chain(&tree, &g.name);
+            let chain = tree.chain_of(&g.name);
             ctx.principal.can_at(GROUPS_READ, &Target { subscription: None, groups: &chain })
         })
         .collect();

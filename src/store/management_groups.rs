@@ -163,6 +163,20 @@ impl Hierarchy {
         (key == self.root_key || self.groups.contains_key(&key)).then_some(key)
     }
 
+    /// A group and the groups above it, nearest first: where a role assignment that applies to
+    /// the group may be. A group that does not exist (yet: a PUT creating it, or a typo the
+    /// handler answers 404) is the root group's.
+    pub fn chain_of(&self, group: &str) -> Vec<String> {
+        match self.key_of(group) {
+            Some(key) => {
+                let mut chain = vec![key.clone()];
+                chain.extend(self.ancestors_of_group(&key));
+                chain
+            }
+            None => vec![self.root_key.clone()],
+        }
+    }
+
     pub fn is_root(&self, key: &str) -> bool {
         key == self.root_key
     }

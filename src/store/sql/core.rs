@@ -14,161 +14,14 @@ use super::tracker;
 use super::{query, query_as, query_scalar, write_one, SqlBackend, WriteTx};
 use crate::arm::{format_time, ResourceId, ScopeKind};
 use crate::catalog;
-use crate::score::{self, ControlCounts, ResourceTally, Status};
+use crate::score::{self, ControlCounts, Status};
 use crate::store::engine::{
-    Assessment, Change, Engine, HistoryPoint, HistoryReason, Outcome, Subscription, Write,
+    Assessment, Change, Engine, HistoryPoint, Outcome, Subscription, Write,
 };
 use crate::store::rows::{
-    parse_status, AssessmentRow, ControlCountsRow, CountsRow, HistoryRow, ScoreRow,
-    SubscriptionRow, ASSESSMENT_COLUMNS, HISTORY_COLUMNS,
+    parse_status, AssessmentRow, ControlCountsRow, HistoryRow, SubscriptionRow, ASSESSMENT_COLUMNS,
+    HISTORY_COLUMNS,
 };
-
-/// One (control, resource) step of the maintained state, in SQL around `score::step`; the
-/// control's counts after it.
-pub(in crate::store) async fn step(
-    tx: &mut impl WriteTx,
-    subscription: &str,
-    control: &str,
-    resource_key: &str,
-    old: Option<Status>,
-    new: Option<Status>,
-) -> Result<ControlCounts> {
-    let mut tally: ResourceTally = query_as::<CountsRow>(
-        "SELECT healthy, unhealthy, not_applicable FROM resource_tallies \
-         WHERE subscription_id = $1 AND control = $2 AND resource_key = $3",
-    )
-    .bind(subscription)
-    .bind(control)
-    .bind(resource_key)
-    .fetch_optional(tx.conn())
-    .await?
-    .map(Into::into)
-    .unwrap_or_default();
-    let mut counts: ControlCounts = query_as::<CountsRow>(
-        "SELECT healthy, unhealthy, not_applicable FROM control_counts \
-         WHERE subscription_id = $1 AND control = $2",
-    )
-    .bind(subscription)
-    .bind(control)
-    .fetch_optional(tx.conn())
-    .await?
-    .map(Into::into)
-    .unwrap_or_default();
-
-    let before = counts;
-    score::step(&mut tally, &mut counts, old, new);
-    // The resource's resource group (if any) moves with the subscription.
-    super::management_groups::step_resource_group(
-        tx,
-        subscription,
-        control,
-        resource_key,
-        before,
-        counts,
-    )
-    .await?;
-
-    if tally.is_empty() {
-        query(
-            "DELETE FROM resource_tallies WHERE subscription_id = $1 AND control = $2 AND resource_key = $3",
-        )
-        .bind(subscription)
-        .bind(control)
-        .bind(resource_key)
-        .execute(tx.conn())
-        .await?;
-    } else {
-        query(
-            "INSERT INTO resource_tallies (subscription_id, control, resource_key, healthy, unhealthy, not_applicable) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subscription_id, control, resource_key) DO UPDATE SET \
-             healthy = excluded.healthy, unhealthy = excluded.unhealthy, not_applicable = excluded.not_applicable",
-        )
-        .bind(subscription)
-        .bind(control)
-        .bind(resource_key)
-        .bind(tally.healthy)
-        .bind(tally.unhealthy)
-        .bind(tally.not_applicable)
-        .execute(tx.conn())
-        .await?;
-    }
-    if counts.is_assessed() {
-        query(
-            "INSERT INTO control_counts (subscription_id, control, healthy, unhealthy, not_applicable) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (subscription_id, control) DO UPDATE SET \
-             healthy = excluded.healthy, unhealthy = excluded.unhealthy, not_applicable = excluded.not_applicable",
-        )
-        .bind(subscription)
-        .bind(control)
-        .bind(counts.healthy)
-        .bind(counts.unhealthy)
-        .bind(counts.not_applicable)
-        .execute(tx.conn())
-        .await?;
-    } else {
-        query("DELETE FROM control_counts WHERE subscription_id = $1 AND control = $2")
-            .bind(subscription)
-            .bind(control)
-            .execute(tx.conn())
-            .await?;
-    }
-    Ok(counts)
-}
-
-/// Record the subscription's secure score if it differs from the last recorded one; true when it did.
-async fn record_history(
-    tx: &mut impl WriteTx,
-    subscription: &str,
-    now: OffsetDateTime,
-) -> Result<bool> {
-    record_history_because(tx, subscription, now, None).await
-}
-
-/// [`record_history`], marking why when no assessment write moved the score.
-pub(in crate::store) async fn record_history_because(
-    tx: &mut impl WriteTx,
-    subscription: &str,
-    now: OffsetDateTime,
-    reason: Option<HistoryReason>,
-) -> Result<bool> {
-    let rows = query_as::<ControlCountsRow>("SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = $1")
-        .bind(subscription)
-        .fetch_all(tx.conn())
-        .await?;
-    let cat = catalog::builtin();
-    let mut controls = Vec::with_capacity(rows.len());
-    for row in rows {
-        controls.push(score::control_score(cat.max_score(&row.control), &row.counts.into()));
-    }
-    let secure = score::secure_score(controls.iter());
-    let last = query_as::<ScoreRow>(
-        "SELECT current, max, percentage, weight FROM score_history \
-         WHERE subscription_id = $1 AND initiative = $2 ORDER BY seq DESC LIMIT 1",
-    )
-    .bind(subscription)
-    .bind(catalog::ASC_SCORE)
-    .fetch_optional(tx.conn())
-    .await?;
-    let unchanged =
-        last.is_some_and(|row| row.details() == secure.score && row.weight == secure.weight);
-    if !unchanged {
-        query(
-            "INSERT INTO score_history (subscription_id, initiative, at, current, max, percentage, weight, reason) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(subscription)
-        .bind(catalog::ASC_SCORE)
-        .bind(format_time(now))
-        .bind(secure.score.current)
-        .bind(secure.score.max)
-        .bind(secure.score.percentage)
-        .bind(secure.weight)
-        .bind(reason.map(HistoryReason::as_str))
-        .execute(tx.conn())
-        .await?;
-    }
-    Ok(!unchanged)
-}
 
 #[async_trait]
 impl<B: SqlBackend> Engine for B {
@@ -441,7 +294,7 @@ impl<B: SqlBackend> Engine for B {
             }
         }
         for sub in &touched {
-            if record_history(&mut tx, sub, now).await? {
+            if tracker::record_history(&mut tx, sub, now).await? {
                 exported.score(sub);
             }
         }

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::automation as outbox;
-use super::core::record_history_because;
 use super::exemption_rows::{active_rules, rules_of, Row, COLUMNS};
+use super::tracker::record_history_because;
 use super::tracker::{Change, Tracker};
 use super::{query, query_as, query_scalar, SqlBackend, WriteTx};
 use crate::arm::{format_time, parse_time, ResourceId, ScopeKind};
