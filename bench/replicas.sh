@@ -65,21 +65,22 @@ start_replica() {
     echo "$addr"
 }
 
-# load METHOD ADDR... -> sums req/s over one wrk per address, run together; sets RPS P99
+# load KIND ADDR_LANE1 ADDR_LANE2 -> two wrk processes at once, CONNECTIONS/2 each: lane i loads
+# the address given for it (the same replica twice, or one replica each) and, for writes, PUTs
+# into subscription i; sums req/s; sets RPS P99
 load() {
-    local kind=$1; shift
-    local per=$((CONNECTIONS / $#)) i=0 files=() wpids=()
+    local kind=$1 n=$2; shift 2
+    local per=$((CONNECTIONS / 2)) i=0 files=() wpids=()
     for addr in "$@"; do
         i=$((i + 1))
-        local f=$OUT/$kind.$#replicas.$i.wrk args=(-t1 -c"$per" -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN")
+        local f=$OUT/$kind.${n}replicas.lane$i.wrk args=(-t1 -c"$per" -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN")
         if [[ $kind == write ]]; then
             args+=(-s "$REPO/bench/put.lua")
-            WRK_PREFIX="/subscriptions/$SUB/resourceGroups/replica$i-$#" taskset -c "$CLIENT_CPU" timeout $((DURATION + 30)) wrk "${args[@]}" "http://$addr" >"$f" &
-            wpids+=($!)
+            WRK_PREFIX="/subscriptions/${LANE_SUB[$i]}/resourceGroups/run$n" taskset -c "$CLIENT_CPU" timeout $((DURATION + 30)) wrk "${args[@]}" "http://$addr" >"$f" &
         else
             taskset -c "$CLIENT_CPU" timeout $((DURATION + 30)) wrk "${args[@]}" "http://$addr/subscriptions/$SUB/providers/Microsoft.Security/secureScores/ascScore?api-version=2020-01-01" >"$f" &
-            wpids+=($!)
         fi
+        wpids+=($!)
         files+=("$f")
     done
     wait "${wpids[@]}"
@@ -87,17 +88,26 @@ load() {
     P99=$(awk '$1 == "99%" { print $2 }' "${files[@]}" | sort -h | tail -n1)
     local errs
     errs=$(awk '/Non-2xx or 3xx responses:/ { n += $NF } END { print n + 0 }' "${files[@]}")
-    [[ $errs == 0 ]] || log "warning: $kind with $# replica(s): $errs non-2xx responses"
+    [[ $errs == 0 ]] || die "$kind with $n replica(s): $errs non-2xx responses (see $OUT)"
 }
 
 A=$(start_replica 1)
-TOKEN=$("$BIN" token | tail -n1)
+TOKEN=$("$BIN" token --data-dir "$OUT/data1" --authority "$PUBLIC" | tail -n1)
+# Each write lane has a subscription of its own (the demo principal is Owner on it): writers of one
+# subscription queue on its row lock, writers of two do not.
+declare -A LANE_SUB
+for i in 1 2; do
+    LANE_SUB[$i]=$(cat /proc/sys/kernel/random/uuid)
+    "$BIN" subscriptions add --id "${LANE_SUB[$i]}" --name "bench lane $i" >/dev/null
+    "$BIN" roles assign --principal "$("$BIN" principals list -o json | python3 -c 'import json,sys; print(next(p["id"] for p in json.load(sys.stdin) if p.get("displayName") == "securescore-demo"))')" \
+        --role Owner --scope "/subscriptions/${LANE_SUB[$i]}" >/dev/null
+done
 declare -A R_RPS R_P99 W_RPS W_P99
-load read "$A"; R_RPS[1]=$RPS R_P99[1]=$P99
-load write "$A"; W_RPS[1]=$RPS W_P99[1]=$P99
+load read 1 "$A" "$A"; R_RPS[1]=$RPS R_P99[1]=$P99
+load write 1 "$A" "$A"; W_RPS[1]=$RPS W_P99[1]=$P99
 B=$(start_replica 2)
-load read "$A" "$B"; R_RPS[2]=$RPS R_P99[2]=$P99
-load write "$A" "$B"; W_RPS[2]=$RPS W_P99[2]=$P99
+load read 2 "$A" "$B"; R_RPS[2]=$RPS R_P99[2]=$P99
+load write 2 "$A" "$B"; W_RPS[2]=$RPS W_P99[2]=$P99
 {
     echo "replicas on CPU $SERVER_CPU with PostgreSQL, wrk on CPU $CLIENT_CPU, $CONNECTIONS connections in all, ${DURATION}s per run"
     printf '%-9s %12s %10s %12s %10s\n' replicas read_req/s read_p99 write_req/s write_p99
