@@ -171,11 +171,12 @@ pub async fn put(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResult<
     let view = view(ctx, resource.subscription()).await?;
     let body = ctx.json_body()?;
     let input = parse_input_at(resource, name, &body, &view, AssessmentModel::of(ctx.api_version))?;
-    let outcome = ctx.state.store.apply(&[Write::Put(input)]).await?.pop();
+    // Group commit: acknowledged once the transaction holding it (and concurrent writes) commits.
+    let outcome = ctx.state.store.apply_one(Write::Put(input)).await?;
     let (status, stored) = match outcome {
-        Some(Outcome::Created(a)) => (StatusCode::CREATED, a),
-        Some(Outcome::Replaced(a)) => (StatusCode::OK, a),
-        Some(Outcome::NoSubscription) => {
+        Outcome::Created(a) => (StatusCode::CREATED, a),
+        Outcome::Replaced(a) => (StatusCode::OK, a),
+        Outcome::NoSubscription => {
             return Err(ApiError::SubscriptionNotFound(resource.subscription().to_string()))
         }
         other => {
@@ -190,10 +191,10 @@ pub async fn put(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResult<
 pub async fn delete(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResult<Response> {
     view(ctx, resource.subscription()).await?;
     let write = Write::Delete { resource: resource.clone(), name: name.to_string() };
-    match ctx.state.store.apply(&[write]).await?.pop() {
-        Some(Outcome::Deleted) => Ok(StatusCode::OK.into_response()),
-        Some(Outcome::Absent) => Ok(StatusCode::NO_CONTENT.into_response()),
-        Some(Outcome::NoSubscription) => {
+    match ctx.state.store.apply_one(write).await? {
+        Outcome::Deleted => Ok(StatusCode::OK.into_response()),
+        Outcome::Absent => Ok(StatusCode::NO_CONTENT.into_response()),
+        Outcome::NoSubscription => {
             Err(ApiError::SubscriptionNotFound(resource.subscription().to_string()))
         }
         other => {

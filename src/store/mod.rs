@@ -15,6 +15,7 @@
 //!   not the one it was computed with (module `verify`).
 
 pub mod automation;
+mod batch;
 mod changes;
 mod engine;
 mod exemptions;
@@ -29,6 +30,7 @@ mod view;
 mod conformance;
 
 pub use automation::{AutomationRecord, Backlog, ChangeEvent, Delivery, EventKind, NewDelivery};
+pub use batch::MAX_BATCH;
 pub use changes::{ChangeCause, Order, StatusChange};
 pub use engine::{
     Assessment, AssessmentInput, Change, HistoryPoint, HistoryReason, Outcome, SubAssessment,
@@ -171,6 +173,8 @@ struct Inner {
     mg: management_groups::Cache,
     /// Woken when an exemption is written, so the expiry timer looks at the next expiry again.
     exemptions_changed: tokio::sync::Notify,
+    /// Group commit of the API's single writes ([`Store::apply_one`]).
+    batcher: batch::Batcher,
 }
 
 /// What `--database-url` answers until the PostgreSQL engine exists.
@@ -221,6 +225,7 @@ impl Store {
                 seen_generation: AtomicI64::new(seen),
                 mg: management_groups::Cache::default(),
                 exemptions_changed: tokio::sync::Notify::new(),
+                batcher: batch::Batcher::default(),
             }),
         })
     }
