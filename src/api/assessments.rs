@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use super::metadata::{self, MetadataJson};
 use super::scores::view;
-use super::{json, ok, Ctx};
+use super::{json, ok, page_memo, Ctx};
 use crate::arm::api_version::AssessmentModel;
 use crate::arm::paging::{Cursor, Page};
 use crate::arm::{format_time, ApiError, ApiResult, ResourceId};
@@ -206,6 +206,9 @@ pub async fn delete(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResu
 pub async fn list(ctx: &Ctx<'_>, scope: &ResourceId) -> ApiResult<Response> {
     let view = view(ctx, scope.subscription()).await?;
     let expand = expand(ctx)?;
+    if let Some(page) = page_memo::get(&view, ctx.uri) {
+        return Ok(page);
+    }
     let after = match ctx.cursor()? {
         None => None,
         Some(Cursor::After(r, n)) => Some((r, n)),
@@ -232,7 +235,7 @@ pub async fn list(ctx: &Ctx<'_>, scope: &ResourceId) -> ApiResult<Response> {
         None
     };
     let value = rows.iter().map(|a| render(a, ctx.api_version, expand, &view)).collect();
-    ok(&Page { value, next_link })
+    page_memo::put(&view, ctx.uri, &Page { value, next_link })
 }
 
 /// Assessments_List at a management group: the assessments of every subscription below it,
