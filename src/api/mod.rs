@@ -209,8 +209,9 @@ pub fn memoized<T: Serialize>(
 }
 
 /// How many pages of lists one subscription's view keeps rendered: the first pages of the
-/// few shapes clients ask for (api-versions, `$expand`), not every page of a large list.
-const PAGES_PER_VIEW: usize = 16;
+/// few shapes clients ask for (api-versions, `$expand`), not every page of a large list. A page
+/// is 20–100 KB, so this bounds the memory to a few hundred KB per subscription read.
+const PAGES_PER_VIEW: usize = 4;
 
 /// Rendered list pages kept in a subscription's read model ([`crate::store::ScoreView::pages`]):
 /// a list that reads the database and renders rows on every request (the assessments list: about
