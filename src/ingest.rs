@@ -923,7 +923,7 @@ mod tests {
         assert_eq!((r.created, r.last_line, r.batches, r.complete), (7, 7, 3, false));
         assert_eq!(progress, vec![3, 6, 7], "one progress per committed batch");
         assert!(r.stopped.as_deref().is_some_and(|s| s.contains("gone")));
-        let scope = ResourceId::parse(&format!("/subscriptions/{sub}")).unwrap();
+        let scope = ResourceId::subscription_scope(sub);
         assert_eq!(store.assessments(&scope, None, 100).await.unwrap().len(), 7);
         assert_eq!(
             store.maintained_counts(sub).await.unwrap(),

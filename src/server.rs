@@ -103,10 +103,13 @@ fn check_auth_any_listens_on_loopback(options: &ServeOptions) -> Result<()> {
     Ok(())
 }
 
+/// The meta row holding the shared local CA: `{"certificate": PEM, "privateKey": PEM}`.
+pub const SHARED_CA_META: &str = "tls_local_ca";
+
 /// The local CA of every server on a shared database: made by the first to start, kept in the
 /// database (its key as carefully as the signing keys beside it), adopted by every other.
 async fn shared_ca(store: &Store) -> Result<(String, String)> {
-    const KEY: &str = "tls_local_ca";
+    const KEY: &str = SHARED_CA_META;
     let text = match store.meta(KEY).await? {
         Some(text) => text,
         None => {
@@ -146,7 +149,7 @@ impl Application {
             }
             _ => None,
         };
-        let persistent = matches!(options.store, StoreConfig::Sqlite { .. });
+        let persistent = !matches!(options.store, StoreConfig::Memory);
         let mut export = options.export.clone();
         if export.exports_dir.is_none() {
             if let StoreConfig::Sqlite { data_dir } = &options.store {

@@ -58,6 +58,7 @@ const state = {
   config: null,
   subscriptions: [],
   groups: [],
+  groupSubscriptions: [], // the subscriptions below the chosen management group
   rgNext: null,
   scope: null, // {kind: 'sub'|'rg'|'mg', path, subscription, label}
   improvementsNext: null,
@@ -169,6 +170,7 @@ async function onManagementGroup() {
     } catch {
       subs = [];
     }
+    state.groupSubscriptions = subs;
     fillSelect($('pick-sub'), [['', '(whole management group)'], ...subs.map((s) => [s.id, s.name])], false);
     $('pick-sub').value = '';
     fillSelect($('pick-rg'), [], true);
@@ -299,7 +301,14 @@ async function renderControls(scope, more) {
   }
   // The improvements API ranks controls and names the unhealthy resources; without it, rank the
   // controls by max − current from secureScoreControls and read recommendations from metadata.
-  const sub = scope.subscription || (state.subscriptions[0] && state.subscriptions[0].id);
+  // At a management group the improvements API is asked through a subscription below it.
+  const below = state.groupSubscriptions[0];
+  const sub = scope.subscription || (below && below.id);
+  if (!sub) {
+    status('controls-panel', 'No subscription below this management group: nothing to rank.');
+    moreButton.hidden = true;
+    return;
+  }
   try {
     const page = await api.improvements(sub, scope.path, more ? state.improvementsNext : null);
     $('controls-source').textContent = 'Controls ranked by the points fixing them would add.';

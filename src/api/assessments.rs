@@ -261,7 +261,7 @@ pub async fn list_in_group(ctx: &Ctx<'_>, group: &str) -> ApiResult<Response> {
     let mut more = false;
     for sub in subscriptions {
         let Some(view) = ctx.state.store.view(sub).await? else { continue };
-        let scope = ResourceId::parse(&format!("/subscriptions/{sub}"))?;
+        let scope = ResourceId::subscription_scope(sub);
         let resume = after.as_ref().filter(|(r, _)| super::management_groups::key_in(r, sub));
         // One more than a page, over all subscriptions, tells whether another page follows.
         let rows = ctx.state.store.assessments(&scope, resume, size + 1 - value.len()).await?;

@@ -5,14 +5,16 @@
 //! - `GET /securescore/v1/subscriptions/{id}/improvements[?scope=]`
 //! - `GET /securescore/v1/subscriptions/{id}/improvements/{control}/recommendations/{name}/resources[?scope=]`
 //!
-//! The numbers are the scoring engine's: at subscription scope the read model's control scores
-//! (exactly what `secureScoreControls` answers), at resource-group scope the same formula over the
-//! group's assessments (effective statuses: exempt ones count as not applicable).
+//! The numbers are the scoring engine's: the read model's control scores at the scope — exactly
+//! what `secureScoreControls` answers there, at a subscription, a resource group (the same formula
+//! over the group's assessments) or a management group (the counts of every subscription below
+//! it) — with effective statuses: exempt assessments count as not applicable.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -25,6 +27,8 @@ use crate::arm::extract::Path;
 use crate::arm::paging::{Cursor, Page};
 use crate::arm::{parse_subscription_id, query_map, ApiError, ApiResult, ResourceId, ScopeKind};
 use crate::catalog::{self, ControlDef};
+use crate::identity::authz::{Target, SCORE_READ};
+use crate::identity::Principal;
 use crate::score::{round_dotnet, ControlCounts, ControlScore, ScoreDetails};
 use crate::store::{self, resource_group_of};
 
@@ -128,23 +132,66 @@ fn rank(
     out
 }
 
-/// The ARM scope an improvements request is about: the subscription, or `?scope=` within it.
+/// Where an improvements request looks: the subscription or one of its resource groups, or a
+/// management group above it.
+enum At {
+    Arm(ResourceId),
+    Group {
+        /// `/providers/Microsoft.Management/managementGroups/{name}`, with the group's own casing.
+        id: String,
+        name: String,
+        /// The subscriptions below the group, nested groups included.
+        subscriptions: Vec<Uuid>,
+    },
+}
+
+impl At {
+    fn id(&self) -> &str {
+        match self {
+            At::Arm(id) => id.as_str(),
+            At::Group { id, .. } => id,
+        }
+    }
+
+    /// What `?scope=` carries in links; `None` at the subscription (the default).
+    fn scope_param(&self) -> Option<&str> {
+        match self {
+            At::Arm(id) if id.kind() == ScopeKind::Subscription => None,
+            other => Some(other.id()),
+        }
+    }
+}
+
+/// The scope an improvements request is about: the subscription, or `?scope=` — one of its
+/// resource groups, or a management group it lies below. A management group's numbers cover
+/// subscriptions other than the one in the path, so the caller also needs read access at the
+/// group itself (the route's guard checked the subscription).
 async fn resolve(
     state: &AppState,
+    principal: &Principal,
     sub: Uuid,
     q: &HashMap<String, String>,
-) -> ApiResult<ResourceId> {
-    let whole = || ResourceId::parse(&format!("/subscriptions/{sub}"));
-    let Some(text) = q.get("scope").filter(|s| !s.is_empty()) else { return whole() };
+) -> ApiResult<At> {
+    let Some(text) = q.get("scope").filter(|s| !s.is_empty()) else {
+        return Ok(At::Arm(ResourceId::subscription_scope(sub)));
+    };
     match Scope::parse(text, "scope", false)? {
         Scope::ManagementGroup(group) => {
-            // The group must exist; improvements across its subscriptions are not served yet
-            // (the management-group score itself is: the ARM routes at that scope).
-            scope::below_management_group(state, &group, "scope").await?;
-            Err(ApiError::BadRequest {
-                target: Some("scope".into()),
-                message: "Improvements at management-group scope are not served yet: ask per subscription, or read the group's secure score controls.".into(),
-            })
+            let subscriptions = scope::below_management_group(state, &group, "scope").await?;
+            let tree = state.store.hierarchy().await?;
+            let chain = super::auth::group_chain(&tree, &group);
+            if !principal.can_at(SCORE_READ, &Target { subscription: None, groups: &chain }) {
+                return Err(principal.forbidden(SCORE_READ, text));
+            }
+            if !subscriptions.contains(&sub) {
+                return Err(ApiError::BadRequest {
+                    target: Some("scope".into()),
+                    message: format!("The management group '{group}' does not contain the subscription '{sub}': ask through one of the subscriptions below it."),
+                });
+            }
+            let name = tree.info(&group).map_or(group, |g| g.name);
+            let id = format!("/providers/Microsoft.Management/managementGroups/{name}");
+            Ok(At::Group { id, name, subscriptions })
         }
         Scope::Arm(id) if id.subscription() != sub => Err(ApiError::BadRequest {
             target: Some("scope".into()),
@@ -152,25 +199,28 @@ async fn resolve(
         }),
         Scope::Arm(id) if id.kind() == ScopeKind::Resource => Err(ApiError::BadRequest {
             target: Some("scope".into()),
-            message: "'scope' must be the subscription or one of its resource groups.".into(),
+            message: "'scope' must be the subscription, one of its resource groups or a management group above it.".into(),
         }),
-        Scope::Arm(id) => Ok(id),
+        Scope::Arm(id) => Ok(At::Arm(id)),
     }
 }
 
-/// The scope's controls and its maximum score, from the read model: the subscription's view, or
-/// the resource group's (its counters are maintained with every write, effective statuses
-/// included), so this costs no more at a resource group than at the subscription.
+/// The scope's controls and its maximum score, from the read model: the subscription's view, the
+/// resource group's or the management group's (their counters are maintained with every write,
+/// effective statuses included), so this costs no more below or above a subscription.
 async fn controls_of(
     state: &AppState,
     sub: Uuid,
-    at: &ResourceId,
+    at: &At,
 ) -> ApiResult<(Vec<(&'static ControlDef, ControlCounts, ControlScore)>, ScoreDetails)> {
-    let scope = match resource_group_of(at.key()) {
-        Some(rg) if at.kind() == ScopeKind::ResourceGroup => {
-            store::Scope::ResourceGroup(sub, rg.to_string())
-        }
-        _ => store::Scope::Subscription(sub),
+    let scope = match at {
+        At::Group { name, .. } => store::Scope::ManagementGroup(name.clone()),
+        At::Arm(id) => match resource_group_of(id.key()) {
+            Some(rg) if id.kind() == ScopeKind::ResourceGroup => {
+                store::Scope::ResourceGroup(sub, rg.to_string())
+            }
+            _ => store::Scope::Subscription(sub),
+        },
     };
     let view = state
         .store
@@ -181,18 +231,28 @@ async fn controls_of(
     Ok((controls, view.secure_score.score))
 }
 
+/// The number of effectively unhealthy assessments per assessment name at the scope.
+async fn unhealthy_counts(state: &AppState, at: &At) -> ApiResult<HashMap<String, i64>> {
+    Ok(match at {
+        At::Arm(id) => state.store.unhealthy_counts(id).await?.into_iter().collect(),
+        At::Group { subscriptions, .. } => {
+            state.store.unhealthy_counts_across(subscriptions).await?.into_iter().collect()
+        }
+    })
+}
+
 /// The link to the unhealthy resources of one recommendation, after `cursor` when given.
 fn resources_link(
     state: &AppState,
     sub: Uuid,
     control: &str,
     name: &str,
-    at: &ResourceId,
+    at: &At,
     cursor: Option<&Cursor>,
 ) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
-    if at.kind() != ScopeKind::Subscription {
-        query.append_pair("scope", at.as_str());
+    if let Some(scope) = at.scope_param() {
+        query.append_pair("scope", scope);
     }
     if let Some(c) = cursor {
         query.append_pair("$skipToken", &c.encode());
@@ -210,12 +270,17 @@ fn resources_link(
 async fn resource_page(
     state: &AppState,
     name: &str,
-    at: &ResourceId,
+    at: &At,
     after: Option<&str>,
     size: usize,
     link: impl FnOnce(&Cursor) -> String,
 ) -> ApiResult<Page<ResourceRef>> {
-    let mut rows = state.store.unhealthy_resources(at, name, after, size + 1).await?;
+    let mut rows = match at {
+        At::Arm(id) => state.store.unhealthy_resources(id, name, after, size + 1).await?,
+        At::Group { subscriptions, .. } => {
+            state.store.unhealthy_resources_across(subscriptions, name, after, size + 1).await?
+        }
+    };
     let more = rows.len() > size;
     rows.truncate(size);
     let next_link = if more {
@@ -235,7 +300,7 @@ async fn resource_page(
     description = "One entry per control of the scope whose current score is below its maximum, sorted by `potentialScoreIncrease.points` descending (ties by control name). `points` = max − current; `percentage` = points / the scope's maximum score × 100; both rounded to 2 decimals. Each entry lists the recommendations with unhealthy resources (exempt assessments count as not applicable), with the first unhealthy resource ids and a link to the rest.",
     params(
         ("id" = Uuid, Path, description = "The subscription id"),
-        ("scope" = Option<String>, Query, description = "The subscription (default) or `/subscriptions/{id}/resourceGroups/{name}`; `/providers/Microsoft.Management/managementGroups/{groupId}` is not served yet (400; an unknown group is 404)"),
+        ("scope" = Option<String>, Query, description = "The subscription (default) or `/subscriptions/{id}/resourceGroups/{name}`, or `/providers/Microsoft.Management/managementGroups/{groupId}` of a group the subscription lies below (its numbers cover every subscription below the group; needs read access at the group; an unknown group is 404)"),
         ("$skipToken" = Option<String>, Query, description = "From a nextLink"),
     ),
     responses(
@@ -245,13 +310,14 @@ async fn resource_page(
 )]
 async fn improvements(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     uri: Uri,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let q = query_map(q);
     let sub = parse_subscription_id(&id)?;
-    let at = resolve(&state, sub, &q).await?;
+    let at = resolve(&state, &principal, sub, &q).await?;
     let cursor = scope::cursor(&q)?;
     let (controls, scope_score) = controls_of(&state, sub, &at).await?;
     let ranked = rank(controls, scope_score.max);
@@ -264,8 +330,7 @@ async fn improvements(
     let next_link =
         (end < ranked.len()).then(|| scope::next_link(&state, &uri, &Cursor::Offset(end)));
     let page = ranked.get(start..end).unwrap_or_default();
-    let unhealthy: HashMap<String, i64> =
-        state.store.unhealthy_counts(&at).await?.into_iter().collect();
+    let unhealthy = unhealthy_counts(&state, &at).await?;
     let cat = catalog::builtin();
     let mut value = Vec::with_capacity(page.len());
     for r in page {
@@ -308,8 +373,7 @@ async fn improvements(
             recommendations,
         });
     }
-    let answer =
-        Answer { scope: at.as_str().to_owned(), score: scope_score.into(), value, next_link };
+    let answer = Answer { scope: at.id().to_owned(), score: scope_score.into(), value, next_link };
     Ok(json(StatusCode::OK, &answer))
 }
 
@@ -334,13 +398,14 @@ async fn improvements(
 )]
 async fn resources(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path((id, control, name)): Path<(String, String, String)>,
     uri: Uri,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let q = query_map(q);
     let sub = parse_subscription_id(&id)?;
-    let at = resolve(&state, sub, &q).await?;
+    let at = resolve(&state, &principal, sub, &q).await?;
     state.store.view(sub).await?.ok_or_else(|| ApiError::SubscriptionNotFound(sub.to_string()))?;
     let cat = catalog::builtin();
     let def = cat.control(&control).ok_or_else(|| ApiError::ResourceNotFound {

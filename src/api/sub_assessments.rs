@@ -164,7 +164,7 @@ pub async fn list_in_group(
     let mut value: Vec<SubAssessment> = Vec::new();
     let mut more = false;
     for sub in subscriptions {
-        let scope = ResourceId::parse(&format!("/subscriptions/{sub}"))?;
+        let scope = ResourceId::subscription_scope(sub);
         let resume = after.as_ref().filter(|k| super::management_groups::key_in(&k.0, sub));
         let rows = ctx
             .state

@@ -137,6 +137,12 @@ impl ResourceId {
         Ok(ResourceId { text, key, subscription, kind })
     }
 
+    /// The id of a subscription itself (`/subscriptions/{id}`).
+    pub fn subscription_scope(subscription: Uuid) -> Self {
+        let text = format!("/subscriptions/{subscription}");
+        ResourceId { key: text.clone(), text, subscription, kind: ScopeKind::Subscription }
+    }
+
     pub fn parse(text: &str) -> Result<Self, ApiError> {
         let segments: Vec<&str> = text.split('/').filter(|s| !s.is_empty()).collect();
         Self::from_segments(&segments)

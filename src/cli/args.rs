@@ -19,6 +19,9 @@ pub struct Target {
     /// Work on this data directory (safe while a server runs on it).
     #[arg(long, env = "SECURESCORE_DATA_DIR", conflicts_with = "endpoint")]
     pub data_dir: Option<PathBuf>,
+    /// Work on this PostgreSQL database instead of --data-dir (postgres://user@host:port/db).
+    #[arg(long, env = "SECURESCORE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// Work against this server instead, e.g. https://127.0.0.1:8443.
     #[arg(long, env = "SECURESCORE_ENDPOINT")]
     pub endpoint: Option<String>,
@@ -58,6 +61,7 @@ impl ReadArgs {
         });
         Target {
             data_dir: None,
+            database_url: None,
             endpoint: Some(self.endpoint.clone()),
             ca,
             token: self.token.clone(),

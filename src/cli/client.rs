@@ -216,7 +216,13 @@ mod tests {
     use serde_json::json;
 
     fn client(endpoint: &str) -> Client {
-        let target = Target { data_dir: None, endpoint: None, ca: None, token: Some("t".into()) };
+        let target = Target {
+            data_dir: None,
+            database_url: None,
+            endpoint: None,
+            ca: None,
+            token: Some("t".into()),
+        };
         Client::new(endpoint, &target).expect("a valid endpoint")
     }
 
@@ -300,7 +306,8 @@ mod tests {
 
     #[test]
     fn an_endpoint_that_is_not_a_url_is_an_error() {
-        let target = Target { data_dir: None, endpoint: None, ca: None, token: None };
+        let target =
+            Target { data_dir: None, database_url: None, endpoint: None, ca: None, token: None };
         let e = Client::new("127.0.0.1:8443", &target).err().expect("no scheme").to_string();
         assert!(e.contains("is not a URL"), "{e}");
     }

@@ -27,6 +27,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::History(args) => super::read::history(args).await,
         Command::Aggregate(args) => super::read::aggregate(args).await,
         Command::Verify(args) => super::verify::run(args).await,
+        Command::Migrate(args) => super::migrate::run(args).await,
         Command::Improvements(args) => super::insights::improvements(args).await,
         Command::Changes(args) => super::insights::changes(args).await,
         Command::Exemptions(cmd) => super::insights::exemptions(cmd).await,
@@ -45,13 +46,10 @@ pub fn init_logging(format: LogFormat) {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     init_logging(args.log_format);
-    if args.database_url.is_some() {
-        bail!(crate::store::POSTGRES_NOT_BUILT);
-    }
-    let store = if args.memory {
-        StoreConfig::Memory
-    } else {
-        StoreConfig::Sqlite { data_dir: args.data_dir.clone() }
+    let store = match (&args.database_url, args.memory) {
+        (Some(url), _) => super::data::database(url)?,
+        (None, true) => StoreConfig::Memory,
+        (None, false) => StoreConfig::Sqlite { data_dir: args.data_dir.clone() },
     };
     let tls = match (&args.tls_cert, &args.tls_key, args.insecure_http) {
         (_, _, true) => TlsMode::Insecure,

@@ -12,7 +12,7 @@ use super::identity_structs::{KeysCommand, PrincipalsCommand, RolesCommand, Toke
 use super::structs::{Output, Target};
 use crate::identity::admin::{self, assignment_json, principal_json, NewPrincipal};
 use crate::identity::{demo, keys::KeyRing, token};
-use crate::store::{PrincipalKind, Store, StoreConfig};
+use crate::store::{PrincipalKind, Store};
 
 fn client(target: &Target) -> Result<Option<Client>> {
     target.endpoint.as_deref().map(|e| Client::new(e, target)).transpose()
@@ -212,14 +212,15 @@ pub async fn roles(cmd: RolesCommand) -> Result<()> {
 /// `securescore token`: sign a token for a principal with the data directory's current key.
 pub async fn token(args: TokenArgs) -> Result<()> {
     let dir = &args.data_dir;
-    if !dir.join(crate::identity::keys::KEYS_FILE).exists() {
+    if args.database_url.is_none() && !dir.join(crate::identity::keys::KEYS_FILE).exists() {
         bail!(
             "{} has no signing key yet: start `securescore serve --data-dir {}` once (add --demo for a demo principal)",
             dir.display(),
             dir.display()
         );
     }
-    let store = Store::open(&StoreConfig::Sqlite { data_dir: dir.clone() }).await?;
+    let store =
+        Store::open(&super::data::existing_store(dir, args.database_url.as_deref())?).await?;
     let principal = match &args.principal {
         Some(who) => admin::resolve(&store, who)
             .await?
@@ -263,7 +264,7 @@ pub async fn keys(cmd: KeysCommand) -> Result<()> {
         KeysCommand::List { target, output } => {
             let rows = match client(&target)? {
                 Some(c) => c.get_all("/securescore/v1/keys").await?,
-                None => values(admin::keys_json(&KeyRing::open(data_dir(&target)?)?)),
+                None => values(admin::keys_json(&local_keys(&target).await?)),
             };
             print(
                 output,
@@ -282,12 +283,21 @@ pub async fn keys(cmd: KeysCommand) -> Result<()> {
                         .map(|k| text(k, "kid"))
                         .unwrap_or_default()
                 }
-                None => KeyRing::open(data_dir(&target)?)?.rotate().await?,
+                None => local_keys(&target).await?.rotate().await?,
             };
             println!("new signing key {kid}; the previous key stays valid until its tokens expire");
             Ok(())
         }
     }
+}
+
+/// The signing keys a command works on without a server: the database's when it is shared
+/// (`--database-url`), else the data directory's.
+async fn local_keys(target: &Target) -> Result<KeyRing> {
+    if target.database_url.is_some() {
+        return KeyRing::shared(&open_data_dir(target).await?).await;
+    }
+    KeyRing::open(data_dir(target)?)
 }
 
 fn data_dir(target: &Target) -> Result<&std::path::Path> {

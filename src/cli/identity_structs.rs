@@ -105,6 +105,9 @@ pub struct TokenArgs {
     /// Data directory whose signing key signs the token (the server's --data-dir).
     #[arg(long, env = "SECURESCORE_DATA_DIR", default_value = "./securescore-data")]
     pub data_dir: PathBuf,
+    /// PostgreSQL database whose signing key signs the token (the servers' --database-url).
+    #[arg(long, env = "SECURESCORE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// Object id, client id or user name of the principal; default: the demo principal.
     #[arg(long)]
     pub principal: Option<String>,

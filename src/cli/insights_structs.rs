@@ -9,8 +9,10 @@ use super::args::ReadArgs;
 pub struct ImprovementsArgs {
     #[command(flatten)]
     pub read: ReadArgs,
-    /// A resource group of the subscription (/subscriptions/GUID/resourceGroups/NAME); default:
-    /// the whole subscription.
+    /// A resource group of the subscription (/subscriptions/GUID/resourceGroups/NAME), or a
+    /// management group the subscription lies below
+    /// (/providers/Microsoft.Management/managementGroups/NAME: every subscription below it
+    /// counts); default: the whole subscription.
     #[arg(long)]
     pub scope: Option<String>,
 }

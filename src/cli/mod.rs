@@ -11,6 +11,7 @@ pub mod import;
 pub mod insights;
 pub mod insights_structs;
 pub mod management_groups;
+pub mod migrate;
 pub mod read;
 pub mod show;
 pub mod structs;

@@ -64,6 +64,8 @@ pub enum Command {
     Exemptions(super::insights_structs::ExemptionsCommand),
     /// Check the database: integrity, and the maintained counters, tallies and last score of every subscription against its assessments. Exits 1 on any problem.
     Verify(VerifyArgs),
+    /// Copy an embedded store (a data directory) into a PostgreSQL database, with its identity, signing keys and local CA; checks the row counts at the end.
+    Migrate(MigrateArgs),
 }
 
 pub use super::args::ReadArgs;
@@ -142,7 +144,7 @@ pub struct ServeArgs {
     /// Keep the data in memory only (lost on exit). TLS material still lives in --data-dir.
     #[arg(long)]
     pub memory: bool,
-    /// PostgreSQL URL for scale-out (postgres://...). Not available in this build yet.
+    /// PostgreSQL URL for scale-out (postgres://...): any number of servers share the database.
     #[arg(long, env = "SECURESCORE_DATABASE_URL", conflicts_with = "memory")]
     pub database_url: Option<String>,
     /// Seed the demo subscription 20ff7fc3-e762-44dd-bd96-b71116dcdc23 with the official example data.
@@ -281,6 +283,23 @@ pub struct ImportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The data directory to copy (it is only read).
+    #[arg(long, value_name = "DIR")]
+    pub from_data_dir: PathBuf,
+    /// The PostgreSQL database to copy into: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Replace the target's content even when it already holds subscriptions, assessments or
+    /// principals (without it, a non-empty target is refused and left untouched).
+    #[arg(long)]
+    pub force: bool,
+    /// Output format of the row counts.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Rewrite what differs (tallies, counters; a history point when the last one is wrong) in one transaction, and say what changed. Safe while a server runs.
     #[arg(long)]
@@ -288,7 +307,7 @@ pub struct VerifyArgs {
     /// Data directory of the embedded SQLite store.
     #[arg(long, env = "SECURESCORE_DATA_DIR", default_value = "./securescore-data")]
     pub data_dir: PathBuf,
-    /// PostgreSQL URL (postgres://...); takes the place of --data-dir. Not available in this build yet.
+    /// PostgreSQL URL (postgres://...); takes the place of --data-dir.
     // No `conflicts_with`: clap counts SECURESCORE_DATA_DIR from the environment as given.
     #[arg(long, env = "SECURESCORE_DATABASE_URL")]
     pub database_url: Option<String>,

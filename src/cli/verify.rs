@@ -5,22 +5,21 @@
 use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
-use super::data::existing_data_dir;
+use super::data::existing_store;
 use super::structs::{Output, VerifyArgs};
 use crate::catalog;
-use crate::store::{Counters, Mismatch, Store, VerifyReport, POSTGRES_NOT_BUILT};
+use crate::store::{Counters, Mismatch, Store, VerifyReport};
 
 pub async fn run(args: VerifyArgs) -> Result<()> {
-    if args.database_url.is_some() {
-        bail!(POSTGRES_NOT_BUILT);
-    }
     // As it is: a catalogue change is reported (or, with --repair, rebuilt), not adopted silently.
+    let config = existing_store(&args.data_dir, args.database_url.as_deref())?;
     let store =
-        Store::open_for_verify(&existing_data_dir(&args.data_dir)?).await.with_context(|| {
-            format!(
+        Store::open_for_verify(&config).await.with_context(|| match &args.database_url {
+            Some(_) => "cannot open the PostgreSQL database".to_owned(),
+            None => format!(
                 "cannot open the database in {} (if the file is damaged, restore a backup)",
                 args.data_dir.display()
-            )
+            ),
         })?;
     let report = if args.repair { store.repair().await? } else { store.verify().await? };
     match args.output {

@@ -1,6 +1,6 @@
 //! Continuous export's storage, engine-neutral: the stored automations, the outbox of changes
 //! (written by the engine inside the transaction of the change), and the deliveries still to
-//! make. The SQL lives in `store::sqlite::outbox`; what an automation means is `crate::automation`'s.
+//! make. The SQL lives in `store::sql::automation`; what an automation means is `crate::automation`'s.
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -69,7 +69,7 @@ pub struct ChangeEvent {
     pub change: String,
     /// Lowercase id of the resource the event is about (for assessments: the assessed resource).
     pub resource_key: String,
-    /// The record at the time of the change (see `store::sqlite::outbox` for the shapes).
+    /// The record at the time of the change (see `store::sql::automation` for the shapes).
     pub payload: serde_json::Value,
 }
 

@@ -11,6 +11,7 @@
 
 use anyhow::Result;
 use async_trait::async_trait;
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -319,6 +320,47 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(String, String)>> {
         self.engine().unhealthy_resources(scope, &name.to_ascii_lowercase(), after, limit).await
+    }
+
+    /// [`Store::unhealthy_counts`] summed over several subscriptions (a management group's).
+    pub async fn unhealthy_counts_across(
+        &self,
+        subscriptions: &[Uuid],
+    ) -> Result<BTreeMap<String, i64>> {
+        let mut sum = BTreeMap::new();
+        for sub in subscriptions {
+            for (name, n) in self.unhealthy_counts(&ResourceId::subscription_scope(*sub)).await? {
+                *sum.entry(name).or_insert(0) += n;
+            }
+        }
+        Ok(sum)
+    }
+
+    /// [`Store::unhealthy_resources`] over several subscriptions, in one key order: a resource
+    /// key starts with its subscription's, so the subscriptions are walked in key order and each
+    /// one's keys lie in `["/subscriptions/{id}/", "/subscriptions/{id}0")`.
+    pub async fn unhealthy_resources_across(
+        &self,
+        subscriptions: &[Uuid],
+        name: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let mut scopes: Vec<ResourceId> =
+            subscriptions.iter().map(|s| ResourceId::subscription_scope(*s)).collect();
+        scopes.sort_by(|a, b| a.key().cmp(b.key()));
+        let mut out = Vec::with_capacity(limit);
+        for scope in scopes {
+            if out.len() >= limit {
+                break;
+            }
+            if after.is_some_and(|a| a >= format!("{}0", scope.key()).as_str()) {
+                continue; // every key of this subscription is at or before the cursor
+            }
+            let rows = self.unhealthy_resources(&scope, name, after, limit - out.len()).await?;
+            out.extend(rows);
+        }
+        Ok(out)
     }
 }
 

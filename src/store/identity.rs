@@ -1,7 +1,7 @@
 //! Identity records in the store: principals (service principals and users of the built-in
 //! authority), Azure role assignments and the default tenant, with the engine trait for them.
 //! The trait is a supertrait of [`super::engine::Engine`] (every engine implements both); engines
-//! implement it beside their other SQL (SQLite: `store::sqlite::identity`), so the arrows go
+//! implement it beside their other SQL (both SQL engines: `store::sql::identity`), so the arrows go
 //! engine → here and sqlite → here, never back.
 
 use anyhow::{bail, Result};

@@ -1,5 +1,5 @@
 //! Management groups and scopes above and below the subscription: the engine-neutral records and
-//! trait (engines implement it beside their other SQL; SQLite: `store::sqlite::management_groups`),
+//! trait (implemented once for both SQL engines: `store::sql::management_groups`),
 //! the in-memory [`Hierarchy`] every scope question is answered from, and the score read models
 //! of a resource group and a management group.
 //!

@@ -1,5 +1,5 @@
-//! Storage: one [`Store`] handle over a crate-private [`Engine`] (SQLite today; PostgreSQL plugs in
-//! beside it without touching handlers), plus the read model the API serves from.
+//! Storage: one [`Store`] handle over a crate-private [`Engine`] (SQLite, embedded; PostgreSQL,
+//! shared by replicas), plus the read model the API serves from.
 //!
 //! - Every write goes through [`Store::apply`]: the engine updates assessments, the maintained
 //!   per-control counters and the score history in **one transaction**, so a read never scans
@@ -21,8 +21,12 @@ mod engine;
 mod exemptions;
 mod identity;
 mod management_groups;
+mod postgres;
+mod rows;
+mod sql;
 mod sqlite;
 mod subscription;
+pub mod transfer;
 mod verify;
 mod view;
 
@@ -45,6 +49,7 @@ pub use management_groups::{
     group_score, resource_group_of, valid_group_name, Child, GroupInfo, Hierarchy, HierarchyError,
     ManagementGroup, Scope, ROOT_DISPLAY_NAME,
 };
+pub use sqlite::DB_FILE;
 pub use verify::{CatalogVersions, Counters, Mismatch, RecordedScore, VerifyReport};
 pub use view::{ControlView, ScoreView};
 
@@ -68,6 +73,8 @@ pub enum StoreConfig {
     Sqlite { data_dir: PathBuf },
     /// A throw-away in-memory SQLite database.
     Memory,
+    /// A PostgreSQL database (`postgres://…`), shared by any number of server replicas.
+    Postgres { url: String },
 }
 
 /// How long a write waits for another writer's lock unless told otherwise.
@@ -92,8 +99,17 @@ impl Unavailable {
             cause
                 .downcast_ref::<Unavailable>()
                 .copied()
-                .or_else(|| cause.downcast_ref::<sqlx::Error>().and_then(sqlite::fault))
+                .or_else(|| cause.downcast_ref::<sqlx::Error>().and_then(sql_fault))
         })
+    }
+}
+
+/// A passing fault of either SQL engine (each reads its own error codes).
+fn sql_fault(e: &sqlx::Error) -> Option<Unavailable> {
+    if postgres::is_postgres(e) {
+        postgres::fault(e)
+    } else {
+        sqlite::fault(e)
     }
 }
 
@@ -179,9 +195,6 @@ struct Inner {
     rebuild: tokio::sync::Mutex<()>,
 }
 
-/// What `--database-url` answers until the PostgreSQL engine exists.
-pub const POSTGRES_NOT_BUILT: &str = "--database-url: the PostgreSQL engine is not part of this build yet; use --data-dir (SQLite) or --memory";
-
 impl Store {
     /// Open the store; when the built-in catalogue is not the one the counters were computed
     /// with, rebuild them first (so a server is never ready with counters of another catalogue).
@@ -216,6 +229,9 @@ impl Store {
                     .await?,
             ),
             StoreConfig::Memory => Box::new(sqlite::SqliteEngine::memory(health.clone()).await?),
+            StoreConfig::Postgres { url } => {
+                Box::new(postgres::PgEngine::open(url, busy_timeout, health.clone()).await?)
+            }
         };
         let seen = engine.generation().await?;
         Ok(Store {

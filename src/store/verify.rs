@@ -12,7 +12,7 @@
 //!   history point marked `catalogChange`.
 //!
 //! What to compare and what to write is decided here ([`derive`], [`compare`], [`plan`]); the
-//! engine (SQLite: `store::sqlite::verify`) only reads a consistent snapshot and applies the
+//! engine (`store::sql::verify`, for both SQL engines) only reads a consistent snapshot and applies the
 //! decision, inside one transaction.
 
 use anyhow::Result;

@@ -198,7 +198,7 @@ async fn improvements_refuse_scopes_they_cannot_answer() {
         assert!(r.message().contains(want), "{scope}: {}", r.text);
         assert_eq!(r.body["error"]["target"], "scope");
     }
-    // A management group: unknown, ARM's 404; known, not served here yet.
+    // A management group: unknown, ARM's 404; one the subscription is not below, 400.
     let at_group = "/providers/Microsoft.Management/managementGroups/mg1";
     let r = app.get(&improvements_path(sub, Some(at_group))).await;
     assert_eq!((r.status, r.code()), (404, "NotFound"), "{}", r.text);
@@ -206,7 +206,7 @@ async fn improvements_refuse_scopes_they_cannot_answer() {
     assert_eq!(app.put(&group, &serde_json::json!({"properties": {}})).await.status, 200);
     let r = app.get(&improvements_path(sub, Some(at_group))).await;
     assert_eq!(r.status, 400, "{}", r.text);
-    assert!(r.message().contains("not served yet"), "{}", r.text);
+    assert!(r.message().contains("does not contain the subscription"), "{}", r.text);
     let r = app.get(&improvements_path(Uuid::new_v4(), None)).await;
     assert_eq!(r.status, 404);
     assert_eq!(r.code(), "SubscriptionNotFound");
@@ -261,4 +261,115 @@ async fn unhealthy_resources_page_through_every_id_once() {
     assert_eq!(r.status, 404, "{}", r.text);
     let r = app.get(&format!("{path}&$top=0")).await;
     assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn improvements_at_a_management_group_sum_the_subscriptions_below_it() {
+    use super::management_groups::{get_as, place, put_group, token_with_roles};
+    let app = spawn_app().await;
+    let (a, b, outside) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    for s in [a, b, outside] {
+        app.add_subscription(s).await;
+    }
+    put_group(&app, "Parent", "Parent", None).await;
+    put_group(&app, "Child", "Child", Some("Parent")).await;
+    assert_eq!(place(&app, "Parent", &a.to_string()).await.status, 200);
+    assert_eq!(place(&app, "Child", &b.to_string()).await.status, 200);
+    seed_group(&app, a, "rg1").await;
+    seed_group(&app, b, "rg2").await;
+    // Outside the group: must not count.
+    put_status(&app, &vm(outside, "rg", "vm9"), EP, "Unhealthy").await;
+    put_status(&app, &vm(b, "rg2", "vm4"), EP, "Unhealthy").await;
+
+    let group = "/providers/Microsoft.Management/managementGroups/parent";
+    let r = app.get(&improvements_path(b, Some(group))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["scope"], "/providers/Microsoft.Management/managementGroups/Parent");
+    // The same numbers as the group's secureScoreControls and secure score.
+    let arm =
+        "/providers/Microsoft.Management/managementGroups/Parent/providers/Microsoft.Security";
+    let controls = app.get(&format!("{arm}/secureScoreControls?api-version=2020-01-01")).await;
+    assert_eq!(controls.status, 200, "{}", controls.text);
+    let score = app.get(&format!("{arm}/secureScores/ascScore?api-version=2020-01-01")).await;
+    assert_eq!(r.body["score"], score.body["properties"]["score"], "{}", r.text);
+    let scope_max = score.body["properties"]["score"]["max"].as_f64().unwrap();
+    let by_name: BTreeMap<String, &Value> = controls.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_string(), c))
+        .collect();
+    let entries = r.body["value"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    let mut last = f64::INFINITY;
+    for e in entries {
+        let c = by_name[e["control"].as_str().unwrap()];
+        let p = &c["properties"];
+        let points = round_dotnet(
+            p["score"]["max"].as_f64().unwrap() - p["score"]["current"].as_f64().unwrap(),
+            2,
+        );
+        assert_eq!(e["potentialScoreIncrease"]["points"].as_f64().unwrap(), points, "{e}");
+        assert_eq!(
+            e["potentialScoreIncrease"]["percentage"].as_f64().unwrap(),
+            round_dotnet(points / scope_max * 100.0, 2)
+        );
+        assert_eq!(e["unhealthyResourceCount"], p["unhealthyResourceCount"]);
+        assert!(points <= last, "best first");
+        last = points;
+    }
+    // Endpoint protection: vm1 and vm3 of each subscription, and vm4 of b, across both.
+    let ep = entries
+        .iter()
+        .flat_map(|e| e["recommendations"].as_array().unwrap())
+        .find(|rec| rec["name"] == EP)
+        .expect("endpoint protection is a recommendation");
+    assert_eq!(ep["unhealthyResourceCount"], 5);
+    let mut want = vec![
+        vm(a, "rg1", "vm1"),
+        vm(a, "rg1", "vm3"),
+        vm(b, "rg2", "vm1"),
+        vm(b, "rg2", "vm3"),
+        vm(b, "rg2", "vm4"),
+    ];
+    want.sort_by_key(|s| s.to_ascii_lowercase());
+    let inline: Vec<&str> = ep["unhealthyResources"]["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(inline, want);
+    // Paged across the subscriptions, every id once, in key order.
+    let control = entries
+        .iter()
+        .find(|e| e["recommendations"].as_array().unwrap().iter().any(|x| x["name"] == EP))
+        .unwrap()["control"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!(
+        "/securescore/v1/subscriptions/{a}/improvements/{control}/recommendations/{EP}/resources?$top=2&scope={group}"
+    );
+    let (paged, pages) = app.get_all(&path).await;
+    assert_eq!(pages, 3);
+    let paged: Vec<String> = paged.iter().map(|v| v["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(paged, want);
+    // The subscription outside the group cannot ask about it.
+    let r = app.get(&improvements_path(outside, Some(group))).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    // Read access to a subscription below the group is not read access to the group.
+    let sub_reader = token_with_roles(&app, &[("Reader", &format!("/subscriptions/{b}"))]).await;
+    let (status, body) = get_as(&app, &improvements_path(b, Some(group)), &sub_reader).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = get_as(&app, &improvements_path(b, None), &sub_reader).await;
+    assert_eq!(status, 200);
+    let group_reader = token_with_roles(&app, &[("Reader", group)]).await;
+    let (status, body) = get_as(&app, &improvements_path(b, Some(group)), &group_reader).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["value"], r_value(&app, b, group).await);
+}
+
+async fn r_value(app: &TestApp, sub: Uuid, scope: &str) -> Value {
+    app.get(&improvements_path(sub, Some(scope))).await.body["value"].clone()
 }

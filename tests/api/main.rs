@@ -27,6 +27,7 @@ mod management_groups;
 mod openapi;
 mod paths;
 mod persistence;
+mod replicas;
 mod resource_graph;
 mod scores;
 mod sub_assessments;
@@ -96,6 +97,8 @@ pub struct Options {
     pub limits: securescore::server::ConnectionLimits,
     pub store_busy_timeout: std::time::Duration,
     pub export: securescore::automation::ExportConfig,
+    /// `--public-url`: replicas behind one address share it.
+    pub public_url: Option<securescore::arm::PublicUrl>,
 }
 
 impl Default for Options {
@@ -111,6 +114,7 @@ impl Default for Options {
             limits: Default::default(),
             store_busy_timeout: securescore::store::DEFAULT_BUSY_TIMEOUT,
             export: Default::default(),
+            public_url: None,
         }
     }
 }
@@ -134,7 +138,7 @@ pub async fn spawn_with(o: Options) -> TestApp {
         tls: o.tls,
         auth: o.auth,
         demo: o.demo,
-        api: ApiConfig { page_size: o.page_size, ..ApiConfig::default() },
+        api: ApiConfig { page_size: o.page_size, public_url: o.public_url, ..ApiConfig::default() },
         throttle: o.throttle,
         max_connections: o.max_connections,
         limits: o.limits,
@@ -147,7 +151,7 @@ pub async fn spawn_with(o: Options) -> TestApp {
     let ca = app.ca_path().cloned();
     let tenant = app.identity().default_tenant;
     let token = match o.auth {
-        AuthMode::Strict => owner_token(&app, &base).await,
+        AuthMode::Strict => owner_token(&app, app.public_url().as_str()).await,
         AuthMode::Any => ANY_TOKEN.to_string(),
     };
     let mut http = reqwest::Client::builder().use_rustls_tls();
@@ -178,7 +182,7 @@ pub async fn spawn_with(o: Options) -> TestApp {
 
 /// A new service principal of the server's tenant with Owner on `/`, and a token for it signed
 /// with the server's current key, as the token endpoint would issue it.
-async fn owner_token(app: &Application, base: &str) -> String {
+async fn owner_token(app: &Application, authority: &str) -> String {
     let store = app.store();
     let (principal, _secret) = admin::create_principal(
         store,
@@ -195,7 +199,7 @@ async fn owner_token(app: &Application, base: &str) -> String {
     admin::assign(store, &principal.id.to_string(), "Owner", "/").await.expect("Owner on /");
     let grant = Grant {
         principal: &principal,
-        authority: base,
+        authority,
         audience: DEFAULT_AUDIENCE,
         client_id: None,
         tenant: None,

@@ -119,7 +119,12 @@ async fn add_named_subscription(app: &TestApp, id: &str, name: &str, tenant: Uui
 }
 
 /// PUT a group with a display name below a parent (`None`: the root group).
-async fn put_group(app: &TestApp, name: &str, display: &str, parent: Option<&str>) -> Resp {
+pub(crate) async fn put_group(
+    app: &TestApp,
+    name: &str,
+    display: &str,
+    parent: Option<&str>,
+) -> Resp {
     let mut body = json!({"properties": {"displayName": display}});
     if let Some(p) = parent {
         body["properties"]["details"] = json!({"parent": {"id": format!("/providers/Microsoft.Management/managementGroups/{p}")}});
@@ -133,7 +138,7 @@ async fn patch_group(app: &TestApp, name: &str, body: Value) -> Resp {
     app.request(Method::PATCH, &group_path(name), Some(body.to_string()), &[]).await
 }
 
-async fn place(app: &TestApp, group: &str, sub: &str) -> Resp {
+pub(crate) async fn place(app: &TestApp, group: &str, sub: &str) -> Resp {
     app.request(Method::PUT, &group_path(&format!("{group}/subscriptions/{sub}")), None, &[]).await
 }
 
@@ -466,7 +471,7 @@ async fn token_with(app: &TestApp, role: Option<(&str, &str)>) -> String {
 }
 
 /// A token of a new service principal with every (role, scope) of `roles`.
-async fn token_with_roles(app: &TestApp, roles: &[(&str, &str)]) -> String {
+pub(crate) async fn token_with_roles(app: &TestApp, roles: &[(&str, &str)]) -> String {
     use securescore::identity::admin::{self, NewPrincipal};
     let (p, secret) = admin::create_principal(
         &app.store,
@@ -499,7 +504,7 @@ async fn token_with_roles(app: &TestApp, roles: &[(&str, &str)]) -> String {
     body["access_token"].as_str().expect("a token").to_string()
 }
 
-async fn get_as(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
+pub(crate) async fn get_as(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
     let r = app.http.get(format!("{}{path}", app.base)).bearer_auth(token).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))

@@ -299,21 +299,32 @@ async fn a_damaged_database_file_is_reported() {
 
 #[tokio::test]
 async fn database_url_and_missing_data_answer_clearly() {
-    let serve = cli(&["serve", "--database-url", "postgres://127.0.0.1/x"]).await;
-    let check = cli(&["verify", "--database-url", "postgres://127.0.0.1/x"]).await;
+    // Nothing listens on port 1: both commands name the database they cannot reach.
+    let url = "postgres://127.0.0.1:1/x";
+    let serve = cli(&["serve", "--database-url", url]).await;
+    let check = cli(&["verify", "--database-url", url]).await;
     assert!(!check.status.success());
     assert_eq!(check.status.code(), serve.status.code(), "the same exit code as serve");
-    assert!(stderr(&check).contains("PostgreSQL engine is not part of this build"));
-    assert_eq!(stderr(&check).lines().last(), stderr(&serve).lines().last(), "the same answer");
+    for out in [&serve, &check] {
+        assert!(
+            stderr(out).contains(&format!("cannot connect to PostgreSQL at {url}")),
+            "{}",
+            stderr(out)
+        );
+    }
     // Also with a data directory in the environment (as the README suggests exporting).
     let with_env = tokio::process::Command::new(env!("CARGO_BIN_EXE_securescore"))
-        .args(["verify", "--database-url", "postgres://127.0.0.1/x"])
+        .args(["verify", "--database-url", url])
         .env("SECURESCORE_DATA_DIR", "/nonexistent")
         .output()
         .await
         .unwrap();
     assert_eq!(with_env.status.code(), serve.status.code());
-    assert!(stderr(&with_env).contains("PostgreSQL engine"), "{}", stderr(&with_env));
+    assert!(stderr(&with_env).contains("cannot connect to PostgreSQL"), "{}", stderr(&with_env));
+    // Another database's URL is refused before anything is tried.
+    let other = cli(&["verify", "--database-url", "mysql://127.0.0.1/x"]).await;
+    assert!(!other.status.success());
+    assert!(stderr(&other).contains("must be a PostgreSQL URL"), "{}", stderr(&other));
 
     let dir = tempfile::tempdir().unwrap();
     let nowhere = dir.path().join("nothing-here");

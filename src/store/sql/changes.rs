@@ -1,15 +1,16 @@
 //! The reads of the status-transition log (`status_changes`, [`ChangeEngine`]); what writes it
-//! is `sqlite::tracker`.
+//! is each engine's `tracker`.
 
 use anyhow::Result;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{parse_status, SqliteEngine};
+use super::{query, query_as, write_one, SqlBackend};
 use crate::arm::{format_time, parse_time};
 use crate::score::ScoreDetails;
 use crate::store::changes::{ChangeCause, ChangeEngine, Order, StatusChange};
+use crate::store::rows::parse_status;
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -54,7 +55,7 @@ impl TryFrom<Row> for StatusChange {
 }
 
 #[async_trait]
-impl ChangeEngine for SqliteEngine {
+impl<B: SqlBackend> ChangeEngine for B {
     async fn changes(
         &self,
         subscription: Uuid,
@@ -73,16 +74,16 @@ impl ChangeEngine for SqliteEngine {
         let sql = format!(
             "SELECT seq, at, resource_id, assessment, old_status, new_status, cause, before_current, \
              before_max, before_percentage, after_current, after_max, after_percentage \
-             FROM status_changes WHERE subscription_id = ?1 AND at >= ?2 AND at <= ?3 \
-             AND (?4 IS NULL OR seq {cmp} ?4) ORDER BY seq {dir} LIMIT ?5"
+             FROM status_changes WHERE subscription_id = $1 AND at >= $2 AND at <= $3 \
+             AND ($4 IS NULL OR seq {cmp} $4) ORDER BY seq {dir} LIMIT $5"
         );
-        sqlx::query_as::<_, Row>(&sql)
+        query_as::<Row>(&sql)
             .bind(subscription.to_string())
             .bind(format_time(from))
             .bind(format_time(to))
             .bind(after)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
+            .fetch_all(self.reader())
             .await?
             .into_iter()
             .map(StatusChange::try_from)
@@ -90,8 +91,10 @@ impl ChangeEngine for SqliteEngine {
     }
 
     async fn prune_changes(&self, before: OffsetDateTime) -> Result<u64> {
-        self.write_one(
-            sqlx::query("DELETE FROM status_changes WHERE at < ?1").bind(format_time(before)),
+        write_one(
+            self,
+            None,
+            query("DELETE FROM status_changes WHERE at < $1").bind(format_time(before)),
         )
         .await
     }

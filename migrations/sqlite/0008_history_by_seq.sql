@@ -3,4 +3,4 @@
 -- answer that order, so SQLite sorted all of the subscription's history on every write: a write
 -- cost grew with the history (2.5 ms of CPU per PUT after a few thousand points). This index
 -- makes it one step down a B-tree.
-CREATE INDEX score_history_latest ON score_history (subscription_id, initiative, seq);
+CREATE INDEX score_history_by_seq ON score_history (subscription_id, initiative, seq);

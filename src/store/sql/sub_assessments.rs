@@ -1,11 +1,11 @@
-//! The SQLite side of sub-assessments (the trait and record are [`crate::store::engine`]'s): one
+//! Sub-assessments in either SQL engine (the trait and record are [`crate::store::engine`]'s): one
 //! table keyed by (resource, assessment, name), lowercase. The cascade from a deleted assessment
 //! is a trigger of migration 0004, so every path that deletes assessments keeps it.
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 
-use super::{bump_generation, SqliteEngine};
+use super::{query, query_as, query_scalar, write_one, SqlBackend, WriteTx};
 use crate::arm::resource_id::ScopeKind;
 use crate::arm::ResourceId;
 use crate::store::engine::{SubAssessment, SubAssessmentEngine, SubAssessmentKey};
@@ -37,7 +37,7 @@ impl TryFrom<Row> for SubAssessment {
 }
 
 #[async_trait]
-impl SubAssessmentEngine for SqliteEngine {
+impl<B: SqlBackend> SubAssessmentEngine for B {
     async fn put_sub_assessment(
         &self,
         resource: &ResourceId,
@@ -45,29 +45,25 @@ impl SubAssessmentEngine for SqliteEngine {
     ) -> Result<Option<bool>> {
         let mut tx = self.write_tx().await?;
         let subscription = resource.subscription().to_string();
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM subscriptions WHERE id = ?1")
-            .bind(&subscription)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
+        if tx.lock_subscriptions(vec![subscription.clone()]).await?.is_empty() {
             tx.finish_read().await?;
             return Ok(None);
         }
         let (assessment_key, name_key) =
             (sub.assessment.to_ascii_lowercase(), sub.name.to_ascii_lowercase());
-        let existed: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM sub_assessments \
-             WHERE resource_key = ?1 AND assessment_key = ?2 AND name_key = ?3",
+        let existed: Option<i64> = query_scalar(
+            "SELECT CAST(1 AS BIGINT) FROM sub_assessments \
+             WHERE resource_key = $1 AND assessment_key = $2 AND name_key = $3",
         )
         .bind(resource.key())
         .bind(&assessment_key)
         .bind(&name_key)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?;
         // A replace keeps the casing of the first write, like assessments.
-        sqlx::query(
+        query(
             "INSERT INTO sub_assessments (resource_key, assessment_key, name_key, subscription_id, \
-             resource_id, assessment_name, name, properties) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             resource_id, assessment_name, name, properties) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (resource_key, assessment_key, name_key) \
              DO UPDATE SET properties = excluded.properties",
         )
@@ -79,9 +75,9 @@ impl SubAssessmentEngine for SqliteEngine {
         .bind(&sub.assessment)
         .bind(&sub.name)
         .bind(serde_json::to_string(&sub.properties)?)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
-        bump_generation(&mut tx).await?;
+        tx.announce().await?;
         tx.commit().await?;
         Ok(Some(existed.is_none()))
     }
@@ -92,14 +88,14 @@ impl SubAssessmentEngine for SqliteEngine {
         assessment_key: &str,
         name_key: &str,
     ) -> Result<Option<SubAssessment>> {
-        sqlx::query_as::<_, Row>(&format!(
+        query_as::<Row>(format!(
             "SELECT {COLUMNS} FROM sub_assessments \
-             WHERE resource_key = ?1 AND assessment_key = ?2 AND name_key = ?3"
+             WHERE resource_key = $1 AND assessment_key = $2 AND name_key = $3"
         ))
         .bind(resource.key())
         .bind(assessment_key)
         .bind(name_key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await?
         .map(SubAssessment::try_from)
         .transpose()
@@ -115,13 +111,13 @@ impl SubAssessmentEngine for SqliteEngine {
         // The scope and everything below it, as for assessments ('0' follows '/').
         let (after_resource, after_assessment, after_name) = after.cloned().unwrap_or_default();
         let sql = format!(
-            "SELECT {COLUMNS} FROM sub_assessments WHERE subscription_id = ?1 \
-             AND (?2 OR resource_key = ?3 OR (resource_key >= ?4 AND resource_key < ?5)) \
-             AND (?6 IS NULL OR assessment_key = ?6) \
-             AND (resource_key, assessment_key, name_key) > (?7, ?8, ?9) \
-             ORDER BY resource_key, assessment_key, name_key LIMIT ?10"
+            "SELECT {COLUMNS} FROM sub_assessments WHERE subscription_id = $1 \
+             AND ($2 OR resource_key = $3 OR (resource_key >= $4 AND resource_key < $5)) \
+             AND ($6 IS NULL OR assessment_key = $6) \
+             AND (resource_key, assessment_key, name_key) > ($7, $8, $9) \
+             ORDER BY resource_key, assessment_key, name_key LIMIT $10"
         );
-        sqlx::query_as::<_, Row>(&sql)
+        query_as::<Row>(&sql)
             .bind(scope.subscription().to_string())
             .bind(scope.kind() == ScopeKind::Subscription)
             .bind(scope.key())
@@ -132,7 +128,7 @@ impl SubAssessmentEngine for SqliteEngine {
             .bind(after_assessment)
             .bind(after_name)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
+            .fetch_all(self.reader())
             .await?
             .into_iter()
             .map(SubAssessment::try_from)
@@ -145,17 +141,18 @@ impl SubAssessmentEngine for SqliteEngine {
         assessment_key: &str,
         name_key: &str,
     ) -> Result<bool> {
-        let deleted = self
-            .write_one(
-                sqlx::query(
-                    "DELETE FROM sub_assessments \
-                     WHERE resource_key = ?1 AND assessment_key = ?2 AND name_key = ?3",
-                )
-                .bind(resource.key())
-                .bind(assessment_key)
-                .bind(name_key),
+        let deleted = write_one(
+            self,
+            Some(resource.subscription().to_string()),
+            query(
+                "DELETE FROM sub_assessments \
+                     WHERE resource_key = $1 AND assessment_key = $2 AND name_key = $3",
             )
-            .await?;
+            .bind(resource.key())
+            .bind(assessment_key)
+            .bind(name_key),
+        )
+        .await?;
         Ok(deleted > 0)
     }
 }

@@ -1,10 +1,10 @@
 //! Stored exemptions as rows: the columns, the row type and the active rules of a subscription.
-//! A leaf below both the exemption writes (`sqlite::exemptions`) and the counter steps
-//! (`sqlite::tracker`), which both read the rules in force.
+//! A leaf below both the exemption writes (`sql::exemptions`) and the counter steps
+//! (`sql::tracker`), which both read the rules in force.
 
 use anyhow::{Context, Result};
 
-use super::WriteTx;
+use super::{query_as, Conn, WriteTx};
 use crate::arm::{parse_time, ResourceId};
 use crate::store::exemptions::{Category, Exemption, ExemptionRule};
 
@@ -46,18 +46,15 @@ impl TryFrom<Row> for Exemption {
 
 /// The active exemptions of a subscription, on the transaction's connection.
 pub(super) async fn active_rules(
-    tx: &mut WriteTx,
+    tx: &mut impl WriteTx,
     subscription: &str,
 ) -> Result<Vec<ExemptionRule>> {
-    rules_of(&mut **tx, subscription).await
+    rules_of(tx.conn(), subscription).await
 }
 
-pub(super) async fn rules_of<'c>(
-    conn: impl sqlx::Executor<'c, Database = sqlx::Sqlite>,
-    subscription: &str,
-) -> Result<Vec<ExemptionRule>> {
-    sqlx::query_as::<_, Row>(&format!(
-        "SELECT {COLUMNS} FROM exemptions WHERE subscription_id = ?1 AND active = 1 ORDER BY name_key"
+pub(super) async fn rules_of(conn: Conn<'_>, subscription: &str) -> Result<Vec<ExemptionRule>> {
+    query_as::<Row>(format!(
+        "SELECT {COLUMNS} FROM exemptions WHERE subscription_id = $1 AND active ORDER BY name_key"
     ))
     .bind(subscription)
     .fetch_all(conn)

@@ -1,11 +1,11 @@
-//! The SQLite side of identity storage: principals and role assignments (the trait and records
-//! are [`crate::store::identity`]'s). Every write bumps the generation counter like all others.
+//! Identity storage in either SQL engine: principals and role assignments (the trait and records
+//! are [`crate::store::identity`]'s). Every write is announced like all others.
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{bump_generation, SqliteEngine};
+use super::{query, query_as, write_one, SqlBackend, WriteTx};
 use crate::arm::{format_time, parse_time};
 use crate::store::identity::{
     IdentityEngine, PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment,
@@ -15,7 +15,7 @@ const PRINCIPAL_COLUMNS: &str =
     "id, kind, display_name, app_id, user_name, tenant_id, secret_hash, created_at";
 const ASSIGNMENT_COLUMNS: &str = "id, principal_id, role_definition_id, scope, created_at";
 
-/// A `principals` row as SQLite stores it (GUIDs and times as text).
+/// A `principals` row as stored (GUIDs and times as text).
 #[derive(sqlx::FromRow)]
 struct PrincipalRow {
     id: String,
@@ -49,7 +49,7 @@ impl TryFrom<PrincipalRow> for PrincipalRecord {
     }
 }
 
-/// A `role_assignments` row as SQLite stores it.
+/// A `role_assignments` row as stored.
 #[derive(sqlx::FromRow)]
 struct AssignmentRow {
     id: String,
@@ -74,11 +74,11 @@ impl TryFrom<AssignmentRow> for RoleAssignment {
 }
 
 #[async_trait]
-impl IdentityEngine for SqliteEngine {
+impl<B: SqlBackend> IdentityEngine for B {
     async fn insert_principal(&self, p: &PrincipalRecord) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(&format!(
-            "INSERT INTO principals ({PRINCIPAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        query(format!(
+            "INSERT INTO principals ({PRINCIPAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(p.id.to_string())
         .bind(p.kind.as_str())
@@ -88,7 +88,7 @@ impl IdentityEngine for SqliteEngine {
         .bind(p.tenant_id.to_string())
         .bind(&p.secret_hash)
         .bind(format_time(p.created_at))
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await
         .map_err(|e| match e {
             sqlx::Error::Database(d) if d.is_unique_violation() => {
@@ -96,7 +96,7 @@ impl IdentityEngine for SqliteEngine {
             }
             other => other.into(),
         })?;
-        bump_generation(&mut tx).await?;
+        tx.announce().await?;
         tx.commit().await?;
         Ok(())
     }
@@ -107,21 +107,21 @@ impl IdentityEngine for SqliteEngine {
             PrincipalKey::AppId(id) => ("app_id", id.to_string()),
             PrincipalKey::UserName(name) => ("user_name", name.to_lowercase()),
         };
-        sqlx::query_as::<_, PrincipalRow>(&format!(
-            "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE {column} = ?1"
+        query_as::<PrincipalRow>(format!(
+            "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE {column} = $1"
         ))
         .bind(value)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await?
         .map(PrincipalRecord::try_from)
         .transpose()
     }
 
     async fn principals(&self) -> Result<Vec<PrincipalRecord>> {
-        sqlx::query_as::<_, PrincipalRow>(&format!(
+        query_as::<PrincipalRow>(format!(
             "SELECT {PRINCIPAL_COLUMNS} FROM principals ORDER BY created_at, id"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?
         .into_iter()
         .map(PrincipalRecord::try_from)
@@ -131,51 +131,51 @@ impl IdentityEngine for SqliteEngine {
     async fn remove_principal(&self, id: Uuid) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let id = id.to_string();
-        sqlx::query("DELETE FROM role_assignments WHERE principal_id = ?1")
+        query("DELETE FROM role_assignments WHERE principal_id = $1")
             .bind(&id)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         let done =
-            sqlx::query("DELETE FROM principals WHERE id = ?1").bind(&id).execute(&mut *tx).await?;
-        bump_generation(&mut tx).await?;
+            query("DELETE FROM principals WHERE id = $1").bind(&id).execute(tx.conn()).await?;
+        tx.announce().await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn set_secret_hash(&self, id: Uuid, hash: &str) -> Result<bool> {
-        let statement = sqlx::query("UPDATE principals SET secret_hash = ?2 WHERE id = ?1")
+        let statement = query("UPDATE principals SET secret_hash = $2 WHERE id = $1")
             .bind(id.to_string())
             .bind(hash);
-        Ok(self.write_one(statement).await? > 0)
+        Ok(write_one(self, None, statement).await? > 0)
     }
 
     async fn put_role_assignment(&self, a: &RoleAssignment) -> Result<(RoleAssignment, bool)> {
         let mut tx = self.write_tx().await?;
-        let existing = sqlx::query_as::<_, AssignmentRow>(&format!(
+        let existing = query_as::<AssignmentRow>(format!(
             "SELECT {ASSIGNMENT_COLUMNS} FROM role_assignments \
-             WHERE principal_id = ?1 AND role_definition_id = ?2 AND scope = ?3"
+             WHERE principal_id = $1 AND role_definition_id = $2 AND scope = $3"
         ))
         .bind(&a.principal_id)
         .bind(a.role_definition_id.to_string())
         .bind(&a.scope)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?
         .map(RoleAssignment::try_from)
         .transpose()?;
         if let Some(existing) = existing {
             return Ok((existing, false));
         }
-        sqlx::query(&format!(
-            "INSERT INTO role_assignments ({ASSIGNMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"
+        query(format!(
+            "INSERT INTO role_assignments ({ASSIGNMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
         ))
         .bind(a.id.to_string())
         .bind(&a.principal_id)
         .bind(a.role_definition_id.to_string())
         .bind(&a.scope)
         .bind(format_time(a.created_at))
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
-        bump_generation(&mut tx).await?;
+        tx.announce().await?;
         tx.commit().await?;
         Ok((a.clone(), true))
     }
@@ -183,18 +183,18 @@ impl IdentityEngine for SqliteEngine {
     async fn role_assignments(&self, principal_id: Option<&str>) -> Result<Vec<RoleAssignment>> {
         let rows = match principal_id {
             Some(p) => {
-                sqlx::query_as::<_, AssignmentRow>(&format!(
-                    "SELECT {ASSIGNMENT_COLUMNS} FROM role_assignments WHERE principal_id = ?1 ORDER BY scope, id"
+                query_as::<AssignmentRow>(format!(
+                    "SELECT {ASSIGNMENT_COLUMNS} FROM role_assignments WHERE principal_id = $1 ORDER BY scope, id"
                 ))
                 .bind(p)
-                .fetch_all(&self.pool)
+                .fetch_all(self.reader())
                 .await?
             }
             None => {
-                sqlx::query_as::<_, AssignmentRow>(&format!(
+                query_as::<AssignmentRow>(format!(
                     "SELECT {ASSIGNMENT_COLUMNS} FROM role_assignments ORDER BY principal_id, scope, id"
                 ))
-                .fetch_all(&self.pool)
+                .fetch_all(self.reader())
                 .await?
             }
         };
@@ -202,36 +202,39 @@ impl IdentityEngine for SqliteEngine {
     }
 
     async fn remove_role_assignment(&self, id: Uuid) -> Result<bool> {
-        let statement =
-            sqlx::query("DELETE FROM role_assignments WHERE id = ?1").bind(id.to_string());
-        Ok(self.write_one(statement).await? > 0)
+        let statement = query("DELETE FROM role_assignments WHERE id = $1").bind(id.to_string());
+        Ok(write_one(self, None, statement).await? > 0)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sqlite::SqliteEngine;
 
     /// A damaged row is an error naming the column, never a panic or a made-up value.
     #[tokio::test]
     async fn damaged_rows_are_errors_that_name_the_column() {
         let engine = SqliteEngine::memory(Default::default()).await.unwrap();
-        sqlx::query(&format!(
+        query(format!(
             "INSERT INTO principals ({PRINCIPAL_COLUMNS}) VALUES \
              ('not-a-guid', 'User', 'x', NULL, 'x@example', '6d5ba1c5-0000-4000-8000-000000000000', 'h', '2026-01-01T00:00:00Z')"
         ))
-        .execute(&engine.pool)
+        .execute(super::super::Conn::SqlitePool(&engine.pool))
         .await
         .unwrap();
         let err = engine.principals().await.unwrap_err();
         assert!(format!("{err:#}").contains("stored id 'not-a-guid' is not a GUID"), "{err:#}");
 
-        sqlx::query("DELETE FROM principals").execute(&engine.pool).await.unwrap();
-        sqlx::query(&format!(
+        query("DELETE FROM principals")
+            .execute(super::super::Conn::SqlitePool(&engine.pool))
+            .await
+            .unwrap();
+        query(format!(
             "INSERT INTO role_assignments ({ASSIGNMENT_COLUMNS}) VALUES \
              ('6d5ba1c5-0000-4000-8000-000000000001', 'p', 'owner', '/', '2026-01-01T00:00:00Z')"
         ))
-        .execute(&engine.pool)
+        .execute(super::super::Conn::SqlitePool(&engine.pool))
         .await
         .unwrap();
         let err = engine.role_assignments(Some("p")).await.unwrap_err();

@@ -1,21 +1,21 @@
-//! The SQLite side of management groups (the trait and records are
+//! Management groups in either SQL engine (the trait and records are
 //! [`crate::store::management_groups`]'s): groups, placements of subscriptions (migration 0006),
 //! and the per-resource-group counters, moved by [`step_resource_group`] inside the same
 //! transaction as the subscription counters and checked/rebuilt by [`reconcile_resource_groups`].
 
 use anyhow::Result;
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-use super::{bump_generation, CountsRow, SqliteEngine, WriteTx};
+use super::{query, query_as, query_scalar, write_one, SqlBackend, WriteTx};
 use crate::arm::{format_time, parse_time};
 use crate::catalog;
 use crate::score::{self, ControlCounts, Status};
 use crate::store::management_groups::{
     resource_group_of, HierarchyError, ManagementGroup, ManagementGroupEngine,
 };
+use crate::store::rows::{ControlCountsRow, CountsRow};
 use crate::store::verify::Mismatch;
 
 #[derive(sqlx::FromRow)]
@@ -51,13 +51,14 @@ struct RgCountsRow {
 }
 
 #[async_trait]
-impl ManagementGroupEngine for SqliteEngine {
+impl<B: SqlBackend> ManagementGroupEngine for B {
     async fn management_groups(&self) -> Result<Vec<ManagementGroup>> {
-        sqlx::query_as::<_, GroupRow>(
+        query_as::<GroupRow>(format!(
             "SELECT name, display_name, parent_key, version, updated_time, updated_by \
-             FROM management_groups ORDER BY rowid",
-        )
-        .fetch_all(&self.pool)
+             FROM management_groups ORDER BY {}",
+            B::GROUP_ORDER
+        ))
+        .fetch_all(self.reader())
         .await?
         .into_iter()
         .map(ManagementGroup::try_from)
@@ -66,8 +67,8 @@ impl ManagementGroupEngine for SqliteEngine {
 
     async fn placements(&self) -> Result<Vec<(Uuid, String)>> {
         let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT subscription_id, group_key FROM management_group_subscriptions")
-                .fetch_all(&self.pool)
+            query_as("SELECT subscription_id, group_key FROM management_group_subscriptions")
+                .fetch_all(self.reader())
                 .await?;
         rows.into_iter().map(|(s, g)| Ok((Uuid::parse_str(&s)?, g))).collect()
     }
@@ -80,13 +81,13 @@ impl ManagementGroupEngine for SqliteEngine {
         let key = group.key();
         if let Some(parent) = &group.parent {
             // The parent and every group above it, inside the write lock.
-            let above: Vec<String> = sqlx::query_scalar(
-                "WITH RECURSIVE up(k) AS (SELECT name_key FROM management_groups WHERE name_key = ?1 \
+            let above: Vec<String> = query_scalar(
+                "WITH RECURSIVE up(k) AS (SELECT name_key FROM management_groups WHERE name_key = $1 \
                  UNION SELECT g.parent_key FROM management_groups g JOIN up ON g.name_key = up.k \
                  WHERE g.parent_key IS NOT NULL) SELECT k FROM up",
             )
             .bind(parent)
-            .fetch_all(&mut *tx)
+            .fetch_all(tx.conn())
             .await?;
             let refused = if above.is_empty() {
                 Some(HierarchyError::NoParent(parent.clone()))
@@ -101,13 +102,13 @@ impl ManagementGroupEngine for SqliteEngine {
             }
         }
         let existed: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM management_groups WHERE name_key = ?1")
+            query_scalar("SELECT CAST(1 AS BIGINT) FROM management_groups WHERE name_key = $1")
                 .bind(&key)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(tx.conn())
                 .await?;
-        sqlx::query(
+        query(
             "INSERT INTO management_groups (name_key, name, display_name, parent_key, version, \
-             updated_time, updated_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             updated_time, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (name_key) DO UPDATE SET display_name = excluded.display_name, \
              parent_key = excluded.parent_key, version = excluded.version, \
              updated_time = excluded.updated_time, updated_by = excluded.updated_by",
@@ -119,9 +120,9 @@ impl ManagementGroupEngine for SqliteEngine {
         .bind(group.version)
         .bind(format_time(group.updated_time))
         .bind(&group.updated_by)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
-        bump_generation(&mut tx).await?;
+        tx.announce().await?;
         tx.commit().await?;
         Ok(Ok(existed.is_none()))
     }
@@ -131,22 +132,22 @@ impl ManagementGroupEngine for SqliteEngine {
         key: &str,
     ) -> Result<std::result::Result<bool, HierarchyError>> {
         let mut tx = self.write_tx().await?;
-        let children: i64 = sqlx::query_scalar(
-            "SELECT (SELECT count(*) FROM management_groups WHERE parent_key = ?1) \
-             + (SELECT count(*) FROM management_group_subscriptions WHERE group_key = ?1)",
+        let children: i64 = query_scalar(
+            "SELECT (SELECT count(*) FROM management_groups WHERE parent_key = $1) \
+             + (SELECT count(*) FROM management_group_subscriptions WHERE group_key = $1)",
         )
         .bind(key)
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn())
         .await?;
         if children > 0 {
             tx.finish_read().await?;
             return Ok(Err(HierarchyError::HasChildren(key.to_string())));
         }
-        let done = sqlx::query("DELETE FROM management_groups WHERE name_key = ?1")
+        let done = query("DELETE FROM management_groups WHERE name_key = $1")
             .bind(key)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
-        bump_generation(&mut tx).await?;
+        tx.announce().await?;
         tx.commit().await?;
         Ok(Ok(done.rows_affected() > 0))
     }
@@ -159,21 +160,23 @@ impl ManagementGroupEngine for SqliteEngine {
         let id = subscription.to_string();
         let done = match group {
             // Only while both still exist (another process may have removed either).
-            Some(g) => self.write_one(
-                sqlx::query(
+            Some(g) => write_one(
+                self,
+                None,
+                query(
                     "INSERT INTO management_group_subscriptions (subscription_id, group_key) \
-                     SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?1) \
-                     AND EXISTS (SELECT 1 FROM management_groups WHERE name_key = ?2) \
+                     SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = $1) \
+                     AND EXISTS (SELECT 1 FROM management_groups WHERE name_key = $2) \
                      ON CONFLICT (subscription_id) DO UPDATE SET group_key = excluded.group_key",
                 )
                 .bind(id)
                 .bind(g.to_string()),
             ),
-            None => self.write_one(
-                sqlx::query(
-                    "DELETE FROM management_group_subscriptions WHERE subscription_id = ?1",
-                )
-                .bind(id),
+            None => write_one(
+                self,
+                None,
+                query("DELETE FROM management_group_subscriptions WHERE subscription_id = $1")
+                    .bind(id),
             ),
         }
         .await?;
@@ -184,12 +187,12 @@ impl ManagementGroupEngine for SqliteEngine {
     }
 
     async fn resource_groups(&self, subscription: Uuid) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT resource_group FROM resource_group_counts WHERE subscription_id = ?1 \
+        Ok(query_scalar(
+            "SELECT DISTINCT resource_group FROM resource_group_counts WHERE subscription_id = $1 \
              ORDER BY resource_group",
         )
         .bind(subscription.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?)
     }
 
@@ -198,13 +201,13 @@ impl ManagementGroupEngine for SqliteEngine {
         subscription: Uuid,
         resource_group: &str,
     ) -> Result<Vec<(String, ControlCounts)>> {
-        Ok(sqlx::query_as::<_, super::ControlCountsRow>(
+        Ok(query_as::<ControlCountsRow>(
             "SELECT control, healthy, unhealthy, not_applicable FROM resource_group_counts \
-             WHERE subscription_id = ?1 AND resource_group = ?2",
+             WHERE subscription_id = $1 AND resource_group = $2",
         )
         .bind(subscription.to_string())
         .bind(resource_group.to_ascii_lowercase())
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?
         .into_iter()
         .map(|row| (row.control, row.counts.into()))
@@ -212,10 +215,10 @@ impl ManagementGroupEngine for SqliteEngine {
     }
 }
 
-/// The hook of `sqlite::step`: the subscription's counts of `control` moved from `before` to
+/// The hook of each engine's `step`: the subscription's counts of `control` moved from `before` to
 /// `after` because of one resource; the resource's group (if it lies in one) moves the same way.
-pub(super) async fn step_resource_group(
-    tx: &mut WriteTx,
+pub(in crate::store) async fn step_resource_group(
+    tx: &mut impl WriteTx,
     subscription: &str,
     control: &str,
     resource_key: &str,
@@ -231,12 +234,13 @@ pub(super) async fn step_resource_group(
     if delta == (0, 0, 0) {
         return Ok(());
     }
-    sqlx::query(
+    query(
         "INSERT INTO resource_group_counts (subscription_id, resource_group, control, healthy, \
-         unhealthy, not_applicable) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         unhealthy, not_applicable) VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (subscription_id, resource_group, control) DO UPDATE SET \
-         healthy = healthy + excluded.healthy, unhealthy = unhealthy + excluded.unhealthy, \
-         not_applicable = not_applicable + excluded.not_applicable",
+         healthy = resource_group_counts.healthy + excluded.healthy, \
+         unhealthy = resource_group_counts.unhealthy + excluded.unhealthy, \
+         not_applicable = resource_group_counts.not_applicable + excluded.not_applicable",
     )
     .bind(subscription)
     .bind(rg)
@@ -244,20 +248,20 @@ pub(super) async fn step_resource_group(
     .bind(delta.0)
     .bind(delta.1)
     .bind(delta.2)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     // Only a decrease can empty a row: an empty row is dropped, as control_counts drops its own.
     if delta.0 >= 0 && delta.1 >= 0 && delta.2 >= 0 {
         return Ok(());
     }
-    sqlx::query(
-        "DELETE FROM resource_group_counts WHERE subscription_id = ?1 AND resource_group = ?2 \
-         AND control = ?3 AND healthy = 0 AND unhealthy = 0 AND not_applicable = 0",
+    query(
+        "DELETE FROM resource_group_counts WHERE subscription_id = $1 AND resource_group = $2 \
+         AND control = $3 AND healthy = 0 AND unhealthy = 0 AND not_applicable = 0",
     )
     .bind(subscription)
     .bind(rg)
     .bind(control)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }
@@ -291,18 +295,18 @@ pub(super) fn derive_resource_groups(
 /// The hook of verification: compare a subscription's resource group counters with the
 /// assessments; with `rewrite`, replace them when they differ. The mismatches found.
 pub(super) async fn reconcile_resource_groups(
-    conn: &mut SqliteConnection,
+    tx: &mut impl WriteTx,
     subscription: Uuid,
     statuses: &[(String, String, Status)],
     rewrite: bool,
 ) -> Result<Vec<Mismatch>> {
     let id = subscription.to_string();
-    let stored: BTreeMap<(String, String), ControlCounts> = sqlx::query_as::<_, RgCountsRow>(
+    let stored: BTreeMap<(String, String), ControlCounts> = query_as::<RgCountsRow>(
         "SELECT resource_group, control, healthy, unhealthy, not_applicable \
-         FROM resource_group_counts WHERE subscription_id = ?1",
+         FROM resource_group_counts WHERE subscription_id = $1",
     )
     .bind(&id)
-    .fetch_all(&mut *conn)
+    .fetch_all(tx.conn())
     .await?
     .into_iter()
     .map(|row| ((row.resource_group, row.control), row.counts.into()))
@@ -324,14 +328,14 @@ pub(super) async fn reconcile_resource_groups(
         }
     }
     if rewrite && !found.is_empty() {
-        sqlx::query("DELETE FROM resource_group_counts WHERE subscription_id = ?1")
+        query("DELETE FROM resource_group_counts WHERE subscription_id = $1")
             .bind(&id)
-            .execute(&mut *conn)
+            .execute(tx.conn())
             .await?;
         for ((rg, control), c) in &derived {
-            sqlx::query(
+            query(
                 "INSERT INTO resource_group_counts (subscription_id, resource_group, control, \
-                 healthy, unhealthy, not_applicable) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 healthy, unhealthy, not_applicable) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&id)
             .bind(rg)
@@ -339,7 +343,7 @@ pub(super) async fn reconcile_resource_groups(
             .bind(c.healthy)
             .bind(c.unhealthy)
             .bind(c.not_applicable)
-            .execute(&mut *conn)
+            .execute(tx.conn())
             .await?;
         }
     }
@@ -351,6 +355,9 @@ mod tests {
     use super::*;
     use crate::arm::ResourceId;
     use crate::store::engine::{AssessmentInput, Engine, Subscription, Write};
+    use crate::store::rows::parse_status;
+    use crate::store::sql::exemptions::assessment_statuses;
+    use crate::store::sqlite::SqliteEngine;
     use std::sync::Arc;
     use time::OffsetDateTime;
 
@@ -398,26 +405,23 @@ mod tests {
             }));
         }
         engine.apply(&writes, OffsetDateTime::now_utc()).await.unwrap();
-        let mut conn = engine.pool.acquire().await.unwrap();
-        let statuses: Vec<(String, String, Status)> =
-            super::super::assessment_statuses(&mut conn, sub)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|r| {
-                    (r.resource_key, r.name_key, super::super::parse_status(&r.status).unwrap())
-                })
-                .collect();
+        let mut tx = engine.write_tx().await.unwrap();
+        let statuses: Vec<(String, String, Status)> = assessment_statuses(&mut tx, sub)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.resource_key, r.name_key, parse_status(&r.status).unwrap()))
+            .collect();
         let derived = derive_resource_groups(&statuses);
         assert!(derived.len() > 3, "several groups and controls: {derived:?}");
         // What the write path maintained is the recomputation.
-        assert!(reconcile_resource_groups(&mut conn, sub, &statuses, false)
+        assert!(reconcile_resource_groups(&mut tx, sub, &statuses, false)
             .await
             .unwrap()
             .is_empty());
         assert_eq!(derive_resource_groups(&statuses).len(), {
-            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM resource_group_counts")
-                .fetch_one(&mut *conn)
+            let n: i64 = query_scalar("SELECT count(*) FROM resource_group_counts")
+                .fetch_one(tx.conn())
                 .await
                 .unwrap();
             n as usize
@@ -425,9 +429,9 @@ mod tests {
         // The migration's statement rebuilds the same rows from the tallies alone.
         let migration = include_str!("../../../migrations/sqlite/0006_management_groups.sql");
         let backfill = &migration[migration.find("INSERT INTO resource_group_counts").unwrap()..];
-        sqlx::query("DELETE FROM resource_group_counts").execute(&mut *conn).await.unwrap();
-        sqlx::query(backfill).execute(&mut *conn).await.unwrap();
-        let found = reconcile_resource_groups(&mut conn, sub, &statuses, false).await.unwrap();
+        query("DELETE FROM resource_group_counts").execute(tx.conn()).await.unwrap();
+        query(backfill).execute(tx.conn()).await.unwrap();
+        let found = reconcile_resource_groups(&mut tx, sub, &statuses, false).await.unwrap();
         assert!(found.is_empty(), "{found:?}");
     }
 }

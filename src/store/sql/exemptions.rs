@@ -1,5 +1,5 @@
-//! The SQLite side of exemptions (the decisions are [`crate::store::exemptions`]'s): the table of
-//! migration 0007, and the re-step of the assessments whose effective status an exemption change
+//! Exemptions in either SQL engine (the decisions are [`crate::store::exemptions`]'s): the table
+//! of migration 0007, and the re-step of the assessments whose effective status an exemption change
 //! moves, in the transaction of the change, through the same [`Tracker`] as assessment writes.
 
 use anyhow::Result;
@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::automation as outbox;
+use super::core::record_history_because;
 use super::exemption_rows::{active_rules, rules_of, Row, COLUMNS};
 use super::tracker::{Change, Tracker};
-use super::{
-    bump_generation, parse_status, record_history_because, SqliteEngine, StatusRow, WriteTx,
-};
+use super::{query, query_as, query_scalar, SqlBackend, WriteTx};
 use crate::arm::{format_time, parse_time, ResourceId, ScopeKind};
 use crate::score::Status;
 use crate::store::changes::ChangeCause;
@@ -20,14 +20,21 @@ use crate::store::engine::HistoryReason;
 use crate::store::exemptions::{
     covers, effective_of, Exemption, ExemptionEngine, ExemptionFilter, ExemptionRule,
 };
+use crate::store::rows::{parse_status, StatusRow};
 
-/// Stored statuses → effective statuses, against the subscription's active exemptions.
-pub(super) async fn effective_rows(
-    conn: &mut sqlx::SqliteConnection,
+/// The scoring inputs of a subscription's assessments: their *effective* statuses (an exempt
+/// assessment counts as not applicable, `store::exemptions`), as the transaction sees them.
+pub(in crate::store) async fn assessment_statuses(
+    tx: &mut impl WriteTx,
     subscription: Uuid,
-    mut rows: Vec<StatusRow>,
 ) -> Result<Vec<StatusRow>> {
-    let rules = rules_of(&mut *conn, &subscription.to_string()).await?;
+    let mut rows: Vec<StatusRow> = query_as(
+        "SELECT resource_key, name_key, status FROM assessments WHERE subscription_id = $1",
+    )
+    .bind(subscription.to_string())
+    .fetch_all(tx.conn())
+    .await?;
+    let rules = rules_of(tx.conn(), &subscription.to_string()).await?;
     if rules.is_empty() {
         return Ok(rows);
     }
@@ -40,11 +47,11 @@ pub(super) async fn effective_rows(
     Ok(rows)
 }
 
-/// `(resource_key = ?n OR (resource_key >= ?n+1 AND resource_key < ?n+2))`: at or below a scope,
+/// `(resource_key = $n OR (resource_key >= $n+1 AND resource_key < $n+2))`: at or below a scope,
 /// as a key range ('0' is the character after '/'), the SQL form of `exemptions::covers`.
 fn below(first: usize) -> String {
     format!(
-        "(resource_key = ?{first} OR (resource_key >= ?{} AND resource_key < ?{}))",
+        "(resource_key = ${first} OR (resource_key >= ${} AND resource_key < ${}))",
         first + 1,
         first + 2
     )
@@ -59,14 +66,14 @@ fn range(scope_key: &str) -> [String; 3] {
 /// to its effective status under the exemptions now in the table; log the transitions and a
 /// history point of reason `exemption` per subscription whose score moved.
 async fn restep(
-    tx: &mut WriteTx,
+    tx: &mut impl WriteTx,
     targets: &[(String, String, String)],
     before: &HashMap<String, Vec<ExemptionRule>>,
     now: OffsetDateTime,
 ) -> Result<()> {
     let mut tracker = Tracker::default();
     // Score changes are exported by automations like those of assessment writes.
-    let mut exported = super::outbox::Changes::default();
+    let mut exported = outbox::Changes::default();
     let subscriptions: BTreeSet<&String> = targets.iter().map(|(s, _, _)| s).collect();
     for sub in subscriptions {
         let after = active_rules(tx, sub).await?;
@@ -74,9 +81,9 @@ async fn restep(
         let mut candidates: BTreeMap<(String, String), (String, String, Status)> = BTreeMap::new();
         for (_, scope_key, assessment_key) in targets.iter().filter(|(s, _, _)| s == sub) {
             let [a, b, c] = range(scope_key);
-            let rows: Vec<(String, String, String, String)> = sqlx::query_as(&format!(
+            let rows: Vec<(String, String, String, String)> = query_as(format!(
                 "SELECT resource_key, resource_id, name, status FROM assessments \
-                 WHERE subscription_id = ?1 AND name_key = ?2 AND {}",
+                 WHERE subscription_id = $1 AND name_key = $2 AND {}",
                 below(3)
             ))
             .bind(sub)
@@ -84,7 +91,7 @@ async fn restep(
             .bind(a)
             .bind(b)
             .bind(c)
-            .fetch_all(&mut **tx)
+            .fetch_all(tx.conn())
             .await?;
             for (resource_key, resource_id, name, status) in rows {
                 let status = parse_status(&status)?;
@@ -115,13 +122,13 @@ async fn restep(
             exported.score(sub);
         }
     }
-    super::outbox::record(tx, exported, now).await
+    outbox::record(tx, exported, now).await
 }
 
-async fn read(tx: &mut WriteTx, name_key: &str) -> Result<Option<Exemption>> {
-    sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM exemptions WHERE name_key = ?1"))
+async fn read(tx: &mut impl WriteTx, name_key: &str) -> Result<Option<Exemption>> {
+    query_as::<Row>(format!("SELECT {COLUMNS} FROM exemptions WHERE name_key = $1"))
         .bind(name_key)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(tx.conn())
         .await?
         .map(Exemption::try_from)
         .transpose()
@@ -131,8 +138,19 @@ fn target(e: &Exemption) -> (String, String, String) {
     (e.subscription().to_string(), e.scope.key().to_owned(), e.assessment.to_ascii_lowercase())
 }
 
+/// Exemption writes take turns (they are rare): one reads an exemption's previous state and the
+/// rules in force, and no other changes them before it commits. Taken before any subscription
+/// lock, so it never closes a cycle with assessment writers.
+const EXCLUSIVE: &str = "securescore.exemptions";
+
+/// Lock the subscriptions whose counters the re-step moves (in id order, as every writer does).
+async fn lock_targets(tx: &mut impl WriteTx, targets: &[(String, String, String)]) -> Result<()> {
+    tx.lock_subscriptions(targets.iter().map(|(s, _, _)| s.clone()).collect()).await?;
+    Ok(())
+}
+
 async fn rules_before(
-    tx: &mut WriteTx,
+    tx: &mut impl WriteTx,
     targets: &[(String, String, String)],
 ) -> Result<HashMap<String, Vec<ExemptionRule>>> {
     let mut out = HashMap::new();
@@ -146,19 +164,21 @@ async fn rules_before(
 }
 
 #[async_trait]
-impl ExemptionEngine for SqliteEngine {
+impl<B: SqlBackend> ExemptionEngine for B {
     async fn put_exemption(&self, e: &Exemption, now: OffsetDateTime) -> Result<bool> {
         let mut tx = self.write_tx().await?;
+        tx.exclusive(EXCLUSIVE).await?;
         let name_key = e.name.to_ascii_lowercase();
         let previous = read(&mut tx, &name_key).await?;
         let mut targets: Vec<_> = previous.iter().map(target).collect();
         targets.push(target(e));
+        lock_targets(&mut tx, &targets).await?;
         let before = rules_before(&mut tx, &targets).await?;
         let active = e.expires_on.is_none_or(|t| t > now);
-        sqlx::query(
+        query(
             "INSERT INTO exemptions (name_key, name, subscription_id, scope, scope_key, assessment_key, \
              assessment, category, expires_on, description, created_at, updated_at, active) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) \
              ON CONFLICT (name_key) DO UPDATE SET name = excluded.name, \
              subscription_id = excluded.subscription_id, scope = excluded.scope, \
              scope_key = excluded.scope_key, assessment_key = excluded.assessment_key, \
@@ -178,18 +198,18 @@ impl ExemptionEngine for SqliteEngine {
         .bind(&e.description)
         .bind(format_time(now))
         .bind(active)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
         restep(&mut tx, &targets, &before, now).await?;
-        bump_generation(&mut tx).await?;
+        tx.announce().await?;
         tx.commit().await?;
         Ok(previous.is_none())
     }
 
     async fn exemption(&self, name_key: &str) -> Result<Option<Exemption>> {
-        sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM exemptions WHERE name_key = ?1"))
+        query_as::<Row>(format!("SELECT {COLUMNS} FROM exemptions WHERE name_key = $1"))
             .bind(name_key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?
             .map(Exemption::try_from)
             .transpose()
@@ -201,30 +221,33 @@ impl ExemptionEngine for SqliteEngine {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Exemption>> {
-        let subscriptions = filter
-            .subscriptions
-            .as_ref()
-            .map(|s| serde_json::to_string(&s.iter().map(Uuid::to_string).collect::<Vec<_>>()))
-            .transpose()?;
+        // A subscription filter: one placeholder per subscription, after the fixed ones.
+        let subscriptions: Option<Vec<String>> =
+            filter.subscriptions.as_ref().map(|s| s.iter().map(Uuid::to_string).collect());
+        let in_subscriptions = match &subscriptions {
+            None => "TRUE".to_owned(),
+            Some(s) if s.is_empty() => "FALSE".to_owned(),
+            Some(s) => {
+                let marks: Vec<String> = (0..s.len()).map(|i| format!("${}", i + 5)).collect();
+                format!("subscription_id IN ({})", marks.join(", "))
+            }
+        };
         // A scope filter: exemptions at or below it, and those above it that cover it.
         let scope = filter.scope.as_ref().map(|s| s.key().to_owned());
-        sqlx::query_as::<_, Row>(&format!(
-            "SELECT {COLUMNS} FROM exemptions WHERE name_key > ?1 \
-             AND (?2 IS NULL OR subscription_id IN (SELECT value FROM json_each(?2))) \
-             AND (?3 IS NULL OR scope_key = ?3 OR substr(scope_key, 1, length(?3) + 1) = ?3 || '/' \
-                  OR substr(?3, 1, length(scope_key) + 1) = scope_key || '/') \
-             AND (?5 IS NULL OR active = ?5) ORDER BY name_key LIMIT ?4"
+        let mut statement = query_as::<Row>(format!(
+            "SELECT {COLUMNS} FROM exemptions WHERE name_key > $1 AND {in_subscriptions} \
+             AND ($2 IS NULL OR scope_key = $2 OR substr(scope_key, 1, length($2) + 1) = $2 || '/' \
+                  OR substr($2, 1, length(scope_key) + 1) = scope_key || '/') \
+             AND ($4 IS NULL OR active = $4) ORDER BY name_key LIMIT $3"
         ))
         .bind(after.unwrap_or(""))
-        .bind(subscriptions)
         .bind(scope)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(filter.active)
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(Exemption::try_from)
-        .collect()
+        .bind(filter.active);
+        for sub in subscriptions.into_iter().flatten() {
+            statement = statement.bind(sub);
+        }
+        statement.fetch_all(self.reader()).await?.into_iter().map(Exemption::try_from).collect()
     }
 
     async fn delete_exemption(
@@ -233,30 +256,33 @@ impl ExemptionEngine for SqliteEngine {
         now: OffsetDateTime,
     ) -> Result<Option<Exemption>> {
         let mut tx = self.write_tx().await?;
+        tx.exclusive(EXCLUSIVE).await?;
         let Some(previous) = read(&mut tx, name_key).await? else {
             tx.finish_read().await?;
             return Ok(None);
         };
         let targets = [target(&previous)];
+        lock_targets(&mut tx, &targets).await?;
         let before = rules_before(&mut tx, &targets).await?;
-        sqlx::query("DELETE FROM exemptions WHERE name_key = ?1")
+        query("DELETE FROM exemptions WHERE name_key = $1")
             .bind(name_key)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         restep(&mut tx, &targets, &before, now).await?;
-        bump_generation(&mut tx).await?;
+        tx.announce().await?;
         tx.commit().await?;
         Ok(Some(previous))
     }
 
     async fn expire_exemptions(&self, now: OffsetDateTime) -> Result<Vec<Uuid>> {
         let mut tx = self.write_tx().await?;
-        let due = sqlx::query_as::<_, Row>(&format!(
-            "SELECT {COLUMNS} FROM exemptions WHERE active = 1 AND expires_on IS NOT NULL \
-             AND expires_on <= ?1 ORDER BY name_key"
+        tx.exclusive(EXCLUSIVE).await?;
+        let due = query_as::<Row>(format!(
+            "SELECT {COLUMNS} FROM exemptions WHERE active AND expires_on IS NOT NULL \
+             AND expires_on <= $1 ORDER BY name_key"
         ))
         .bind(format_time(now))
-        .fetch_all(&mut *tx)
+        .fetch_all(tx.conn())
         .await?
         .into_iter()
         .map(Exemption::try_from)
@@ -266,15 +292,16 @@ impl ExemptionEngine for SqliteEngine {
             return Ok(Vec::new());
         }
         let targets: Vec<_> = due.iter().map(target).collect();
+        lock_targets(&mut tx, &targets).await?;
         let before = rules_before(&mut tx, &targets).await?;
-        sqlx::query(
-            "UPDATE exemptions SET active = 0 WHERE active = 1 AND expires_on IS NOT NULL AND expires_on <= ?1",
+        query(
+            "UPDATE exemptions SET active = FALSE WHERE active AND expires_on IS NOT NULL AND expires_on <= $1",
         )
         .bind(format_time(now))
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
         restep(&mut tx, &targets, &before, now).await?;
-        bump_generation(&mut tx).await?;
+        tx.announce().await?;
         tx.commit().await?;
         let subs: BTreeSet<Uuid> = due.iter().map(Exemption::subscription).collect();
         for e in &due {
@@ -284,16 +311,16 @@ impl ExemptionEngine for SqliteEngine {
     }
 
     async fn next_expiry(&self) -> Result<Option<OffsetDateTime>> {
-        let next: Option<String> = sqlx::query_scalar(
-            "SELECT MIN(expires_on) FROM exemptions WHERE active = 1 AND expires_on IS NOT NULL",
+        let next: Option<String> = query_scalar(
+            "SELECT MIN(expires_on) FROM exemptions WHERE active AND expires_on IS NOT NULL",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(self.reader())
         .await?;
         next.as_deref().map(parse_time).transpose()
     }
 
     async fn exemption_rules(&self, subscription: Uuid) -> Result<Vec<ExemptionRule>> {
-        rules_of(&self.pool, &subscription.to_string()).await
+        rules_of(self.reader(), &subscription.to_string()).await
     }
 
     async fn effective_statuses(
@@ -301,11 +328,11 @@ impl ExemptionEngine for SqliteEngine {
         scope: &ResourceId,
     ) -> Result<Vec<(String, String, Status)>> {
         let sub = scope.subscription().to_string();
-        let rules = rules_of(&self.pool, &sub).await?;
+        let rules = rules_of(self.reader(), &sub).await?;
         let [a, b, c] = range(scope.key());
-        let rows: Vec<(String, String, String)> = sqlx::query_as(&format!(
-            "SELECT resource_key, name_key, status FROM assessments WHERE subscription_id = ?1 \
-             AND (?2 OR {})",
+        let rows: Vec<(String, String, String)> = query_as(format!(
+            "SELECT resource_key, name_key, status FROM assessments WHERE subscription_id = $1 \
+             AND ($2 OR {})",
             below(3)
         ))
         .bind(&sub)
@@ -313,7 +340,7 @@ impl ExemptionEngine for SqliteEngine {
         .bind(a)
         .bind(b)
         .bind(c)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
         rows.into_iter()
             .map(|(r, n, s)| {
@@ -330,22 +357,22 @@ impl ExemptionEngine for SqliteEngine {
         let count = |name_key: Option<String>, at: &str| {
             let [a, b, c] = range(at);
             let sql = format!(
-                "SELECT name_key, COUNT(*) FROM assessments WHERE subscription_id = ?1 \
-                 AND status = 'Unhealthy' AND (?2 IS NULL OR name_key = ?2) AND (?3 OR {}) \
+                "SELECT name_key, COUNT(*) FROM assessments WHERE subscription_id = $1 \
+                 AND status = 'Unhealthy' AND ($2 IS NULL OR name_key = $2) AND ($3 OR {}) \
                  GROUP BY name_key",
                 below(4)
             );
             let whole = whole && name_key.is_none();
             let sub = sub.clone();
             async move {
-                sqlx::query_as::<_, (String, i64)>(&sql)
+                query_as::<(String, i64)>(sql)
                     .bind(sub)
                     .bind(name_key)
                     .bind(whole)
                     .bind(a)
                     .bind(b)
                     .bind(c)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.reader())
                     .await
             }
         };
@@ -354,7 +381,7 @@ impl ExemptionEngine for SqliteEngine {
         // Exempt assessments are not applicable, not unhealthy. Within one assessment name the
         // outermost exempt scopes are disjoint (ids form a tree), so subtracting the unhealthy
         // ones below each is exact; where a scope covers the queried one, everything goes.
-        let rules = rules_of(&self.pool, &sub).await?;
+        let rules = rules_of(self.reader(), &sub).await?;
         let mut outermost: Vec<&ExemptionRule> = Vec::new();
         for r in &rules {
             let inner = rules.iter().any(|o| {
@@ -394,12 +421,12 @@ impl ExemptionEngine for SqliteEngine {
         limit: usize,
     ) -> Result<Vec<(String, String)>> {
         let sub = scope.subscription().to_string();
-        let rules = rules_of(&self.pool, &sub).await?;
+        let rules = rules_of(self.reader(), &sub).await?;
         let [a, b, c] = range(scope.key());
         let sql = format!(
-            "SELECT resource_key, resource_id FROM assessments WHERE subscription_id = ?1 \
-             AND name_key = ?2 AND status = 'Unhealthy' AND (?3 OR {}) AND resource_key > ?7 \
-             ORDER BY resource_key LIMIT ?8",
+            "SELECT resource_key, resource_id FROM assessments WHERE subscription_id = $1 \
+             AND name_key = $2 AND status = 'Unhealthy' AND ($3 OR {}) AND resource_key > $7 \
+             ORDER BY resource_key LIMIT $8",
             below(4)
         );
         // Exempt rows are skipped in Rust (the one decision); read on until the page is full.
@@ -407,7 +434,7 @@ impl ExemptionEngine for SqliteEngine {
         let mut out = Vec::with_capacity(limit);
         let mut cursor = after.unwrap_or("").to_owned();
         loop {
-            let rows: Vec<(String, String)> = sqlx::query_as(&sql)
+            let rows: Vec<(String, String)> = query_as(&sql)
                 .bind(&sub)
                 .bind(name_key)
                 .bind(scope.kind() == ScopeKind::Subscription)
@@ -416,7 +443,7 @@ impl ExemptionEngine for SqliteEngine {
                 .bind(&c)
                 .bind(&cursor)
                 .bind(i64::try_from(batch).unwrap_or(i64::MAX))
-                .fetch_all(&self.pool)
+                .fetch_all(self.reader())
                 .await?;
             let done = rows.len() < batch;
             for (key, id) in rows {

@@ -1,4 +1,4 @@
-//! The SQLite side of continuous export (records and trait: [`crate::store::automation`]): the
+//! Continuous export in either SQL engine (records and trait: [`crate::store::automation`]): the
 //! automations table, the outbox written inside `apply`'s transaction ([`Changes`], [`record`]),
 //! and the deliveries the worker makes (migration 0005).
 
@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{CountsRow, ScoreRow, SqliteEngine, WriteTx};
+use super::{query, query_as, query_scalar, Query, SqlBackend, WriteTx};
 use crate::arm::format_time;
 use crate::catalog;
 use crate::score::ControlCounts;
@@ -17,6 +17,7 @@ use crate::store::automation::{
     Delivery, EventKind, NewDelivery,
 };
 use crate::store::engine::{Assessment, Outcome};
+use crate::store::rows::{CountsRow, ScoreRow};
 
 /// What one `apply` transaction changed that automations may export; [`record`] writes it.
 #[derive(Default)]
@@ -79,7 +80,7 @@ fn score_key(subscription: &str) -> String {
 /// Write the outbox rows of one transaction's changes, for subscriptions with automations only
 /// (no automation, no export: bulk ingest pays nothing for this).
 pub(in crate::store) async fn record(
-    tx: &mut WriteTx,
+    tx: &mut impl WriteTx,
     changes: Changes,
     now: OffsetDateTime,
 ) -> Result<()> {
@@ -89,13 +90,13 @@ pub(in crate::store) async fn record(
         rows.push((sub, EventKind::Assessment, change, key, payload));
     }
     for (sub, control) in changes.controls {
-        let counts: ControlCounts = sqlx::query_as::<_, CountsRow>(
+        let counts: ControlCounts = query_as::<CountsRow>(
             "SELECT healthy, unhealthy, not_applicable FROM control_counts \
-             WHERE subscription_id = ?1 AND control = ?2",
+             WHERE subscription_id = $1 AND control = $2",
         )
         .bind(&sub)
         .bind(&control)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(tx.conn())
         .await?
         .map(Into::into)
         .unwrap_or_default();
@@ -110,13 +111,13 @@ pub(in crate::store) async fn record(
         rows.push((sub, EventKind::SecureScoreControl, "updated", key, payload));
     }
     for sub in changes.scores {
-        let Some(row) = sqlx::query_as::<_, ScoreRow>(
+        let Some(row) = query_as::<ScoreRow>(
             "SELECT current, max, percentage, weight FROM score_history \
-             WHERE subscription_id = ?1 AND initiative = ?2 ORDER BY seq DESC LIMIT 1",
+             WHERE subscription_id = $1 AND initiative = $2 ORDER BY seq DESC LIMIT 1",
         )
         .bind(&sub)
         .bind(catalog::ASC_SCORE)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(tx.conn())
         .await?
         else {
             continue;
@@ -133,11 +134,11 @@ pub(in crate::store) async fn record(
         let has = match watched.get(&sub) {
             Some(&has) => has,
             None => {
-                let found: Option<i64> = sqlx::query_scalar(
-                    "SELECT 1 FROM automations WHERE subscription_id = ?1 LIMIT 1",
+                let found: Option<i64> = query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM automations WHERE subscription_id = $1 LIMIT 1",
                 )
                 .bind(&sub)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(tx.conn())
                 .await?;
                 watched.insert(sub.clone(), found.is_some());
                 found.is_some()
@@ -146,9 +147,9 @@ pub(in crate::store) async fn record(
         if !has {
             continue;
         }
-        sqlx::query(
+        query(
             "INSERT INTO change_events (event_id, subscription_id, kind, change, resource_key, payload, at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(Uuid::new_v4().to_string())
         .bind(&sub)
@@ -157,7 +158,7 @@ pub(in crate::store) async fn record(
         .bind(&key)
         .bind(payload.to_string())
         .bind(&at)
-        .execute(&mut **tx)
+        .execute(tx.conn())
         .await?;
     }
     Ok(())
@@ -165,12 +166,9 @@ pub(in crate::store) async fn record(
 
 /// One statement in a write transaction of its own. The generation is not bumped: nothing any
 /// server caches depends on these tables, and a bump would drop every cached score view.
-async fn plain_write<'q>(
-    engine: &SqliteEngine,
-    statement: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-) -> Result<u64> {
+async fn plain_write<B: SqlBackend>(engine: &B, statement: Query<'_>) -> Result<u64> {
     let mut tx = engine.write_tx().await?;
-    let done = statement.execute(&mut *tx).await?;
+    let done = statement.execute(tx.conn()).await?;
     tx.commit().await?;
     Ok(done.rows_affected())
 }
@@ -235,15 +233,15 @@ fn lane(d: &NewDelivery) -> String {
 }
 
 async fn insert_deliveries(
-    tx: &mut WriteTx,
+    tx: &mut impl WriteTx,
     deliveries: &[NewDelivery],
     now_ms: i64,
 ) -> Result<()> {
     for d in deliveries {
-        sqlx::query(
+        query(
             "INSERT INTO deliveries (event_id, subscription_id, automation_key, automation_id, action_index, \
              lane, event_source, change, target, body, next_attempt_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(d.event_id.to_string())
         .bind(d.subscription.to_string())
@@ -256,37 +254,33 @@ async fn insert_deliveries(
         .bind(d.target.to_string())
         .bind(d.body.to_string())
         .bind(now_ms)
-        .execute(&mut **tx)
+        .execute(tx.conn())
         .await?;
     }
     Ok(())
 }
 
 #[async_trait]
-impl AutomationEngine for SqliteEngine {
+impl<B: SqlBackend> AutomationEngine for B {
     async fn put_automation(&self, r: &AutomationRecord) -> Result<Option<bool>> {
         let mut tx = self.write_tx().await?;
         let sub = r.subscription.to_string();
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM subscriptions WHERE id = ?1")
-            .bind(&sub)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
+        if tx.lock_subscriptions(vec![sub.clone()]).await?.is_empty() {
             tx.finish_read().await?;
             return Ok(None);
         }
         let (g, n) = (r.resource_group.to_ascii_lowercase(), r.name.to_ascii_lowercase());
-        let existed: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM automations WHERE subscription_id = ?1 AND resource_group_key = ?2 AND name_key = ?3",
+        let existed: Option<i64> = query_scalar(
+            "SELECT CAST(1 AS BIGINT) FROM automations WHERE subscription_id = $1 AND resource_group_key = $2 AND name_key = $3",
         )
         .bind(&sub)
         .bind(&g)
         .bind(&n)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?;
-        sqlx::query(
+        query(
             "INSERT INTO automations (subscription_id, resource_group_key, name_key, resource_group, name, etag, spec, last_snapshot_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) \
              ON CONFLICT (subscription_id, resource_group_key, name_key) DO UPDATE SET etag = excluded.etag, spec = excluded.spec",
         )
         .bind(&sub)
@@ -296,7 +290,7 @@ impl AutomationEngine for SqliteEngine {
         .bind(&r.name)
         .bind(&r.etag)
         .bind(r.spec.to_string())
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
         tx.commit().await?;
         Ok(Some(existed.is_none()))
@@ -308,14 +302,14 @@ impl AutomationEngine for SqliteEngine {
         group_key: &str,
         name_key: &str,
     ) -> Result<Option<AutomationRecord>> {
-        sqlx::query_as::<_, AutomationRow>(&format!(
+        query_as::<AutomationRow>(format!(
             "SELECT {AUTOMATION_COLUMNS} FROM automations \
-             WHERE subscription_id = ?1 AND resource_group_key = ?2 AND name_key = ?3"
+             WHERE subscription_id = $1 AND resource_group_key = $2 AND name_key = $3"
         ))
         .bind(subscription.to_string())
         .bind(group_key)
         .bind(name_key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await?
         .map(AutomationRecord::try_from)
         .transpose()
@@ -329,18 +323,18 @@ impl AutomationEngine for SqliteEngine {
         limit: usize,
     ) -> Result<Vec<AutomationRecord>> {
         let (after_group, after_name) = after.cloned().unwrap_or_default();
-        sqlx::query_as::<_, AutomationRow>(&format!(
-            "SELECT {AUTOMATION_COLUMNS} FROM automations WHERE subscription_id = ?1 \
-             AND (?2 IS NULL OR resource_group_key = ?2) \
-             AND (resource_group_key, name_key) > (?3, ?4) \
-             ORDER BY resource_group_key, name_key LIMIT ?5"
+        query_as::<AutomationRow>(format!(
+            "SELECT {AUTOMATION_COLUMNS} FROM automations WHERE subscription_id = $1 \
+             AND ($2 IS NULL OR resource_group_key = $2) \
+             AND (resource_group_key, name_key) > ($3, $4) \
+             ORDER BY resource_group_key, name_key LIMIT $5"
         ))
         .bind(subscription.to_string())
         .bind(group_key)
         .bind(after_group)
         .bind(after_name)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?
         .into_iter()
         .map(AutomationRecord::try_from)
@@ -348,10 +342,10 @@ impl AutomationEngine for SqliteEngine {
     }
 
     async fn all_automations(&self) -> Result<Vec<AutomationRecord>> {
-        sqlx::query_as::<_, AutomationRow>(&format!(
+        query_as::<AutomationRow>(format!(
             "SELECT {AUTOMATION_COLUMNS} FROM automations ORDER BY subscription_id, resource_group_key, name_key"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?
         .into_iter()
         .map(AutomationRecord::try_from)
@@ -366,13 +360,13 @@ impl AutomationEngine for SqliteEngine {
     ) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let sub = subscription.to_string();
-        let done = sqlx::query(
-            "DELETE FROM automations WHERE subscription_id = ?1 AND resource_group_key = ?2 AND name_key = ?3",
+        let done = query(
+            "DELETE FROM automations WHERE subscription_id = $1 AND resource_group_key = $2 AND name_key = $3",
         )
         .bind(&sub)
         .bind(group_key)
         .bind(name_key)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
         // Its waiting deliveries go with it (a trigger of migration 0005).
         tx.commit().await?;
@@ -388,9 +382,9 @@ impl AutomationEngine for SqliteEngine {
     ) -> Result<()> {
         plain_write(
             self,
-            sqlx::query(
-                "UPDATE automations SET last_snapshot_at = ?4 \
-                 WHERE subscription_id = ?1 AND resource_group_key = ?2 AND name_key = ?3",
+            query(
+                "UPDATE automations SET last_snapshot_at = $4 \
+                 WHERE subscription_id = $1 AND resource_group_key = $2 AND name_key = $3",
             )
             .bind(subscription.to_string())
             .bind(group_key)
@@ -402,12 +396,12 @@ impl AutomationEngine for SqliteEngine {
     }
 
     async fn change_events(&self, limit: usize) -> Result<Vec<ChangeEvent>> {
-        let rows = sqlx::query_as::<_, ChangeRow>(
+        let rows = query_as::<ChangeRow>(
             "SELECT seq, event_id, subscription_id, kind, change, resource_key, payload \
-             FROM change_events ORDER BY seq LIMIT ?1",
+             FROM change_events ORDER BY seq LIMIT $1",
         )
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
         rows.into_iter()
             .map(|r| {
@@ -434,10 +428,7 @@ impl AutomationEngine for SqliteEngine {
         let mut tx = self.write_tx().await?;
         insert_deliveries(&mut tx, deliveries, now_ms).await?;
         for seq in seqs {
-            sqlx::query("DELETE FROM change_events WHERE seq = ?1")
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?;
+            query("DELETE FROM change_events WHERE seq = $1").bind(seq).execute(tx.conn()).await?;
         }
         tx.commit().await
     }
@@ -450,16 +441,16 @@ impl AutomationEngine for SqliteEngine {
 
     async fn due_deliveries(&self, now_ms: i64, limit: usize) -> Result<Vec<Delivery>> {
         // Only a lane's oldest row: a resource's later event waits for its earlier one.
-        let rows = sqlx::query_as::<_, DeliveryRow>(
+        let rows = query_as::<DeliveryRow>(
             "SELECT d.seq, d.event_id, d.subscription_id, d.automation_id, d.action_index, d.lane, \
              d.event_source, d.change, d.target, d.body, d.attempts FROM deliveries d \
-             WHERE d.next_attempt_at <= ?1 \
+             WHERE d.next_attempt_at <= $1 \
              AND d.seq = (SELECT MIN(e.seq) FROM deliveries e WHERE e.lane = d.lane) \
-             ORDER BY d.seq LIMIT ?2",
+             ORDER BY d.seq LIMIT $2",
         )
         .bind(now_ms)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
         rows.into_iter()
             .map(|r| {
@@ -484,16 +475,16 @@ impl AutomationEngine for SqliteEngine {
     }
 
     async fn delivered(&self, seq: i64) -> Result<()> {
-        plain_write(self, sqlx::query("DELETE FROM deliveries WHERE seq = ?1").bind(seq)).await?;
+        plain_write(self, query("DELETE FROM deliveries WHERE seq = $1").bind(seq)).await?;
         Ok(())
     }
 
     async fn retry_later(&self, seq: i64, next_attempt_ms: i64, error: &str) -> Result<()> {
         plain_write(
             self,
-            sqlx::query(
-                "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 \
-                 WHERE seq = ?1",
+            query(
+                "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 \
+                 WHERE seq = $1",
             )
             .bind(seq)
             .bind(next_attempt_ms)
@@ -504,10 +495,10 @@ impl AutomationEngine for SqliteEngine {
     }
 
     async fn backlog(&self) -> Result<Backlog> {
-        let (changes, deliveries): (i64, i64) = sqlx::query_as(
+        let (changes, deliveries): (i64, i64) = query_as(
             "SELECT (SELECT COUNT(*) FROM change_events), (SELECT COUNT(*) FROM deliveries)",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(self.reader())
         .await?;
         Ok(Backlog { changes, deliveries })
     }

@@ -1,22 +1,24 @@
-//! The SQLite side of the write hooks of issue 11: within one write transaction, [`Tracker`]
+//! The write hooks of issue 11, for either SQL engine: within one write transaction, [`Tracker`]
 //! steps the counters with *effective* statuses (`store::exemptions`) and appends every status
 //! transition, with the secure score before and after it, to `status_changes`. `apply` makes one
 //! call per assessment write ([`Tracker::write`]); exemption changes re-step through the same
-//! tracker (`sqlite::exemptions`). The one place counters step.
+//! tracker (`sql::exemptions`). The one place counters step.
 
 use anyhow::Result;
 use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
 
-use super::{step, ControlCountsRow, WriteTx};
+use super::core::step;
+use super::{query, query_as, WriteTx};
 use crate::arm::format_time;
 use crate::catalog;
 use crate::score::{self, ControlCounts, ScoreDetails, Status};
 use crate::store::changes::ChangeCause;
 use crate::store::exemptions::{effective_status, exempting, ExemptionRule};
+use crate::store::rows::ControlCountsRow;
 
 /// One assessment write as `apply` sees it: stored statuses before and after (`None`: absent).
-pub(super) struct Written<'a> {
+pub(in crate::store) struct Written<'a> {
     pub subscription: &'a str,
     pub resource_key: &'a str,
     /// Casing of the assessment's first write.
@@ -32,7 +34,7 @@ pub(super) struct Written<'a> {
 /// recomputed only when counts move), and its active exemptions (which an assessment write cannot
 /// change).
 #[derive(Default)]
-pub(super) struct Tracker {
+pub(in crate::store) struct Tracker {
     subscriptions: HashMap<String, Tracked>,
     rules: HashMap<String, Vec<ExemptionRule>>,
 }
@@ -54,9 +56,9 @@ impl Tracked {
 impl Tracker {
     /// Step the counters of one assessment write from its old to its new effective status, and
     /// log the stored transition. Nothing happens when the stored status did not change.
-    pub(super) async fn write(
+    pub(in crate::store) async fn write(
         &mut self,
-        tx: &mut WriteTx,
+        tx: &mut impl WriteTx,
         w: Written<'_>,
         now: OffsetDateTime,
     ) -> Result<()> {
@@ -87,9 +89,9 @@ impl Tracker {
     }
 
     /// Step every control the assessment counts toward, keeping this tracker's counts in step.
-    pub(super) async fn step_all(
+    pub(in crate::store) async fn step_all(
         &mut self,
-        tx: &mut WriteTx,
+        tx: &mut impl WriteTx,
         subscription: &str,
         name_key: &str,
         resource_key: &str,
@@ -114,15 +116,15 @@ impl Tracker {
         Ok(())
     }
 
-    async fn load(&mut self, tx: &mut WriteTx, subscription: &str) -> Result<()> {
+    async fn load(&mut self, tx: &mut impl WriteTx, subscription: &str) -> Result<()> {
         if self.subscriptions.contains_key(subscription) {
             return Ok(());
         }
-        let rows = sqlx::query_as::<_, ControlCountsRow>(
-            "SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = ?1",
+        let rows = query_as::<ControlCountsRow>(
+            "SELECT control, healthy, unhealthy, not_applicable FROM control_counts WHERE subscription_id = $1",
         )
         .bind(subscription)
-        .fetch_all(&mut **tx)
+        .fetch_all(tx.conn())
         .await?;
         let cat = catalog::builtin();
         let controls = rows
@@ -139,9 +141,9 @@ impl Tracker {
     }
 
     /// The subscription's secure score as the transaction stands.
-    pub(super) async fn score(
+    pub(in crate::store) async fn score(
         &mut self,
-        tx: &mut WriteTx,
+        tx: &mut impl WriteTx,
         subscription: &str,
     ) -> Result<ScoreDetails> {
         self.load(tx, subscription).await?;
@@ -150,19 +152,19 @@ impl Tracker {
     }
 
     /// Append one transition; the score after it is the tracker's current one.
-    pub(super) async fn record(
+    pub(in crate::store) async fn record(
         &mut self,
-        tx: &mut WriteTx,
+        tx: &mut impl WriteTx,
         subscription: &str,
         change: &Change<'_>,
         before: ScoreDetails,
         now: OffsetDateTime,
     ) -> Result<()> {
         let after = self.score(tx, subscription).await?;
-        sqlx::query(
+        query(
             "INSERT INTO status_changes (subscription_id, at, resource_id, assessment, old_status, \
              new_status, cause, before_current, before_max, before_percentage, after_current, \
-             after_max, after_percentage) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             after_max, after_percentage) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(subscription)
         .bind(format_time(now))
@@ -177,14 +179,14 @@ impl Tracker {
         .bind(after.current)
         .bind(after.max)
         .bind(after.percentage)
-        .execute(&mut **tx)
+        .execute(tx.conn())
         .await?;
         Ok(())
     }
 }
 
 /// What one logged transition says, apart from its time and scores.
-pub(super) struct Change<'a> {
+pub(in crate::store) struct Change<'a> {
     pub resource_id: &'a str,
     pub assessment: &'a str,
     pub old: Option<Status>,

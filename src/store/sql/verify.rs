@@ -1,20 +1,18 @@
-//! The SQLite side of verification (the decisions are [`crate::store::verify`]'s): one
+//! Verification in either SQL engine (the decisions are [`crate::store::verify`]'s): one
 //! consistent snapshot per subscription, and the rewrite of its tallies, counters and history, in
 //! one transaction for the whole database.
 
 use anyhow::Result;
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{
-    assessment_statuses, bump_generation, parse_status, ControlCountsRow, CountsRow, ScoreRow,
-    SqliteEngine,
-};
+use super::exemptions::assessment_statuses;
+use super::{query, query_as, query_scalar, SqlBackend, WriteTx};
 use crate::catalog;
 use crate::score::{ScoreDetails, SecureScore};
 use crate::store::engine::HistoryReason;
+use crate::store::rows::{parse_status, ControlCountsRow, CountsRow, ScoreRow};
 use crate::store::verify::{
     compare, derive, plan, Derived, MaintenanceEngine, Mismatch, Reconcile, Reconciled,
     RecordedScore, Snapshot, CATALOG_VERSION_KEY,
@@ -28,40 +26,40 @@ struct TallyRow {
     counts: CountsRow,
 }
 
-async fn snapshot(conn: &mut SqliteConnection, subscription: Uuid) -> Result<Snapshot> {
+async fn snapshot(tx: &mut impl WriteTx, subscription: Uuid) -> Result<Snapshot> {
     let id = subscription.to_string();
-    let statuses = assessment_statuses(&mut *conn, subscription)
+    let statuses = assessment_statuses(tx, subscription)
         .await?
         .into_iter()
         .map(|row| Ok((row.resource_key, row.name_key, parse_status(&row.status)?)))
         .collect::<Result<_>>()?;
-    let tallies = sqlx::query_as::<_, TallyRow>(
+    let tallies = query_as::<TallyRow>(
         "SELECT control, resource_key, healthy, unhealthy, not_applicable FROM resource_tallies \
-         WHERE subscription_id = ?1",
+         WHERE subscription_id = $1",
     )
     .bind(&id)
-    .fetch_all(&mut *conn)
+    .fetch_all(tx.conn())
     .await?
     .into_iter()
     .map(|row| ((row.control, row.resource_key), row.counts.into()))
     .collect();
-    let counts = sqlx::query_as::<_, ControlCountsRow>(
+    let counts = query_as::<ControlCountsRow>(
         "SELECT control, healthy, unhealthy, not_applicable FROM control_counts \
-         WHERE subscription_id = ?1",
+         WHERE subscription_id = $1",
     )
     .bind(&id)
-    .fetch_all(&mut *conn)
+    .fetch_all(tx.conn())
     .await?
     .into_iter()
     .map(|row| (row.control, row.counts.into()))
     .collect();
-    let last = sqlx::query_as::<_, ScoreRow>(
+    let last = query_as::<ScoreRow>(
         "SELECT current, max, percentage, weight FROM score_history \
-         WHERE subscription_id = ?1 AND initiative = ?2 ORDER BY seq DESC LIMIT 1",
+         WHERE subscription_id = $1 AND initiative = $2 ORDER BY seq DESC LIMIT 1",
     )
     .bind(&id)
     .bind(catalog::ASC_SCORE)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(tx.conn())
     .await?
     .map(|row| {
         let d: ScoreDetails = row.details();
@@ -76,17 +74,17 @@ async fn snapshot(conn: &mut SqliteConnection, subscription: Uuid) -> Result<Sna
 }
 
 /// Replace a subscription's tallies and counters with the derived ones.
-async fn write_state(conn: &mut SqliteConnection, id: &str, derived: &Derived) -> Result<()> {
+async fn write_state(tx: &mut impl WriteTx, id: &str, derived: &Derived) -> Result<()> {
     for table in ["resource_tallies", "control_counts"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE subscription_id = ?1"))
+        query(format!("DELETE FROM {table} WHERE subscription_id = $1"))
             .bind(id)
-            .execute(&mut *conn)
+            .execute(tx.conn())
             .await?;
     }
     for ((control, resource), t) in &derived.tallies {
-        sqlx::query(
+        query(
             "INSERT INTO resource_tallies (subscription_id, control, resource_key, healthy, \
-             unhealthy, not_applicable) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             unhealthy, not_applicable) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(id)
         .bind(control)
@@ -94,35 +92,35 @@ async fn write_state(conn: &mut SqliteConnection, id: &str, derived: &Derived) -
         .bind(t.healthy)
         .bind(t.unhealthy)
         .bind(t.not_applicable)
-        .execute(&mut *conn)
+        .execute(tx.conn())
         .await?;
     }
     for (control, c) in &derived.counts {
-        sqlx::query(
+        query(
             "INSERT INTO control_counts (subscription_id, control, healthy, unhealthy, \
-             not_applicable) VALUES (?1, ?2, ?3, ?4, ?5)",
+             not_applicable) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(id)
         .bind(control)
         .bind(c.healthy)
         .bind(c.unhealthy)
         .bind(c.not_applicable)
-        .execute(&mut *conn)
+        .execute(tx.conn())
         .await?;
     }
     Ok(())
 }
 
 async fn append_history(
-    conn: &mut SqliteConnection,
+    tx: &mut impl WriteTx,
     id: &str,
     score: SecureScore,
     reason: HistoryReason,
     now: OffsetDateTime,
 ) -> Result<()> {
-    sqlx::query(
+    query(
         "INSERT INTO score_history (subscription_id, initiative, at, current, max, percentage, \
-         weight, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         weight, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(id)
     .bind(catalog::ASC_SCORE)
@@ -132,28 +130,25 @@ async fn append_history(
     .bind(score.score.percentage)
     .bind(score.weight)
     .bind(reason.as_str())
-    .execute(&mut *conn)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }
 
 #[async_trait]
-impl MaintenanceEngine for SqliteEngine {
+impl<B: SqlBackend> MaintenanceEngine for B {
     async fn integrity_check(&self) -> Result<Vec<String>> {
-        let lines: Vec<String> =
-            sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&self.pool).await?;
-        Ok(if lines.len() == 1 && lines[0] == "ok" { Vec::new() } else { lines })
+        SqlBackend::integrity_check(self).await
     }
 
     async fn reconcile(&self, mode: Reconcile, now: OffsetDateTime) -> Result<Reconciled> {
         let builtin = catalog::version();
         if mode == Reconcile::Catalog {
             // The common case, every open: a read, without queueing for the write lock.
-            let recorded: Option<String> =
-                sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
-                    .bind(CATALOG_VERSION_KEY)
-                    .fetch_optional(&self.pool)
-                    .await?;
+            let recorded: Option<String> = query_scalar("SELECT value FROM meta WHERE key = $1")
+                .bind(CATALOG_VERSION_KEY)
+                .fetch_optional(self.reader())
+                .await?;
             if recorded.as_deref() == Some(builtin) {
                 return Ok(Reconciled {
                     recorded_catalog: recorded,
@@ -168,15 +163,14 @@ impl MaintenanceEngine for SqliteEngine {
         // Otherwise the write lock is taken up front, so no write slips between read and rewrite.
         let mut tx = match mode {
             Reconcile::Check => self.read_tx().await?,
-            Reconcile::Repair | Reconcile::Catalog => self.write_tx().await?,
+            Reconcile::Repair | Reconcile::Catalog => self.rewrite_tx().await?,
         };
-        let recorded: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
+        let recorded: Option<String> = query_scalar("SELECT value FROM meta WHERE key = $1")
             .bind(CATALOG_VERSION_KEY)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(tx.conn())
             .await?;
-        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM subscriptions ORDER BY id")
-            .fetch_all(&mut *tx)
-            .await?;
+        let ids: Vec<String> =
+            query_scalar("SELECT id FROM subscriptions ORDER BY id").fetch_all(tx.conn()).await?;
         let mut out = Reconciled {
             recorded_catalog: recorded.clone(),
             subscriptions: ids.len(),
@@ -234,15 +228,15 @@ impl MaintenanceEngine for SqliteEngine {
         }
         let changed = mode == Reconcile::Catalog || !out.mismatches.is_empty();
         if mode != Reconcile::Check && changed {
-            sqlx::query(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+            query(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) \
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             )
             .bind(CATALOG_VERSION_KEY)
             .bind(builtin)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
-            bump_generation(&mut tx).await?;
+            tx.announce().await?;
             tx.commit().await?;
             out.committed = true;
         } else {
