@@ -30,6 +30,9 @@
 #   SERVER_CPU=0       CPU list the servers are pinned to
 #   CLIENT_CPU=1       CPU list wrk is pinned to
 #   PUT_RESOURCES=1000000  distinct assessments the put scenario writes before writing them again
+#   DATABASE_URL       a PostgreSQL URL: securescore stores there (--database-url) instead of in
+#                      the data directory, which then keeps only the demo credentials; `token`
+#                      and `verify` use it too. Use a throw-away database: the run writes to it.
 #   PROFILE=0          1: also record a CPU profile of securescore (`perf record`, cpu-clock)
 #                      during each measured run; its flat report goes to the results folder
 #   SKIP_BUILD=0       1: use the binaries already built in $CARGO_TARGET_DIR (default ./target)
@@ -240,7 +243,7 @@ run_wrk() {
     echo "nproc: $(nproc --all)"
     echo "kernel: $(uname -r)"
     echo "wrk: $(wrk -v 2>&1 | head -n1)"
-    echo "data dir: $TMP/data ($(df -T "$TMP" | awk 'NR == 2 { print $2 }'))"
+    echo "data dir: $TMP/data ($(df -T "$TMP" | awk 'NR == 2 { print $2 }'))${DATABASE_URL:+; store: PostgreSQL}"
     echo "settings: duration=${DURATION}s warmup=${WARMUP}s connections=$CONNECTIONS threads=$THREADS server_cpu=$SERVER_CPU client_cpu=$CLIENT_CPU put_resources=$PUT_RESOURCES"
 } >"$OUT/machine.txt"
 
@@ -248,7 +251,12 @@ run_wrk() {
 # Strict authentication (the default), a data directory on disk (the put scenario's writes are
 # durable: synchronous=FULL), throttling off (the default budget would answer 429s).
 SERVE_ARGS=(serve --demo --insecure-http --no-throttle --listen 127.0.0.1:0 --data-dir "$TMP/data")
-echo "securescore: $SECURESCORE_BIN ${SERVE_ARGS[*]}" >>"$OUT/machine.txt"
+STORE_ARGS=(--data-dir "$TMP/data")
+if [[ -n ${DATABASE_URL:-} ]]; then
+    STORE_ARGS+=(--database-url "$DATABASE_URL")
+    SERVE_ARGS+=(--database-url "$DATABASE_URL")
+fi
+echo "securescore: $SECURESCORE_BIN ${SERVE_ARGS[*]}" | sed 's#postgres://[^ ]*#postgres://(DATABASE_URL)#' >>"$OUT/machine.txt"
 log "starting securescore on CPU $SERVER_CPU"
 # Request logs are at debug level; keep the default (info) so that logging costs what it costs in production.
 taskset -c "$SERVER_CPU" "$SECURESCORE_BIN" "${SERVE_ARGS[@]}" >"$OUT/securescore.log" 2>&1 &
@@ -260,7 +268,7 @@ for _ in $(seq 100); do
 done
 curl -sf --max-time 2 "http://$ADDR/healthz" >/dev/null || die "/healthz did not answer"
 # A real token of the demo principal, as `securescore token` gives it to a user.
-TOKEN=$(timeout 60 "$SECURESCORE_BIN" token --data-dir "$TMP/data" --authority "http://$ADDR" 2>"$OUT/token.log") \
+TOKEN=$(timeout 60 "$SECURESCORE_BIN" token "${STORE_ARGS[@]}" --authority "http://$ADDR" 2>"$OUT/token.log") \
     || { cat "$OUT/token.log" >&2; die "securescore token failed"; }
 echo "token: securescore token --data-dir DIR --authority http://$ADDR ($(wc -c <<<"$TOKEN") bytes)" >>"$OUT/machine.txt"
 export BENCH_SUB=$SUB BENCH_ASSESSMENT=$PUT_ASSESSMENT BENCH_PUT_RESOURCES=$PUT_RESOURCES BENCH_PUT_BODY=$PUT_BODY
@@ -286,8 +294,8 @@ stop_server
 VERIFY=""
 if [[ " ${SCENARIOS[*]} " == *" put "* ]]; then
     # After the load: the counters the writes maintained equal a recomputation from the assessments.
-    if timeout 600 "$SECURESCORE_BIN" verify --data-dir "$TMP/data" >"$OUT/verify.txt" 2>&1; then
-        VERIFY="verify after the put load: clean ($(du -sh "$TMP/data" | cut -f1) data directory)"
+    if timeout 600 "$SECURESCORE_BIN" verify "${STORE_ARGS[@]}" >"$OUT/verify.txt" 2>&1; then
+        VERIFY="verify after the put load: clean ($(du -sh "$TMP/data" | cut -f1) data directory${DATABASE_URL:+, store in PostgreSQL})"
     else
         VERIFY="verify after the put load: MISMATCHES (see verify.txt)"
     fi
