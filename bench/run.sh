@@ -268,7 +268,12 @@ for _ in $(seq 100); do
 done
 curl -sf --max-time 2 "http://$ADDR/healthz" >/dev/null || die "/healthz did not answer"
 # A real token of the demo principal, as `securescore token` gives it to a user.
-TOKEN=$(timeout 60 "$SECURESCORE_BIN" token "${STORE_ARGS[@]}" --authority "http://$ADDR" 2>"$OUT/token.log") \
+# On PostgreSQL `token` is told the demo principal (its client id, as the server prints it).
+PRINCIPAL=()
+if [[ -n ${DATABASE_URL:-} ]]; then
+    PRINCIPAL=(--principal "$(grep -oE 'client id [0-9a-f-]{36}' "$OUT/securescore.log" | head -n1 | cut -d' ' -f3)")
+fi
+TOKEN=$(timeout 60 "$SECURESCORE_BIN" token "${STORE_ARGS[@]}" "${PRINCIPAL[@]}" --authority "http://$ADDR" 2>"$OUT/token.log") \
     || { cat "$OUT/token.log" >&2; die "securescore token failed"; }
 echo "token: securescore token --data-dir DIR --authority http://$ADDR ($(wc -c <<<"$TOKEN") bytes)" >>"$OUT/machine.txt"
 export BENCH_SUB=$SUB BENCH_ASSESSMENT=$PUT_ASSESSMENT BENCH_PUT_RESOURCES=$PUT_RESOURCES BENCH_PUT_BODY=$PUT_BODY
@@ -295,7 +300,12 @@ VERIFY=""
 if [[ " ${SCENARIOS[*]} " == *" put "* ]]; then
     # After the load: the counters the writes maintained equal a recomputation from the assessments.
     if timeout 600 "$SECURESCORE_BIN" verify "${STORE_ARGS[@]}" >"$OUT/verify.txt" 2>&1; then
-        VERIFY="verify after the put load: clean ($(du -sh "$TMP/data" | cut -f1) data directory${DATABASE_URL:+, store in PostgreSQL})"
+        VERIFY="verify after the put load: clean"
+        if [[ -n ${DATABASE_URL:-} ]]; then
+            VERIFY+=" (store in PostgreSQL)"
+        else
+            VERIFY+=" ($(du -sh "$TMP/data" | cut -f1) data directory)"
+        fi
     else
         VERIFY="verify after the put load: MISMATCHES (see verify.txt)"
     fi
