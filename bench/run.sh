@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
-# Benchmark securescore against a minimal hyper server that returns the same bytes.
+# Benchmark securescore, by named scenario, against a minimal hyper server that returns the same
+# bytes, with strict authentication and a real token, as a client of the real service sends.
 #
-#   bench/run.sh                      # GET ascScore, 32 connections, 10 s
-#   CONNECTIONS=64 DURATION=30 bench/run.sh
-#   BENCH_ALL=1 bench/run.sh          # also the controls list ($expand=definition) and the assessments list
+#   bench/run.sh                 # the "get" scenario
+#   bench/run.sh get lists put   # several scenarios, one results folder
+#   bench/run.sh all             # get, lists and put
 #
-# Both servers run pinned to CPU 0, one after the other (never at the same time); wrk runs pinned
-# to CPU 1. Each measurement is preceded by a short warm-up run. Loopback only.
+# Scenarios:
+#   get     GET ascScore (the subscription's secure score)
+#   lists   the controls list with $expand=definition, the assessments list, the control
+#           definitions list
+#   put     durable assessment PUTs, each a distinct assessment (PUT_RESOURCES of them, then
+#           they are written again), into a data directory on disk (synchronous=FULL)
+#   import, scale   reserved (bulk import, 10 M assessments): not built yet
+#
+# securescore runs as a user runs it: `serve --demo --data-dir DIR --insecure-http
+# --no-throttle` (strict authentication, the default), its data made by --demo (the official
+# examples, written through the normal write path); the token is `securescore token --data-dir
+# DIR --authority URL` (the demo principal, Owner of the demo subscription), sent with every
+# request. Both servers run pinned to SERVER_CPU, one after the other (never at the same time);
+# wrk runs pinned to CLIENT_CPU. Each measurement is preceded by a short warm-up run. Loopback
+# only; every wrk, curl and cargo call is bounded by `timeout`.
 #
 # Environment (all optional):
 #   DURATION=10        seconds of each measured wrk run
@@ -15,12 +29,18 @@
 #   THREADS=1          wrk threads (-t)
 #   SERVER_CPU=0       CPU list the servers are pinned to
 #   CLIENT_CPU=1       CPU list wrk is pinned to
-#   BENCH_ALL=0        1: also load the controls list and the assessments list
+#   PUT_RESOURCES=1000000  distinct assessments the put scenario writes before writing them again
+#   DATABASE_URL       a PostgreSQL URL: securescore stores there (--database-url) instead of in
+#                      the data directory, which then keeps only the demo credentials; `token`
+#                      and `verify` use it too. Use a throw-away database: the run writes to it.
+#   PROFILE=0          1: also record a CPU profile of securescore (`perf record`, cpu-clock)
+#                      during each measured run; its flat report goes to the results folder
 #   SKIP_BUILD=0       1: use the binaries already built in $CARGO_TARGET_DIR (default ./target)
 #   CARGO_TARGET_DIR   where cargo builds (and where the binaries are looked up)
 #
-# Output: a table (server, req/s, p50, p99, ratio securescore/minimal) and a one-line summary on
-# stdout; raw wrk output, response bodies and headers, server logs and a summary in
+# Output: a table (scenario, endpoint, server, req/s, p50, p99, CPU per request, ratio
+# securescore/minimal) and a summary against the targets of docs/PERFORMANCE.md on stdout; raw
+# wrk output, response bodies and headers, server logs, profiles and the summary in
 # bench/results/<timestamp>/ (gitignored).
 set -euo pipefail
 
@@ -30,7 +50,8 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-BENCH_ALL=${BENCH_ALL:-0}
+PUT_RESOURCES=${PUT_RESOURCES:-1000000}
+PROFILE=${PROFILE:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,18 +60,43 @@ SECURESCORE_BIN=$TARGET_DIR/release/securescore
 MINIMAL_BIN=$TARGET_DIR/release/examples/minimal_hyper
 
 SUB=20ff7fc3-e762-44dd-bd96-b71116dcdc23
-# --auth any accepts any well-formed bearer token; always send one.
-TOKEN=eyJhbGciOiJSUzI1NiJ9.e30.c2ln
-AUTH_HEADER="Authorization: Bearer $TOKEN"
+# A built-in recommendation that counts toward the score ("Enable endpoint protection").
+PUT_ASSESSMENT=21300918-b2e3-0346-785f-c77ff57d243b
 
-# name|path-and-query
-ENDPOINTS=("ascScore|/subscriptions/$SUB/providers/Microsoft.Security/secureScores/ascScore?api-version=2020-01-01")
-if [[ $BENCH_ALL == 1 ]]; then
-    ENDPOINTS+=(
-        "controls+definition|/subscriptions/$SUB/providers/Microsoft.Security/secureScoreControls?api-version=2020-01-01&\$expand=definition"
-        "assessments|/subscriptions/$SUB/providers/Microsoft.Security/assessments?api-version=2021-06-01"
-    )
-fi
+SCENARIOS=("$@")
+[[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=(get)
+[[ ${SCENARIOS[*]} == all ]] && SCENARIOS=(get lists put)
+
+# scenario|name|method|path-and-query
+ENDPOINTS=()
+for scenario in "${SCENARIOS[@]}"; do
+    case $scenario in
+    get)
+        ENDPOINTS+=("get|ascScore|GET|/subscriptions/$SUB/providers/Microsoft.Security/secureScores/ascScore?api-version=2020-01-01")
+        ;;
+    lists)
+        ENDPOINTS+=(
+            "lists|controls+definition|GET|/subscriptions/$SUB/providers/Microsoft.Security/secureScoreControls?api-version=2020-01-01&\$expand=definition"
+            "lists|assessments|GET|/subscriptions/$SUB/providers/Microsoft.Security/assessments?api-version=2021-06-01"
+            "lists|definitions|GET|/providers/Microsoft.Security/secureScoreControlDefinitions?api-version=2020-01-01"
+        )
+        ;;
+    put)
+        # The path is made per request by the Lua script (a distinct assessment each time); this
+        # one is the first request's, for fetching the response the minimal server replays.
+        ENDPOINTS+=("put|assessment PUT|PUT|/subscriptions/$SUB/resourceGroups/bench/providers/Microsoft.Compute/virtualMachines/probe/providers/Microsoft.Security/assessments/$PUT_ASSESSMENT?api-version=2020-01-01")
+        ;;
+    import | scale)
+        echo "[bench] $scenario: not yet (bulk import and the 10 M-assessment store are not benchmarked yet)" >&2
+        ;;
+    *)
+        echo "[bench] error: unknown scenario '$scenario' (get, lists, put, import, scale, all)" >&2
+        exit 2
+        ;;
+    esac
+done
+[[ ${#ENDPOINTS[@]} -gt 0 ]] || exit 0
+PUT_BODY='{"properties":{"resourceDetails":{"source":"Azure"},"status":{"code":"Unhealthy","cause":"bench","description":"written by bench/run.sh"}}}'
 
 log() { echo "[bench] $*" >&2; }
 die() { echo "[bench] error: $*" >&2; exit 1; }
@@ -126,17 +172,56 @@ server_ticks() {
     awk '{ print $12 + $13 }' <<<"$stat"
 }
 
-# run_wrk LABEL URL -> writes $OUT/LABEL.wrk, sets RPS P50 P99 ERRS LOAD, CPU_US (server CPU us per request), CPU_PCT (server CPU use)
+# The PUT load: a distinct assessment per request (a counter shared by the connections of a wrk
+# thread, and the thread's number, in the VM's name), PUT_RESOURCES of them before they repeat.
+cat >"$TMP/put.lua" <<'LUA'
+local sub, name = os.getenv("BENCH_SUB"), os.getenv("BENCH_ASSESSMENT")
+local bound = tonumber(os.getenv("BENCH_PUT_RESOURCES"))
+local body = os.getenv("BENCH_PUT_BODY")
+local threads, id, n = 0, 0, 0
+function setup(thread)
+    thread:set("id", threads)
+    threads = threads + 1
+end
+function init(args)
+    wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
+    wrk.headers["Content-Type"] = "application/json"
+end
+function request()
+    n = n + 1
+    local path = string.format("/subscriptions/%s/resourceGroups/bench/providers/Microsoft.Compute/virtualMachines/t%d-vm%d/providers/Microsoft.Security/assessments/%s?api-version=2020-01-01",
+        sub, id, n % bound, name)
+    return wrk.format("PUT", path, nil, body)
+end
+LUA
+
+# run_wrk LABEL METHOD URL -> writes $OUT/LABEL.wrk, sets RPS P50 P99 ERRS LOAD, CPU_US (server
+# CPU us per request), CPU_PCT (server CPU use); with PROFILE=1 also $OUT/LABEL.profile.txt
 run_wrk() {
-    local label=$1 url=$2 raw=$OUT/$1.wrk t0 t1 reqs secs
-    local cmd=(taskset -c "$CLIENT_CPU" wrk -t"$THREADS" -c"$CONNECTIONS" -H "$AUTH_HEADER" --latency)
+    local label=$1 method=$2 url=$3 raw=$OUT/$1.wrk t0 t1 reqs secs perf_pid=""
+    local cmd=(taskset -c "$CLIENT_CPU" wrk -t"$THREADS" -c"$CONNECTIONS" --latency)
+    if [[ $method == PUT ]]; then
+        cmd+=(-s "$TMP/put.lua")
+    else
+        cmd+=(-H "Authorization: Bearer $TOKEN")
+    fi
     log "$label: warm-up ${WARMUP}s"
-    timeout $((WARMUP + 30)) "${cmd[@]}" -d"${WARMUP}s" "$url" >"$OUT/$label.warmup.wrk"
+    BENCH_TOKEN=$TOKEN timeout $((WARMUP + 30)) "${cmd[@]}" -d"${WARMUP}s" "$url" >"$OUT/$label.warmup.wrk"
     LOAD=$(cut -d' ' -f1 /proc/loadavg)
     log "$label: ${DURATION}s at $CONNECTIONS connections (load average $LOAD)"
+    if [[ $PROFILE == 1 && $label == securescore.* ]]; then
+        timeout $((DURATION + 30)) perf record -q -e cpu-clock -F 999 -g -p "$SERVER_PID" -o "$OUT/$label.perf.data" \
+            -- sleep "$DURATION" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     t0=$(server_ticks)
-    timeout $((DURATION + 30)) "${cmd[@]}" -d"${DURATION}s" "$url" >"$raw"
+    BENCH_TOKEN=$TOKEN timeout $((DURATION + 30)) "${cmd[@]}" -d"${DURATION}s" "$url" >"$raw"
     t1=$(server_ticks)
+    if [[ -n $perf_pid ]]; then
+        wait "$perf_pid" || true
+        perf report -i "$OUT/$label.perf.data" --stdio --no-children --sort symbol --percent-limit 0.5 \
+            2>/dev/null | grep -v '^$' | head -n 400 >"$OUT/$label.profile.txt" || true
+    fi
     echo "server_cpu_ticks: $((t1 - t0)) (CLK_TCK $CLK_TCK); load average before: $LOAD" >>"$raw"
     reqs=$(awk '/ requests in / { print $1 }' "$raw")
     secs=$(awk '/ requests in / { sub(/s,$/, "", $4); print $4 }' "$raw")
@@ -152,20 +237,26 @@ run_wrk() {
 
 {
     echo "date: $STAMP"
+    echo "scenarios: ${SCENARIOS[*]}"
     echo "commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (dirty)')"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
     echo "nproc: $(nproc --all)"
     echo "kernel: $(uname -r)"
     echo "wrk: $(wrk -v 2>&1 | head -n1)"
-    echo "settings: duration=${DURATION}s warmup=${WARMUP}s connections=$CONNECTIONS threads=$THREADS server_cpu=$SERVER_CPU client_cpu=$CLIENT_CPU"
+    echo "data dir: $TMP/data ($(df -T "$TMP" | awk 'NR == 2 { print $2 }'))${DATABASE_URL:+; store: PostgreSQL}"
+    echo "settings: duration=${DURATION}s warmup=${WARMUP}s connections=$CONNECTIONS threads=$THREADS server_cpu=$SERVER_CPU client_cpu=$CLIENT_CPU put_resources=$PUT_RESOURCES"
 } >"$OUT/machine.txt"
 
 # --- securescore ---------------------------------------------------------------------------------
-SERVE_ARGS=(serve --memory --demo --insecure-http --auth any --listen 127.0.0.1:0 --data-dir "$TMP/data")
-if "$SECURESCORE_BIN" serve --help 2>/dev/null | grep -q -- '--no-throttle'; then
-    SERVE_ARGS+=(--no-throttle)
+# Strict authentication (the default), a data directory on disk (the put scenario's writes are
+# durable: synchronous=FULL), throttling off (the default budget would answer 429s).
+SERVE_ARGS=(serve --demo --insecure-http --no-throttle --listen 127.0.0.1:0 --data-dir "$TMP/data")
+STORE_ARGS=(--data-dir "$TMP/data")
+if [[ -n ${DATABASE_URL:-} ]]; then
+    STORE_ARGS+=(--database-url "$DATABASE_URL")
+    SERVE_ARGS+=(--database-url "$DATABASE_URL")
 fi
-echo "securescore: $SECURESCORE_BIN ${SERVE_ARGS[*]}" >>"$OUT/machine.txt"
+echo "securescore: $SECURESCORE_BIN ${SERVE_ARGS[*]}" | sed 's#postgres://[^ ]*#postgres://(DATABASE_URL)#' >>"$OUT/machine.txt"
 log "starting securescore on CPU $SERVER_CPU"
 # Request logs are at debug level; keep the default (info) so that logging costs what it costs in production.
 taskset -c "$SERVER_CPU" "$SECURESCORE_BIN" "${SERVE_ARGS[@]}" >"$OUT/securescore.log" 2>&1 &
@@ -176,64 +267,100 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 curl -sf --max-time 2 "http://$ADDR/healthz" >/dev/null || die "/healthz did not answer"
+# A real token of the demo principal, as `securescore token` gives it to a user.
+# On PostgreSQL `token` is told the demo principal (its client id, as the server prints it).
+PRINCIPAL=()
+if [[ -n ${DATABASE_URL:-} ]]; then
+    PRINCIPAL=(--principal "$(grep -oE 'client id [0-9a-f-]{36}' "$OUT/securescore.log" | head -n1 | cut -d' ' -f3)")
+fi
+TOKEN=$(timeout 60 "$SECURESCORE_BIN" token "${STORE_ARGS[@]}" "${PRINCIPAL[@]}" --authority "http://$ADDR" 2>"$OUT/token.log") \
+    || { cat "$OUT/token.log" >&2; die "securescore token failed"; }
+echo "token: securescore token --data-dir DIR --authority http://$ADDR ($(wc -c <<<"$TOKEN") bytes)" >>"$OUT/machine.txt"
+export BENCH_SUB=$SUB BENCH_ASSESSMENT=$PUT_ASSESSMENT BENCH_PUT_RESOURCES=$PUT_RESOURCES BENCH_PUT_BODY=$PUT_BODY
 
 declare -A SS_RPS SS_P50 SS_P99 SS_CPU SS_PCT SS_LOAD MIN_RPS MIN_P50 MIN_P99 MIN_CPU MIN_PCT MIN_LOAD BYTES
 for e in "${ENDPOINTS[@]}"; do
-    name=${e%%|*} path=${e#*|}
-    code=$(curl -gsS --max-time 10 -H "$AUTH_HEADER" -D "$OUT/$name.headers" -o "$OUT/$name.body" \
-        -w '%{http_code}' "http://$ADDR$path")
-    [[ $code == 200 ]] || { cat "$OUT/$name.body" >&2; die "GET $name answered $code"; }
-    BYTES[$name]=$(wc -c <"$OUT/$name.body")
-    log "$name: $(grep -i '^content-type:' "$OUT/$name.headers" | tr -d '\r'), ${BYTES[$name]} body bytes"
+    IFS='|' read -r _ name method path <<<"$e"
+    label=${name// /_}
+    data=()
+    [[ $method == PUT ]] && data=(-X PUT -H 'Content-Type: application/json' --data-binary "$PUT_BODY")
+    code=$(curl -gsS --max-time 10 "${data[@]}" -H "Authorization: Bearer $TOKEN" -D "$OUT/$label.headers" \
+        -o "$OUT/$label.body" -w '%{http_code}' "http://$ADDR$path")
+    [[ $code == 200 || $code == 201 ]] || { cat "$OUT/$label.body" >&2; die "$method $name answered $code"; }
+    BYTES[$name]=$(wc -c <"$OUT/$label.body")
+    log "$name: $code, $(grep -i '^content-type:' "$OUT/$label.headers" | tr -d '\r'), ${BYTES[$name]} body bytes"
 done
 for e in "${ENDPOINTS[@]}"; do
-    name=${e%%|*} path=${e#*|}
-    run_wrk "securescore.$name" "http://$ADDR$path"
+    IFS='|' read -r _ name method path <<<"$e"
+    run_wrk "securescore.${name// /_}" "$method" "http://$ADDR$path"
     SS_RPS[$name]=$RPS SS_P50[$name]=$P50 SS_P99[$name]=$P99 SS_CPU[$name]=$CPU_US SS_PCT[$name]=$CPU_PCT SS_LOAD[$name]=$LOAD
 done
 stop_server
+VERIFY=""
+if [[ " ${SCENARIOS[*]} " == *" put "* ]]; then
+    # After the load: the counters the writes maintained equal a recomputation from the assessments.
+    if timeout 600 "$SECURESCORE_BIN" verify "${STORE_ARGS[@]}" >"$OUT/verify.txt" 2>&1; then
+        VERIFY="verify after the put load: clean"
+        if [[ -n ${DATABASE_URL:-} ]]; then
+            VERIFY+=" (store in PostgreSQL)"
+        else
+            VERIFY+=" ($(du -sh "$TMP/data" | cut -f1) data directory)"
+        fi
+    else
+        VERIFY="verify after the put load: MISMATCHES (see verify.txt)"
+    fi
+    log "$VERIFY"
+fi
 
 # --- minimal hyper, one instance per body --------------------------------------------------------
 for e in "${ENDPOINTS[@]}"; do
-    name=${e%%|*} path=${e#*|}
+    IFS='|' read -r _ name method path <<<"$e"
+    label=${name// /_}
     log "starting minimal_hyper on CPU $SERVER_CPU with the $name body"
-    taskset -c "$SERVER_CPU" "$MINIMAL_BIN" 127.0.0.1:0 "$OUT/$name.body" >"$OUT/minimal.$name.log" 2>&1 &
+    taskset -c "$SERVER_CPU" "$MINIMAL_BIN" 127.0.0.1:0 "$OUT/$label.body" >"$OUT/minimal.$label.log" 2>&1 &
     SERVER_PID=$!
-    ADDR=$(wait_for_addr "$OUT/minimal.$name.log" 'listening on 127\.0\.0\.1:[0-9]+')
-    cmp -s <(curl -gsS --max-time 10 "http://$ADDR$path") "$OUT/$name.body" || die "minimal_hyper does not serve the same bytes"
-    run_wrk "minimal.$name" "http://$ADDR$path"
+    ADDR=$(wait_for_addr "$OUT/minimal.$label.log" 'listening on 127\.0\.0\.1:[0-9]+')
+    cmp -s <(curl -gsS --max-time 10 "http://$ADDR$path") "$OUT/$label.body" || die "minimal_hyper does not serve the same bytes"
+    run_wrk "minimal.$label" "$method" "http://$ADDR$path"
     MIN_RPS[$name]=$RPS MIN_P50[$name]=$P50 MIN_P99[$name]=$P99 MIN_CPU[$name]=$CPU_US MIN_PCT[$name]=$CPU_PCT MIN_LOAD[$name]=$LOAD
     stop_server
 done
 
 # --- report --------------------------------------------------------------------------------------
+ratio_of() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 {
     echo
-    echo "$CONNECTIONS connections, ${DURATION}s, servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU"
-    fmt='%-20s %-12s %6s %11s %8s %8s %7s %5s %6s %6s %9s\n'
+    echo "$CONNECTIONS connections, ${DURATION}s, servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU; strict auth, real token"
+    fmt='%-8s %-22s %-12s %6s %11s %8s %8s %7s %5s %6s %6s %9s\n'
     # shellcheck disable=SC2059
-    printf "$fmt" endpoint server bytes req/s p50_ms p99_ms cpu_us cpu% load ratio cpu_ratio
+    printf "$fmt" scenario endpoint server bytes req/s p50_ms p99_ms cpu_us cpu% load ratio cpu_ratio
     for e in "${ENDPOINTS[@]}"; do
-        name=${e%%|*}
-        ratio=$(awk -v a="${SS_RPS[$name]}" -v b="${MIN_RPS[$name]}" 'BEGIN { printf "%.3f", a / b }')
-        cpu_ratio=$(awk -v a="${SS_CPU[$name]}" -v b="${MIN_CPU[$name]}" 'BEGIN { printf "%.3f", b / a }')
+        IFS='|' read -r scenario name _ _ <<<"$e"
+        ratio=$(ratio_of "${SS_RPS[$name]}" "${MIN_RPS[$name]}")
+        cpu_ratio=$(ratio_of "${MIN_CPU[$name]}" "${SS_CPU[$name]}")
         # shellcheck disable=SC2059
-        printf "$fmt" "$name" securescore "${BYTES[$name]}" "${SS_RPS[$name]}" "${SS_P50[$name]}" "${SS_P99[$name]}" "${SS_CPU[$name]}" "${SS_PCT[$name]}" "${SS_LOAD[$name]}" "$ratio" "$cpu_ratio"
+        printf "$fmt" "$scenario" "$name" securescore "${BYTES[$name]}" "${SS_RPS[$name]}" "${SS_P50[$name]}" "${SS_P99[$name]}" "${SS_CPU[$name]}" "${SS_PCT[$name]}" "${SS_LOAD[$name]}" "$ratio" "$cpu_ratio"
         # shellcheck disable=SC2059
-        printf "$fmt" "$name" minimal "${BYTES[$name]}" "${MIN_RPS[$name]}" "${MIN_P50[$name]}" "${MIN_P99[$name]}" "${MIN_CPU[$name]}" "${MIN_PCT[$name]}" "${MIN_LOAD[$name]}" "" ""
+        printf "$fmt" "$scenario" "$name" minimal "${BYTES[$name]}" "${MIN_RPS[$name]}" "${MIN_P50[$name]}" "${MIN_P99[$name]}" "${MIN_CPU[$name]}" "${MIN_PCT[$name]}" "${MIN_LOAD[$name]}" "" ""
         if (( MIN_PCT[$name] < 90 )); then
-            echo "  note: minimal used only ${MIN_PCT[$name]}% of a CPU, so it was not the bottleneck (wrk on one core, or other load on the machine): the req/s ratio for $name overstates securescore; cpu_ratio is the fairer figure"
+            echo "  note: minimal used only ${MIN_PCT[$name]}% of a CPU, so it was not the bottleneck (wrk on one core, or other load on the machine): the req/s ratio for $name understates securescore; cpu_ratio is the fairer figure"
         fi
     done
     echo "cpu_us: server CPU time (user+system, all threads) per request; cpu%: server CPU use during the run;"
     echo "load: 1-min load average before the run; ratio: req/s securescore/minimal; cpu_ratio: cpu_us minimal/securescore"
     echo
-    name=ascScore
-    ratio=$(awk -v a="${SS_RPS[$name]}" -v b="${MIN_RPS[$name]}" 'BEGIN { printf "%.2f", a / b }')
-    ok_ratio=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.8) ? "meets" : "MISSES" }')
-    ok_p99=$(awk -v p="${SS_P99[$name]}" 'BEGIN { print (p <= 2.0) ? "meets" : "MISSES" }')
-    cpu_ratio=$(awk -v a="${SS_CPU[$name]}" -v b="${MIN_CPU[$name]}" 'BEGIN { printf "%.2f", b / a }')
-    echo "summary: GET ascScore securescore ${SS_RPS[$name]} req/s vs minimal ${MIN_RPS[$name]} req/s = ${ratio}x (target >= 0.8x: $ok_ratio; CPU per request ${SS_CPU[$name]} vs ${MIN_CPU[$name]} us = ${cpu_ratio}x); p99 ${SS_P99[$name]} ms at $CONNECTIONS connections (target <= 2 ms: $ok_p99)"
+    verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? v >= t : v <= t; print ok ? "meets" : "MISSES" }'; }
+    for e in "${ENDPOINTS[@]}"; do
+        IFS='|' read -r scenario name _ _ <<<"$e"
+        ratio=$(ratio_of "${SS_RPS[$name]}" "${MIN_RPS[$name]}")
+        cpu_ratio=$(ratio_of "${MIN_CPU[$name]}" "${SS_CPU[$name]}")
+        case $scenario in
+        get) echo "target 1: GET $name ${ratio}x of minimal (>= 0.8x: $(verdict "$ratio" 0.8 '>=')), cpu ${cpu_ratio}x; p99 ${SS_P99[$name]} ms (<= 2 ms: $(verdict "${SS_P99[$name]}" 2 '<='))" ;;
+        lists) echo "target 2: GET $name ${ratio}x of minimal (>= 0.5x: $(verdict "$ratio" 0.5 '>=')), cpu ${cpu_ratio}x" ;;
+        put) echo "target 3: $name ${SS_RPS[$name]} durable req/s at $CONNECTIONS connections (>= 5000: $(verdict "${SS_RPS[$name]}" 5000 '>=')), p99 ${SS_P99[$name]} ms" ;;
+        esac
+    done
+    [[ -z $VERIFY ]] || echo "$VERIFY"
 } | tee "$OUT/summary.txt"
 cat "$OUT/machine.txt" >>"$OUT/summary.txt"
 log "raw results in ${OUT#"$REPO"/}"

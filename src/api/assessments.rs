@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use super::metadata::{self, MetadataJson};
 use super::scores::view;
-use super::{json, ok, Ctx};
+use super::{json, ok, page_memo, Ctx};
 use crate::arm::api_version::AssessmentModel;
 use crate::arm::paging::{Cursor, Page};
 use crate::arm::{format_time, ApiError, ApiResult, ResourceId};
@@ -171,11 +171,12 @@ pub async fn put(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResult<
     let view = view(ctx, resource.subscription()).await?;
     let body = ctx.json_body()?;
     let input = parse_input_at(resource, name, &body, &view, AssessmentModel::of(ctx.api_version))?;
-    let outcome = ctx.state.store.apply(&[Write::Put(input)]).await?.pop();
+    // Group commit: acknowledged once the transaction holding it (and concurrent writes) commits.
+    let outcome = ctx.state.store.apply_one(Write::Put(input)).await?;
     let (status, stored) = match outcome {
-        Some(Outcome::Created(a)) => (StatusCode::CREATED, a),
-        Some(Outcome::Replaced(a)) => (StatusCode::OK, a),
-        Some(Outcome::NoSubscription) => {
+        Outcome::Created(a) => (StatusCode::CREATED, a),
+        Outcome::Replaced(a) => (StatusCode::OK, a),
+        Outcome::NoSubscription => {
             return Err(ApiError::SubscriptionNotFound(resource.subscription().to_string()))
         }
         other => {
@@ -190,10 +191,10 @@ pub async fn put(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResult<
 pub async fn delete(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResult<Response> {
     view(ctx, resource.subscription()).await?;
     let write = Write::Delete { resource: resource.clone(), name: name.to_string() };
-    match ctx.state.store.apply(&[write]).await?.pop() {
-        Some(Outcome::Deleted) => Ok(StatusCode::OK.into_response()),
-        Some(Outcome::Absent) => Ok(StatusCode::NO_CONTENT.into_response()),
-        Some(Outcome::NoSubscription) => {
+    match ctx.state.store.apply_one(write).await? {
+        Outcome::Deleted => Ok(StatusCode::OK.into_response()),
+        Outcome::Absent => Ok(StatusCode::NO_CONTENT.into_response()),
+        Outcome::NoSubscription => {
             Err(ApiError::SubscriptionNotFound(resource.subscription().to_string()))
         }
         other => {
@@ -205,6 +206,9 @@ pub async fn delete(ctx: &Ctx<'_>, resource: &ResourceId, name: &str) -> ApiResu
 pub async fn list(ctx: &Ctx<'_>, scope: &ResourceId) -> ApiResult<Response> {
     let view = view(ctx, scope.subscription()).await?;
     let expand = expand(ctx)?;
+    if let Some(page) = page_memo::get(&view, ctx.uri) {
+        return Ok(page);
+    }
     let after = match ctx.cursor()? {
         None => None,
         Some(Cursor::After(r, n)) => Some((r, n)),
@@ -231,7 +235,7 @@ pub async fn list(ctx: &Ctx<'_>, scope: &ResourceId) -> ApiResult<Response> {
         None
     };
     let value = rows.iter().map(|a| render(a, ctx.api_version, expand, &view)).collect();
-    ok(&Page { value, next_link })
+    page_memo::put(&view, ctx.uri, &Page { value, next_link })
 }
 
 /// Assessments_List at a management group: the assessments of every subscription below it,

@@ -205,9 +205,48 @@ pub fn memoized<T: Serialize>(
             memo.get_or_init(|| b).clone()
         }
     };
+    Ok(json_bytes(bytes))
+}
+
+/// How many pages of lists one subscription's view keeps rendered: the first pages of the
+/// few shapes clients ask for (api-versions, `$expand`), not every page of a large list. A page
+/// is 20–100 KB, so this bounds the memory to a few hundred KB per subscription read.
+const PAGES_PER_VIEW: usize = 4;
+
+/// Rendered list pages kept in a subscription's read model ([`crate::store::ScoreView::pages`]):
+/// a list that reads the database and renders rows on every request (the assessments list: about
+/// 350 µs for 20 KB) is rendered once per version of the subscription instead. The page is keyed
+/// by the request's path and query, which decide it entirely (scope, api-version, `$expand`,
+/// `$skipToken`; the caller's identity only decides whether it may read, before this).
+pub mod page_memo {
+    use super::*;
+    use crate::store::ScoreView;
+
+    /// The page rendered earlier for this request, if any.
+    pub fn get(view: &ScoreView, uri: &Uri) -> Option<Response> {
+        let key = uri.path_and_query().map_or("", |p| p.as_str());
+        let bytes = view.pages.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()?;
+        Some(json_bytes(bytes))
+    }
+
+    /// Render `body` and keep it for the next request of the same page (while there is room).
+    pub fn put<T: Serialize>(view: &ScoreView, uri: &Uri, body: &T) -> ApiResult<Response> {
+        let bytes =
+            Bytes::from(serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.into()))?);
+        let key = uri.path_and_query().map_or("", |p| p.as_str());
+        let mut pages = view.pages.lock().unwrap_or_else(|e| e.into_inner());
+        if pages.len() < PAGES_PER_VIEW {
+            pages.insert(key.into(), bytes.clone());
+        }
+        Ok(json_bytes(bytes))
+    }
+}
+
+/// A 200 response of JSON bytes rendered earlier.
+fn json_bytes(bytes: Bytes) -> Response {
     let mut r = (StatusCode::OK, bytes).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
-    Ok(r)
+    r
 }
 
 /// The service: the router, inside the one outer layer (which must see requests before routing).

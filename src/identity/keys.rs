@@ -20,6 +20,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -184,6 +185,10 @@ pub struct KeyRing {
     /// Serialises rotations within the process (the file is replaced atomically across
     /// processes; the shared row by compare-and-swap).
     write: tokio::sync::Mutex<()>,
+    /// Bumped whenever the loaded keys are replaced (a rotation here, another process's change
+    /// of the file, another replica's of the shared row): what was verified with the old keys
+    /// is verified again ([`KeyRing::generation`]).
+    generation: AtomicU64,
 }
 
 fn now_secs() -> i64 {
@@ -221,7 +226,12 @@ pub(crate) fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
 
 impl KeyRing {
     fn with(backing: Backing, loaded: Loaded) -> KeyRing {
-        KeyRing { backing, loaded: RwLock::new(loaded), write: tokio::sync::Mutex::new(()) }
+        KeyRing {
+            backing,
+            loaded: RwLock::new(loaded),
+            write: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+        }
     }
 
     /// The ring of a server or a command on `store`: in the database when the store is shared
@@ -313,6 +323,7 @@ impl KeyRing {
         let keys = Self::read_file(path)?;
         let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
         *loaded = Loaded { keys, modified: stamp, text: None, checked: Instant::now() };
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
@@ -332,6 +343,7 @@ impl KeyRing {
         let keys = KeyFile::parse(text.as_bytes(), &"the database's signing_keys row")?;
         let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
         *loaded = Loaded { keys, modified: None, text: Some(text), checked: Instant::now() };
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(true)
     }
 
@@ -358,6 +370,15 @@ impl KeyRing {
                 );
             }
         }
+    }
+
+    /// Which set of keys is loaded: changes whenever keys are replaced, so a cache of verified
+    /// tokens compares it on every hit (read before the keys are looked at, so that a change
+    /// racing with a verification makes that verification's entry stale, never the reverse).
+    /// A file ring looks at its file first, as signing does (at most every [`RELOAD_EVERY`]).
+    pub fn generation(&self) -> u64 {
+        self.refresh_if_stale();
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The key that signs new tokens.
@@ -429,6 +450,7 @@ impl KeyRing {
                 let keys: Vec<&SigningKey> = loaded.keys.iter().map(|k| k.as_ref()).collect();
                 let file = KeyFile::of(&keys).rotated(&key, now);
                 loaded.keys = KeyFile::parse(&serde_json::to_vec(&file)?, &"the ring")?;
+                self.generation.fetch_add(1, Ordering::AcqRel);
             }
             Backing::File(path) => {
                 let text = std::fs::read(path)

@@ -75,6 +75,8 @@ pub struct Identity {
     /// Pending authorization codes of this process (`code_flow`).
     pub codes: code_flow::Codes,
     cache: Mutex<HashMap<String, CachedAssignments>>,
+    /// Verified bearer tokens (`authn::TokenCache`).
+    pub tokens: authn::TokenCache,
 }
 
 /// The state of the identity routes (the authority and the identity extension API).
@@ -113,6 +115,7 @@ impl Identity {
             default_tenant,
             codes: code_flow::Codes::default(),
             cache: Mutex::new(HashMap::new()),
+            tokens: authn::TokenCache::default(),
         })
     }
 
@@ -399,4 +402,150 @@ pub fn router<S: Clone + Send + Sync + 'static>(identity: Arc<Identity>) -> axum
     let admin = admin::router()
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), read_only_under_auth_any));
     authority::router().merge(admin).with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{PrincipalKind, PrincipalRecord, StoreConfig};
+    use time::OffsetDateTime;
+
+    const READ: &str = "Microsoft.Security/secureScores/read";
+
+    async fn identity(key_dir: Option<&Path>) -> Identity {
+        let store = Store::open(&StoreConfig::Memory).await.unwrap();
+        let url: PublicUrl = "http://127.0.0.1:1".parse().unwrap();
+        Identity::open(store, AuthMode::Strict, key_dir, &[], url).await.unwrap()
+    }
+
+    fn principal() -> PrincipalRecord {
+        PrincipalRecord {
+            id: Uuid::new_v4(),
+            kind: PrincipalKind::ServicePrincipal,
+            display_name: "cache test".into(),
+            app_id: Some(Uuid::new_v4()),
+            user_name: None,
+            tenant_id: Uuid::new_v4(),
+            secret_hash: String::new(),
+            created_at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    fn token(identity: &Identity, p: &PrincipalRecord) -> String {
+        let grant = token::Grant {
+            principal: p,
+            authority: identity.public_url.as_str(),
+            audience: token::DEFAULT_AUDIENCE,
+            client_id: None,
+            tenant: None,
+        };
+        token::issue(&identity.keys, &grant).unwrap().0
+    }
+
+    fn headers(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        h
+    }
+
+    /// A token in the cache is still refused once its time is over: the hit is checked against
+    /// the clock, and the full verification then gives ARM's expiry answer.
+    #[tokio::test]
+    async fn a_cached_token_still_expires_on_time() {
+        let identity = identity(None).await;
+        let p = principal();
+        let live = token(&identity, &p);
+        let who = authn::validate(&identity, &live).await.unwrap();
+        assert_eq!(identity.tokens.len(), 1, "a verified token is cached");
+        assert_eq!(authn::validate(&identity, &live).await.unwrap().object_id, who.object_id);
+
+        // A token whose `exp` (plus the skew) has passed, made to look cached as if it had been
+        // verified while still valid.
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let exp = now - token::CLOCK_SKEW_SECS - 1;
+        let key = identity.keys.current().unwrap();
+        let claims = serde_json::json!({
+            "aud": token::DEFAULT_AUDIENCE, "iss": format!("{}/{}/v2.0", identity.public_url, p.tenant_id),
+            "exp": exp, "nbf": exp - 3599, "oid": p.id.to_string(), "tid": p.tenant_id.to_string(),
+        });
+        let expired = key.sign_claims(&claims).unwrap();
+        identity.tokens.put_for_tests(&expired, &who, exp, identity.keys.generation());
+        let failure = authn::validate(&identity, &expired).await.unwrap_err();
+        assert_eq!(failure.code, "ExpiredAuthenticationToken");
+        // The boundary is the one `jsonwebtoken` applies: `exp` + skew is the last valid second.
+        assert!(identity.tokens.get_for_tests(&live, identity.keys.generation(), now).is_some());
+        let gen = identity.keys.generation();
+        identity.tokens.put_for_tests("t", &who, 1000, gen);
+        assert!(identity.tokens.get_for_tests("t", gen, 1000 + token::CLOCK_SKEW_SECS).is_some());
+        assert!(identity.tokens.get_for_tests("t", gen, 1001 + token::CLOCK_SKEW_SECS).is_none());
+    }
+
+    /// A cached token dies with its key: after a rotation it is verified again (still accepted,
+    /// its key stays live for its tokens' lifetime), and once its key is retired for good — here
+    /// by another process rewriting the key file — it is refused although it was cached.
+    #[tokio::test]
+    async fn a_cached_token_dies_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = identity(Some(dir.path())).await;
+        let p = principal();
+        let t = token(&identity, &p);
+        let old_kid = identity.keys.current().unwrap().kid.clone();
+        authn::validate(&identity, &t).await.unwrap();
+        let before = identity.keys.generation();
+        identity.keys.rotate().await.unwrap();
+        assert_ne!(identity.keys.generation(), before, "a rotation changes the generation");
+        authn::validate(&identity, &t).await.expect("the retired key stays live for its tokens");
+
+        // Another process retires the old key for good: its retirement is older than any of
+        // its tokens can live.
+        let path = dir.path().join(keys::KEYS_FILE);
+        let mut ring: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let long_ago = OffsetDateTime::now_utc().unix_timestamp()
+            - token::TOKEN_LIFETIME_SECS
+            - token::CLOCK_SKEW_SECS
+            - 60;
+        for k in ring["keys"].as_array_mut().unwrap() {
+            if k["kid"] == old_kid.as_str() {
+                k["retired"] = long_ago.into();
+            }
+        }
+        keys::write_private(&path, &serde_json::to_vec(&ring).unwrap()).unwrap();
+        // What the server does when it next looks at the file (at most RELOAD_EVERY later).
+        identity.keys.reload().unwrap();
+        let failure = authn::validate(&identity, &t).await.unwrap_err();
+        assert_eq!(failure.code, "InvalidAuthenticationToken");
+        // A token of the new key is accepted.
+        authn::validate(&identity, &token(&identity, &p)).await.unwrap();
+    }
+
+    /// The token cache holds who a caller is, never what it may do: removing a role takes effect
+    /// on the next request, with the same (cached) token.
+    #[tokio::test]
+    async fn a_role_removal_takes_effect_at_once() {
+        let identity = identity(None).await;
+        let p = principal();
+        let sub = Uuid::new_v4();
+        let assignment = RoleAssignment {
+            id: Uuid::new_v4(),
+            principal_id: p.id.to_string(),
+            role_definition_id: authz::READER,
+            scope: format!("/subscriptions/{sub}"),
+            created_at: OffsetDateTime::now_utc(),
+        };
+        identity.store.put_role_assignment(&assignment).await.unwrap();
+        identity.invalidate();
+        let t = token(&identity, &p);
+        let target = authz::Target { subscription: Some(sub), groups: &[] };
+        for _ in 0..2 {
+            let caller = identity.authenticate(&headers(&t)).await.unwrap();
+            assert!(caller.can_at(READ, &target));
+        }
+        // What the role-assignment handlers do: write, then drop the cached assignments.
+        assert!(identity.store.remove_role_assignment(assignment.id).await.unwrap());
+        identity.invalidate();
+        let caller = identity.authenticate(&headers(&t)).await.unwrap();
+        assert!(!caller.can_at(READ, &target), "the removed role no longer grants");
+        assert_eq!(identity.tokens.len(), 1, "the token itself stayed cached");
+    }
 }

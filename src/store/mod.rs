@@ -15,6 +15,7 @@
 //!   not the one it was computed with (module `verify`).
 
 pub mod automation;
+mod batch;
 mod changes;
 mod engine;
 mod exemptions;
@@ -33,6 +34,7 @@ mod view;
 mod conformance;
 
 pub use automation::{AutomationRecord, Backlog, ChangeEvent, Delivery, EventKind, NewDelivery};
+pub use batch::MAX_BATCH;
 pub use changes::{ChangeCause, Order, StatusChange};
 pub use engine::{
     Assessment, AssessmentInput, Change, HistoryPoint, HistoryReason, Outcome, SubAssessment,
@@ -187,6 +189,10 @@ struct Inner {
     mg: management_groups::Cache,
     /// Woken when an exemption is written, so the expiry timer looks at the next expiry again.
     exemptions_changed: tokio::sync::Notify,
+    /// Group commit of the API's single writes ([`Store::apply_one`]).
+    batcher: batch::Batcher,
+    /// Held while a view is built from the database ([`Store::view`]).
+    rebuild: tokio::sync::Mutex<()>,
 }
 
 impl Store {
@@ -237,6 +243,8 @@ impl Store {
                 seen_generation: AtomicI64::new(seen),
                 mg: management_groups::Cache::default(),
                 exemptions_changed: tokio::sync::Notify::new(),
+                batcher: batch::Batcher::default(),
+                rebuild: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -247,8 +255,16 @@ impl Store {
 
     /// The score read model of a subscription; `None` when the subscription does not exist.
     pub async fn view(&self, subscription: Uuid) -> Result<Option<Arc<ScoreView>>> {
-        if let Some(v) = self.inner.views.read().expect("views lock").get(&subscription) {
-            return Ok(Some(v.clone()));
+        if let Some(v) = self.cached_view(subscription) {
+            return Ok(Some(v));
+        }
+        // One rebuild at a time: every write drops its subscription's view, and under concurrent
+        // writes (group commit answers 32 requests at once) every request that follows would
+        // otherwise read the same four tables to build the same view. The others wait for the
+        // one rebuild and take its result.
+        let _rebuilding = self.inner.rebuild.lock().await;
+        if let Some(v) = self.cached_view(subscription) {
+            return Ok(Some(v));
         }
         let epoch = self.inner.epoch.load(Ordering::Acquire);
         let Some(sub) = self.engine().subscription(subscription).await? else { return Ok(None) };
@@ -262,6 +278,10 @@ impl Store {
             views.insert(subscription, view.clone());
         }
         Ok(Some(view))
+    }
+
+    fn cached_view(&self, subscription: Uuid) -> Option<Arc<ScoreView>> {
+        self.inner.views.read().expect("views lock").get(&subscription).cloned()
     }
 
     fn invalidate(&self, subscriptions: impl IntoIterator<Item = Uuid>) {

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use super::subscription::Subscription;
 use crate::catalog::{self, ControlDef};
@@ -30,6 +30,10 @@ pub struct ScoreView {
     pub memo: [OnceLock<Bytes>; 4],
     /// The subscription's active exemptions (`store::exemptions`): how its assessments render.
     pub exemptions: Vec<super::ExemptionRule>,
+    /// Pages of the subscription's assessment lists the API rendered while this view was
+    /// current, by request path and query (which decide the page): every write to the
+    /// subscription replaces the view, so they are never served stale (see `api::page_memo`).
+    pub pages: Mutex<HashMap<Box<str>, Bytes>>,
 }
 
 impl ScoreView {
@@ -56,6 +60,7 @@ impl ScoreView {
             controls,
             secure_score,
             memo: Default::default(),
+            pages: Mutex::default(),
             exemptions: Vec::new(),
             custom_metadata: custom_metadata
                 .into_iter()

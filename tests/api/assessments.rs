@@ -615,3 +615,29 @@ async fn concurrent_writers_keep_maintained_equal_to_recomputed() {
         app.store.recompute_counts(sub).await.unwrap()
     );
 }
+
+/// A list page is kept rendered until the next write to its subscription (api::page_memo): the
+/// same request answers the same bytes, and after a PUT or a DELETE the write shows at once.
+#[tokio::test]
+async fn a_kept_list_page_never_outlives_a_write() {
+    let app = spawn_app().await;
+    let list = format!(
+        "/subscriptions/{DEMO}/providers/Microsoft.Security/assessments?api-version=2021-06-01"
+    );
+    let first = app.get(&list).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(app.get(&list).await.text, first.text, "the same page, the same bytes");
+    let count = |r: &Resp| r.body["value"].as_array().map_or(0, Vec::len);
+    let resource = vm(DEMO, "memo", "vm1");
+    let path = assessment_path(&resource, EP_VMSS, "2021-06-01");
+    assert_eq!(app.put(&path, &assessment_body("Unhealthy")).await.status, 201);
+    let after_put = app.get(&list).await;
+    assert!(
+        after_put.text.to_ascii_lowercase().contains("/resourcegroups/memo/"),
+        "{}",
+        after_put.text
+    );
+    assert_eq!(count(&after_put), count(&first) + 1, "the new assessment is listed");
+    assert_eq!(app.delete(&path).await.status, 200);
+    assert_eq!(app.get(&list).await.text, first.text, "back to the first page");
+}

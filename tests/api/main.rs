@@ -17,6 +17,7 @@ mod errors;
 mod exemptions;
 mod faults;
 mod fidelity;
+mod group_commit;
 mod harness;
 mod identity;
 mod improvements;
