@@ -189,10 +189,16 @@ macro_rules! fetches {
 fetches!(QueryAs, AnyRow, query_as_with);
 fetches!(QueryScalar, AnyValue, query_scalar_with);
 
-/// The values as SQLite binds them (moved, not copied).
-fn sqlite_args(values: Vec<Arg>) -> sqlx::sqlite::SqliteArguments<'static> {
-    use sqlx::Arguments;
-    let mut args = sqlx::sqlite::SqliteArguments::default();
+/// The values as either driver binds them (moved, not copied).
+fn arguments<A>(values: Vec<Arg>) -> A
+where
+    A: sqlx::Arguments<'static>,
+    Option<String>: sqlx::Encode<'static, A::Database> + sqlx::Type<A::Database>,
+    Option<i64>: sqlx::Encode<'static, A::Database> + sqlx::Type<A::Database>,
+    Option<f64>: sqlx::Encode<'static, A::Database> + sqlx::Type<A::Database>,
+    Option<bool>: sqlx::Encode<'static, A::Database> + sqlx::Type<A::Database>,
+{
+    let mut args = A::default();
     for a in values {
         // Encoding these owned values cannot fail; an error would surface at execution.
         let _ = match a {
@@ -205,19 +211,12 @@ fn sqlite_args(values: Vec<Arg>) -> sqlx::sqlite::SqliteArguments<'static> {
     args
 }
 
-/// The values as PostgreSQL binds them (moved, not copied).
+fn sqlite_args(values: Vec<Arg>) -> sqlx::sqlite::SqliteArguments<'static> {
+    arguments(values)
+}
+
 fn pg_args(values: Vec<Arg>) -> sqlx::postgres::PgArguments {
-    use sqlx::Arguments;
-    let mut args = sqlx::postgres::PgArguments::default();
-    for a in values {
-        let _ = match a {
-            Arg::Text(v) => args.add(v),
-            Arg::Int(v) => args.add(v),
-            Arg::Real(v) => args.add(v),
-            Arg::Bool(v) => args.add(v),
-        };
-    }
-    args
+    arguments(values)
 }
 
 /// An engine's side of the shared code: its transactions and its pool. The engine traits

@@ -21,6 +21,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -160,7 +161,9 @@ def main():
         score, top = expected_numbers(base, ctx, data_dir)
 
         driver = browser()
-        wait = WebDriverWait(driver, 60)
+        # Pages are replaced while the sign-in redirects run: an element found on the page being
+        # left goes stale before it is read, so the waits look again instead of failing.
+        wait = WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException))
 
         driver.get(url)
         # Strict mode: the dashboard asks to sign in; the button goes to the authority's page.
