@@ -109,13 +109,12 @@ pub const SHARED_CA_META: &str = "tls_local_ca";
 /// The local CA of every server on a shared database: made by the first to start, kept in the
 /// database (its key as carefully as the signing keys beside it), adopted by every other.
 async fn shared_ca(store: &Store) -> Result<(String, String)> {
-    const KEY: &str = SHARED_CA_META;
-    let text = match store.meta(KEY).await? {
+    let text = match store.meta(SHARED_CA_META).await? {
         Some(text) => text,
         None => {
             let (cert, key) = tls::new_ca_pem()?;
             let fresh = serde_json::json!({ "certificate": cert, "privateKey": key }).to_string();
-            store.set_meta_if_absent(KEY, &fresh).await?
+            store.set_meta_if_absent(SHARED_CA_META, &fresh).await?
         }
     };
     let value: serde_json::Value =

@@ -24,7 +24,7 @@ pub async fn run(args: MigrateArgs) -> Result<()> {
     let target = super::data::database(&args.to)?;
     // Bring the source up to this version's schema (and catalogue), then create the target's.
     Store::open(&dir).await.context("cannot open the data directory's store")?;
-    Store::open(&target).await.context("cannot open the target database")?;
+    let store = Store::open(&target).await.context("cannot open the target database")?;
 
     let plan = Plan::new(&db_file, &args.to, args.force).await?;
     let bar = ProgressBar::new(plan.total_rows());
@@ -39,7 +39,6 @@ pub async fn run(args: MigrateArgs) -> Result<()> {
     bar.finish_and_clear();
 
     // What a data directory keeps in files, a shared database keeps in its meta rows.
-    let store = Store::open(&target).await?;
     let mut moved = Vec::new();
     if let Ok(ring) = std::fs::read_to_string(data_dir.join(KEYS_FILE)) {
         store.set_meta_if_absent(KEYS_META, &ring).await?;

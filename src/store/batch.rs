@@ -128,7 +128,7 @@ mod tests {
     use super::*;
     use crate::arm::ResourceId;
     use crate::score::Status;
-    use crate::store::{AssessmentInput, StoreConfig, Subscription};
+    use crate::store::AssessmentInput;
     use uuid::Uuid;
 
     /// Built-in, counts toward the score ("Enable endpoint protection").
@@ -156,15 +156,7 @@ mod tests {
     /// one assessment several times.
     #[tokio::test]
     async fn queued_writes_commit_together_with_their_own_outcomes() {
-        let store = Store::open(&StoreConfig::Memory).await.unwrap();
-        let id = Uuid::new_v4();
-        let sub = Subscription {
-            id,
-            display_name: "t".into(),
-            tenant_id: Uuid::nil(),
-            state: "Enabled".into(),
-        };
-        store.put_subscription(&sub).await.unwrap();
+        let (store, id) = Store::memory_with_subscription().await;
         let vm = |n: u32| {
             format!("/subscriptions/{id}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm{n}")
         };

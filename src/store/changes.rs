@@ -103,22 +103,12 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{
-        AssessmentInput, Category, Exemption, ExemptionFilter, StoreConfig, Subscription, Write,
-    };
+    use super::super::{AssessmentInput, Category, Exemption, ExemptionFilter, Write};
     use super::*;
     use crate::arm::ResourceId;
 
     async fn store_with_a_transition() -> (Store, Uuid, ResourceId) {
-        let store = Store::open(&StoreConfig::Memory).await.unwrap();
-        let id = Uuid::new_v4();
-        let sub = Subscription {
-            id,
-            display_name: "t".into(),
-            tenant_id: Uuid::nil(),
-            state: "Enabled".into(),
-        };
-        store.put_subscription(&sub).await.unwrap();
+        let (store, id) = Store::memory_with_subscription().await;
         let resource = ResourceId::parse(&format!(
             "/subscriptions/{id}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
         ))

@@ -191,8 +191,8 @@ struct Inner {
     exemptions_changed: tokio::sync::Notify,
     /// Group commit of the API's single writes ([`Store::apply_one`]).
     batcher: batch::Batcher,
-    /// Held while a view is built from the database ([`Store::view`]).
-    rebuild: tokio::sync::Mutex<()>,
+    /// Per subscription, held while its view is built from the database ([`Store::view`]).
+    rebuilds: std::sync::Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Store {
@@ -244,7 +244,7 @@ impl Store {
                 mg: management_groups::Cache::default(),
                 exemptions_changed: tokio::sync::Notify::new(),
                 batcher: batch::Batcher::default(),
-                rebuild: tokio::sync::Mutex::new(()),
+                rebuilds: std::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -258,11 +258,19 @@ impl Store {
         if let Some(v) = self.cached_view(subscription) {
             return Ok(Some(v));
         }
-        // One rebuild at a time: every write drops its subscription's view, and under concurrent
-        // writes (group commit answers 32 requests at once) every request that follows would
-        // otherwise read the same four tables to build the same view. The others wait for the
-        // one rebuild and take its result.
-        let _rebuilding = self.inner.rebuild.lock().await;
+        // One rebuild per subscription at a time: every write drops its subscription's view, and
+        // under concurrent writes (group commit answers 32 requests at once) every request that
+        // follows would otherwise read the same four tables to build the same view. The others
+        // wait for the one rebuild and take its result; other subscriptions' rebuilds go on.
+        let lock = self
+            .inner
+            .rebuilds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(subscription)
+            .or_default()
+            .clone();
+        let _rebuilding = lock.lock().await;
         if let Some(v) = self.cached_view(subscription) {
             return Ok(Some(v));
         }
@@ -278,6 +286,21 @@ impl Store {
             views.insert(subscription, view.clone());
         }
         Ok(Some(view))
+    }
+
+    /// A throw-away store holding one new subscription (the unit tests' starting point).
+    #[cfg(test)]
+    pub(crate) async fn memory_with_subscription() -> (Store, Uuid) {
+        let store = Store::open(&StoreConfig::Memory).await.expect("an in-memory store");
+        let id = Uuid::new_v4();
+        let sub = Subscription {
+            id,
+            display_name: "t".into(),
+            tenant_id: Uuid::nil(),
+            state: "Enabled".into(),
+        };
+        store.put_subscription(&sub).await.expect("a subscription");
+        (store, id)
     }
 
     fn cached_view(&self, subscription: Uuid) -> Option<Arc<ScoreView>> {
