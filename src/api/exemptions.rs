@@ -3,9 +3,11 @@
 //!
 //! An ARM-like resource (`id`, `name`, `type`, `properties`). While one is active, the assessments
 //! it matches read as `NotApplicable` with cause `Exempt` and count as not applicable
-//! (`store::exemptions`). Writing needs `Microsoft.Security/exemptions/write` (Security Admin,
-//! Contributor, Owner) over the scope's subscription, reading `.../read` (any role there); the
-//! guard in front of these routes only authenticates, since the scope of a PUT is in its body.
+//! (`store::exemptions`). Its scope is a resource id or a management group, which reaches every
+//! subscription below it. Writing needs `Microsoft.Security/exemptions/write` (Security Admin,
+//! Contributor, Owner) at the scope (a role at its subscription, or at a group above), reading
+//! `.../read` (any role there); the guard in front of these routes only authenticates, since the
+//! scope of a PUT is in its body.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, Uri};
@@ -16,15 +18,16 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::scope::{self, Scope};
+use super::scope;
 use super::{json, AppState};
 use crate::arm::extract::{Body, Path};
 use crate::arm::paging::Cursor;
-use crate::arm::{format_time, parse_time, query_map, ApiError, ApiResult, ResourceId};
+use crate::arm::ResourceId;
+use crate::arm::{format_time, parse_time, query_map, AnyScope, ApiError, ApiResult};
 use crate::catalog;
 use crate::identity::authz::Target;
 use crate::identity::Principal;
-use crate::store::{Category, Exemption, ExemptionFilter};
+use crate::store::{Category, Child, Exemption, ExemptionFilter};
 
 pub const READ: &str = "Microsoft.Security/exemptions/read";
 pub const WRITE: &str = "Microsoft.Security/exemptions/write";
@@ -43,7 +46,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExemptionProperties {
-    /// A subscription, resource group or resource id.
+    /// A subscription, resource group or resource id, or a management group.
     scope: String,
     /// The assessment metadata name.
     assessment: String,
@@ -73,11 +76,11 @@ pub struct ExemptionJson {
 impl From<&Exemption> for ExemptionJson {
     fn from(e: &Exemption) -> Self {
         ExemptionJson {
-            id: format!("{}/providers/Microsoft.Security/exemptions/{}", e.scope.as_str(), e.name),
+            id: format!("{}/providers/Microsoft.Security/exemptions/{}", e.scope.id(), e.name),
             name: e.name.clone(),
             kind: "Microsoft.Security/exemptions",
             properties: ExemptionProperties {
-                scope: e.scope.as_str().to_owned(),
+                scope: e.scope.id(),
                 assessment: e.assessment.to_ascii_lowercase(),
                 assessment_display_name: catalog::builtin()
                     .assessment(&e.assessment)
@@ -111,28 +114,42 @@ fn not_found(name: &str) -> ApiError {
     ApiError::TenantResourceNotFound { resource_type: "exemptions".into(), name: name.to_owned() }
 }
 
-/// A 403 unless the principal may do `action` over the exemption scope's subscription (a role
-/// there, or on a management group above it).
+/// A 403 unless the principal may do `action` at the exemption's scope: a role at its
+/// subscription or a management group above it; at a group, a role there or above it.
 async fn allow(
     state: &AppState,
     principal: &Principal,
     action: &str,
-    scope: &ResourceId,
+    scope: &AnyScope,
 ) -> ApiResult<()> {
-    let sub = scope.subscription();
-    let groups = state.store.ancestors_of_subscription(sub).await?;
-    if principal.can_at(action, &Target { subscription: Some(sub), groups: &groups }) {
+    if may(state, principal, action, scope).await? {
         Ok(())
     } else {
-        Err(principal.forbidden(action, scope.as_str()))
+        Err(principal.forbidden(action, &scope.id()))
     }
+}
+
+async fn may(
+    state: &AppState,
+    principal: &Principal,
+    action: &str,
+    scope: &AnyScope,
+) -> ApiResult<bool> {
+    let (subscription, groups) = match scope {
+        AnyScope::Arm(id) => {
+            let sub = id.subscription();
+            (Some(sub), state.store.ancestors_of_subscription(sub).await?)
+        }
+        AnyScope::ManagementGroup(g) => (None, state.store.hierarchy().await?.chain_of(g)),
+    };
+    Ok(principal.can_at(action, &Target { subscription, groups: &groups }))
 }
 
 /// The PUT body, validated: every error names its field.
 fn parse_body(
     body: &[u8],
     now: OffsetDateTime,
-) -> ApiResult<(Scope, String, Category, Option<OffsetDateTime>, String)> {
+) -> ApiResult<(AnyScope, String, Category, Option<OffsetDateTime>, String)> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::invalid_field("", format!("The request content is not valid JSON: {e}."))
     })?;
@@ -158,7 +175,7 @@ fn parse_body(
             )
         })
     };
-    let scope = Scope::parse(required("scope")?, "properties.scope", true)?;
+    let scope = scope::parse(required("scope")?, "properties.scope", true)?;
     let assessment = required("assessment")?;
     let category_text = required("category")?;
     let category = Category::parse(category_text).ok_or_else(|| {
@@ -221,14 +238,20 @@ async fn put(
     check_name(&name)?;
     let now = OffsetDateTime::now_utc();
     let (scope, assessment, category, expires_on, description) = parse_body(&body, now)?;
-    let scope = match scope {
-        Scope::Arm(id) => id,
-        Scope::ManagementGroup(group) => {
-            scope::below_management_group(&state, &group, "properties.scope").await?;
-            return Err(ApiError::invalid_field(
-                "properties.scope",
-                "Exemptions at management-group scope are not available yet.",
-            ));
+    // Which subscriptions' custom metadata may name the assessment; a group as it is named.
+    let (scope, subscriptions) = match scope {
+        AnyScope::Arm(id) => {
+            let sub = id.subscription();
+            if state.store.subscription(sub).await?.is_none() {
+                return Err(ApiError::SubscriptionNotFound(sub.to_string()));
+            }
+            (AnyScope::Arm(id), vec![sub])
+        }
+        AnyScope::ManagementGroup(group) => {
+            let below = scope::below_management_group(&state, &group, "properties.scope").await?;
+            let h = state.store.hierarchy().await?;
+            let name = h.info(&group).map_or(group, |info| info.name);
+            (AnyScope::ManagementGroup(name), below)
         }
     };
     allow(&state, &principal, WRITE, &scope).await?;
@@ -236,18 +259,18 @@ async fn put(
     if let Some(p) = &previous {
         allow(&state, &principal, WRITE, &p.scope).await?;
     }
-    let sub = scope.subscription();
-    let view = state
-        .store
-        .view(sub)
-        .await?
-        .ok_or_else(|| ApiError::SubscriptionNotFound(sub.to_string()))?;
-    let known = catalog::builtin().assessment(&assessment).is_some()
-        || view.custom_metadata.contains_key(&assessment.to_ascii_lowercase());
+    let key = assessment.to_ascii_lowercase();
+    let mut known = catalog::builtin().assessment(&assessment).is_some();
+    for sub in &subscriptions {
+        if known {
+            break;
+        }
+        known = state.store.view(*sub).await?.is_some_and(|v| v.custom_metadata.contains_key(&key));
+    }
     if !known {
         return Err(ApiError::invalid_field(
             "properties.assessment",
-            format!("'properties.assessment': no assessment metadata is named '{assessment}' (built-in, or custom in subscription {sub})."),
+            format!("'properties.assessment': no assessment metadata is named '{assessment}' (built-in, or custom in a subscription of {}).", scope.id()),
         ));
     }
     let exemption = Exemption {
@@ -353,29 +376,54 @@ async fn list(
 ) -> ApiResult<Response> {
     let q = query_map(q);
     let mut filter = ExemptionFilter::default();
+    let h = state.store.hierarchy().await?;
     match q.get("scope").filter(|s| !s.is_empty()) {
-        Some(text) => match Scope::parse(text, "scope", false)? {
-            Scope::Arm(id) => {
-                allow(&state, &principal, READ, &id).await?;
-                filter.scope = Some(id);
+        // Those at or below the scope, and those above it that cover it.
+        Some(text) => {
+            let at = scope::parse(text, "scope", false)?;
+            match &at {
+                AnyScope::Arm(id) => {
+                    allow(&state, &principal, READ, &at).await?;
+                    filter.groups = Some(h.ancestors_of_subscription(id.subscription()));
+                    filter.scope = Some(id.clone());
+                }
+                AnyScope::ManagementGroup(group) => {
+                    let below = scope::below_management_group(&state, group, "scope").await?;
+                    allow(&state, &principal, READ, &at).await?;
+                    let mut groups = h.chain_of(group);
+                    groups.extend(h.descendants(group).into_iter().filter_map(|c| match c {
+                        Child::Group(g) => Some(g.to_ascii_lowercase()),
+                        Child::Subscription(_) => None,
+                    }));
+                    filter.groups = Some(groups);
+                    filter.subscriptions = Some(below);
+                }
             }
-            Scope::ManagementGroup(group) => {
-                scope::below_management_group(&state, &group, "scope").await?;
-                return Err(ApiError::BadRequest {
-                    target: Some("scope".into()),
-                    message: "Listing exemptions by management-group scope is not available yet: list by subscription.".into(),
-                });
-            }
-        },
+        }
+        // Everything the caller may read.
         None => {
             let mut readable: Vec<Uuid> = Vec::new();
             for sub in state.store.subscriptions().await? {
-                let groups = state.store.ancestors_of_subscription(sub.id).await?;
-                if principal.can_at(READ, &Target { subscription: Some(sub.id), groups: &groups }) {
+                if may(
+                    &state,
+                    &principal,
+                    READ,
+                    &AnyScope::Arm(ResourceId::subscription_scope(sub.id)),
+                )
+                .await?
+                {
                     readable.push(sub.id);
                 }
             }
+            let mut groups = Vec::new();
+            for g in h.all() {
+                if may(&state, &principal, READ, &AnyScope::ManagementGroup(g.name.clone())).await?
+                {
+                    groups.push(g.name.to_ascii_lowercase());
+                }
+            }
             filter.subscriptions = Some(readable);
+            filter.groups = Some(groups);
         }
     }
     filter.active = match q.get("state").map(|s| s.to_ascii_lowercase()) {

@@ -20,12 +20,14 @@ use serde::Serialize;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use super::scope::{self, Scope};
+use super::scope;
 use super::scores::ScoreJson;
 use super::{json, AppState};
 use crate::arm::extract::Path;
 use crate::arm::paging::{Cursor, Page};
-use crate::arm::{parse_subscription_id, query_map, ApiError, ApiResult, ResourceId, ScopeKind};
+use crate::arm::{
+    parse_subscription_id, query_map, AnyScope, ApiError, ApiResult, ResourceId, ScopeKind,
+};
 use crate::catalog::{self, ControlDef};
 use crate::identity::authz::{Target, SCORE_READ};
 use crate::identity::Principal;
@@ -175,8 +177,8 @@ async fn resolve(
     let Some(text) = q.get("scope").filter(|s| !s.is_empty()) else {
         return Ok(At::Arm(ResourceId::subscription_scope(sub)));
     };
-    match Scope::parse(text, "scope", false)? {
-        Scope::ManagementGroup(group) => {
+    match scope::parse(text, "scope", false)? {
+        AnyScope::ManagementGroup(group) => {
             let subscriptions = scope::below_management_group(state, &group, "scope").await?;
             let tree = state.store.hierarchy().await?;
             let chain = tree.chain_of(&group);
@@ -193,15 +195,15 @@ async fn resolve(
             let id = format!("/providers/Microsoft.Management/managementGroups/{name}");
             Ok(At::Group { id, name, subscriptions })
         }
-        Scope::Arm(id) if id.subscription() != sub => Err(ApiError::BadRequest {
+        AnyScope::Arm(id) if id.subscription() != sub => Err(ApiError::BadRequest {
             target: Some("scope".into()),
             message: format!("The scope '{text}' is not within the subscription '{sub}'."),
         }),
-        Scope::Arm(id) if id.kind() == ScopeKind::Resource => Err(ApiError::BadRequest {
+        AnyScope::Arm(id) if id.kind() == ScopeKind::Resource => Err(ApiError::BadRequest {
             target: Some("scope".into()),
             message: "'scope' must be the subscription, one of its resource groups or a management group above it.".into(),
         }),
-        Scope::Arm(id) => Ok(At::Arm(id)),
+        AnyScope::Arm(id) => Ok(At::Arm(id)),
     }
 }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::AppState;
 use crate::arm::paging::Cursor;
 use crate::arm::parse_time;
-use crate::arm::{ApiError, ApiResult, ResourceId};
+use crate::arm::{AnyScope, ApiError, ApiResult};
 use std::collections::HashMap;
 use time::OffsetDateTime;
 
@@ -31,39 +31,20 @@ pub fn time_param(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<O
         .transpose()
 }
 
-/// A parsed scope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    /// A subscription, resource group or resource.
-    Arm(ResourceId),
-    /// `/providers/Microsoft.Management/managementGroups/{group}`.
-    ManagementGroup(String),
-}
-
-impl Scope {
-    /// Parse `text`; errors name `field` (a query parameter or a body field).
-    pub fn parse(text: &str, field: &str, body: bool) -> ApiResult<Scope> {
-        let segments: Vec<&str> = text.split('/').filter(|s| !s.is_empty()).collect();
-        if let [p, ns, groups, group] = segments.as_slice() {
-            if p.eq_ignore_ascii_case("providers")
-                && ns.eq_ignore_ascii_case("Microsoft.Management")
-                && groups.eq_ignore_ascii_case("managementGroups")
-            {
-                return Ok(Scope::ManagementGroup((*group).to_owned()));
-            }
+/// Parse a scope (`AnyScope`); errors name `field` (a query parameter, or with `body` a body
+/// field).
+pub fn parse(text: &str, field: &str, body: bool) -> ApiResult<AnyScope> {
+    AnyScope::parse(text).map_err(|e| {
+        let message = format!(
+            "'{field}' must be a subscription, resource group or resource id, or \
+             /providers/Microsoft.Management/managementGroups/{{groupId}}: {e}"
+        );
+        if body {
+            ApiError::invalid_field(field, message)
+        } else {
+            ApiError::BadRequest { target: Some(field.into()), message }
         }
-        ResourceId::parse(text).map(Scope::Arm).map_err(|e| {
-            let message = format!(
-                "'{field}' must be a subscription, resource group or resource id, or \
-                 /providers/Microsoft.Management/managementGroups/{{groupId}}: {e}"
-            );
-            if body {
-                ApiError::invalid_field(field, message)
-            } else {
-                ApiError::BadRequest { target: Some(field.into()), message }
-            }
-        })
-    }
+    })
 }
 
 /// THE answer to "which subscriptions lie below this management group" for the extension API

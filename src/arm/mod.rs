@@ -11,7 +11,7 @@ pub mod throttle;
 
 pub use api_version::Family;
 pub use error::{ApiError, ApiResult};
-pub use resource_id::{parse_subscription_id, ResourceId, ScopeKind};
+pub use resource_id::{parse_subscription_id, AnyScope, ResourceId, ScopeKind};
 
 use anyhow::Context;
 use axum::http::{header, HeaderValue, StatusCode, Uri};

@@ -210,11 +210,77 @@ impl std::fmt::Display for ResourceId {
     }
 }
 
+/// A scope as the extension API names one (an improvement's `?scope=`, an exemption's
+/// `properties.scope`): an ARM resource id (subscription, resource group or resource), or a
+/// management group, whose name is kept as written (the tenant id names the root group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnyScope {
+    Arm(ResourceId),
+    ManagementGroup(String),
+}
+
+impl AnyScope {
+    /// `/providers/Microsoft.Management/managementGroups/{group}` (keywords in any case), else a
+    /// resource id; the resource id's error for anything else.
+    pub fn parse(text: &str) -> Result<AnyScope, ApiError> {
+        let segments: Vec<&str> = text.split('/').filter(|s| !s.is_empty()).collect();
+        if let [p, ns, groups, group] = segments.as_slice() {
+            if p.eq_ignore_ascii_case("providers")
+                && ns.eq_ignore_ascii_case("Microsoft.Management")
+                && groups.eq_ignore_ascii_case("managementGroups")
+            {
+                return Ok(AnyScope::ManagementGroup((*group).to_owned()));
+            }
+        }
+        ResourceId::from_segments(&segments).map(AnyScope::Arm)
+    }
+
+    /// The canonical id.
+    pub fn id(&self) -> String {
+        match self {
+            AnyScope::Arm(id) => id.as_str().to_owned(),
+            AnyScope::ManagementGroup(g) => {
+                format!("/providers/Microsoft.Management/managementGroups/{g}")
+            }
+        }
+    }
+
+    /// The lowercase id, for lookups.
+    pub fn key(&self) -> String {
+        match self {
+            AnyScope::Arm(id) => id.key().to_owned(),
+            AnyScope::ManagementGroup(_) => self.id().to_ascii_lowercase(),
+        }
+    }
+
+    /// The subscription of a resource id; `None` for a management group.
+    pub fn subscription(&self) -> Option<Uuid> {
+        match self {
+            AnyScope::Arm(id) => Some(id.subscription()),
+            AnyScope::ManagementGroup(_) => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const S: &str = "20ff7fc3-e762-44dd-bd96-b71116dcdc23";
+
+    #[test]
+    fn any_scope_is_a_group_or_a_resource_id() {
+        let g = AnyScope::parse("/PROVIDERS/microsoft.management/ManagementGroups/Prod").unwrap();
+        assert_eq!(g, AnyScope::ManagementGroup("Prod".into()));
+        assert_eq!(g.id(), "/providers/Microsoft.Management/managementGroups/Prod");
+        assert_eq!(g.key(), "/providers/microsoft.management/managementgroups/prod");
+        assert_eq!(g.subscription(), None);
+        let sub = "/subscriptions/20FF7FC3-E762-44DD-BD96-B71116DCDC23/resourceGroups/RG";
+        let r = AnyScope::parse(sub).unwrap();
+        assert_eq!(r.id(), "/subscriptions/20ff7fc3-e762-44dd-bd96-b71116dcdc23/resourceGroups/RG");
+        assert!(r.subscription().is_some());
+        assert!(AnyScope::parse("/providers/Microsoft.Management/managementGroups").is_err());
+    }
 
     #[test]
     fn parses_every_scope() {

@@ -149,7 +149,7 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let exemption = Exemption {
             name: "e".into(),
-            scope: resource,
+            scope: crate::arm::AnyScope::Arm(resource),
             assessment: "21300918-b2e3-0346-785f-c77ff57d243b".into(),
             category: Category::Mitigated,
             expires_on: None,

@@ -503,6 +503,7 @@ async fn engines_refuse_cycles_orphans_and_busy_deletes_in_the_write() {
             updated_by: "t".into(),
         };
         let e = f.store.engine();
+        let now = OffsetDateTime::now_utc();
         assert_eq!(e.put_management_group(&group("A", None)).await.unwrap(), Ok(true));
         assert_eq!(e.put_management_group(&group("B", Some("a"))).await.unwrap(), Ok(true));
         let cycle = e.put_management_group(&group("A", Some("b"))).await.unwrap();
@@ -513,13 +514,13 @@ async fn engines_refuse_cycles_orphans_and_busy_deletes_in_the_write() {
         assert!(matches!(orphan, Err(HierarchyError::NoParent(_))), "{}", f.name);
         let busy = e.delete_management_group("a").await.unwrap();
         assert!(matches!(busy, Err(HierarchyError::HasChildren(_))), "{}", f.name);
-        assert_eq!(e.place_subscription(s, Some("b")).await.unwrap(), Ok(()));
+        assert_eq!(e.place_subscription(s, Some("b"), now).await.unwrap(), Ok(()));
         let busy = e.delete_management_group("b").await.unwrap();
         assert!(matches!(busy, Err(HierarchyError::HasChildren(_))), "{}", f.name);
-        let gone = e.place_subscription(s, Some("nope")).await.unwrap();
+        let gone = e.place_subscription(s, Some("nope"), now).await.unwrap();
         assert!(matches!(gone, Err(HierarchyError::NoGroup(_))), "{}", f.name);
         assert_eq!(e.placements().await.unwrap(), vec![(s, "b".to_string())]);
-        assert_eq!(e.place_subscription(s, None).await.unwrap(), Ok(()));
+        assert_eq!(e.place_subscription(s, None, now).await.unwrap(), Ok(()));
         assert_eq!(e.delete_management_group("b").await.unwrap(), Ok(true));
         assert_eq!(e.delete_management_group("b").await.unwrap(), Ok(false));
     }
@@ -543,7 +544,7 @@ async fn exemptions_move_counters_and_restore_them() {
         let now = OffsetDateTime::now_utc();
         let exemption = |name: &str, scope: &str, expires_on| Exemption {
             name: name.into(),
-            scope: ResourceId::parse(scope).unwrap(),
+            scope: crate::arm::AnyScope::Arm(ResourceId::parse(scope).unwrap()),
             assessment: EP.into(),
             category: Category::Waiver,
             expires_on,
@@ -628,6 +629,105 @@ async fn exemptions_move_counters_and_restore_them() {
         assert_eq!(newest.iter().map(|c| c.seq).collect::<Vec<_>>(), [log[7].seq, log[6].seq]);
         assert!(s.delete_exemption("one").await.unwrap().is_some());
         assert!(s.delete_exemption("one").await.unwrap().is_none());
+    }
+}
+
+/// Exemptions at management-group scope: they reach the subscriptions below the group as the
+/// hierarchy places them now, so placing a subscription, moving a group and deleting one re-step
+/// the counters in the same transaction; every step verifies clean, and undoing restores exactly.
+#[tokio::test]
+async fn group_exemptions_follow_the_hierarchy() {
+    for f in engines().await {
+        let s = &f.store;
+        let (one, two) = (Uuid::new_v4(), Uuid::new_v4());
+        let vm = |sub: Uuid| {
+            format!("/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm")
+        };
+        for id in [one, two] {
+            s.put_subscription(&sub(id)).await.unwrap();
+            s.apply(&[put(&vm(id), EP, Status::Unhealthy)]).await.unwrap();
+        }
+        let base =
+            [s.maintained_counts(one).await.unwrap(), s.maintained_counts(two).await.unwrap()];
+        let counts = || async {
+            [s.maintained_counts(one).await.unwrap(), s.maintained_counts(two).await.unwrap()]
+        };
+        let clean = || async { assert!(s.verify().await.unwrap().is_clean(), "{}", f.name) };
+        let exempt = |at: Uuid| async move {
+            let rules = s.exemption_rules(at).await.unwrap();
+            exempting(&rules, &vm(at).to_ascii_lowercase(), EP).is_some()
+        };
+        let by = "tester";
+        s.put_management_group("G", None, None, by).await.unwrap().unwrap();
+        s.put_management_group("H", None, Some(Some("G")), by).await.unwrap().unwrap();
+        s.place_subscription("H", one).await.unwrap().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let at_group = |name: &str, group: &str| Exemption {
+            name: name.into(),
+            scope: crate::arm::AnyScope::ManagementGroup(group.into()),
+            assessment: EP.into(),
+            category: Category::Mitigated,
+            expires_on: None,
+            description: "handled centrally".into(),
+            created_at: now,
+            updated_at: now,
+            active: true,
+        };
+        assert!(s.put_exemption(&at_group("g", "G")).await.unwrap(), "{}", f.name);
+        assert!(exempt(one).await && !exempt(two).await, "{}", f.name);
+        let exempted = counts().await;
+        assert_ne!(exempted[0], base[0], "{}", f.name);
+        assert_eq!(exempted[1], base[1], "{}", f.name);
+        clean().await;
+
+        // A subscription placed below the group is exempt; taken out, it is as before.
+        s.place_subscription("G", two).await.unwrap().unwrap();
+        assert!(exempt(two).await, "{}", f.name);
+        assert_eq!(counts().await[1], exempted[0], "the same assessment, exempt alike: {}", f.name);
+        clean().await;
+        s.unplace_subscription("G", two).await.unwrap().unwrap();
+        assert_eq!(counts().await, exempted, "{}", f.name);
+
+        // A group moved out from under the exempt group takes its subscription along.
+        s.put_management_group("H", None, Some(None), by).await.unwrap().unwrap();
+        assert_eq!(counts().await, base, "{}", f.name);
+        clean().await;
+        s.put_management_group("H", None, Some(Some("g")), by).await.unwrap().unwrap();
+        assert_eq!(counts().await, exempted, "{}", f.name);
+
+        // The root group's exemption reaches every subscription, and goes without a trace.
+        let tenant = s.default_tenant().await.unwrap().to_string();
+        assert!(s.put_exemption(&at_group("root", &tenant)).await.unwrap());
+        assert!(exempt(one).await && exempt(two).await, "{}", f.name);
+        clean().await;
+        assert!(s.delete_exemption("root").await.unwrap().is_some());
+        assert_eq!(counts().await, exempted, "{}", f.name);
+
+        // Listed by group; an emptied group's deletion takes its exemptions with it.
+        let listed = |groups: &[&str]| {
+            let filter = ExemptionFilter {
+                subscriptions: Some(Vec::new()),
+                groups: Some(groups.iter().map(|g| g.to_string()).collect()),
+                ..ExemptionFilter::default()
+            };
+            async move {
+                s.exemptions(&filter, None, 10)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.name)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(listed(&["g"]).await, ["g"], "{}", f.name);
+        assert!(listed(&["h"]).await.is_empty(), "{}", f.name);
+        s.unplace_subscription("H", one).await.unwrap().unwrap();
+        assert_eq!(counts().await, base, "{}", f.name);
+        s.delete_management_group("H").await.unwrap().unwrap();
+        s.delete_management_group("G").await.unwrap().unwrap();
+        assert_eq!(s.exemption("g").await.unwrap(), None, "{}", f.name);
+        assert_eq!(counts().await, base, "{}", f.name);
+        clean().await;
     }
 }
 

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::Store;
-use crate::arm::ResourceId;
+use crate::arm::{AnyScope, ResourceId};
 use crate::score::Status;
 
 /// Why an assessment is exempt, as Defender names it.
@@ -48,8 +48,9 @@ impl Category {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exemption {
     pub name: String,
-    /// The scope: a subscription, resource group or resource id (canonical text).
-    pub scope: ResourceId,
+    /// The scope: a subscription, resource group or resource id, or a management group (which
+    /// covers every subscription below it, wherever the hierarchy places them now).
+    pub scope: AnyScope,
     /// The assessment metadata name it exempts.
     pub assessment: String,
     pub category: Category,
@@ -62,14 +63,21 @@ pub struct Exemption {
 }
 
 impl Exemption {
-    pub fn subscription(&self) -> Uuid {
+    /// The subscription of a resource-scoped exemption; `None` at management-group scope.
+    pub fn subscription(&self) -> Option<Uuid> {
         self.scope.subscription()
     }
 
-    pub fn rule(&self) -> ExemptionRule {
+    /// The rule as it applies within `subscription` (lowercase id), a subscription the exemption
+    /// covers: a management group's covers the whole subscription.
+    pub fn rule_in(&self, subscription: &str) -> ExemptionRule {
+        let scope_key = match &self.scope {
+            AnyScope::Arm(id) => id.key().to_owned(),
+            AnyScope::ManagementGroup(_) => format!("/subscriptions/{subscription}"),
+        };
         ExemptionRule {
             name: self.name.clone(),
-            scope_key: self.scope.key().to_owned(),
+            scope_key,
             assessment_key: self.assessment.to_ascii_lowercase(),
             category: self.category,
             description: self.description.clone(),
@@ -139,13 +147,17 @@ pub fn effective_of(
     effective_status(stored, exempting(rules, resource_key, name_key).is_some())
 }
 
-/// A page of the exemption list: which exemptions, after which name key.
+/// A page of the exemption list: which exemptions, after which name key. An exemption is listed
+/// when it matches either part: the resource-scoped part (`subscriptions` and `scope`) or the
+/// management-group part (`groups`).
 #[derive(Debug, Clone, Default)]
 pub struct ExemptionFilter {
-    /// Only exemptions of these subscriptions (`None`: all).
+    /// Resource-scoped exemptions of these subscriptions only (`None`: all).
     pub subscriptions: Option<Vec<Uuid>>,
-    /// Only exemptions whose scope is at or below this id, or covers it.
+    /// Resource-scoped exemptions whose scope is at or below this id, or covers it, only.
     pub scope: Option<ResourceId>,
+    /// Management-group exemptions of these groups (lowercase names) only (`None`: all).
+    pub groups: Option<Vec<String>>,
     /// Only active (`true`) or only expired (`false`) exemptions.
     pub active: Option<bool>,
 }
@@ -198,9 +210,7 @@ impl Store {
     pub async fn put_exemption(&self, exemption: &Exemption) -> Result<bool> {
         let previous = self.engine().exemption(&exemption.name.to_ascii_lowercase()).await?;
         let result = self.engine().put_exemption(exemption, OffsetDateTime::now_utc()).await;
-        self.invalidate(
-            previous.iter().map(Exemption::subscription).chain([exemption.subscription()]),
-        );
+        self.invalidate_exempted(previous.iter().chain([exemption]));
         self.inner.exemptions_changed.notify_one();
         result
     }
@@ -224,10 +234,18 @@ impl Store {
             .engine()
             .delete_exemption(&name.to_ascii_lowercase(), OffsetDateTime::now_utc())
             .await?;
-        if let Some(e) = &removed {
-            self.invalidate([e.subscription()]);
-        }
+        self.invalidate_exempted(removed.iter());
         Ok(removed)
+    }
+
+    /// Drop the views these exemptions' changes may have moved: their subscriptions', or every
+    /// view when one lies at a management group (rare, and its subscriptions are many).
+    fn invalidate_exempted<'a>(&self, changed: impl Iterator<Item = &'a Exemption> + Clone) {
+        if changed.clone().any(|e| e.subscription().is_none()) {
+            self.invalidate_all();
+        } else {
+            self.invalidate(changed.filter_map(Exemption::subscription));
+        }
     }
 
     /// End the exemptions whose time is up (the serve timer, and start-up); how many

@@ -11,6 +11,10 @@ use uuid::Uuid;
 
 use super::Store;
 
+/// The meta row holding the tenant id: the default tenant, and the name of the root management
+/// group (SQL that resolves the hierarchy reads it there).
+pub(crate) const TENANT_META: &str = "default_tenant";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PrincipalKind {
     /// An application signing in with client credentials.
@@ -93,7 +97,7 @@ pub(crate) trait IdentityEngine: Send + Sync + 'static {
 impl Store {
     /// The tenant of subscriptions and principals created without one, fixed per data directory.
     pub async fn default_tenant(&self) -> Result<Uuid> {
-        let text = self.meta_or_init("default_tenant", || Uuid::new_v4().to_string()).await?;
+        let text = self.meta_or_init(TENANT_META, || Uuid::new_v4().to_string()).await?;
         Ok(Uuid::parse_str(&text)?)
     }
 

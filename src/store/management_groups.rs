@@ -364,6 +364,7 @@ pub(crate) trait ManagementGroupEngine: Send + Sync {
         &self,
         subscription: Uuid,
         group: Option<&str>,
+        now: OffsetDateTime,
     ) -> Result<std::result::Result<(), HierarchyError>>;
     /// The resource groups of a subscription with maintained counters, by name.
     async fn resource_groups(&self, subscription: Uuid) -> Result<Vec<String>>;
@@ -445,6 +446,12 @@ pub fn sum_counts<'a>(
 impl Store {
     fn mg(&self) -> &Cache {
         &self.inner.mg
+    }
+
+    /// A change of the hierarchy moves the exemptions of management groups over subscriptions,
+    /// and with them subscription scores: every view goes (such changes are rare).
+    fn hierarchy_changed(&self) {
+        self.invalidate_all();
     }
 
     /// The hierarchy, from the cache or read whole.
@@ -607,7 +614,7 @@ impl Store {
             Ok(created) => created,
             Err(refused) => return Ok(Err(refused)),
         };
-        self.mg().drop_hierarchy();
+        self.hierarchy_changed();
         let h = self.hierarchy().await?;
         let info = h.info(name).ok_or_else(|| anyhow::anyhow!("the group just written is gone"))?;
         Ok(Ok((created, info)))
@@ -631,7 +638,7 @@ impl Store {
             return Ok(Err(HierarchyError::HasChildren(name.to_string())));
         }
         let deleted = self.engine().delete_management_group(&key).await?;
-        self.mg().drop_hierarchy();
+        self.hierarchy_changed();
         Ok(deleted)
     }
 
@@ -650,8 +657,11 @@ impl Store {
             return Ok(Err(HierarchyError::NoSubscription(subscription)));
         }
         let target = (!h.is_root(&key)).then_some(key.as_str());
-        let placed = self.engine().place_subscription(subscription, target).await?;
-        self.mg().drop_hierarchy();
+        let placed = self
+            .engine()
+            .place_subscription(subscription, target, OffsetDateTime::now_utc())
+            .await?;
+        self.hierarchy_changed();
         Ok(placed)
     }
 
@@ -669,8 +679,9 @@ impl Store {
         if h.group_of_subscription(subscription) != key {
             return Ok(Err(HierarchyError::NotInGroup { group: group.to_string(), subscription }));
         }
-        let placed = self.engine().place_subscription(subscription, None).await?;
-        self.mg().drop_hierarchy();
+        let placed =
+            self.engine().place_subscription(subscription, None, OffsetDateTime::now_utc()).await?;
+        self.hierarchy_changed();
         Ok(placed)
     }
 }

@@ -24,6 +24,7 @@ pub(super) mod exemption_rows;
 pub(super) mod exemptions;
 pub(super) mod identity;
 pub(super) mod management_groups;
+pub(super) mod resource_groups;
 pub(super) mod sub_assessments;
 pub(super) mod tracker;
 pub(super) mod verify;

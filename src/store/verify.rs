@@ -668,7 +668,7 @@ mod properties {
                             };
                             let e = super::super::Exemption {
                                 name: format!("e{slot}"),
-                                scope: ResourceId::parse(&scope).unwrap(),
+                                scope: crate::arm::AnyScope::Arm(ResourceId::parse(&scope).unwrap()),
                                 assessment: NAMES[name].into(),
                                 category: super::super::Category::Waiver,
                                 expires_on: None,

@@ -407,7 +407,9 @@ async fn an_exemption_that_expired_while_down_ends_at_start_up() {
         let now = time::OffsetDateTime::now_utc();
         let exemption = securescore::store::Exemption {
             name: "lapsed".into(),
-            scope: securescore::arm::ResourceId::parse(&vm1).unwrap(),
+            scope: securescore::arm::AnyScope::Arm(
+                securescore::arm::ResourceId::parse(&vm1).unwrap(),
+            ),
             assessment: EP.into(),
             category: securescore::store::Category::Mitigated,
             expires_on: Some(now + time::Duration::milliseconds(300)),

@@ -1,6 +1,8 @@
 //! Exemptions in either SQL engine (the decisions are [`crate::store::exemptions`]'s): the table
-//! of migration 0007, and the re-step of the assessments whose effective status an exemption change
-//! moves, in the transaction of the change, through the same [`Tracker`] as assessment writes.
+//! of migrations 0007 and 0009, and the re-step of the assessments whose effective status an
+//! exemption change moves, in the transaction of the change, through the same [`Tracker`] as
+//! assessment writes. An exemption at a management group reaches the subscriptions below it, so a
+//! change of the hierarchy re-steps too ([`before_hierarchy_change`], [`after_hierarchy_change`]).
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -13,13 +15,14 @@ use super::exemption_rows::{active_rules, rules_of, Row, COLUMNS};
 use super::tracker::record_history_because;
 use super::tracker::{Change, Tracker};
 use super::{query, query_as, query_scalar, SqlBackend, WriteTx};
-use crate::arm::{format_time, parse_time, ResourceId, ScopeKind};
+use crate::arm::{format_time, parse_time, AnyScope, ResourceId, ScopeKind};
 use crate::score::Status;
 use crate::store::changes::ChangeCause;
 use crate::store::engine::HistoryReason;
 use crate::store::exemptions::{
     covers, effective_of, Exemption, ExemptionEngine, ExemptionFilter, ExemptionRule,
 };
+use crate::store::identity::TENANT_META;
 use crate::store::rows::{parse_status, StatusRow};
 
 /// The scoring inputs of a subscription's assessments: their *effective* statuses (an exempt
@@ -67,7 +70,7 @@ fn range(scope_key: &str) -> [String; 3] {
 /// history point of reason `exemption` per subscription whose score moved.
 async fn restep(
     tx: &mut impl WriteTx,
-    targets: &[(String, String, String)],
+    targets: &[Target],
     before: &HashMap<String, Vec<ExemptionRule>>,
     now: OffsetDateTime,
 ) -> Result<()> {
@@ -134,8 +137,42 @@ async fn read(tx: &mut impl WriteTx, name_key: &str) -> Result<Option<Exemption>
         .transpose()
 }
 
-fn target(e: &Exemption) -> (String, String, String) {
-    (e.subscription().to_string(), e.scope.key().to_owned(), e.assessment.to_ascii_lowercase())
+/// What a re-step looks at: (subscription, scope key, assessment key) of a rule.
+type Target = (String, String, String);
+
+fn target_of(subscription: &str, rule: &ExemptionRule) -> Target {
+    (subscription.to_owned(), rule.scope_key.clone(), rule.assessment_key.clone())
+}
+
+/// The subscriptions below a management group (nested groups included) as the transaction sees
+/// the hierarchy; every subscription below the root group (named by the tenant id).
+pub(super) async fn subscriptions_below(
+    tx: &mut impl WriteTx,
+    group_key: &str,
+) -> Result<Vec<String>> {
+    Ok(query_scalar(
+        "WITH RECURSIVE down(k) AS ( \
+           SELECT name_key FROM management_groups WHERE name_key = $1 \
+           UNION SELECT g.name_key FROM management_groups g JOIN down ON g.parent_key = down.k) \
+         SELECT id FROM subscriptions WHERE $1 = (SELECT value FROM meta WHERE key = $2) \
+           OR id IN (SELECT p.subscription_id FROM management_group_subscriptions p \
+                     JOIN down ON p.group_key = down.k) \
+         ORDER BY id",
+    )
+    .bind(group_key)
+    .bind(TENANT_META)
+    .fetch_all(tx.conn())
+    .await?)
+}
+
+/// What an exemption covers now: its subscription's assessments below its scope, or at a
+/// management group those of every subscription below the group.
+async fn targets(tx: &mut impl WriteTx, e: &Exemption) -> Result<Vec<Target>> {
+    let subscriptions = match &e.scope {
+        AnyScope::Arm(id) => vec![id.subscription().to_string()],
+        AnyScope::ManagementGroup(g) => subscriptions_below(tx, &g.to_ascii_lowercase()).await?,
+    };
+    Ok(subscriptions.iter().map(|s| target_of(s, &e.rule_in(s))).collect())
 }
 
 /// Exemption writes take turns (they are rare): one reads an exemption's previous state and the
@@ -144,14 +181,14 @@ fn target(e: &Exemption) -> (String, String, String) {
 const EXCLUSIVE: &str = "securescore.exemptions";
 
 /// Lock the subscriptions whose counters the re-step moves (in id order, as every writer does).
-async fn lock_targets(tx: &mut impl WriteTx, targets: &[(String, String, String)]) -> Result<()> {
+async fn lock_targets(tx: &mut impl WriteTx, targets: &[Target]) -> Result<()> {
     tx.lock_subscriptions(targets.iter().map(|(s, _, _)| s.clone()).collect()).await?;
     Ok(())
 }
 
 async fn rules_before(
     tx: &mut impl WriteTx,
-    targets: &[(String, String, String)],
+    targets: &[Target],
 ) -> Result<HashMap<String, Vec<ExemptionRule>>> {
     let mut out = HashMap::new();
     for (sub, _, _) in targets {
@@ -163,6 +200,44 @@ async fn rules_before(
     Ok(out)
 }
 
+/// The rules in force before a change of the hierarchy that may move `subscriptions` below
+/// other groups (a subscription placed, a group re-parented): taken in the turn of exemption
+/// writers, with the subscriptions locked (in that order, as exemption writes take them), so that
+/// [`after_hierarchy_change`] compares like with like.
+pub(super) async fn before_hierarchy_change(
+    tx: &mut impl WriteTx,
+    subscriptions: Vec<String>,
+) -> Result<HashMap<String, Vec<ExemptionRule>>> {
+    tx.exclusive(EXCLUSIVE).await?;
+    let locked = tx.lock_subscriptions(subscriptions).await?;
+    let mut before = HashMap::new();
+    for sub in locked {
+        let rules = active_rules(tx, &sub).await?;
+        before.insert(sub, rules);
+    }
+    Ok(before)
+}
+
+/// After the change, in its transaction: re-step what the group exemptions that stopped or began
+/// reaching each subscription cover.
+pub(super) async fn after_hierarchy_change(
+    tx: &mut impl WriteTx,
+    before: &HashMap<String, Vec<ExemptionRule>>,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let mut targets = Vec::new();
+    for (sub, old) in before {
+        let new = active_rules(tx, sub).await?;
+        let gone = old.iter().filter(|r| !new.contains(r));
+        let came = new.iter().filter(|r| !old.contains(r));
+        targets.extend(gone.chain(came).map(|r| target_of(sub, r)));
+    }
+    if targets.is_empty() {
+        return Ok(());
+    }
+    restep(tx, &targets, before, now).await
+}
+
 #[async_trait]
 impl<B: SqlBackend> ExemptionEngine for B {
     async fn put_exemption(&self, e: &Exemption, now: OffsetDateTime) -> Result<bool> {
@@ -170,17 +245,21 @@ impl<B: SqlBackend> ExemptionEngine for B {
         tx.exclusive(EXCLUSIVE).await?;
         let name_key = e.name.to_ascii_lowercase();
         let previous = read(&mut tx, &name_key).await?;
-        let mut targets: Vec<_> = previous.iter().map(target).collect();
-        targets.push(target(e));
+        let mut targets = match &previous {
+            Some(p) => self::targets(&mut tx, p).await?,
+            None => Vec::new(),
+        };
+        targets.extend(self::targets(&mut tx, e).await?);
         lock_targets(&mut tx, &targets).await?;
         let before = rules_before(&mut tx, &targets).await?;
         let active = e.expires_on.is_none_or(|t| t > now);
         query(
             "INSERT INTO exemptions (name_key, name, subscription_id, scope, scope_key, assessment_key, \
-             assessment, category, expires_on, description, created_at, updated_at, active) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) \
+             assessment, category, expires_on, description, created_at, updated_at, active, group_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13) \
              ON CONFLICT (name_key) DO UPDATE SET name = excluded.name, \
-             subscription_id = excluded.subscription_id, scope = excluded.scope, \
+             subscription_id = excluded.subscription_id, group_key = excluded.group_key, \
+             scope = excluded.scope, \
              scope_key = excluded.scope_key, assessment_key = excluded.assessment_key, \
              assessment = excluded.assessment, category = excluded.category, \
              expires_on = excluded.expires_on, description = excluded.description, \
@@ -188,8 +267,8 @@ impl<B: SqlBackend> ExemptionEngine for B {
         )
         .bind(&name_key)
         .bind(&e.name)
-        .bind(e.subscription().to_string())
-        .bind(e.scope.as_str())
+        .bind(e.subscription().map(|s| s.to_string()))
+        .bind(e.scope.id())
         .bind(e.scope.key())
         .bind(e.assessment.to_ascii_lowercase())
         .bind(&e.assessment)
@@ -198,6 +277,10 @@ impl<B: SqlBackend> ExemptionEngine for B {
         .bind(&e.description)
         .bind(format_time(now))
         .bind(active)
+        .bind(match &e.scope {
+            AnyScope::ManagementGroup(g) => Some(g.to_ascii_lowercase()),
+            AnyScope::Arm(_) => None,
+        })
         .execute(tx.conn())
         .await?;
         restep(&mut tx, &targets, &before, now).await?;
@@ -221,31 +304,37 @@ impl<B: SqlBackend> ExemptionEngine for B {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Exemption>> {
-        // A subscription filter: one placeholder per subscription, after the fixed ones.
+        // The subscription and group filters: one placeholder per value, after the fixed ones.
         let subscriptions: Option<Vec<String>> =
             filter.subscriptions.as_ref().map(|s| s.iter().map(Uuid::to_string).collect());
-        let in_subscriptions = match &subscriptions {
+        let mut next = 5;
+        let mut one_of = |column: &str, values: &Option<Vec<String>>| match values {
             None => "TRUE".to_owned(),
-            Some(s) if s.is_empty() => "FALSE".to_owned(),
-            Some(s) => {
-                let marks: Vec<String> = (0..s.len()).map(|i| format!("${}", i + 5)).collect();
-                format!("subscription_id IN ({})", marks.join(", "))
+            Some(v) if v.is_empty() => "FALSE".to_owned(),
+            Some(v) => {
+                let marks: Vec<String> = (next..next + v.len()).map(|i| format!("${i}")).collect();
+                next += v.len();
+                format!("{column} IN ({})", marks.join(", "))
             }
         };
-        // A scope filter: exemptions at or below it, and those above it that cover it.
+        let in_subscriptions = one_of("subscription_id", &subscriptions);
+        let in_groups = one_of("group_key", &filter.groups);
+        // A scope filter (resource-scoped rows): at or below it, and above it covering it.
         let scope = filter.scope.as_ref().map(|s| s.key().to_owned());
         let mut statement = query_as::<Row>(format!(
-            "SELECT {COLUMNS} FROM exemptions WHERE name_key > $1 AND {in_subscriptions} \
-             AND ($2 IS NULL OR scope_key = $2 OR substr(scope_key, 1, length($2) + 1) = $2 || '/' \
-                  OR substr($2, 1, length(scope_key) + 1) = scope_key || '/') \
+            "SELECT {COLUMNS} FROM exemptions WHERE name_key > $1 \
+             AND ((subscription_id IS NOT NULL AND {in_subscriptions} \
+                   AND ($2 IS NULL OR scope_key = $2 OR substr(scope_key, 1, length($2) + 1) = $2 || '/' \
+                        OR substr($2, 1, length(scope_key) + 1) = scope_key || '/')) \
+                  OR (group_key IS NOT NULL AND {in_groups})) \
              AND ($4 IS NULL OR active = $4) ORDER BY name_key LIMIT $3"
         ))
         .bind(after.unwrap_or(""))
         .bind(scope)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(filter.active);
-        for sub in subscriptions.into_iter().flatten() {
-            statement = statement.bind(sub);
+        for value in subscriptions.iter().chain(filter.groups.iter()).flatten() {
+            statement = statement.bind(value.clone());
         }
         statement.fetch_all(self.reader()).await?.into_iter().map(Exemption::try_from).collect()
     }
@@ -261,7 +350,7 @@ impl<B: SqlBackend> ExemptionEngine for B {
             tx.finish_read().await?;
             return Ok(None);
         };
-        let targets = [target(&previous)];
+        let targets = targets(&mut tx, &previous).await?;
         lock_targets(&mut tx, &targets).await?;
         let before = rules_before(&mut tx, &targets).await?;
         query("DELETE FROM exemptions WHERE name_key = $1")
@@ -291,7 +380,10 @@ impl<B: SqlBackend> ExemptionEngine for B {
             tx.finish_read().await?;
             return Ok(Vec::new());
         }
-        let targets: Vec<_> = due.iter().map(target).collect();
+        let mut targets = Vec::new();
+        for e in &due {
+            targets.extend(self::targets(&mut tx, e).await?);
+        }
         lock_targets(&mut tx, &targets).await?;
         let before = rules_before(&mut tx, &targets).await?;
         query(
@@ -303,9 +395,10 @@ impl<B: SqlBackend> ExemptionEngine for B {
         restep(&mut tx, &targets, &before, now).await?;
         tx.announce().await?;
         tx.commit().await?;
-        let subs: BTreeSet<Uuid> = due.iter().map(Exemption::subscription).collect();
+        let subs: BTreeSet<Uuid> =
+            targets.iter().filter_map(|(s, _, _)| Uuid::parse_str(s).ok()).collect();
         for e in &due {
-            tracing::info!(exemption = %e.name, scope = %e.scope.as_str(), "an exemption expired");
+            tracing::info!(exemption = %e.name, scope = %e.scope.id(), "an exemption expired");
         }
         Ok(subs.into_iter().collect())
     }

@@ -1,22 +1,20 @@
 //! Management groups in either SQL engine (the trait and records are
-//! [`crate::store::management_groups`]'s): groups, placements of subscriptions (migration 0006),
-//! and the per-resource-group counters, moved by [`step_resource_group`] inside the same
-//! transaction as the subscription counters and checked/rebuilt by [`reconcile_resource_groups`].
+//! [`crate::store::management_groups`]'s): groups and placements of subscriptions (migration
+//! 0006), and the reads of the per-resource-group counters (`sql::resource_groups` moves them).
+//! A change of the hierarchy moves the exemptions of management groups over subscriptions, so it
+//! re-steps them in its own transaction (`sql::exemptions`).
 
 use anyhow::Result;
 use async_trait::async_trait;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{query, query_as, query_scalar, write_one, SqlBackend, WriteTx};
+use super::{exemptions, query, query_as, query_scalar, SqlBackend, WriteTx};
 use crate::arm::{format_time, parse_time};
-use crate::catalog;
-use crate::score::{self, ControlCounts, Status};
-use crate::store::management_groups::{
-    resource_group_of, HierarchyError, ManagementGroup, ManagementGroupEngine,
-};
-use crate::store::rows::{ControlCountsRow, CountsRow};
-use crate::store::verify::Mismatch;
+use crate::score::ControlCounts;
+use crate::store::management_groups::{HierarchyError, ManagementGroup, ManagementGroupEngine};
+use crate::store::rows::ControlCountsRow;
 
 #[derive(sqlx::FromRow)]
 struct GroupRow {
@@ -40,14 +38,6 @@ impl TryFrom<GroupRow> for ManagementGroup {
             updated_by: row.updated_by,
         })
     }
-}
-
-#[derive(sqlx::FromRow)]
-struct RgCountsRow {
-    resource_group: String,
-    control: String,
-    #[sqlx(flatten)]
-    counts: CountsRow,
 }
 
 #[async_trait]
@@ -101,11 +91,19 @@ impl<B: SqlBackend> ManagementGroupEngine for B {
                 return Ok(Err(refused));
             }
         }
-        let existed: Option<i64> =
-            query_scalar("SELECT CAST(1 AS BIGINT) FROM management_groups WHERE name_key = $1")
+        let existed: Option<Option<String>> =
+            query_scalar("SELECT parent_key FROM management_groups WHERE name_key = $1")
                 .bind(&key)
                 .fetch_optional(tx.conn())
                 .await?;
+        // A group that moves takes its subscriptions below other groups.
+        let moved = existed.as_ref().is_some_and(|parent| *parent != group.parent);
+        let before = if moved {
+            let below = exemptions::subscriptions_below(&mut tx, &key).await?;
+            exemptions::before_hierarchy_change(&mut tx, below).await?
+        } else {
+            HashMap::new()
+        };
         query(
             "INSERT INTO management_groups (name_key, name, display_name, parent_key, version, \
              updated_time, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -122,6 +120,8 @@ impl<B: SqlBackend> ManagementGroupEngine for B {
         .bind(&group.updated_by)
         .execute(tx.conn())
         .await?;
+        exemptions::after_hierarchy_change(&mut tx, &before, group.updated_time).await?;
+        tx.everything();
         tx.announce().await?;
         tx.commit().await?;
         Ok(Ok(existed.is_none()))
@@ -143,10 +143,13 @@ impl<B: SqlBackend> ManagementGroupEngine for B {
             tx.finish_read().await?;
             return Ok(Err(HierarchyError::HasChildren(key.to_string())));
         }
+        // Its exemptions go with it (nothing lies below it, so no score moves).
+        query("DELETE FROM exemptions WHERE group_key = $1").bind(key).execute(tx.conn()).await?;
         let done = query("DELETE FROM management_groups WHERE name_key = $1")
             .bind(key)
             .execute(tx.conn())
             .await?;
+        tx.everything();
         tx.announce().await?;
         tx.commit().await?;
         Ok(Ok(done.rows_affected() > 0))
@@ -156,30 +159,31 @@ impl<B: SqlBackend> ManagementGroupEngine for B {
         &self,
         subscription: Uuid,
         group: Option<&str>,
+        now: OffsetDateTime,
     ) -> Result<std::result::Result<(), HierarchyError>> {
         let id = subscription.to_string();
+        let mut tx = self.write_tx().await?;
+        let before = exemptions::before_hierarchy_change(&mut tx, vec![id.clone()]).await?;
         let done = match group {
             // Only while both still exist (another process may have removed either).
-            Some(g) => write_one(
-                self,
-                None,
-                query(
-                    "INSERT INTO management_group_subscriptions (subscription_id, group_key) \
-                     SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = $1) \
-                     AND EXISTS (SELECT 1 FROM management_groups WHERE name_key = $2) \
-                     ON CONFLICT (subscription_id) DO UPDATE SET group_key = excluded.group_key",
-                )
-                .bind(id)
-                .bind(g.to_string()),
-            ),
-            None => write_one(
-                self,
-                None,
-                query("DELETE FROM management_group_subscriptions WHERE subscription_id = $1")
-                    .bind(id),
-            ),
+            Some(g) => query(
+                "INSERT INTO management_group_subscriptions (subscription_id, group_key) \
+                 SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = $1) \
+                 AND EXISTS (SELECT 1 FROM management_groups WHERE name_key = $2) \
+                 ON CONFLICT (subscription_id) DO UPDATE SET group_key = excluded.group_key",
+            )
+            .bind(&id)
+            .bind(g.to_string()),
+            None => query("DELETE FROM management_group_subscriptions WHERE subscription_id = $1")
+                .bind(&id),
         }
-        .await?;
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        exemptions::after_hierarchy_change(&mut tx, &before, now).await?;
+        tx.everything();
+        tx.announce().await?;
+        tx.commit().await?;
         Ok(match group {
             Some(g) if done == 0 => Err(HierarchyError::NoGroup(g.to_string())),
             _ => Ok(()),
@@ -212,226 +216,5 @@ impl<B: SqlBackend> ManagementGroupEngine for B {
         .into_iter()
         .map(|row| (row.control, row.counts.into()))
         .collect())
-    }
-}
-
-/// The hook of each engine's `step`: the subscription's counts of `control` moved from `before` to
-/// `after` because of one resource; the resource's group (if it lies in one) moves the same way.
-pub(in crate::store) async fn step_resource_group(
-    tx: &mut impl WriteTx,
-    subscription: &str,
-    control: &str,
-    resource_key: &str,
-    before: ControlCounts,
-    after: ControlCounts,
-) -> Result<()> {
-    let Some(rg) = resource_group_of(resource_key) else { return Ok(()) };
-    let delta = (
-        after.healthy - before.healthy,
-        after.unhealthy - before.unhealthy,
-        after.not_applicable - before.not_applicable,
-    );
-    if delta == (0, 0, 0) {
-        return Ok(());
-    }
-    query(
-        "INSERT INTO resource_group_counts (subscription_id, resource_group, control, healthy, \
-         unhealthy, not_applicable) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (subscription_id, resource_group, control) DO UPDATE SET \
-         healthy = resource_group_counts.healthy + excluded.healthy, \
-         unhealthy = resource_group_counts.unhealthy + excluded.unhealthy, \
-         not_applicable = resource_group_counts.not_applicable + excluded.not_applicable",
-    )
-    .bind(subscription)
-    .bind(rg)
-    .bind(control)
-    .bind(delta.0)
-    .bind(delta.1)
-    .bind(delta.2)
-    .execute(tx.conn())
-    .await?;
-    // Only a decrease can empty a row: an empty row is dropped, as control_counts drops its own.
-    if delta.0 >= 0 && delta.1 >= 0 && delta.2 >= 0 {
-        return Ok(());
-    }
-    query(
-        "DELETE FROM resource_group_counts WHERE subscription_id = $1 AND resource_group = $2 \
-         AND control = $3 AND healthy = 0 AND unhealthy = 0 AND not_applicable = 0",
-    )
-    .bind(subscription)
-    .bind(rg)
-    .bind(control)
-    .execute(tx.conn())
-    .await?;
-    Ok(())
-}
-
-/// (resource key, scored controls, status) of one assessment.
-type Scored<'a> = (&'a str, Vec<&'a str>, Status);
-
-/// Per (resource group, control) counts as the assessments give them (the scoring engine's
-/// reference recomputation, run per group).
-pub(super) fn derive_resource_groups(
-    statuses: &[(String, String, Status)],
-) -> BTreeMap<(String, String), ControlCounts> {
-    let cat = catalog::builtin();
-    let mut per_group: BTreeMap<&str, Vec<Scored<'_>>> = BTreeMap::new();
-    for (resource, name, status) in statuses {
-        if let Some(rg) = resource_group_of(resource) {
-            let controls = cat.scored_controls(name).iter().map(String::as_str).collect();
-            per_group.entry(rg).or_default().push((resource.as_str(), controls, *status));
-        }
-    }
-    let mut out = BTreeMap::new();
-    for (rg, items) in per_group {
-        let counts = score::recompute(items.iter().map(|(r, c, s)| (*r, c.as_slice(), *s)));
-        for (control, c) in counts {
-            out.insert((rg.to_string(), control), c);
-        }
-    }
-    out
-}
-
-/// The hook of verification: compare a subscription's resource group counters with the
-/// assessments; with `rewrite`, replace them when they differ. The mismatches found.
-pub(super) async fn reconcile_resource_groups(
-    tx: &mut impl WriteTx,
-    subscription: Uuid,
-    statuses: &[(String, String, Status)],
-    rewrite: bool,
-) -> Result<Vec<Mismatch>> {
-    let id = subscription.to_string();
-    let stored: BTreeMap<(String, String), ControlCounts> = query_as::<RgCountsRow>(
-        "SELECT resource_group, control, healthy, unhealthy, not_applicable \
-         FROM resource_group_counts WHERE subscription_id = $1",
-    )
-    .bind(&id)
-    .fetch_all(tx.conn())
-    .await?
-    .into_iter()
-    .map(|row| ((row.resource_group, row.control), row.counts.into()))
-    .collect();
-    let derived = derive_resource_groups(statuses);
-    let keys: std::collections::BTreeSet<&(String, String)> =
-        stored.keys().chain(derived.keys()).collect();
-    let mut found = Vec::new();
-    for key in keys {
-        let (s, d) = (stored.get(key), derived.get(key));
-        if s != d {
-            found.push(Mismatch::ResourceGroupCounts {
-                subscription,
-                resource_group: key.0.clone(),
-                control: key.1.clone(),
-                stored: s.copied().map(Into::into),
-                recomputed: d.copied().map(Into::into),
-            });
-        }
-    }
-    if rewrite && !found.is_empty() {
-        query("DELETE FROM resource_group_counts WHERE subscription_id = $1")
-            .bind(&id)
-            .execute(tx.conn())
-            .await?;
-        for ((rg, control), c) in &derived {
-            query(
-                "INSERT INTO resource_group_counts (subscription_id, resource_group, control, \
-                 healthy, unhealthy, not_applicable) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&id)
-            .bind(rg)
-            .bind(control)
-            .bind(c.healthy)
-            .bind(c.unhealthy)
-            .bind(c.not_applicable)
-            .execute(tx.conn())
-            .await?;
-        }
-    }
-    Ok(found)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::arm::ResourceId;
-    use crate::store::engine::{AssessmentInput, Engine, Subscription, Write};
-    use crate::store::rows::parse_status;
-    use crate::store::sql::exemptions::assessment_statuses;
-    use crate::store::sqlite::SqliteEngine;
-    use std::sync::Arc;
-    use time::OffsetDateTime;
-
-    /// Migration 0006 fills the resource group counters of a data directory written before it,
-    /// from the resource tallies: they must be what the assessments give, exactly.
-    #[tokio::test]
-    async fn the_migrations_backfill_equals_the_recomputation() {
-        let engine = SqliteEngine::memory(Arc::default()).await.unwrap();
-        let sub = Uuid::new_v4();
-        engine
-            .put_subscription(&Subscription {
-                id: sub,
-                display_name: "s".into(),
-                tenant_id: Uuid::nil(),
-                state: "Enabled".into(),
-            })
-            .await
-            .unwrap();
-        let cat = catalog::builtin();
-        let names: Vec<&String> = cat
-            .controls()
-            .iter()
-            .filter_map(|c| c.assessment_definitions.first())
-            .filter(|a| !cat.scored_controls(&a.to_ascii_lowercase()).is_empty())
-            .take(4)
-            .collect();
-        let statuses = [Status::Healthy, Status::Unhealthy, Status::NotApplicable];
-        let mut writes = Vec::new();
-        for i in 0..24usize {
-            let resource = match i % 4 {
-                0 => format!("/subscriptions/{sub}/resourceGroups/One/providers/Microsoft.Compute/virtualMachines/vm{i}"),
-                1 => format!("/subscriptions/{sub}/resourceGroups/two/providers/Microsoft.Web/sites/s{}", i % 3),
-                2 => format!("/subscriptions/{sub}/resourceGroups/two"),
-                _ => format!("/subscriptions/{sub}"),
-            };
-            writes.push(Write::Put(AssessmentInput {
-                resource: ResourceId::parse(&resource).unwrap(),
-                name: names[(i / 3) % names.len()].clone(),
-                status: statuses[(i * 7) % 3],
-                cause: None,
-                description: None,
-                resource_details: serde_json::json!({"source": "Azure"}),
-                additional_data: None,
-                partner_name: None,
-            }));
-        }
-        engine.apply(&writes, OffsetDateTime::now_utc()).await.unwrap();
-        let mut tx = engine.write_tx().await.unwrap();
-        let statuses: Vec<(String, String, Status)> = assessment_statuses(&mut tx, sub)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.resource_key, r.name_key, parse_status(&r.status).unwrap()))
-            .collect();
-        let derived = derive_resource_groups(&statuses);
-        assert!(derived.len() > 3, "several groups and controls: {derived:?}");
-        // What the write path maintained is the recomputation.
-        assert!(reconcile_resource_groups(&mut tx, sub, &statuses, false)
-            .await
-            .unwrap()
-            .is_empty());
-        assert_eq!(derive_resource_groups(&statuses).len(), {
-            let n: i64 = query_scalar("SELECT count(*) FROM resource_group_counts")
-                .fetch_one(tx.conn())
-                .await
-                .unwrap();
-            n as usize
-        });
-        // The migration's statement rebuilds the same rows from the tallies alone.
-        let migration = include_str!("../../../migrations/sqlite/0006_management_groups.sql");
-        let backfill = &migration[migration.find("INSERT INTO resource_group_counts").unwrap()..];
-        query("DELETE FROM resource_group_counts").execute(tx.conn()).await.unwrap();
-        query(backfill).execute(tx.conn()).await.unwrap();
-        let found = reconcile_resource_groups(&mut tx, sub, &statuses, false).await.unwrap();
-        assert!(found.is_empty(), "{found:?}");
     }
 }

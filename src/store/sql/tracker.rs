@@ -230,7 +230,7 @@ pub(in crate::store) async fn step(
     let before = counts;
     score::step(&mut tally, &mut counts, old, new);
     // The resource's resource group (if any) moves with the subscription.
-    super::management_groups::step_resource_group(
+    super::resource_groups::step_resource_group(
         tx,
         subscription,
         control,

@@ -217,7 +217,7 @@ impl<B: SqlBackend> MaintenanceEngine for B {
             // Resource group counters (management groups' module): checked, and rewritten
             // when they differ or the catalogue changed, beside the subscription's.
             let rewrite = mode != Reconcile::Check;
-            let rg = super::management_groups::reconcile_resource_groups(
+            let rg = super::resource_groups::reconcile_resource_groups(
                 &mut tx,
                 subscription,
                 &stored.statuses,
