@@ -357,9 +357,9 @@ struct ListAnswer {
     operation_id = "Exemptions_List",
     tag = "Exemptions",
     summary = "List exemptions (paged, by name)",
-    description = "The exemptions of the subscriptions the caller may read; with `scope`, those at or below it and those above it that cover it.",
+    description = "The exemptions of the subscriptions and management groups the caller may read; with `scope`, those at or below it and those above it that cover it.",
     params(
-        ("scope" = Option<String>, Query, description = "A subscription, resource group or resource id"),
+        ("scope" = Option<String>, Query, description = "A subscription, resource group or resource id, or a management group"),
         ("state" = Option<String>, Query, description = "`Active` (in force) or `Expired`; default: both"),
         ("$skipToken" = Option<String>, Query, description = "From a nextLink"),
     ),

@@ -47,7 +47,8 @@ pub enum ExemptionsCommand {
     List {
         #[command(flatten)]
         read: ReadArgs,
-        /// Only exemptions at, below or covering this subscription, resource group or resource id.
+        /// Only exemptions at, below or covering this subscription, resource group or resource
+        /// id, or management group (/providers/Microsoft.Management/managementGroups/NAME).
         #[arg(long)]
         scope: Option<String>,
     },
@@ -77,7 +78,9 @@ pub struct CreateExemptionArgs {
     pub read: ReadArgs,
     /// The exemption name (letters, digits, '-', '_', '.').
     pub name: String,
-    /// What it covers: a subscription, resource group or resource id.
+    /// What it covers: a subscription, resource group or resource id, or a management group
+    /// (/providers/Microsoft.Management/managementGroups/NAME: every subscription below it, as
+    /// they are placed at any time).
     #[arg(long)]
     pub scope: String,
     /// The assessment (recommendation) metadata name to exempt.

@@ -305,7 +305,8 @@ pub struct Changes {
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]
 pub struct ExemptionBodyProperties {
-    /// A subscription, resource group or resource id (management groups: not yet).
+    /// A subscription, resource group or resource id, or a management group
+    /// (`/providers/Microsoft.Management/managementGroups/{group}`).
     pub scope: String,
     /// The assessment metadata name to exempt.
     pub assessment: String,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::improvements::{put_status, vm, EP, MFA};
+use super::management_groups::{place, put_group};
 use super::*;
 
 const VERSIONS: [&str; 4] = ["2019-01-01-preview", "2020-01-01", "2021-06-01", "2025-05-04"];
@@ -325,19 +326,10 @@ async fn invalid_exemptions_are_400s_naming_the_field() {
         assert_eq!(r.status, 400, "{b}: {}", r.text);
         assert_eq!(r.body["error"]["target"], target, "{b}: {}", r.text);
     }
-    // A management group: unknown, ARM's 404; known, not served as an exemption scope yet.
+    // A management group that does not exist: ARM's 404.
     let at_group = with("scope", json!("/providers/Microsoft.Management/managementGroups/mg1"));
     let r = app.put(&exemption_path("x"), &at_group).await;
     assert_eq!((r.status, r.code()), (404, "NotFound"), "{}", r.text);
-    let group = "/providers/Microsoft.Management/managementGroups/mg1?api-version=2021-04-01";
-    assert_eq!(app.put(group, &json!({"properties": {}})).await.status, 200);
-    let r = app.put(&exemption_path("x"), &at_group).await;
-    assert_eq!(
-        (r.status, r.body["error"]["target"].as_str()),
-        (400, Some("properties.scope")),
-        "{}",
-        r.text
-    );
     let r = app.put(&exemption_path("bad name!"), &ok).await;
     assert_eq!(r.status, 400, "{}", r.text);
     let unknown = body(&vm(Uuid::new_v4(), "rg", "vm1"), EP, None);
@@ -349,8 +341,7 @@ async fn invalid_exemptions_are_400s_naming_the_field() {
             "/securescore/v1/exemptions?scope=/providers/Microsoft.Management/managementGroups/mg1",
         )
         .await;
-    assert_eq!(r.status, 400);
-    assert!(r.message().contains("not available yet"), "{}", r.text);
+    assert_eq!((r.status, r.code()), (404, "NotFound"), "{}", r.text);
     let (all, _) = app.get_all("/securescore/v1/exemptions").await;
     assert!(all.is_empty(), "nothing was created");
 }
@@ -444,4 +435,124 @@ async fn an_exemption_that_expired_while_down_ends_at_start_up() {
 /// A token for a new service principal with `role` over the subscription.
 async fn token_with_role_at(app: &TestApp, sub: Uuid, role: &str) -> String {
     token_with_roles(app, &[(role, &format!("/subscriptions/{sub}"))]).await
+}
+
+const GROUPS: &str = "/providers/Microsoft.Management/managementGroups";
+
+/// An exemption at a management group reaches every subscription below it, nested groups
+/// included, as the hierarchy places them now: moving a subscription out restores it, moving it
+/// in exempts it; the group's own score moves; it lists at the group and at every scope it
+/// covers; it needs a role at the group (or above); deleting it restores everything exactly.
+#[tokio::test]
+async fn an_exemption_at_a_management_group_reaches_every_subscription_below_it() {
+    let app = spawn_app().await;
+    let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    put_group(&app, "prod", "Production", None).await;
+    put_group(&app, "team", "Team", Some("prod")).await;
+    for (sub, group) in [(a, Some("team")), (b, Some("prod")), (c, None)] {
+        app.add_subscription(sub).await;
+        put_status(&app, &vm(sub, "rg", "vm1"), EP, "Unhealthy").await;
+        put_status(&app, &vm(sub, "rg", "vm2"), EP, "Healthy").await;
+        if let Some(g) = group {
+            assert_eq!(place(&app, g, &sub.to_string()).await.status, 200);
+        }
+    }
+    let seen = |sub: Uuid| {
+        let app = &app;
+        async move { observable(app, sub, &[vm(sub, "rg", "vm1"), vm(sub, "rg", "vm2")]).await }
+    };
+    let before = [seen(a).await, seen(b).await, seen(c).await];
+    let group_score = || async {
+        let path = format!("{GROUPS}/prod/providers/Microsoft.Security/secureScores/ascScore?api-version=2020-01-01");
+        score_of(&app.get(&path).await.body)
+    };
+    let group_before = group_score().await;
+
+    // Only a role at the group (or above it) may exempt there: one at a subscription below
+    // is not enough.
+    let exemption = body(&format!("{GROUPS}/Prod"), EP, None);
+    let below = token_with_role_at(&app, b, "Security Admin").await;
+    use reqwest::Method as M;
+    let (status, err) =
+        as_principal(&app, &below, M::PUT, &exemption_path("central"), Some(&exemption)).await;
+    assert_eq!(status, 403, "{err}");
+    let admin = token_with_roles(&app, &[("Security Admin", &format!("{GROUPS}/prod"))]).await;
+    let (status, created) =
+        as_principal(&app, &admin, M::PUT, &exemption_path("central"), Some(&exemption)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        created["id"],
+        format!("{GROUPS}/prod/providers/Microsoft.Security/exemptions/central"),
+        "the group as it is named"
+    );
+    assert_eq!(created["properties"]["scope"], format!("{GROUPS}/prod"));
+
+    // Every endpoint-protection assessment of a (nested) and b reads exempt, so that control
+    // is no longer assessed there; c is untouched.
+    let all_exempt = |now: &[Value]| {
+        assert_eq!(score_of(&now[0])["max"], 0, "{}", now[0]);
+        for vm in &now[2..] {
+            assert_eq!(vm["properties"]["status"]["code"], "NotApplicable", "{vm}");
+            assert_eq!(vm["properties"]["status"]["cause"], "Exempt");
+        }
+    };
+    all_exempt(&seen(a).await);
+    all_exempt(&seen(b).await);
+    assert_eq!(seen(c).await, before[2]);
+    assert_ne!(group_score().await, group_before, "the group's score moves with its subscriptions");
+    assert_verifies(&app).await;
+
+    // Listed at the group, at a subscription it covers, and to a reader of the group; not at a
+    // subscription outside it, nor to a reader of that subscription alone.
+    let names = |v: &Value| -> Vec<String> {
+        v["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let list = |scope: String| {
+        let app = &app;
+        async move { app.get(&format!("/securescore/v1/exemptions?scope={scope}")).await }
+    };
+    assert_eq!(names(&list(format!("{GROUPS}/prod")).await.body), ["central"]);
+    assert_eq!(names(&list(format!("{GROUPS}/team")).await.body), ["central"]);
+    assert_eq!(
+        names(&list(format!("/subscriptions/{a}/resourceGroups/rg")).await.body),
+        ["central"]
+    );
+    assert!(names(&list(format!("/subscriptions/{c}")).await.body).is_empty());
+    let reader = token_with_roles(&app, &[("Reader", &format!("{GROUPS}/team"))]).await;
+    let (status, all) =
+        as_principal(&app, &reader, M::GET, "/securescore/v1/exemptions", None).await;
+    assert_eq!(status, 200);
+    assert!(names(&all).is_empty(), "a reader of a group below sees no exemption above it: {all}");
+    let (status, _) = as_principal(&app, &reader, M::GET, &exemption_path("central"), None).await;
+    assert_eq!(status, 403);
+    let reader = token_with_roles(&app, &[("Reader", &format!("{GROUPS}/prod"))]).await;
+    let (_, all) = as_principal(&app, &reader, M::GET, "/securescore/v1/exemptions", None).await;
+    assert_eq!(names(&all), ["central"]);
+    let outsider = token_with_role_at(&app, c, "Owner").await;
+    let (_, all) = as_principal(&app, &outsider, M::GET, "/securescore/v1/exemptions", None).await;
+    assert!(names(&all).is_empty(), "{all}");
+
+    // Moved out of the group, a subscription is as before; moved in, it is exempt.
+    let r = app.delete(&group_path_of(&format!("team/subscriptions/{a}"))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(seen(a).await, before[0]);
+    assert_eq!(place(&app, "prod", &c.to_string()).await.status, 200);
+    all_exempt(&seen(c).await);
+    assert_verifies(&app).await;
+
+    // Deleted: every subscription is exactly as before it.
+    let r = app.delete(&exemption_path("central")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!([seen(a).await, seen(b).await, seen(c).await], before);
+    assert_eq!(group_score().await, group_before);
+    assert_verifies(&app).await;
+}
+
+fn group_path_of(rest: &str) -> String {
+    format!("{GROUPS}/{rest}?api-version=2021-04-01")
 }
