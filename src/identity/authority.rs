@@ -300,14 +300,18 @@ fn app_not_found(client_id: &str, tenant: &str) -> Response {
     )
 }
 
+/// A failure of the server (500), or of storage that is expected to pass (503 with Retry-After).
 fn server_error(e: anyhow::Error) -> Response {
     tracing::error!(error = format!("{e:#}"), "token endpoint failed");
-    aad_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "temporarily_unavailable",
-        50000,
-        "There was an error issuing a token.",
-    )
+    let passing = crate::store::Unavailable::of(&e).is_some();
+    let status =
+        if passing { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+    let mut response =
+        aad_error(status, "temporarily_unavailable", 50000, "There was an error issuing a token.");
+    if passing {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    }
+    response
 }
 
 async fn client_credentials(
@@ -451,9 +455,10 @@ async fn authorization_code(
     }
     let grant_error =
         |description: &str| aad_error(StatusCode::BAD_REQUEST, "invalid_grant", 70008, description);
-    let pending = match identity.codes.redeem(code, client_id, redirect, verifier) {
-        Ok(p) => p,
-        Err(refusal) => return grant_error(refusal.description()),
+    let pending = match identity.codes.redeem(code, client_id, redirect, verifier).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(refusal)) => return grant_error(refusal.description()),
+        Err(e) => return server_error(e),
     };
     let principal = match identity.store.principal(PrincipalKey::Id(pending.principal_id)).await {
         Ok(Some(p)) if tenant_id.is_none_or(|t| t == p.tenant_id) => p,
@@ -793,7 +798,18 @@ async fn authorize_submit(
             audience,
             code.nonce.as_deref(),
         );
-        let issued = identity.codes.issue(pending);
+        let issued = match identity.codes.issue(pending).await {
+            Ok(code) => code,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "cannot keep an authorization code");
+                let mut page = error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The server could not sign you in. Please retry in a few seconds.",
+                );
+                page.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                return page;
+            }
+        };
         let mut answer = form_urlencoded::Serializer::new(String::new());
         answer.append_pair("code", &issued);
         if let Some(s) = field(&params, "state") {

@@ -6,18 +6,20 @@
 //! client id, the redirect URI and the S256 challenge of the authorization request (`plain` is
 //! refused: a challenge that equals its verifier protects nothing once the URL leaks).
 //!
-//! Codes live in this process's memory. With several replicas behind a load balancer, the token
-//! request must reach the replica that issued the code (sticky sessions), or this map must move to
-//! a shared store; a restart simply makes pending codes fail with `invalid_grant`.
+//! Pending codes live in the store (only their SHA-256), so that behind a load balancer the token
+//! request may reach another replica than the sign-in did, and a restart keeps them. Redemption
+//! takes the row out in one statement: of two concurrent attempts, on any replicas, one gets it.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use time::OffsetDateTime;
 use uuid::Uuid;
+
+use super::token::normalise_audience;
+use crate::store::{PendingCode, Store};
 
 /// How long a code may wait for its redemption.
 pub const CODE_LIFETIME: Duration = Duration::from_secs(60);
@@ -40,7 +42,6 @@ pub struct Pending {
     pub principal_id: Uuid,
     pub audience: &'static str,
     pub nonce: Option<String>,
-    issued: Instant,
 }
 
 impl Pending {
@@ -59,7 +60,6 @@ impl Pending {
             principal_id,
             audience,
             nonce: nonce.map(str::to_string),
-            issued: Instant::now(),
         }
     }
 }
@@ -105,61 +105,88 @@ pub fn s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-/// The pending codes of this process.
-#[derive(Default)]
+/// The digest a code is stored under.
+fn digest(code: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(code.as_bytes()))
+}
+
+/// The pending codes, in the store every replica shares.
 pub struct Codes {
-    pending: Mutex<HashMap<String, Pending>>,
+    store: Store,
 }
 
 impl Codes {
+    pub fn new(store: Store) -> Codes {
+        Codes { store }
+    }
+
     /// Remember `pending`; the code to send to the redirect URI.
-    pub fn issue(&self, pending: Pending) -> String {
+    pub async fn issue(&self, pending: Pending) -> anyhow::Result<String> {
         let mut bytes = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut bytes);
         let code = URL_SAFE_NO_PAD.encode(bytes);
-        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        // Forget the expired ones here, so an abandoned sign-in never stays in memory for long.
-        map.retain(|_, p| p.issued.elapsed() < CODE_LIFETIME);
-        map.insert(code.clone(), pending);
-        code
+        let lifetime = time::Duration::try_from(CODE_LIFETIME)?;
+        let stored = PendingCode {
+            code_hash: digest(&code),
+            client_id: pending.client_id,
+            redirect_uri: pending.redirect_uri,
+            challenge: pending.challenge,
+            principal_id: pending.principal_id,
+            audience: pending.audience.to_owned(),
+            nonce: pending.nonce,
+            expires_at: OffsetDateTime::now_utc() + lifetime,
+        };
+        self.store.put_code(&stored).await?;
+        Ok(code)
     }
 
     /// Redeem `code`: it is removed whatever the outcome (one attempt per code, as Entra does).
-    pub fn redeem(
+    /// The outer error is the store's; the inner one the refusal the client gets.
+    pub async fn redeem(
         &self,
         code: &str,
         client_id: &str,
         redirect_uri: &str,
         verifier: &str,
-    ) -> Result<Pending, Refusal> {
-        self.redeem_at(code, client_id, redirect_uri, verifier, Instant::now())
+    ) -> anyhow::Result<Result<Pending, Refusal>> {
+        let taken = self.store.take_code(&digest(code)).await?;
+        Ok(taken
+            .ok_or(Refusal::UnknownCode)
+            .and_then(|p| check(p, client_id, redirect_uri, verifier, OffsetDateTime::now_utc())))
     }
+}
 
-    fn redeem_at(
-        &self,
-        code: &str,
-        client_id: &str,
-        redirect_uri: &str,
-        verifier: &str,
-        now: Instant,
-    ) -> Result<Pending, Refusal> {
-        let taken = self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(code);
-        let Some(p) = taken else { return Err(Refusal::UnknownCode) };
-        if now.saturating_duration_since(p.issued) >= CODE_LIFETIME {
-            return Err(Refusal::UnknownCode);
-        }
-        if !p.client_id.eq_ignore_ascii_case(client_id) {
-            return Err(Refusal::ClientMismatch);
-        }
-        if p.redirect_uri != redirect_uri {
-            return Err(Refusal::RedirectMismatch);
-        }
-        // Both sides are public values of fixed length; a plain comparison leaks nothing useful.
-        if s256(verifier) != p.challenge {
-            return Err(Refusal::VerifierMismatch);
-        }
-        Ok(p)
+/// Whether a taken code may be redeemed by this request at `now`: THE checks of a redemption.
+fn check(
+    p: PendingCode,
+    client_id: &str,
+    redirect_uri: &str,
+    verifier: &str,
+    now: OffsetDateTime,
+) -> Result<Pending, Refusal> {
+    if now >= p.expires_at {
+        return Err(Refusal::UnknownCode);
     }
+    if !p.client_id.eq_ignore_ascii_case(client_id) {
+        return Err(Refusal::ClientMismatch);
+    }
+    if p.redirect_uri != redirect_uri {
+        return Err(Refusal::RedirectMismatch);
+    }
+    // Both sides are public values of fixed length; a plain comparison leaks nothing useful.
+    if s256(verifier) != p.challenge {
+        return Err(Refusal::VerifierMismatch);
+    }
+    // Stored from a known audience; one that is not known any more signs nobody in.
+    let audience = normalise_audience(&p.audience).ok_or(Refusal::UnknownCode)?;
+    Ok(Pending {
+        client_id: p.client_id,
+        redirect_uri: p.redirect_uri,
+        challenge: p.challenge,
+        principal_id: p.principal_id,
+        audience,
+        nonce: p.nonce,
+    })
 }
 
 #[cfg(test)]
@@ -188,51 +215,83 @@ mod tests {
         assert!(!valid_challenge("not a challenge"));
     }
 
-    #[test]
-    fn a_code_redeems_once_with_its_verifier() {
-        let codes = Codes::default();
-        let code = codes.issue(pending());
-        assert!(codes.redeem(&code, "client", "https://h/", VERIFIER).is_ok());
-        let again = codes.redeem(&code, "client", "https://h/", VERIFIER);
-        assert_eq!(again.err(), Some(Refusal::UnknownCode));
+    async fn codes() -> Codes {
+        Codes::new(Store::open(&crate::store::StoreConfig::Memory).await.unwrap())
     }
 
-    #[test]
-    fn every_binding_is_checked_and_a_failed_attempt_burns_the_code() {
-        let codes = Codes::default();
-        let c = codes.issue(pending());
+    async fn redeem(
+        codes: &Codes,
+        code: &str,
+        client: &str,
+        redirect: &str,
+        verifier: &str,
+    ) -> Option<Refusal> {
+        codes.redeem(code, client, redirect, verifier).await.unwrap().err()
+    }
+
+    #[tokio::test]
+    async fn a_code_redeems_once_with_its_verifier() {
+        let codes = codes().await;
+        let code = codes.issue(pending()).await.unwrap();
+        let p = codes.redeem(&code, "client", "https://h/", VERIFIER).await.unwrap().unwrap();
+        assert_eq!((p.principal_id, p.audience), (Uuid::nil(), "https://management.azure.com/"));
+        let again = redeem(&codes, &code, "client", "https://h/", VERIFIER).await;
+        assert_eq!(again, Some(Refusal::UnknownCode));
         assert_eq!(
-            codes.redeem(&c, "other", "https://h/", VERIFIER).err(),
+            redeem(&codes, "made-up", "client", "https://h/", VERIFIER).await,
+            Some(Refusal::UnknownCode)
+        );
+    }
+
+    #[tokio::test]
+    async fn only_a_digest_of_the_code_is_stored() {
+        let codes = codes().await;
+        let code = codes.issue(pending()).await.unwrap();
+        assert!(codes.store.take_code(&code).await.unwrap().is_none(), "not under the code");
+        assert!(codes.store.take_code(&digest(&code)).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn every_binding_is_checked_and_a_failed_attempt_burns_the_code() {
+        let codes = codes().await;
+        let c = codes.issue(pending()).await.unwrap();
+        assert_eq!(
+            redeem(&codes, &c, "other", "https://h/", VERIFIER).await,
             Some(Refusal::ClientMismatch)
         );
         assert_eq!(
-            codes.redeem(&c, "client", "https://h/", VERIFIER).err(),
+            redeem(&codes, &c, "client", "https://h/", VERIFIER).await,
             Some(Refusal::UnknownCode)
         );
-        let c = codes.issue(pending());
+        let c = codes.issue(pending()).await.unwrap();
         assert_eq!(
-            codes.redeem(&c, "client", "https://x/", VERIFIER).err(),
+            redeem(&codes, &c, "client", "https://x/", VERIFIER).await,
             Some(Refusal::RedirectMismatch)
         );
-        let c = codes.issue(pending());
+        let c = codes.issue(pending()).await.unwrap();
         let wrong = "A".repeat(43);
         assert_eq!(
-            codes.redeem(&c, "client", "https://h/", &wrong).err(),
+            redeem(&codes, &c, "client", "https://h/", &wrong).await,
             Some(Refusal::VerifierMismatch)
         );
     }
 
     #[test]
     fn codes_expire_after_their_lifetime() {
-        let codes = Codes::default();
-        let c = codes.issue(pending());
-        let late = Instant::now() + CODE_LIFETIME + Duration::from_millis(1);
-        assert_eq!(
-            codes.redeem_at(&c, "client", "https://h/", VERIFIER, late).err(),
-            Some(Refusal::UnknownCode)
-        );
-        let c = codes.issue(pending());
-        let early = Instant::now() + CODE_LIFETIME - Duration::from_secs(5);
-        assert!(codes.redeem_at(&c, "client", "https://h/", VERIFIER, early).is_ok());
+        let now = OffsetDateTime::now_utc();
+        let stored = |expires_at| PendingCode {
+            code_hash: "h".into(),
+            client_id: "client".into(),
+            redirect_uri: "https://h/".into(),
+            challenge: s256(VERIFIER),
+            principal_id: Uuid::nil(),
+            audience: "https://management.azure.com/".into(),
+            nonce: None,
+            expires_at,
+        };
+        let late = check(stored(now), "client", "https://h/", VERIFIER, now);
+        assert_eq!(late.err(), Some(Refusal::UnknownCode));
+        let early = now + time::Duration::seconds(5);
+        assert!(check(stored(early), "client", "https://h/", VERIFIER, now).is_ok());
     }
 }

@@ -3,7 +3,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`authority`] | the authority's HTTP endpoints on the server's own host and port: OpenID configuration, token endpoint (client credentials, password, authorization code), JWKS, the sign-in page (implicit flow and code flow), `/metadata/endpoints` |
-//! | [`code_flow`] | the authorization-code flow with PKCE: the known public clients (the dashboard), pending codes in memory, their one-time redemption |
+//! | [`code_flow`] | the authorization-code flow with PKCE: the known public clients (the dashboard), pending codes in the store (as digests), their one-time redemption at any replica |
 //! | [`keys`] | the RS256 signing keys in the data directory (0600), rotation |
 //! | [`token`] | the access tokens the authority issues (claims, lifetime, audiences) |
 //! | [`secret`] | client secrets and passwords: generation, salted hashes |
@@ -72,7 +72,7 @@ pub struct Identity {
     /// URL it hands out. Never taken from a request's `Host`.
     pub public_url: PublicUrl,
     pub default_tenant: Uuid,
-    /// Pending authorization codes of this process (`code_flow`).
+    /// Pending authorization codes, in the shared store (`code_flow`).
     pub codes: code_flow::Codes,
     cache: Mutex<HashMap<String, CachedAssignments>>,
     /// Verified bearer tokens (`authn::TokenCache`).
@@ -110,10 +110,10 @@ impl Identity {
             mode,
             keys,
             trusted,
+            codes: code_flow::Codes::new(store.clone()),
             store,
             public_url,
             default_tenant,
-            codes: code_flow::Codes::default(),
             cache: Mutex::new(HashMap::new()),
             tokens: authn::TokenCache::default(),
         })

@@ -731,6 +731,34 @@ async fn group_exemptions_follow_the_hierarchy() {
     }
 }
 
+/// Authorization codes: taken once, by whoever asks first; expired ones go with the next issue.
+#[tokio::test]
+async fn authorization_codes_are_taken_once() {
+    for f in engines().await {
+        // Whole seconds: stored times keep 100 ns, as ARM's do.
+        let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp())
+            .unwrap();
+        let code = |hash: &str, expires_at| PendingCode {
+            code_hash: hash.into(),
+            client_id: "client".into(),
+            redirect_uri: "https://h/".into(),
+            challenge: "c".repeat(43),
+            principal_id: Uuid::new_v4(),
+            audience: "https://management.azure.com/".into(),
+            nonce: Some("n".into()),
+            expires_at,
+        };
+        let e = f.store.engine();
+        let old = code("old", now - time::Duration::seconds(1));
+        e.put_code(&old, now - time::Duration::seconds(2)).await.unwrap();
+        let fresh = code("fresh", now + time::Duration::seconds(60));
+        e.put_code(&fresh, now).await.unwrap();
+        assert_eq!(e.take_code("old").await.unwrap(), None, "{}: swept", f.name);
+        assert_eq!(e.take_code("fresh").await.unwrap(), Some(fresh), "{}", f.name);
+        assert_eq!(e.take_code("fresh").await.unwrap(), None, "{}: once", f.name);
+    }
+}
+
 /// The rest of an engine's surface: sub-assessments (and their cascade from a deleted
 /// assessment), the export outbox written inside `apply` and the deliveries routed from it (one
 /// lane at a time), and the status-transition log with its paging and retention.

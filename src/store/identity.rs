@@ -69,6 +69,21 @@ pub struct RoleAssignment {
     pub created_at: OffsetDateTime,
 }
 
+/// A pending authorization code of the sign-in flow, as stored: what the authorization request
+/// bound it to and whom it signs in (`identity::code_flow` decides what that means).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCode {
+    /// The code's digest (the code itself is never stored).
+    pub code_hash: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub challenge: String,
+    pub principal_id: Uuid,
+    pub audience: String,
+    pub nonce: Option<String>,
+    pub expires_at: OffsetDateTime,
+}
+
 /// How a principal is looked up.
 #[derive(Debug, Clone, Copy)]
 pub enum PrincipalKey<'a> {
@@ -91,6 +106,11 @@ pub(crate) trait IdentityEngine: Send + Sync + 'static {
     async fn put_role_assignment(&self, a: &RoleAssignment) -> Result<(RoleAssignment, bool)>;
     async fn role_assignments(&self, principal_id: Option<&str>) -> Result<Vec<RoleAssignment>>;
     async fn remove_role_assignment(&self, id: Uuid) -> Result<bool>;
+
+    /// Keep a pending code, and drop those expired at `now`.
+    async fn put_code(&self, code: &PendingCode, now: OffsetDateTime) -> Result<()>;
+    /// Remove a pending code and return it: each code is taken at most once, by one process.
+    async fn take_code(&self, code_hash: &str) -> Result<Option<PendingCode>>;
 }
 
 /// Identity operations of the one store handle.
@@ -99,6 +119,14 @@ impl Store {
     pub async fn default_tenant(&self) -> Result<Uuid> {
         let text = self.meta_or_init(TENANT_META, || Uuid::new_v4().to_string()).await?;
         Ok(Uuid::parse_str(&text)?)
+    }
+
+    pub async fn put_code(&self, code: &PendingCode) -> Result<()> {
+        self.engine().put_code(code, OffsetDateTime::now_utc()).await
+    }
+
+    pub async fn take_code(&self, code_hash: &str) -> Result<Option<PendingCode>> {
+        self.engine().take_code(code_hash).await
     }
 
     pub async fn insert_principal(&self, p: &PrincipalRecord) -> Result<()> {

@@ -44,7 +44,7 @@ pub use exemptions::{
     covers, effective_status, exempting, Category, Exemption, ExemptionFilter, ExemptionRule,
     EXEMPT_CAUSE,
 };
-pub use identity::{PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment};
+pub use identity::{PendingCode, PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment};
 pub use management_groups::{
     group_score, resource_group_of, valid_group_name, Child, GroupInfo, Hierarchy, HierarchyError,
     ManagementGroup, Scope, ROOT_DISPLAY_NAME,

@@ -14,15 +14,15 @@ use securescore::store::PrincipalKind;
 use crate::{score_path, spawn_app, spawn_with, Options, TestApp, DEMO};
 
 const VERIFIER: &str = "M25iVXpKU3puUjFaYWg3T1NDTDQtcW1ROUY5YXlwalNoc0hhakxifmZHag";
-const USER: &str = "dana@securescore.local";
-const PASSWORD: &str = "a long enough password";
+pub(crate) const USER: &str = "dana@securescore.local";
+pub(crate) const PASSWORD: &str = "a long enough password";
 
 /// A client that shows redirects instead of following them.
 fn browser() -> reqwest::Client {
     reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
 }
 
-async fn reader(app: &TestApp) {
+pub(crate) async fn reader(app: &TestApp) {
     admin::create_principal(
         &app.store,
         NewPrincipal {
@@ -39,7 +39,12 @@ async fn reader(app: &TestApp) {
 }
 
 fn authorize_query(app: &TestApp, extra: &[(&str, &str)]) -> String {
-    let redirect = format!("{}/", app.base);
+    authorize_query_to(&format!("{}/", app.base), extra)
+}
+
+/// The dashboard's authorization request, its code to be sent to `redirect`.
+fn authorize_query_to(redirect: &str, extra: &[(&str, &str)]) -> String {
+    let redirect = redirect.to_string();
     let challenge = s256(VERIFIER);
     let client = DASHBOARD_CLIENT_ID.to_string();
     let mut params: Vec<(&str, &str)> = vec![
@@ -71,7 +76,19 @@ async fn sign_in(app: &TestApp, extra: &[(&str, &str)]) -> String {
 }
 
 async fn sign_in_as(app: &TestApp, user: &str, password: &str, extra: &[(&str, &str)]) -> String {
-    let url = format!("{}/common/oauth2/v2.0/authorize?{}", app.base, authorize_query(app, extra));
+    sign_in_to(app, &format!("{}/", app.base), user, password, extra).await
+}
+
+/// Sign in on `app`'s page for a code sent to `redirect` (the dashboard on the public URL).
+pub(crate) async fn sign_in_to(
+    app: &TestApp,
+    redirect: &str,
+    user: &str,
+    password: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let query = authorize_query_to(redirect, extra);
+    let url = format!("{}/common/oauth2/v2.0/authorize?{query}", app.base);
     let page = browser().get(&url).send().await.unwrap();
     assert_eq!(page.status(), 200, "{}", page.text().await.unwrap());
     let r = browser()
@@ -84,7 +101,7 @@ async fn sign_in_as(app: &TestApp, user: &str, password: &str, extra: &[(&str, &
     r.headers()["location"].to_str().unwrap().to_string()
 }
 
-fn code_of(location: &str) -> String {
+pub(crate) fn code_of(location: &str) -> String {
     let query = location.split(['?', '#']).nth(1).unwrap();
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "code")
@@ -93,7 +110,17 @@ fn code_of(location: &str) -> String {
 }
 
 async fn redeem(app: &TestApp, code: &str, fields: &[(&str, &str)]) -> (u16, Value) {
-    let redirect = format!("{}/", app.base);
+    redeem_to(app, &format!("{}/", app.base), code, fields).await
+}
+
+/// Redeem a code at `app`'s token endpoint, for `redirect`.
+pub(crate) async fn redeem_to(
+    app: &TestApp,
+    redirect: &str,
+    code: &str,
+    fields: &[(&str, &str)],
+) -> (u16, Value) {
+    let redirect = redirect.to_string();
     let client = DASHBOARD_CLIENT_ID.to_string();
     let mut form: Vec<(&str, &str)> = vec![
         ("grant_type", "authorization_code"),

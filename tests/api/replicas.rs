@@ -1,7 +1,7 @@
 //! Scale-out on PostgreSQL: replicas on one database are one service (writes through both leave
-//! exact counters and identical answers; tokens, rotations and role changes hold everywhere), a
-//! replica rides out the database going away, `migrate` moves a data directory up, and `verify`
-//! works there. These need a PostgreSQL server: `SECURESCORE_TEST_POSTGRES` names one (`.ci/run`
+//! exact counters and identical answers; tokens, rotations, role changes and dashboard sign-ins
+//! hold everywhere), a replica rides out the database going away, `migrate` moves a data
+//! directory up, and `verify` works there. These need a PostgreSQL server: `SECURESCORE_TEST_POSTGRES` names one (`.ci/run`
 //! starts a private cluster); without it each test says loudly that it was skipped.
 
 use reqwest::Method;
@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::verify::{cli, stderr, stdout};
 use super::*;
+use crate::dashboard;
 use securescore::arm::PublicUrl;
 
 /// How long a change may take to reach the other replica before a test gives up (they propagate
@@ -202,6 +203,32 @@ async fn two_replicas_on_one_database_are_one_service() {
         }
     })
     .await;
+
+    // A sign-in on one replica is redeemed at the other (the dashboard behind a load balancer),
+    // once: a second attempt, at either replica, finds no code.
+    admin::create_principal(
+        &a.store,
+        admin::NewPrincipal {
+            display_name: "Dana".into(),
+            kind: securescore::store::PrincipalKind::User,
+            user_name: Some(dashboard::USER.into()),
+            password: Some(dashboard::PASSWORD.into()),
+            tenant_id: Some(a.tenant),
+        },
+    )
+    .await
+    .unwrap();
+    admin::assign(&a.store, dashboard::USER, "Reader", &reader).await.unwrap();
+    let redirect = format!("{public}/");
+    let location =
+        dashboard::sign_in_to(&a, &redirect, dashboard::USER, dashboard::PASSWORD, &[]).await;
+    let code = dashboard::code_of(&location);
+    let (status, tokens) = dashboard::redeem_to(&b, &redirect, &code, &[]).await;
+    assert_eq!(status, 200, "{tokens}");
+    let (status, again) = dashboard::redeem_to(&a, &redirect, &code, &[]).await;
+    assert_eq!((status, again["error"].as_str()), (400, Some("invalid_grant")), "{again}");
+    let user_token = tokens["access_token"].as_str().unwrap();
+    assert_eq!(status_as(&a, &score, user_token).await, 200);
     a.stop().await;
     b.stop().await;
 }

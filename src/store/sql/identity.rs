@@ -3,17 +3,51 @@
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{query, query_as, write_one, SqlBackend, WriteTx};
 use crate::arm::{format_time, parse_time};
 use crate::store::identity::{
-    IdentityEngine, PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment,
+    IdentityEngine, PendingCode, PrincipalKey, PrincipalKind, PrincipalRecord, RoleAssignment,
 };
 
 const PRINCIPAL_COLUMNS: &str =
     "id, kind, display_name, app_id, user_name, tenant_id, secret_hash, created_at";
 const ASSIGNMENT_COLUMNS: &str = "id, principal_id, role_definition_id, scope, created_at";
+const CODE_COLUMNS: &str =
+    "code_hash, client_id, redirect_uri, challenge, principal_id, audience, nonce, expires_at";
+
+/// An `authorization_codes` row as stored.
+#[derive(sqlx::FromRow)]
+struct CodeRow {
+    code_hash: String,
+    client_id: String,
+    redirect_uri: String,
+    challenge: String,
+    principal_id: String,
+    audience: String,
+    nonce: Option<String>,
+    expires_at: String,
+}
+
+impl TryFrom<CodeRow> for PendingCode {
+    type Error = anyhow::Error;
+    fn try_from(row: CodeRow) -> Result<Self> {
+        Ok(PendingCode {
+            principal_id: Uuid::parse_str(&row.principal_id).with_context(|| {
+                format!("stored principal_id '{}' is not a GUID", row.principal_id)
+            })?,
+            expires_at: parse_time(&row.expires_at)?,
+            code_hash: row.code_hash,
+            client_id: row.client_id,
+            redirect_uri: row.redirect_uri,
+            challenge: row.challenge,
+            audience: row.audience,
+            nonce: row.nonce,
+        })
+    }
+}
 
 /// A `principals` row as stored (GUIDs and times as text).
 #[derive(sqlx::FromRow)]
@@ -204,6 +238,42 @@ impl<B: SqlBackend> IdentityEngine for B {
     async fn remove_role_assignment(&self, id: Uuid) -> Result<bool> {
         let statement = query("DELETE FROM role_assignments WHERE id = $1").bind(id.to_string());
         Ok(write_one(self, None, statement).await? > 0)
+    }
+
+    // Codes are never cached by any process: their writes are not announced (an announcement
+    // would make every replica drop its read models for a sign-in).
+    async fn put_code(&self, code: &PendingCode, now: OffsetDateTime) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        query("DELETE FROM authorization_codes WHERE expires_at <= $1")
+            .bind(format_time(now))
+            .execute(tx.conn())
+            .await?;
+        query(format!(
+            "INSERT INTO authorization_codes ({CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(&code.code_hash)
+        .bind(&code.client_id)
+        .bind(&code.redirect_uri)
+        .bind(&code.challenge)
+        .bind(code.principal_id.to_string())
+        .bind(&code.audience)
+        .bind(&code.nonce)
+        .bind(format_time(code.expires_at))
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await
+    }
+
+    async fn take_code(&self, code_hash: &str) -> Result<Option<PendingCode>> {
+        let mut tx = self.write_tx().await?;
+        let row = query_as::<CodeRow>(format!(
+            "DELETE FROM authorization_codes WHERE code_hash = $1 RETURNING {CODE_COLUMNS}"
+        ))
+        .bind(code_hash)
+        .fetch_optional(tx.conn())
+        .await?;
+        tx.commit().await?;
+        row.map(PendingCode::try_from).transpose()
     }
 }
 
