@@ -5,7 +5,7 @@
 //! bulk import included, or an exemption beginning or ending), with the subscription's secure
 //! score just before and just after it, so the log and the scores cannot disagree. The log is
 //! bounded by age: [`Store::prune_changes`] drops what is older than the retention the server
-//! runs with (`serve --changes-retention-days`).
+//! runs with (`serve --changes-retention-days`), a bounded chunk per transaction.
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -14,6 +14,9 @@ use uuid::Uuid;
 
 use super::Store;
 use crate::score::{ScoreDetails, Status};
+
+/// The most transitions one pruning transaction removes.
+pub const PRUNE_CHUNK: usize = 5000;
 
 /// Why a status moved when no assessment write moved it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +81,9 @@ pub(crate) trait ChangeEngine: Send + Sync {
         after: Option<i64>,
         limit: usize,
     ) -> Result<Vec<StatusChange>>;
-    /// Drop transitions recorded before `before`; how many.
-    async fn prune_changes(&self, before: OffsetDateTime) -> Result<u64>;
+    /// Drop at most `limit` of the oldest transitions recorded before `before`, in one
+    /// transaction; how many.
+    async fn prune_changes(&self, before: OffsetDateTime, limit: usize) -> Result<u64>;
 }
 
 impl Store {
@@ -95,9 +99,19 @@ impl Store {
         self.engine().changes(subscription, from, to, order, after, limit).await
     }
 
-    /// Apply the retention: drop transitions older than `before`.
+    /// Apply the retention: drop transitions older than `before`; how many. A large backlog
+    /// (a first prune after a bulk import) goes in transactions of [`PRUNE_CHUNK`] rows, with a
+    /// pause between them, so that writers never wait long behind it.
     pub async fn prune_changes(&self, before: OffsetDateTime) -> Result<u64> {
-        self.engine().prune_changes(before).await
+        let mut total = 0;
+        loop {
+            let n = self.engine().prune_changes(before, PRUNE_CHUNK).await?;
+            total += n;
+            if n < PRUNE_CHUNK as u64 {
+                return Ok(total);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 }
 

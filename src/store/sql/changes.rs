@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{query, query_as, write_one, SqlBackend};
+use super::{query, query_as, SqlBackend, WriteTx};
 use crate::arm::{format_time, parse_time};
 use crate::score::ScoreDetails;
 use crate::store::changes::{ChangeCause, ChangeEngine, Order, StatusChange};
@@ -90,12 +90,20 @@ impl<B: SqlBackend> ChangeEngine for B {
             .collect()
     }
 
-    async fn prune_changes(&self, before: OffsetDateTime) -> Result<u64> {
-        write_one(
-            self,
-            None,
-            query("DELETE FROM status_changes WHERE at < $1").bind(format_time(before)),
+    async fn prune_changes(&self, before: OffsetDateTime, limit: usize) -> Result<u64> {
+        // Oldest first by `seq` (the primary key, in time order), so each chunk finds its rows
+        // at the start of the key range instead of scanning the whole log. Not announced: no
+        // process keeps the log in memory.
+        let mut tx = self.write_tx().await?;
+        let done = query(
+            "DELETE FROM status_changes WHERE seq IN (SELECT seq FROM status_changes \
+             WHERE at < $1 ORDER BY seq LIMIT $2)",
         )
-        .await
+        .bind(format_time(before))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
     }
 }
