@@ -153,6 +153,10 @@ pub(crate) struct Health {
     /// to, 0 for no limit; only looked at once `page_limit_set`.
     pub(crate) page_limit: AtomicU32,
     pub(crate) page_limit_set: AtomicBool,
+    /// What the integrity check found, when it found the database damaged after the server was
+    /// already up (a check that outlasts the start-up budget goes on in the background): the
+    /// store then refuses writes and is never ready again.
+    damaged: std::sync::OnceLock<String>,
 }
 
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -165,6 +169,12 @@ impl Health {
     }
     pub(crate) fn wrote(&self) {
         self.in_doubt.store(false, Ordering::Release);
+    }
+    pub(crate) fn found_damage(&self, what: String) {
+        let _ = self.damaged.set(what);
+    }
+    pub(crate) fn damage(&self) -> Option<&str> {
+        self.damaged.get().map(String::as_str)
     }
     #[cfg(test)]
     pub(crate) fn in_doubt_for_tests(&self) -> bool {
@@ -575,6 +585,9 @@ impl Store {
         let not_ready =
             |e: anyhow::Error| NotReady { fault: Unavailable::of(&e), reason: format!("{e:#}") };
         let health = &self.inner.health;
+        if let Some(what) = health.damage() {
+            return Err(NotReady { fault: None, reason: what.to_owned() });
+        }
         if !health.in_doubt.load(Ordering::Acquire) {
             return self.ping().await.map_err(not_ready);
         }

@@ -10,7 +10,9 @@
 //! Faults: write transactions are [`WriteTx`], which never hands a connection back to the pool in
 //! the middle of a transaction (see there why sqlx's own transactions are not enough); errors that
 //! pass by themselves (full disk, lock held too long, I/O) are classified by [`fault`]. Opening a
-//! file runs `PRAGMA quick_check` first and refuses a damaged or truncated database.
+//! file runs `PRAGMA quick_check` first and refuses a damaged or truncated database; a check
+//! that outlasts its start-up budget goes on in the background and, if it finds damage, stops
+//! writes and readiness.
 
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
@@ -41,9 +43,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub const DB_FILE: &str = "securescore.db";
 
-/// The longest start-up check; a database too large to check in this time is served unchecked
-/// (with a warning) rather than not at all.
-const QUICK_CHECK_BUDGET: Duration = Duration::from_secs(20);
+/// How long start-up waits for the integrity check. A database too large to check in this time
+/// (about a million assessments) is served at once while the check goes on in the background; if
+/// that finds damage, the store stops taking writes and `/readyz` answers 503 from then on.
+const QUICK_CHECK_BUDGET: Duration = Duration::from_secs(2);
 
 impl SqliteEngine {
     /// Open the file database; `check`: refuse a damaged file up front (servers). `verify`
@@ -73,7 +76,7 @@ impl SqliteEngine {
             .await
             .map_err(|e| damaged_or(e, &path, data_dir))?;
         if check {
-            quick_check(&pool, &path, data_dir).await?;
+            quick_check(&pool, &path, data_dir, &health, QUICK_CHECK_BUDGET).await?;
         }
         Self::migrated(pool, true, health).await
     }
@@ -110,8 +113,13 @@ impl SqliteEngine {
 
 /// How to tell the operator about a damaged database file.
 fn damaged(path: &Path, data_dir: &Path, what: &str) -> anyhow::Error {
+    damage_report(path, data_dir, what, "the server does not start on it")
+}
+
+/// The same, with what the server does about it.
+fn damage_report(path: &Path, data_dir: &Path, what: &str, consequence: &str) -> anyhow::Error {
     anyhow::anyhow!(
-        "the database {} is damaged ({what}); the server does not start on it. \
+        "the database {} is damaged ({what}); {consequence}. \
          Run `securescore verify --data-dir {}` for a full check, then restore the file from a \
          backup or move it aside to start anew",
         path.display(),
@@ -149,28 +157,65 @@ fn refuse_empty_file(path: &Path, data_dir: &Path) -> Result<()> {
     }
 }
 
-/// `PRAGMA quick_check`, within [`QUICK_CHECK_BUDGET`].
-async fn quick_check(pool: &SqlitePool, path: &Path, data_dir: &Path) -> Result<()> {
+/// `PRAGMA quick_check`: a damaged file is refused when the check ends within `budget`;
+/// otherwise (a zero budget: at once) it goes on in the background and reports to `health`.
+async fn quick_check(
+    pool: &SqlitePool,
+    path: &Path,
+    data_dir: &Path,
+    health: &Arc<Health>,
+    budget: Duration,
+) -> Result<()> {
     let mut conn = pool.acquire().await?;
-    let deadline = Instant::now() + QUICK_CHECK_BUDGET;
-    // SQLite calls this every 1000 virtual machine steps; false interrupts the check.
-    conn.lock_handle().await?.set_progress_handler(1000, move || Instant::now() < deadline);
-    let result: Result<Vec<String>, sqlx::Error> =
-        sqlx::query_scalar("PRAGMA quick_check(20)").fetch_all(&mut *conn).await;
-    conn.lock_handle().await?.remove_progress_handler();
-    match result {
-        Ok(rows) if rows.len() == 1 && rows[0] == "ok" => Ok(()),
-        Ok(rows) => Err(damaged(path, data_dir, &format!("quick_check: {}", rows.join("; ")))),
-        // SQLITE_INTERRUPT: the budget ran out.
-        Err(e) if sqlite_code(&e).is_some_and(|c| c & 0xff == 9) => {
-            tracing::warn!(
-                path = %path.display(),
-                "the start-up quick_check did not finish within {QUICK_CHECK_BUDGET:?}; serving unchecked (run `securescore verify`)"
-            );
-            Ok(())
+    if !budget.is_zero() {
+        let deadline = Instant::now() + budget;
+        // SQLite calls this every 1000 virtual machine steps; false interrupts the check.
+        conn.lock_handle().await?.set_progress_handler(1000, move || Instant::now() < deadline);
+        let result = check_once(&mut conn).await;
+        conn.lock_handle().await?.remove_progress_handler();
+        match result {
+            Ok(None) => return Ok(()),
+            Ok(Some(found)) => return Err(damaged(path, data_dir, &found)),
+            // SQLITE_INTERRUPT: the budget ran out.
+            Err(e) if sqlite_code(&e).is_some_and(|c| c & 0xff == 9) => {}
+            Err(e) => return Err(damaged_or(e, path, data_dir)),
         }
-        Err(e) => Err(damaged_or(e, path, data_dir)),
     }
+    tracing::info!(
+        path = %path.display(),
+        "the integrity check takes longer than {budget:?}: serving while it goes on"
+    );
+    let (health, path, data_dir) = (health.clone(), path.to_owned(), data_dir.to_owned());
+    tokio::spawn(async move {
+        let found = match check_once(&mut conn).await {
+            Ok(found) => found,
+            Err(e) if sqlite_code(&e).is_some_and(is_corruption) => Some(e.to_string()),
+            Err(e) => {
+                tracing::warn!(error = %e, "the integrity check could not finish; run `securescore verify`");
+                return;
+            }
+        };
+        match found {
+            None => tracing::info!(path = %path.display(), "the integrity check found no damage"),
+            Some(found) => {
+                let e = damage_report(
+                    &path,
+                    &data_dir,
+                    &found,
+                    "the server takes no more writes and is not ready",
+                );
+                tracing::error!(error = format!("{e:#}"), "the integrity check found damage");
+                health.found_damage(format!("{e:#}"));
+            }
+        }
+    });
+    Ok(())
+}
+
+/// One `PRAGMA quick_check`: `None` when the file is sound, else what SQLite found.
+async fn check_once(conn: &mut sqlx::SqliteConnection) -> Result<Option<String>, sqlx::Error> {
+    let rows: Vec<String> = sqlx::query_scalar("PRAGMA quick_check(20)").fetch_all(conn).await?;
+    Ok((rows.len() != 1 || rows[0] != "ok").then(|| format!("quick_check: {}", rows.join("; "))))
 }
 
 /// The SQLite (extended) result code of an error, if it came from SQLite.
@@ -217,6 +262,11 @@ pub(super) struct WriteTx {
 
 impl WriteTx {
     async fn begin(engine: &SqliteEngine, statement: &'static str) -> Result<WriteTx> {
+        if let Some(what) = engine.health.damage() {
+            if statement != "BEGIN" {
+                bail!("{what}");
+            }
+        }
         let conn = engine.pool.acquire().await.inspect_err(|_| engine.health.suspect())?;
         // Owned by the transaction before BEGIN is sent: if this future is dropped while SQLite
         // still works on the BEGIN (a client went away), the drop rolls it back; a connection
@@ -426,6 +476,46 @@ pub(super) async fn bump_generation(tx: &mut WriteTx) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A check that outlasts its start-up budget goes on in the background; the damage it finds
+    /// then stops writes (and readiness, `Store::ready`), with the message that names the file.
+    #[tokio::test]
+    async fn damage_found_after_start_up_stops_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = SqliteEngine::open(dir.path(), Duration::from_secs(1), Arc::default(), true)
+            .await
+            .unwrap();
+        for sql in [
+            "CREATE TABLE bulk (x BLOB)",
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400) \
+             INSERT INTO bulk SELECT randomblob(3000) FROM n",
+            "PRAGMA wal_checkpoint(TRUNCATE)",
+        ] {
+            sqlx::query(sql).execute(&engine.pool).await.unwrap();
+        }
+        engine.pool.close().await;
+        let file = dir.path().join(DB_FILE);
+        let mut bytes = std::fs::read(&file).unwrap();
+        let middle = (bytes.len() / 2) / 4096 * 4096;
+        bytes[middle..middle + 4 * 4096].fill(0xa5);
+        std::fs::write(&file, bytes).unwrap();
+
+        let health = Arc::new(Health::default());
+        let pool =
+            SqlitePool::connect_with(SqliteConnectOptions::new().filename(&file)).await.unwrap();
+        quick_check(&pool, &file, dir.path(), &health, Duration::ZERO).await.unwrap();
+        let engine = SqliteEngine { pool, file_backed: true, health: health.clone() };
+        for _ in 0..600 {
+            if health.damage().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let what = health.damage().expect("the background check reports the damage");
+        assert!(what.contains("damaged") && what.contains(DB_FILE), "{what}");
+        let refused = engine.write_tx().await.err().expect("no writes into a damaged file");
+        assert!(format!("{refused:#}").contains("damaged"), "{refused:#}");
+    }
     use crate::store::engine::Engine;
 
     /// Transactions dropped without COMMIT (an error with `?`, a cancelled request) are rolled
