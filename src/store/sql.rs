@@ -219,6 +219,32 @@ fn pg_args(values: Vec<Arg>) -> sqlx::postgres::PgArguments {
     arguments(values)
 }
 
+/// Rows per multi-row statement of a batched write: a statement's fixed cost is spread over
+/// many rows while its parameters stay far below either engine's limit (SQLite 32 766,
+/// PostgreSQL 65 535; the widest row, a logged transition, has 13).
+pub(in crate::store) const ROWS_PER_STATEMENT: usize = 500;
+
+/// `($1, $2), ($3, $4)`: the placeholders of `rows` rows of `columns` values each, numbered
+/// from `$first` (the syntax both engines share for multi-row VALUES).
+pub(in crate::store) fn value_rows(rows: usize, columns: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 6);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(first + r * columns + c).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
 /// An engine's side of the shared code: its transactions and its pool. The engine traits
 /// implemented in the submodules are implemented for every `SqlBackend`.
 #[async_trait]
