@@ -566,3 +566,141 @@ async fn write_assessments(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod properties {
+    use crate::arm::ResourceId;
+    use crate::score::Status;
+    use crate::store::changes::Order;
+    use crate::store::management_groups::Scope;
+    use crate::store::{AssessmentInput, Outcome, Store, StoreConfig, Subscription, Write};
+    use proptest::prelude::*;
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    const NAMES: [&str; 3] = [
+        "21300918-b2e3-0346-785f-c77ff57d243b",
+        "08e628db-e2ed-4793-bc91-d13e684401c3", // in five controls
+        "00000000-0000-0000-0000-000000000001", // custom: counts toward nothing
+    ];
+    /// Two resource groups and a resource in none (a subscription-level resource).
+    const RESOURCES: [&str; 4] = [
+        "resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm0",
+        "resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/VM1",
+        "resourceGroups/RG2/providers/Microsoft.Compute/virtualMachines/vm2",
+        "providers/Microsoft.Web/sites/app",
+    ];
+
+    fn op() -> impl Strategy<Value = (usize, usize, Option<Status>)> {
+        let status = prop_oneof![
+            Just(None),
+            Just(Some(Status::Healthy)),
+            Just(Some(Status::Unhealthy)),
+            Just(Some(Status::NotApplicable)),
+        ];
+        (0..RESOURCES.len(), 0..NAMES.len(), status)
+    }
+
+    fn write(id: Uuid, (resource, name, status): (usize, usize, Option<Status>)) -> Write {
+        let resource =
+            ResourceId::parse(&format!("/subscriptions/{id}/{}", RESOURCES[resource])).unwrap();
+        match status {
+            None => Write::Delete { resource, name: NAMES[name].into() },
+            Some(status) => Write::Put(AssessmentInput {
+                resource,
+                name: NAMES[name].into(),
+                status,
+                cause: Some(format!("{status:?}")),
+                description: None,
+                resource_details: serde_json::json!({"source": "Azure"}),
+                additional_data: None,
+                partner_name: None,
+            }),
+        }
+    }
+
+    /// Everything a write maintains, apart from times: outcomes, assessments, counters of the
+    /// subscription and of each resource group, the transition log with its scores, the last
+    /// history point.
+    async fn state(store: &Store, id: Uuid, outcomes: &[Outcome]) -> String {
+        let scope = ResourceId::parse(&format!("/subscriptions/{id}")).unwrap();
+        let assessments: Vec<_> = store
+            .assessments(&scope, None, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.resource_id, a.name, a.status, a.cause))
+            .collect();
+        let outcomes: Vec<_> = outcomes
+            .iter()
+            .map(|o| match o {
+                Outcome::Created(a) => format!("created {} {:?}", a.resource_id, a.status),
+                Outcome::Replaced(a) => format!("replaced {} {:?}", a.resource_id, a.status),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        let mut groups = Vec::new();
+        for rg in ["rg1", "rg2"] {
+            groups.push(store.counts_at(&Scope::ResourceGroup(id, rg.into())).await.unwrap());
+        }
+        let (from, to) = (OffsetDateTime::UNIX_EPOCH, OffsetDateTime::now_utc());
+        let changes: Vec<_> = store
+            .changes(id, from, to, Order::OldestFirst, None, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.resource_id, c.assessment, c.old, c.new, c.before, c.after))
+            .collect();
+        let last = store.history(id, crate::catalog::ASC_SCORE, from, to).await.unwrap().pop();
+        format!(
+            "{outcomes:?}\n{assessments:?}\n{:?}\n{groups:?}\n{changes:?}\n{:?}",
+            store.maintained_counts(id).await.unwrap(),
+            last.map(|p| (p.score, p.weight)),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+        /// `apply` over a batch leaves what applying its writes one at a time leaves: the same
+        /// outcomes, rows, counters, transitions (scores before and after each) and final score.
+        #[test]
+        fn a_batch_equals_its_writes_one_by_one(
+            before in prop::collection::vec(op(), 0..12),
+            batch in prop::collection::vec(op(), 1..40),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let (batched, single) = rt.block_on(async {
+                let id = Uuid::new_v4();
+                let mut states = Vec::new();
+                for one_by_one in [false, true] {
+                    let store = Store::open(&StoreConfig::Memory).await.unwrap();
+                    let sub = Subscription {
+                        id,
+                        display_name: "p".into(),
+                        tenant_id: Uuid::nil(),
+                        state: "Enabled".into(),
+                    };
+                    store.put_subscription(&sub).await.unwrap();
+                    // The same starting rows in both, written one at a time.
+                    for &o in &before {
+                        store.apply(&[write(id, o)]).await.unwrap();
+                    }
+                    let writes: Vec<Write> = batch.iter().map(|&o| write(id, o)).collect();
+                    let mut outcomes = Vec::new();
+                    if one_by_one {
+                        for w in writes {
+                            outcomes.extend(store.apply(&[w]).await.unwrap());
+                        }
+                    } else {
+                        outcomes = store.apply(&writes).await.unwrap();
+                    }
+                    states.push(state(&store, id, &outcomes).await);
+                    prop_assert!(store.verify().await.unwrap().is_clean());
+                }
+                Ok((states.remove(0), states.remove(0)))
+            })?;
+            prop_assert_eq!(batched, single);
+        }
+    }
+}
