@@ -259,25 +259,6 @@ fn pg_args(values: Vec<Arg>) -> sqlx::postgres::PgArguments {
     arguments(values)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn many_numbered_placeholders_in_order_become_anonymous_for_sqlite() {
-        let rows = value_rows(20, 2, 2);
-        let sql = format!("SELECT x FROM t WHERE a = $1 AND (b, c) IN ({rows})");
-        let text = sqlite_text(&sql, 41);
-        assert_eq!(text.matches('?').count(), 41);
-        assert!(!text.contains('$'));
-        // Out of order, repeated, or few: as written.
-        let repeated = format!("{sql} AND d = $1");
-        assert_eq!(sqlite_text(&repeated, 41), repeated);
-        assert_eq!(sqlite_text("SELECT $2, $1", 40), "SELECT $2, $1");
-        assert_eq!(sqlite_text("SELECT $1", 1), "SELECT $1");
-    }
-}
-
 /// Rows per multi-row statement of a batched write: a statement's fixed cost is spread over
 /// many rows while its parameters stay far below either engine's limit (SQLite 32 766,
 /// PostgreSQL 65 535; the widest row, a logged transition, has 13).
@@ -373,4 +354,23 @@ pub(in crate::store) async fn write_one<B: SqlBackend + ?Sized>(
     tx.announce().await?;
     tx.commit().await?;
     Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_numbered_placeholders_in_order_become_anonymous_for_sqlite() {
+        let rows = value_rows(20, 2, 2);
+        let sql = format!("SELECT x FROM t WHERE a = $1 AND (b, c) IN ({rows})");
+        let text = sqlite_text(&sql, 41);
+        assert_eq!(text.matches('?').count(), 41);
+        assert!(!text.contains('$'));
+        // Out of order, repeated, or few: as written.
+        let repeated = format!("{sql} AND d = $1");
+        assert_eq!(sqlite_text(&repeated, 41), repeated);
+        assert_eq!(sqlite_text("SELECT $2, $1", 40), "SELECT $2, $1");
+        assert_eq!(sqlite_text("SELECT $1", 1), "SELECT $1");
+    }
 }
