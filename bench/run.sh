@@ -12,7 +12,9 @@
 #           definitions list
 #   put     durable assessment PUTs, each a distinct assessment (PUT_RESOURCES of them, then
 #           they are written again), into a data directory on disk (synchronous=FULL)
-#   import, scale   reserved (bulk import, 10 M assessments): not built yet
+#   import  bulk import of IMPORT_LINES generated NDJSON lines into a data directory (bench/bulk.sh)
+#   scale   per size of SCALE_SIZES: import, cold start to /readyz, RSS, GET ascScore, list
+#           pages, single PUT latency (bench/bulk.sh; its header lists the settings)
 #
 # securescore runs as a user runs it: `serve --demo --data-dir DIR --insecure-http
 # --no-throttle` (strict authentication, the default), its data made by --demo (the official
@@ -69,6 +71,7 @@ SCENARIOS=("$@")
 
 # scenario|name|method|path-and-query
 ENDPOINTS=()
+BULK=()
 for scenario in "${SCENARIOS[@]}"; do
     case $scenario in
     get)
@@ -87,7 +90,7 @@ for scenario in "${SCENARIOS[@]}"; do
         ENDPOINTS+=("put|assessment PUT|PUT|/subscriptions/$SUB/resourceGroups/bench/providers/Microsoft.Compute/virtualMachines/probe/providers/Microsoft.Security/assessments/$PUT_ASSESSMENT?api-version=2020-01-01")
         ;;
     import | scale)
-        echo "[bench] $scenario: not yet (bulk import and the 10 M-assessment store are not benchmarked yet)" >&2
+        BULK+=("$scenario")
         ;;
     *)
         echo "[bench] error: unknown scenario '$scenario' (get, lists, put, import, scale, all)" >&2
@@ -95,7 +98,6 @@ for scenario in "${SCENARIOS[@]}"; do
         ;;
     esac
 done
-[[ ${#ENDPOINTS[@]} -gt 0 ]] || exit 0
 PUT_BODY='{"properties":{"resourceDetails":{"source":"Azure"},"status":{"code":"Unhealthy","cause":"bench","description":"written by bench/run.sh"}}}'
 
 log() { echo "[bench] $*" >&2; }
@@ -247,6 +249,18 @@ run_wrk() {
     echo "settings: duration=${DURATION}s warmup=${WARMUP}s connections=$CONNECTIONS threads=$THREADS server_cpu=$SERVER_CPU client_cpu=$CLIENT_CPU put_resources=$PUT_RESOURCES"
 } >"$OUT/machine.txt"
 
+# --- bulk scenarios (bench/bulk.sh): import, scale -------------------------------------------------
+if [[ ${#BULK[@]} -gt 0 ]]; then
+    # shellcheck source=bench/bulk.sh
+    source "$REPO/bench/bulk.sh"
+    for b in "${BULK[@]}"; do "scenario_$b"; done
+fi
+if [[ ${#ENDPOINTS[@]} -eq 0 ]]; then
+    cat "$OUT/machine.txt" >>"$OUT/summary.txt"
+    log "raw results in ${OUT#"$REPO"/}"
+    exit 0
+fi
+
 # --- securescore ---------------------------------------------------------------------------------
 # Strict authentication (the default), a data directory on disk (the put scenario's writes are
 # durable: synchronous=FULL), throttling off (the default budget would answer 429s).
@@ -361,6 +375,6 @@ ratio_of() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
         esac
     done
     [[ -z $VERIFY ]] || echo "$VERIFY"
-} | tee "$OUT/summary.txt"
+} | tee -a "$OUT/summary.txt"
 cat "$OUT/machine.txt" >>"$OUT/summary.txt"
 log "raw results in ${OUT#"$REPO"/}"

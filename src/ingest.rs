@@ -51,9 +51,10 @@ use crate::wire::{ImportProgress, ImportReport, LineError, MAX_REPORTED_ERRORS};
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 /// Lines per transaction, unless told otherwise.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
-/// The largest batch anyone may ask for: beyond it a transaction holds the lock too long for
-/// the time slicing to stay fine-grained.
-pub const MAX_BATCH_SIZE: usize = 5000;
+/// The largest batch anyone may ask for. A batch costs a few statements per 500 writes
+/// (`store::sql::core`'s `apply`), so a transaction of [`SLICE`] holds thousands of them; the
+/// pacer still sizes batches to the slice, this only bounds the memory a batch holds.
+pub const MAX_BATCH_SIZE: usize = 50_000;
 /// How long one batch's transaction should hold the write lock.
 pub const SLICE: Duration = Duration::from_millis(50);
 
@@ -72,6 +73,10 @@ pub struct Options {
     pub deadline: Option<Instant>,
     /// Stop when the input delivers no line for this long.
     pub idle: Option<Duration>,
+    /// No other writer waits for the store (a data directory no server is running on): batches
+    /// of `batch_size` one after the other, without the time slices and pauses that give other
+    /// writers their turns. Every batch is still its own durable transaction.
+    pub exclusive: bool,
 }
 
 impl Default for Options {
@@ -81,6 +86,7 @@ impl Default for Options {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             deadline: None,
             idle: None,
+            exclusive: false,
         }
     }
 }
@@ -116,7 +122,12 @@ where
     let max_batch = options.batch_size.clamp(1, MAX_BATCH_SIZE);
     let mut importer = Importer {
         store,
-        pacer: Pacer { max: max_batch, per_write: None, worked: Duration::ZERO },
+        pacer: Pacer {
+            max: max_batch,
+            per_write: None,
+            worked: Duration::ZERO,
+            exclusive: options.exclusive,
+        },
         views: HashMap::new(),
         writes: Vec::new(),
         lines: Vec::new(),
@@ -590,7 +601,10 @@ impl<F: FnMut(&ImportProgress)> Importer<'_, F> {
             failed: r.failed,
             batches: r.batches,
         });
-        tokio::time::sleep(self.pacer.committed(writes.len(), held)).await;
+        let pause = self.pacer.committed(writes.len(), held);
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
         Ok(())
     }
 }
@@ -617,10 +631,15 @@ struct Pacer {
     per_write: Option<Duration>,
     /// Time in transactions since the last long pause.
     worked: Duration,
+    /// [`Options::exclusive`]: always `max`, never a pause.
+    exclusive: bool,
 }
 
 impl Pacer {
     fn batch_size(&self) -> usize {
+        if self.exclusive {
+            return self.max;
+        }
         match self.per_write {
             None => self.max,
             Some(cost) => usize::try_from(SLICE.as_nanos() / cost.as_nanos().max(1))
@@ -631,6 +650,9 @@ impl Pacer {
 
     /// Record a committed batch of `writes` that took `took`; returns how long to pause.
     fn committed(&mut self, writes: usize, took: Duration) -> Duration {
+        if self.exclusive {
+            return Duration::ZERO;
+        }
         let observed = took / u32::try_from(writes.max(1)).unwrap_or(u32::MAX);
         self.per_write = Some(match self.per_write {
             None => observed,
@@ -886,7 +908,8 @@ mod tests {
 
     #[test]
     fn batches_fit_the_time_slice_and_a_slow_batch_shrinks_the_next_only_a_little() {
-        let mut pacer = Pacer { max: 500, per_write: None, worked: Duration::ZERO };
+        let mut pacer =
+            Pacer { max: 500, per_write: None, worked: Duration::ZERO, exclusive: false };
         assert_eq!(pacer.batch_size(), 500);
         assert_eq!(pacer.committed(500, Duration::from_millis(200)), LONG_PAUSE, "200 ms worked");
         assert_eq!(pacer.batch_size(), 125, "50 ms at 0.4 ms a write");
@@ -897,8 +920,12 @@ mod tests {
         assert_eq!(pacer.batch_size(), 500, "cheap writes: the caller's size");
         pacer.committed(1, Duration::from_secs(3));
         assert_eq!(pacer.batch_size(), 500 * 4 / 5, "{:?}", pacer.per_write);
-        let mut tiny =
-            Pacer { max: 3, per_write: Some(Duration::from_secs(1)), worked: Duration::ZERO };
+        let mut tiny = Pacer {
+            max: 3,
+            per_write: Some(Duration::from_secs(1)),
+            worked: Duration::ZERO,
+            exclusive: false,
+        };
         assert_eq!(tiny.batch_size(), 1);
         tiny.committed(1, Duration::ZERO);
         assert_eq!(tiny.batch_size(), 3);

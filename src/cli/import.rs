@@ -39,6 +39,7 @@ pub async fn run(args: ImportArgs) -> Result<()> {
         let store = super::data::open_data_dir(&args.target).await?;
         let options = Options {
             batch_size,
+            exclusive: args.exclusive,
             max_line_bytes: usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX),
             ..Options::default()
         };

@@ -273,6 +273,10 @@ pub struct ImportArgs {
     #[arg(long, default_value_t = crate::ingest::DEFAULT_BATCH_SIZE as u64,
           value_parser = clap::value_parser!(u64).range(1..=crate::ingest::MAX_BATCH_SIZE as u64))]
     pub batch_size: u64,
+    /// With --data-dir on which no server runs: commit batches of --batch-size back to back,
+    /// without the pauses that give other writers their turns (each batch is still durable)
+    #[arg(long, conflicts_with = "endpoint")]
+    pub exclusive: bool,
     /// Reject longer lines (with --data-dir; a server applies its own limit, also 1 MiB).
     #[arg(long, default_value_t = crate::ingest::DEFAULT_MAX_LINE_BYTES as u64,
           value_parser = clap::value_parser!(u64).range(1..))]

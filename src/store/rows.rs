@@ -73,6 +73,24 @@ impl TryFrom<AssessmentRow> for Assessment {
     }
 }
 
+/// An assessment row with its key (the batched read of `apply`).
+#[derive(sqlx::FromRow)]
+pub(in crate::store) struct KeyedAssessmentRow {
+    pub(in crate::store) resource_key: String,
+    pub(in crate::store) name_key: String,
+    #[sqlx(flatten)]
+    pub(in crate::store) row: AssessmentRow,
+}
+
+/// A `resource_tallies` row with its key within the subscription.
+#[derive(sqlx::FromRow)]
+pub(in crate::store) struct TallyRow {
+    pub(in crate::store) control: String,
+    pub(in crate::store) resource_key: String,
+    #[sqlx(flatten)]
+    pub(in crate::store) counts: CountsRow,
+}
+
 /// The three counters of a `resource_tallies` or `control_counts` row.
 #[derive(sqlx::FromRow)]
 pub(in crate::store) struct CountsRow {

@@ -1,22 +1,24 @@
 //! The write hooks of issue 11, for either SQL engine: within one write transaction, [`Tracker`]
 //! steps the counters with *effective* statuses (`store::exemptions`) and appends every status
 //! transition, with the secure score before and after it, to `status_changes`. `apply` makes one
-//! call per assessment write ([`Tracker::write`]); exemption changes re-step through the same
-//! tracker (`sql::exemptions`). The one place counters step ([`step`], around `score::step`)
-//! and history points are recorded ([`record_history_because`]).
+//! call per assessment write ([`Tracker::write`]) and writes the rows they moved once per batch
+//! ([`Tracker::flush`]); exemption changes re-step through the same tracker (`sql::exemptions`).
+//! The one place counters step (`Tracker::step`, around `score::step`) and history points are
+//! recorded ([`record_history_because`]).
 
 use anyhow::Result;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::OffsetDateTime;
 
-use super::{query, query_as, WriteTx};
+use super::{query, query_as, value_rows, WriteTx, ROWS_PER_STATEMENT};
 use crate::arm::format_time;
 use crate::catalog;
 use crate::score::{self, ControlCounts, ResourceTally, ScoreDetails, Status};
 use crate::store::changes::ChangeCause;
 use crate::store::engine::HistoryReason;
 use crate::store::exemptions::{effective_status, exempting, ExemptionRule};
-use crate::store::rows::{ControlCountsRow, CountsRow, ScoreRow};
+use crate::store::management_groups::resource_group_of;
+use crate::store::rows::{ControlCountsRow, ScoreRow, TallyRow};
 
 /// One assessment write as `apply` sees it: stored statuses before and after (`None`: absent).
 pub(in crate::store) struct Written<'a> {
@@ -32,12 +34,43 @@ pub(in crate::store) struct Written<'a> {
 
 /// Per write transaction: each touched subscription's control counts and secure score as the
 /// transaction moves them (so the score before and after each transition costs no query, and is
-/// recomputed only when counts move), and its active exemptions (which an assessment write cannot
-/// change).
+/// recomputed only when counts move), its active exemptions (which an assessment write cannot
+/// change), the resource tallies it read, and the rows it has still to write.
+///
+/// A [`Tracker::default`] writes every counter row it moves and every transition before its
+/// call returns. A [`Tracker::buffered`] (`apply`'s, over a batch of writes) keeps them until
+/// [`Tracker::flush`]: each touched counter row is then written once per transaction, with
+/// multi-row statements, whatever number of writes moved it.
 #[derive(Default)]
 pub(in crate::store) struct Tracker {
     subscriptions: HashMap<String, Tracked>,
     rules: HashMap<String, Vec<ExemptionRule>>,
+    buffered: bool,
+    /// (subscription, control, resource key) → its tally as the transaction stands; an entry
+    /// exists once the row was read (empty: no row).
+    tallies: HashMap<TallyKey, ResourceTally>,
+    dirty_tallies: BTreeSet<TallyKey>,
+    /// (subscription, control) whose counts moved; their values are in `subscriptions`.
+    dirty_controls: BTreeSet<(String, String)>,
+    /// (subscription, resource group, control) → a resource key in the group and how much its
+    /// counts moved.
+    groups: BTreeMap<(String, String, String), (String, ControlCounts)>,
+    changes: Vec<Logged>,
+}
+
+type TallyKey = (String, String, String);
+
+/// One transition to log, with the scores around it.
+struct Logged {
+    subscription: String,
+    at: String,
+    resource_id: String,
+    assessment: String,
+    old: Option<Status>,
+    new: Option<Status>,
+    cause: Option<ChangeCause>,
+    before: ScoreDetails,
+    after: ScoreDetails,
 }
 
 /// One subscription's counters within a transaction: control → (its maximum, its counts).
@@ -55,6 +88,11 @@ impl Tracked {
 }
 
 impl Tracker {
+    /// A tracker whose rows wait for [`Tracker::flush`].
+    pub(in crate::store) fn buffered() -> Tracker {
+        Tracker { buffered: true, ..Tracker::default() }
+    }
+
     /// Step the counters of one assessment write from its old to its new effective status, and
     /// log the stored transition. Nothing happens when the stored status did not change.
     pub(in crate::store) async fn write(
@@ -100,21 +138,99 @@ impl Tracker {
         new: Option<Status>,
     ) -> Result<()> {
         self.load(tx, subscription).await?;
-        let cat = catalog::builtin();
-        for control in cat.scored_controls(name_key) {
-            let counts = step(tx, subscription, control, resource_key, old, new).await?;
-            if let Some(tracked) = self.subscriptions.get_mut(subscription) {
-                if counts.is_assessed() {
-                    tracked.controls.insert(control.clone(), (cat.max_score(control), counts));
-                } else {
-                    tracked.controls.remove(control);
-                }
-            }
+        let controls = catalog::builtin().scored_controls(name_key);
+        if controls.iter().any(|c| {
+            !self.tallies.contains_key(&(subscription.into(), c.clone(), resource_key.into()))
+        }) {
+            self.read_tallies(tx, subscription, controls, &[resource_key]).await?;
+        }
+        for control in controls {
+            self.step(subscription, control, resource_key, old, new);
         }
         if let Some(tracked) = self.subscriptions.get_mut(subscription) {
             tracked.rescore();
         }
+        self.write_through(tx).await
+    }
+
+    /// Read the tallies of these resources in these controls (a few statements for a whole
+    /// batch); the ones already read are kept.
+    pub(in crate::store) async fn read_tallies(
+        &mut self,
+        tx: &mut impl WriteTx,
+        subscription: &str,
+        controls: &[String],
+        resource_keys: &[&str],
+    ) -> Result<()> {
+        if controls.is_empty() {
+            return Ok(());
+        }
+        for chunk in resource_keys.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT control, resource_key, healthy, unhealthy, not_applicable FROM resource_tallies \
+                 WHERE subscription_id = $1 AND control IN {} AND resource_key IN {}",
+                value_rows(1, controls.len(), 2),
+                value_rows(1, chunk.len(), 2 + controls.len()),
+            );
+            let mut statement = query_as::<TallyRow>(sql).bind(subscription);
+            for control in controls {
+                statement = statement.bind(control);
+            }
+            for key in chunk {
+                statement = statement.bind(*key);
+            }
+            let rows = statement.fetch_all(tx.conn()).await?;
+            for control in controls {
+                for key in chunk {
+                    self.tallies
+                        .entry((subscription.to_owned(), control.clone(), (*key).to_owned()))
+                        .or_default();
+                }
+            }
+            for row in rows {
+                let key = (subscription.to_owned(), row.control, row.resource_key);
+                if !self.dirty_tallies.contains(&key) {
+                    self.tallies.insert(key, row.counts.into());
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The one (control, resource) step of the maintained state, around `score::step`, in memory:
+    /// the tally, the control's counts and the resource group's counts move together.
+    fn step(
+        &mut self,
+        subscription: &str,
+        control: &str,
+        resource_key: &str,
+        old: Option<Status>,
+        new: Option<Status>,
+    ) {
+        let key = (subscription.to_owned(), control.to_owned(), resource_key.to_owned());
+        let tally = self.tallies.entry(key.clone()).or_default();
+        let Some(tracked) = self.subscriptions.get_mut(subscription) else { return };
+        let mut counts = tracked.controls.get(control).map(|(_, c)| *c).unwrap_or_default();
+        let before = counts;
+        score::step(tally, &mut counts, old, new);
+        if counts.is_assessed() {
+            let max = catalog::builtin().max_score(control);
+            tracked.controls.insert(control.to_owned(), (max, counts));
+        } else {
+            tracked.controls.remove(control);
+        }
+        self.dirty_tallies.insert(key);
+        self.dirty_controls.insert((subscription.to_owned(), control.to_owned()));
+        // The resource's resource group (if any) moves with the subscription.
+        if let Some(rg) = resource_group_of(resource_key) {
+            let (_, delta) = self
+                .groups
+                .entry((subscription.to_owned(), rg.to_owned(), control.to_owned()))
+                .or_insert_with(|| (resource_key.to_owned(), ControlCounts::default()));
+            delta.healthy += counts.healthy - before.healthy;
+            delta.unhealthy += counts.unhealthy - before.unhealthy;
+            delta.not_applicable += counts.not_applicable - before.not_applicable;
+        }
     }
 
     async fn load(&mut self, tx: &mut impl WriteTx, subscription: &str) -> Result<()> {
@@ -162,26 +278,159 @@ impl Tracker {
         now: OffsetDateTime,
     ) -> Result<()> {
         let after = self.score(tx, subscription).await?;
-        query(
-            "INSERT INTO status_changes (subscription_id, at, resource_id, assessment, old_status, \
-             new_status, cause, before_current, before_max, before_percentage, after_current, \
-             after_max, after_percentage) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(subscription)
-        .bind(format_time(now))
-        .bind(change.resource_id)
-        .bind(change.assessment)
-        .bind(change.old.map(Status::as_str))
-        .bind(change.new.map(Status::as_str))
-        .bind(change.cause.map(ChangeCause::as_str))
-        .bind(before.current)
-        .bind(before.max)
-        .bind(before.percentage)
-        .bind(after.current)
-        .bind(after.max)
-        .bind(after.percentage)
-        .execute(tx.conn())
-        .await?;
+        self.changes.push(Logged {
+            subscription: subscription.to_owned(),
+            at: format_time(now),
+            resource_id: change.resource_id.to_owned(),
+            assessment: change.assessment.to_owned(),
+            old: change.old,
+            new: change.new,
+            cause: change.cause,
+            before,
+            after,
+        });
+        self.write_through(tx).await
+    }
+
+    async fn write_through(&mut self, tx: &mut impl WriteTx) -> Result<()> {
+        if self.buffered {
+            Ok(())
+        } else {
+            self.flush(tx).await
+        }
+    }
+
+    /// Write every counter row moved and every transition logged since the last flush: each
+    /// row once, with multi-row statements. Before anything reads the counters back from the
+    /// database (the history point, the outbox).
+    pub(in crate::store) async fn flush(&mut self, tx: &mut impl WriteTx) -> Result<()> {
+        // Tallies: the non-empty ones upserted, the emptied ones deleted (as `score::Maintained`).
+        let dirty = std::mem::take(&mut self.dirty_tallies);
+        let mut kept: Vec<(&TallyKey, ResourceTally)> = Vec::new();
+        let mut emptied: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+        for key in &dirty {
+            let tally = self.tallies.get(key).copied().unwrap_or_default();
+            if tally.is_empty() {
+                emptied.entry((&key.0, &key.1)).or_default().push(&key.2);
+            } else {
+                kept.push((key, tally));
+            }
+        }
+        for chunk in kept.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO resource_tallies (subscription_id, control, resource_key, healthy, unhealthy, \
+                 not_applicable) VALUES {} ON CONFLICT (subscription_id, control, resource_key) DO UPDATE SET \
+                 healthy = excluded.healthy, unhealthy = excluded.unhealthy, not_applicable = excluded.not_applicable",
+                value_rows(chunk.len(), 6, 1)
+            );
+            let mut statement = query(sql);
+            for ((sub, control, resource), tally) in chunk {
+                statement = statement
+                    .bind(sub)
+                    .bind(control)
+                    .bind(resource)
+                    .bind(tally.healthy)
+                    .bind(tally.unhealthy)
+                    .bind(tally.not_applicable);
+            }
+            statement.execute(tx.conn()).await?;
+        }
+        for ((sub, control), resources) in &emptied {
+            for chunk in resources.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "DELETE FROM resource_tallies WHERE subscription_id = $1 AND control = $2 AND resource_key IN {}",
+                    value_rows(1, chunk.len(), 3)
+                );
+                let mut statement = query(sql).bind(*sub).bind(*control);
+                for resource in chunk {
+                    statement = statement.bind(*resource);
+                }
+                statement.execute(tx.conn()).await?;
+            }
+        }
+
+        // Control counts: an unassessed control has no row.
+        let dirty = std::mem::take(&mut self.dirty_controls);
+        let mut assessed: Vec<(&str, &str, ControlCounts)> = Vec::new();
+        let mut unassessed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (sub, control) in &dirty {
+            match self.subscriptions.get(sub).and_then(|t| t.controls.get(control)) {
+                Some((_, counts)) => assessed.push((sub, control, *counts)),
+                None => unassessed.entry(sub).or_default().push(control),
+            }
+        }
+        for chunk in assessed.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO control_counts (subscription_id, control, healthy, unhealthy, not_applicable) \
+                 VALUES {} ON CONFLICT (subscription_id, control) DO UPDATE SET \
+                 healthy = excluded.healthy, unhealthy = excluded.unhealthy, not_applicable = excluded.not_applicable",
+                value_rows(chunk.len(), 5, 1)
+            );
+            let mut statement = query(sql);
+            for (sub, control, counts) in chunk {
+                statement = statement
+                    .bind(*sub)
+                    .bind(*control)
+                    .bind(counts.healthy)
+                    .bind(counts.unhealthy)
+                    .bind(counts.not_applicable);
+            }
+            statement.execute(tx.conn()).await?;
+        }
+        for (sub, controls) in &unassessed {
+            let sql = format!(
+                "DELETE FROM control_counts WHERE subscription_id = $1 AND control IN {}",
+                value_rows(1, controls.len(), 2)
+            );
+            let mut statement = query(sql).bind(*sub);
+            for control in controls {
+                statement = statement.bind(*control);
+            }
+            statement.execute(tx.conn()).await?;
+        }
+
+        // Resource groups: the net change of each touched (group, control), through the
+        // resource-group hook (which owns how a group's row moves).
+        for ((sub, _, control), (resource_key, delta)) in std::mem::take(&mut self.groups) {
+            super::resource_groups::step_resource_group(
+                tx,
+                &sub,
+                &control,
+                &resource_key,
+                ControlCounts::default(),
+                delta,
+            )
+            .await?;
+        }
+
+        // Transitions, in the order they happened.
+        let changes = std::mem::take(&mut self.changes);
+        for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO status_changes (subscription_id, at, resource_id, assessment, old_status, \
+                 new_status, cause, before_current, before_max, before_percentage, after_current, \
+                 after_max, after_percentage) VALUES {}",
+                value_rows(chunk.len(), 13, 1)
+            );
+            let mut statement = query(sql);
+            for c in chunk {
+                statement = statement
+                    .bind(&c.subscription)
+                    .bind(&c.at)
+                    .bind(&c.resource_id)
+                    .bind(&c.assessment)
+                    .bind(c.old.map(Status::as_str))
+                    .bind(c.new.map(Status::as_str))
+                    .bind(c.cause.map(ChangeCause::as_str))
+                    .bind(c.before.current)
+                    .bind(c.before.max)
+                    .bind(c.before.percentage)
+                    .bind(c.after.current)
+                    .bind(c.after.max)
+                    .bind(c.after.percentage);
+            }
+            statement.execute(tx.conn()).await?;
+        }
         Ok(())
     }
 }
@@ -193,98 +442,6 @@ pub(in crate::store) struct Change<'a> {
     pub old: Option<Status>,
     pub new: Option<Status>,
     pub cause: Option<ChangeCause>,
-}
-
-/// One (control, resource) step of the maintained state, in SQL around `score::step`; the
-/// control's counts after it.
-pub(in crate::store) async fn step(
-    tx: &mut impl WriteTx,
-    subscription: &str,
-    control: &str,
-    resource_key: &str,
-    old: Option<Status>,
-    new: Option<Status>,
-) -> Result<ControlCounts> {
-    let mut tally: ResourceTally = query_as::<CountsRow>(
-        "SELECT healthy, unhealthy, not_applicable FROM resource_tallies \
-         WHERE subscription_id = $1 AND control = $2 AND resource_key = $3",
-    )
-    .bind(subscription)
-    .bind(control)
-    .bind(resource_key)
-    .fetch_optional(tx.conn())
-    .await?
-    .map(Into::into)
-    .unwrap_or_default();
-    let mut counts: ControlCounts = query_as::<CountsRow>(
-        "SELECT healthy, unhealthy, not_applicable FROM control_counts \
-         WHERE subscription_id = $1 AND control = $2",
-    )
-    .bind(subscription)
-    .bind(control)
-    .fetch_optional(tx.conn())
-    .await?
-    .map(Into::into)
-    .unwrap_or_default();
-
-    let before = counts;
-    score::step(&mut tally, &mut counts, old, new);
-    // The resource's resource group (if any) moves with the subscription.
-    super::resource_groups::step_resource_group(
-        tx,
-        subscription,
-        control,
-        resource_key,
-        before,
-        counts,
-    )
-    .await?;
-
-    if tally.is_empty() {
-        query(
-            "DELETE FROM resource_tallies WHERE subscription_id = $1 AND control = $2 AND resource_key = $3",
-        )
-        .bind(subscription)
-        .bind(control)
-        .bind(resource_key)
-        .execute(tx.conn())
-        .await?;
-    } else {
-        query(
-            "INSERT INTO resource_tallies (subscription_id, control, resource_key, healthy, unhealthy, not_applicable) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subscription_id, control, resource_key) DO UPDATE SET \
-             healthy = excluded.healthy, unhealthy = excluded.unhealthy, not_applicable = excluded.not_applicable",
-        )
-        .bind(subscription)
-        .bind(control)
-        .bind(resource_key)
-        .bind(tally.healthy)
-        .bind(tally.unhealthy)
-        .bind(tally.not_applicable)
-        .execute(tx.conn())
-        .await?;
-    }
-    if counts.is_assessed() {
-        query(
-            "INSERT INTO control_counts (subscription_id, control, healthy, unhealthy, not_applicable) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (subscription_id, control) DO UPDATE SET \
-             healthy = excluded.healthy, unhealthy = excluded.unhealthy, not_applicable = excluded.not_applicable",
-        )
-        .bind(subscription)
-        .bind(control)
-        .bind(counts.healthy)
-        .bind(counts.unhealthy)
-        .bind(counts.not_applicable)
-        .execute(tx.conn())
-        .await?;
-    } else {
-        query("DELETE FROM control_counts WHERE subscription_id = $1 AND control = $2")
-            .bind(subscription)
-            .bind(control)
-            .execute(tx.conn())
-            .await?;
-    }
-    Ok(counts)
 }
 
 /// Record the subscription's secure score if it differs from the last recorded one; true when it did.
