@@ -22,22 +22,16 @@ pub(super) struct RgCountsRow {
     pub counts: CountsRow,
 }
 
-/// The hook of each engine's `step`: the subscription's counts of `control` moved from `before` to
-/// `after` because of one resource; the resource's group (if it lies in one) moves the same way.
+/// Move the counts of `control` in one resource group by `delta` (the net change a transaction's
+/// resources in the group made); a row left empty is dropped, as control_counts drops its own.
 pub(in crate::store) async fn step_resource_group(
     tx: &mut impl WriteTx,
     subscription: &str,
+    resource_group: &str,
     control: &str,
-    resource_key: &str,
-    before: ControlCounts,
-    after: ControlCounts,
+    delta: ControlCounts,
 ) -> Result<()> {
-    let Some(rg) = resource_group_of(resource_key) else { return Ok(()) };
-    let delta = (
-        after.healthy - before.healthy,
-        after.unhealthy - before.unhealthy,
-        after.not_applicable - before.not_applicable,
-    );
+    let delta = (delta.healthy, delta.unhealthy, delta.not_applicable);
     if delta == (0, 0, 0) {
         return Ok(());
     }
@@ -50,7 +44,7 @@ pub(in crate::store) async fn step_resource_group(
          not_applicable = resource_group_counts.not_applicable + excluded.not_applicable",
     )
     .bind(subscription)
-    .bind(rg)
+    .bind(resource_group)
     .bind(control)
     .bind(delta.0)
     .bind(delta.1)
@@ -66,7 +60,7 @@ pub(in crate::store) async fn step_resource_group(
          AND control = $3 AND healthy = 0 AND unhealthy = 0 AND not_applicable = 0",
     )
     .bind(subscription)
-    .bind(rg)
+    .bind(resource_group)
     .bind(control)
     .execute(tx.conn())
     .await?;

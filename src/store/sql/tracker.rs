@@ -52,9 +52,8 @@ pub(in crate::store) struct Tracker {
     dirty_tallies: BTreeSet<TallyKey>,
     /// (subscription, control) whose counts moved; their values are in `subscriptions`.
     dirty_controls: BTreeSet<(String, String)>,
-    /// (subscription, resource group, control) → a resource key in the group and how much its
-    /// counts moved.
-    groups: BTreeMap<(String, String, String), (String, ControlCounts)>,
+    /// (subscription, resource group, control) → how much its counts moved.
+    groups: BTreeMap<(String, String, String), ControlCounts>,
     changes: Vec<Logged>,
 }
 
@@ -223,10 +222,10 @@ impl Tracker {
         self.dirty_controls.insert((subscription.to_owned(), control.to_owned()));
         // The resource's resource group (if any) moves with the subscription.
         if let Some(rg) = resource_group_of(resource_key) {
-            let (_, delta) = self
+            let delta = self
                 .groups
                 .entry((subscription.to_owned(), rg.to_owned(), control.to_owned()))
-                .or_insert_with(|| (resource_key.to_owned(), ControlCounts::default()));
+                .or_default();
             delta.healthy += counts.healthy - before.healthy;
             delta.unhealthy += counts.unhealthy - before.unhealthy;
             delta.not_applicable += counts.not_applicable - before.not_applicable;
@@ -391,16 +390,8 @@ impl Tracker {
 
         // Resource groups: the net change of each touched (group, control), through the
         // resource-group hook (which owns how a group's row moves).
-        for ((sub, _, control), (resource_key, delta)) in std::mem::take(&mut self.groups) {
-            super::resource_groups::step_resource_group(
-                tx,
-                &sub,
-                &control,
-                &resource_key,
-                ControlCounts::default(),
-                delta,
-            )
-            .await?;
+        for ((sub, group, control), delta) in std::mem::take(&mut self.groups) {
+            super::resource_groups::step_resource_group(tx, &sub, &group, &control, delta).await?;
         }
 
         // Transitions, in the order they happened.
