@@ -67,7 +67,14 @@ impl SqliteEngine {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(busy_timeout)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // A batch of thousands of writes dirties more pages than SQLite's default 2 MiB
+            // cache: it then spills them to the WAL mid-transaction and reads them back. 32 MiB
+            // per connection holds a 5 000-write batch (measured in docs/PERFORMANCE.md); pages
+            // are only cached once touched, so an idle connection stays small.
+            .pragma("cache_size", "-32768")
+            // Statement journals (multi-row upserts) in memory rather than temporary files.
+            .pragma("temp_store", "memory");
         // An embedded file does not go away under us: skip the per-acquire ping (measurable on reads).
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -442,15 +449,21 @@ impl super::sql::WriteTx for WriteTx {
         super::sql::Conn::Sqlite(self)
     }
     async fn lock_subscriptions(&mut self, ids: Vec<String>) -> Result<BTreeSet<String>> {
-        // The transaction holds the database's write lock already (BEGIN IMMEDIATE).
+        // The transaction holds the database's write lock already (BEGIN IMMEDIATE): this only
+        // finds which exist, each id once however many writes name it.
+        let ids: BTreeSet<String> = ids.into_iter().collect();
         let mut found = BTreeSet::new();
-        for id in ids {
-            let exists: Option<String> =
-                sqlx::query_scalar("SELECT id FROM subscriptions WHERE id = ?1")
-                    .bind(&id)
-                    .fetch_optional(&mut **self)
-                    .await?;
-            found.extend(exists);
+        let ids: Vec<String> = ids.into_iter().collect();
+        for chunk in ids.chunks(super::sql::ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT id FROM subscriptions WHERE id IN {}",
+                super::sql::value_rows(1, chunk.len(), 1)
+            );
+            let mut statement = super::sql::query_scalar::<String>(sql);
+            for id in chunk {
+                statement = statement.bind(id);
+            }
+            found.extend(statement.fetch_all(super::sql::WriteTx::conn(self)).await?);
         }
         Ok(found)
     }

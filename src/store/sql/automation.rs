@@ -4,11 +4,13 @@
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{query, query_as, query_scalar, Query, SqlBackend, WriteTx};
+use super::{
+    query, query_as, query_scalar, value_rows, Query, SqlBackend, WriteTx, ROWS_PER_STATEMENT,
+};
 use crate::arm::format_time;
 use crate::catalog;
 use crate::score::ControlCounts;
@@ -19,9 +21,12 @@ use crate::store::automation::{
 use crate::store::engine::{Assessment, Outcome};
 use crate::store::rows::{CountsRow, ScoreRow};
 
-/// What one `apply` transaction changed that automations may export; [`record`] writes it.
-#[derive(Default)]
+/// What one write transaction changed that automations may export, for the subscriptions that
+/// have automations; [`record`] writes it.
 pub(in crate::store) struct Changes {
+    /// The subscriptions written that have automations: for the others nothing is kept (a
+    /// bulk import into a subscription without automations builds no payloads).
+    watched: BTreeSet<String>,
     /// (subscription, resource key, change, payload)
     assessments: Vec<(String, String, &'static str, serde_json::Value)>,
     /// (subscription, control)
@@ -30,6 +35,33 @@ pub(in crate::store) struct Changes {
 }
 
 impl Changes {
+    /// Changes of these subscriptions (the transaction has locked them, so their automations
+    /// do not change before it commits).
+    pub(in crate::store) async fn watching<'s>(
+        tx: &mut impl WriteTx,
+        subscriptions: impl IntoIterator<Item = &'s String>,
+    ) -> Result<Changes> {
+        let subscriptions: Vec<&String> = subscriptions.into_iter().collect();
+        let mut watched = BTreeSet::new();
+        for chunk in subscriptions.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT DISTINCT subscription_id FROM automations WHERE subscription_id IN {}",
+                value_rows(1, chunk.len(), 1)
+            );
+            let mut statement = query_scalar::<String>(sql);
+            for sub in chunk {
+                statement = statement.bind(*sub);
+            }
+            watched.extend(statement.fetch_all(tx.conn()).await?);
+        }
+        Ok(Changes {
+            watched,
+            assessments: Vec::new(),
+            controls: BTreeSet::new(),
+            scores: Vec::new(),
+        })
+    }
+
     /// An assessment write or delete (`outcome`: the write's); nothing when the stored record
     /// did not change (a PUT of the same content).
     pub(in crate::store) fn assessment(
@@ -39,6 +71,9 @@ impl Changes {
         before: Option<&Assessment>,
         outcome: Option<&Outcome>,
     ) {
+        if !self.watched.contains(subscription) {
+            return;
+        }
         let after = match outcome {
             Some(Outcome::Created(a) | Outcome::Replaced(a)) => Some(a),
             _ => None,
@@ -65,6 +100,9 @@ impl Changes {
 
     /// The subscription's secure score changed (a history point was recorded).
     pub(in crate::store) fn score(&mut self, subscription: &str) {
+        if !self.watched.contains(subscription) {
+            return;
+        }
         self.scores.push(subscription.to_string());
     }
 }
@@ -77,14 +115,12 @@ fn score_key(subscription: &str) -> String {
     .to_ascii_lowercase()
 }
 
-/// Write the outbox rows of one transaction's changes, for subscriptions with automations only
-/// (no automation, no export: bulk ingest pays nothing for this).
+/// Write the outbox rows of one transaction's changes (subscriptions with automations only).
 pub(in crate::store) async fn record(
     tx: &mut impl WriteTx,
     changes: Changes,
     now: OffsetDateTime,
 ) -> Result<()> {
-    let mut watched: HashMap<String, bool> = HashMap::new();
     let mut rows: Vec<(String, EventKind, &'static str, String, serde_json::Value)> = Vec::new();
     for (sub, key, change, payload) in changes.assessments {
         rows.push((sub, EventKind::Assessment, change, key, payload));
@@ -131,22 +167,6 @@ pub(in crate::store) async fn record(
     }
     let at = format_time(now);
     for (sub, kind, change, key, payload) in rows {
-        let has = match watched.get(&sub) {
-            Some(&has) => has,
-            None => {
-                let found: Option<i64> = query_scalar(
-                    "SELECT CAST(1 AS BIGINT) FROM automations WHERE subscription_id = $1 LIMIT 1",
-                )
-                .bind(&sub)
-                .fetch_optional(tx.conn())
-                .await?;
-                watched.insert(sub.clone(), found.is_some());
-                found.is_some()
-            }
-        };
-        if !has {
-            continue;
-        }
         query(
             "INSERT INTO change_events (event_id, subscription_id, kind, change, resource_key, payload, at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -180,10 +180,11 @@ impl<B: SqlBackend> Engine for B {
         let mut current = read_assessments(&mut tx, &known).await?;
         let mut tracker = tracker::Tracker::buffered();
         read_tallies(&mut tx, &mut tracker, &known).await?;
-        let mut pending: BTreeMap<(String, String), (String, Option<Assessment>)> = BTreeMap::new();
+        // The keys written (with their subscription); what to write is their entry in `current`.
+        let mut pending: BTreeMap<(String, String), String> = BTreeMap::new();
         let mut touched: Vec<String> = Vec::new();
         let mut outcomes = Vec::with_capacity(writes.len());
-        let mut exported = outbox::Changes::default();
+        let mut exported = outbox::Changes::watching(&mut tx, &locked).await?;
         for write in writes {
             let resource = write.resource();
             let sub = resource.subscription();
@@ -231,7 +232,7 @@ impl<B: SqlBackend> Engine for B {
                         status_change_date,
                     };
                     current.insert(key.clone(), Some(stored.clone()));
-                    pending.insert(key.clone(), (sub_text.clone(), Some(stored.clone())));
+                    pending.insert(key.clone(), sub_text.clone());
                     outcomes.push(if existing.is_some() {
                         Outcome::Replaced(stored)
                     } else {
@@ -242,7 +243,7 @@ impl<B: SqlBackend> Engine for B {
                 Write::Delete { .. } => {
                     if existing.is_some() {
                         current.insert(key.clone(), None);
-                        pending.insert(key.clone(), (sub_text.clone(), None));
+                        pending.insert(key.clone(), sub_text.clone());
                         outcomes.push(Outcome::Deleted);
                     } else {
                         outcomes.push(Outcome::Absent);
@@ -268,7 +269,7 @@ impl<B: SqlBackend> Engine for B {
                 }
             }
         }
-        write_assessments(&mut tx, &pending).await?;
+        write_assessments(&mut tx, &pending, &current).await?;
         tracker.flush(&mut tx).await?;
         for sub in &touched {
             if tracker::record_history(&mut tx, sub, now).await? {
@@ -437,10 +438,10 @@ impl<B: SqlBackend> Engine for B {
 /// The stored rows the writes name, by key (`None`: absent), in a statement per
 /// [`ROWS_PER_STATEMENT`] keys (a join with the keys' VALUES, which both engines run as index
 /// lookups; SQLite scans the table for a row-value `IN (VALUES …)`).
-async fn read_assessments(
-    tx: &mut impl WriteTx,
-    writes: &[&Write],
-) -> Result<HashMap<(String, String), Option<Assessment>>> {
+/// (resource key, name key) → the stored assessment as the batch moves it (`None`: absent).
+type Assessments = HashMap<(String, String), Option<Assessment>>;
+
+async fn read_assessments(tx: &mut impl WriteTx, writes: &[&Write]) -> Result<Assessments> {
     let keys: BTreeSet<(&str, String)> = writes
         .iter()
         .map(|w| {
@@ -506,12 +507,14 @@ async fn read_tallies(
 /// and written again in one batch starts afresh) and deletes, with multi-row statements.
 async fn write_assessments(
     tx: &mut impl WriteTx,
-    pending: &BTreeMap<(String, String), (String, Option<Assessment>)>,
+    pending: &BTreeMap<(String, String), String>,
+    current: &Assessments,
 ) -> Result<()> {
     let mut upserts = Vec::new();
     let mut deletes: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for ((resource_key, name_key), (sub, stored)) in pending {
-        match stored {
+    for (key, sub) in pending {
+        let (resource_key, name_key) = key;
+        match current.get(key).and_then(Option::as_ref) {
             Some(a) => upserts.push((resource_key, name_key, sub, a)),
             None => deletes.entry(name_key).or_default().push(resource_key),
         }

@@ -76,8 +76,8 @@ async fn restep(
 ) -> Result<()> {
     let mut tracker = Tracker::default();
     // Score changes are exported by automations like those of assessment writes.
-    let mut exported = outbox::Changes::default();
     let subscriptions: BTreeSet<&String> = targets.iter().map(|(s, _, _)| s).collect();
+    let mut exported = outbox::Changes::watching(tx, subscriptions.iter().copied()).await?;
     for sub in subscriptions {
         let after = active_rules(tx, sub).await?;
         let old_rules = before.get(sub).map_or(&[][..], Vec::as_slice);

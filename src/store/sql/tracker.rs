@@ -46,18 +46,33 @@ pub(in crate::store) struct Tracker {
     subscriptions: HashMap<String, Tracked>,
     rules: HashMap<String, Vec<ExemptionRule>>,
     buffered: bool,
-    /// (subscription, control, resource key) → its tally as the transaction stands; an entry
-    /// exists once the row was read (empty: no row).
-    tallies: HashMap<TallyKey, ResourceTally>,
-    dirty_tallies: BTreeSet<TallyKey>,
-    /// (subscription, control) whose counts moved; their values are in `subscriptions`.
-    dirty_controls: BTreeSet<(String, String)>,
-    /// (subscription, resource group, control) → how much its counts moved.
-    groups: BTreeMap<(String, String, String), ControlCounts>,
+    /// subscription → control → resource key → its tally as the transaction stands; an entry
+    /// exists once the row was read (empty: no row). Nested maps so that a step finds its
+    /// entries by `&str` without building an owned key (a batch makes thousands of steps).
+    tallies: Nested<Nested<Nested<Tally>>>,
+    /// subscription → the controls whose counts moved; their values are in `subscriptions`.
+    dirty_controls: Nested<BTreeSet<String>>,
+    /// subscription → resource group → control → how much its counts moved.
+    groups: Nested<Nested<Nested<ControlCounts>>>,
     changes: Vec<Logged>,
 }
 
-type TallyKey = (String, String, String);
+type Nested<V> = HashMap<String, V>;
+
+/// A resource's tally in one control, and whether the transaction moved it.
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    counts: ResourceTally,
+    dirty: bool,
+}
+
+/// The entry of `key`, made (with its default) if missing; owns the key only then.
+fn slot<'m, V: Default>(map: &'m mut Nested<V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("the entry was just made")
+}
 
 /// One transition to log, with the scores around it.
 struct Logged {
@@ -138,9 +153,11 @@ impl Tracker {
     ) -> Result<()> {
         self.load(tx, subscription).await?;
         let controls = catalog::builtin().scored_controls(name_key);
-        if controls.iter().any(|c| {
-            !self.tallies.contains_key(&(subscription.into(), c.clone(), resource_key.into()))
-        }) {
+        let read = self.tallies.get(subscription);
+        if controls
+            .iter()
+            .any(|c| !read.and_then(|t| t.get(c)).is_some_and(|t| t.contains_key(resource_key)))
+        {
             self.read_tallies(tx, subscription, controls, &[resource_key]).await?;
         }
         for control in controls {
@@ -179,17 +196,17 @@ impl Tracker {
                 statement = statement.bind(*key);
             }
             let rows = statement.fetch_all(tx.conn()).await?;
+            let read = slot(&mut self.tallies, subscription);
             for control in controls {
+                let read = slot(read, control);
                 for key in chunk {
-                    self.tallies
-                        .entry((subscription.to_owned(), control.clone(), (*key).to_owned()))
-                        .or_default();
+                    slot(read, key);
                 }
             }
             for row in rows {
-                let key = (subscription.to_owned(), row.control, row.resource_key);
-                if !self.dirty_tallies.contains(&key) {
-                    self.tallies.insert(key, row.counts.into());
+                let tally = slot(slot(read, &row.control), &row.resource_key);
+                if !tally.dirty {
+                    tally.counts = row.counts.into();
                 }
             }
         }
@@ -206,26 +223,30 @@ impl Tracker {
         old: Option<Status>,
         new: Option<Status>,
     ) {
-        let key = (subscription.to_owned(), control.to_owned(), resource_key.to_owned());
-        let tally = self.tallies.entry(key.clone()).or_default();
         let Some(tracked) = self.subscriptions.get_mut(subscription) else { return };
+        let tally = slot(slot(slot(&mut self.tallies, subscription), control), resource_key);
+        tally.dirty = true;
         let mut counts = tracked.controls.get(control).map(|(_, c)| *c).unwrap_or_default();
         let before = counts;
-        score::step(tally, &mut counts, old, new);
-        if counts.is_assessed() {
-            let max = catalog::builtin().max_score(control);
-            tracked.controls.insert(control.to_owned(), (max, counts));
-        } else {
-            tracked.controls.remove(control);
+        score::step(&mut tally.counts, &mut counts, old, new);
+        match tracked.controls.get_mut(control) {
+            Some(entry) if counts.is_assessed() => entry.1 = counts,
+            Some(_) => {
+                tracked.controls.remove(control);
+            }
+            None if counts.is_assessed() => {
+                let max = catalog::builtin().max_score(control);
+                tracked.controls.insert(control.to_owned(), (max, counts));
+            }
+            None => {}
         }
-        self.dirty_tallies.insert(key);
-        self.dirty_controls.insert((subscription.to_owned(), control.to_owned()));
+        let dirty = slot(&mut self.dirty_controls, subscription);
+        if !dirty.contains(control) {
+            dirty.insert(control.to_owned());
+        }
         // The resource's resource group (if any) moves with the subscription.
         if let Some(rg) = resource_group_of(resource_key) {
-            let delta = self
-                .groups
-                .entry((subscription.to_owned(), rg.to_owned(), control.to_owned()))
-                .or_default();
+            let delta = slot(slot(slot(&mut self.groups, subscription), rg), control);
             delta.healthy += counts.healthy - before.healthy;
             delta.unhealthy += counts.unhealthy - before.unhealthy;
             delta.not_applicable += counts.not_applicable - before.not_applicable;
@@ -304,15 +325,18 @@ impl Tracker {
     /// database (the history point, the outbox).
     pub(in crate::store) async fn flush(&mut self, tx: &mut impl WriteTx) -> Result<()> {
         // Tallies: the non-empty ones upserted, the emptied ones deleted (as `score::Maintained`).
-        let dirty = std::mem::take(&mut self.dirty_tallies);
-        let mut kept: Vec<(&TallyKey, ResourceTally)> = Vec::new();
+        let mut kept: Vec<((&str, &str, &str), ResourceTally)> = Vec::new();
         let mut emptied: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
-        for key in &dirty {
-            let tally = self.tallies.get(key).copied().unwrap_or_default();
-            if tally.is_empty() {
-                emptied.entry((&key.0, &key.1)).or_default().push(&key.2);
-            } else {
-                kept.push((key, tally));
+        for (sub, controls) in &mut self.tallies {
+            for (control, resources) in controls {
+                for (resource, tally) in resources.iter_mut().filter(|(_, t)| t.dirty) {
+                    tally.dirty = false;
+                    if tally.counts.is_empty() {
+                        emptied.entry((sub, control)).or_default().push(resource);
+                    } else {
+                        kept.push(((sub, control, resource), tally.counts));
+                    }
+                }
             }
         }
         for chunk in kept.chunks(ROWS_PER_STATEMENT) {
@@ -325,9 +349,9 @@ impl Tracker {
             let mut statement = query(sql);
             for ((sub, control, resource), tally) in chunk {
                 statement = statement
-                    .bind(sub)
-                    .bind(control)
-                    .bind(resource)
+                    .bind(*sub)
+                    .bind(*control)
+                    .bind(*resource)
                     .bind(tally.healthy)
                     .bind(tally.unhealthy)
                     .bind(tally.not_applicable);
@@ -352,10 +376,12 @@ impl Tracker {
         let dirty = std::mem::take(&mut self.dirty_controls);
         let mut assessed: Vec<(&str, &str, ControlCounts)> = Vec::new();
         let mut unassessed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (sub, control) in &dirty {
-            match self.subscriptions.get(sub).and_then(|t| t.controls.get(control)) {
-                Some((_, counts)) => assessed.push((sub, control, *counts)),
-                None => unassessed.entry(sub).or_default().push(control),
+        for (sub, controls) in &dirty {
+            for control in controls {
+                match self.subscriptions.get(sub).and_then(|t| t.controls.get(control)) {
+                    Some((_, counts)) => assessed.push((sub, control, *counts)),
+                    None => unassessed.entry(sub).or_default().push(control),
+                }
             }
         }
         for chunk in assessed.chunks(ROWS_PER_STATEMENT) {
@@ -390,8 +416,13 @@ impl Tracker {
 
         // Resource groups: the net change of each touched (group, control), through the
         // resource-group hook (which owns how a group's row moves).
-        for ((sub, group, control), delta) in std::mem::take(&mut self.groups) {
-            super::resource_groups::step_resource_group(tx, &sub, &group, &control, delta).await?;
+        for (sub, groups) in std::mem::take(&mut self.groups) {
+            for (group, controls) in groups {
+                for (control, delta) in controls {
+                    super::resource_groups::step_resource_group(tx, &sub, &group, &control, delta)
+                        .await?;
+                }
+            }
         }
 
         // Transitions, in the order they happened.
