@@ -4,7 +4,11 @@
 #   import  IMPORT_LINES NDJSON assessments (default 2 000 000) over IMPORT_SUBS subscriptions
 #           (default 1) into a fresh data directory: `securescore import --exclusive
 #           --batch-size IMPORT_BATCH` (default 5 000), pinned to SERVER_CPU; wall time,
-#           lines/s, peak RSS, bytes on disk per assessment; then `verify`.
+#           lines/s, peak RSS, bytes on disk per assessment; then `verify`. Then, if the
+#           sqlite3 CLI is installed, the floor: SQLite alone writing the rows such an import
+#           writes (per line one assessment, two resource tallies and one transition, the
+#           shapes of the generated data) into the same schema with the server's settings,
+#           IMPORT_BATCH lines per transaction, no parsing and no counting; FLOOR=0 skips it.
 #   scale   for each size of SCALE_SIZES (default "10000 1000000 10000000") over SCALE_SUBS
 #           subscriptions (default 100): import it as above, then start the server cold and
 #           measure the time to /readyz 200, RSS after reading every subscription's ascScore,
@@ -23,6 +27,7 @@ IMPORT_TIMEOUT=${IMPORT_TIMEOUT:-3600}
 SCALE_SIZES=${SCALE_SIZES:-10000 1000000 10000000}
 SCALE_SUBS=${SCALE_SUBS:-100}
 SAMPLES=${SAMPLES:-20}
+FLOOR=${FLOOR:-1}
 
 # The id of subscription N.
 bulk_sub() { printf '00000000-0000-4000-8000-%012d' "$1"; }
@@ -57,20 +62,63 @@ init_data_dir() {
     echo "$client"
 }
 
-# run_import DIR FILE LABEL: sets IMP_SECS IMP_RATE IMP_RSS_MB BYTES_PER (on disk per line).
+# run_import DIR FILE LABEL: sets IMP_SECS IMP_CPU IMP_RATE IMP_RSS_MB BYTES_PER (on disk per line).
 run_import() {
     local dir=$1 file=$2 label=$3 lines
     lines=$(wc -l <"$file")
     log "$label: importing $lines lines (batch $IMPORT_BATCH, --exclusive, CPU $SERVER_CPU; load $(cut -d' ' -f1 /proc/loadavg))"
     local before
     before=$(du -sb "$dir" | cut -f1)
-    timeout "$IMPORT_TIMEOUT" /usr/bin/time -f '%e %M' -o "$OUT/$label.time" taskset -c "$SERVER_CPU" \
+    timeout "$IMPORT_TIMEOUT" /usr/bin/time -f '%e %M %U %S' -o "$OUT/$label.time" taskset -c "$SERVER_CPU" \
         "$SECURESCORE_BIN" import --data-dir "$dir" --exclusive --batch-size "$IMPORT_BATCH" -o json "$file" \
         >"$OUT/$label.report.json" 2>"$OUT/$label.stderr" || die "$label: import failed (see $OUT/$label.stderr)"
     IMP_SECS=$(cut -d' ' -f1 "$OUT/$label.time")
     IMP_RSS_MB=$(awk '{ printf "%.0f", $2 / 1024 }' "$OUT/$label.time")
+    IMP_CPU=$(awk '{ printf "%.2f", $3 + $4 }' "$OUT/$label.time")
     IMP_RATE=$(awk -v n="$lines" -v s="$IMP_SECS" 'BEGIN { printf "%.0f", n / s }')
     BYTES_PER=$(awk -v a="$(du -sb "$dir" | cut -f1)" -v b="$before" -v n="$lines" 'BEGIN { printf "%.0f", (a - b) / n }')
+}
+
+# floor_sql LINES BATCH: the statements of the floor (see the header), on stdout.
+floor_sql() {
+    local lines=$1 batch=$2 b sub
+    sub=$(bulk_sub 0)
+    echo "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+    echo "PRAGMA cache_size = -32768; PRAGMA temp_store = memory;"
+    echo "CREATE TEMP TABLE l (i INTEGER PRIMARY KEY, rk TEXT, rid TEXT, nk TEXT, st TEXT);"
+    for ((b = 0; b < lines; b += batch)); do
+        cat <<SQL
+BEGIN IMMEDIATE;
+DELETE FROM l;
+INSERT INTO l SELECT value,
+  '/subscriptions/$sub/resourcegroups/rg' || ((value / 4) % 50) || '/providers/microsoft.compute/virtualmachines/vm' || (value / 4),
+  '/subscriptions/$sub/resourceGroups/rg' || ((value / 4) % 50) || '/providers/Microsoft.Compute/virtualMachines/vm' || (value / 4),
+  CASE value % 4 WHEN 0 THEN '21300918-b2e3-0346-785f-c77ff57d243b' WHEN 1 THEN '08e628db-e2ed-4793-bc91-d13e684401c3'
+    WHEN 2 THEN 'd1db3318-01ff-16de-29eb-28b344515626' ELSE 'c1769ad9-3c3a-4455-8d86-4d02dc2580f7' END,
+  CASE value % 3 WHEN 0 THEN 'Healthy' WHEN 1 THEN 'Unhealthy' ELSE 'NotApplicable' END
+  FROM generate_series($b, $((b + batch - 1))) WHERE value < $lines;
+INSERT INTO assessments SELECT rk, nk, '$sub', rid, nk, st, NULL, NULL, '{"source":"Azure"}', NULL, NULL,
+  '2026-12-03T12:36:36.8882101Z', '2026-12-03T12:36:36.8882101Z' FROM l;
+INSERT INTO resource_tallies SELECT '$sub', c.value || '-' || nk, rk, 1, 0, 0 FROM l, generate_series(1, 2) c;
+INSERT INTO status_changes (subscription_id, at, resource_id, assessment, old_status, new_status, cause,
+  before_current, before_max, before_percentage, after_current, after_max, after_percentage)
+  SELECT '$sub', '2026-12-03T12:36:36.8882101Z', rid, nk, NULL, st, NULL, 1.5, 10, 0.15, 1.6, 10, 0.16 FROM l;
+COMMIT;
+SQL
+    done
+}
+
+# run_floor DIR LINES: sets FLOOR_SECS FLOOR_RATE FLOOR_CPU (user+system s) for the floor into DIR.
+run_floor() {
+    local dir=$1 lines=$2 sql=$TMP/floor.sql
+    floor_sql "$lines" "$IMPORT_BATCH" >"$sql"
+    log "floor: SQLite alone writing the rows of $lines lines (CPU $SERVER_CPU; load $(cut -d' ' -f1 /proc/loadavg))"
+    timeout "$IMPORT_TIMEOUT" /usr/bin/time -f '%e %U %S' -o "$OUT/floor.time" taskset -c "$SERVER_CPU" \
+        sqlite3 "$dir/securescore.db" <"$sql" >"$OUT/floor.out" 2>&1 || die "floor failed (see $OUT/floor.out)"
+    FLOOR_SECS=$(cut -d' ' -f1 "$OUT/floor.time")
+    FLOOR_CPU=$(awk '{ printf "%.2f", $2 + $3 }' "$OUT/floor.time")
+    FLOOR_RATE=$(awk -v n="$lines" -v s="$FLOOR_SECS" 'BEGIN { printf "%.0f", n / s }')
+    rm -f "$sql"
 }
 
 # median of the numbers on stdin
@@ -90,15 +138,25 @@ scenario_import() {
     log "import: generating $IMPORT_LINES lines over $IMPORT_SUBS subscriptions"
     gen_ndjson "$IMPORT_LINES" "$IMPORT_SUBS" "$file"
     init_data_dir "$dir" "$IMPORT_SUBS" >/dev/null
+    local floor_dir=$TMP/floor-data floor=""
+    [[ $FLOOR == 1 ]] && command -v sqlite3 >/dev/null 2>&1 && cp -a "$dir" "$floor_dir"
     run_import "$dir" "$file" import
     local verify="clean"
     timeout 3600 "$SECURESCORE_BIN" verify --data-dir "$dir" >"$OUT/import.verify.txt" 2>&1 || verify="MISMATCHES (see import.verify.txt)"
+    if [[ -d $floor_dir ]]; then
+        run_floor "$floor_dir" "$IMPORT_LINES"
+        floor="floor (SQLite alone, the same rows): $FLOOR_RATE lines/s, $FLOOR_SECS s, $FLOOR_CPU s CPU; the import reached $(awk -v a="$IMP_RATE" -v b="$FLOOR_RATE" 'BEGIN { printf "%.2f", a / b }')x of it"
+        rm -rf "$floor_dir"
+    elif [[ $FLOOR == 1 ]]; then
+        floor="floor: skipped (no sqlite3 CLI; apt-get install sqlite3)"
+    fi
     {
         echo
         echo "import: $IMPORT_LINES lines, $IMPORT_SUBS subscriptions, batch $IMPORT_BATCH, --exclusive"
-        printf '%-10s %9s %10s %8s %12s\n' lines seconds lines/s rss_MB disk_B/line
-        printf '%-10s %9s %10s %8s %12s\n' "$IMPORT_LINES" "$IMP_SECS" "$IMP_RATE" "$IMP_RSS_MB" "$BYTES_PER"
+        printf '%-10s %9s %9s %10s %8s %12s\n' lines seconds cpu_s lines/s rss_MB disk_B/line
+        printf '%-10s %9s %9s %10s %8s %12s\n' "$IMPORT_LINES" "$IMP_SECS" "$IMP_CPU" "$IMP_RATE" "$IMP_RSS_MB" "$BYTES_PER"
         echo "target 4: $IMP_RATE lines/s (>= 100000: $(awk -v r="$IMP_RATE" 'BEGIN { print ((r >= 100000) ? "meets" : "MISSES") }')); verify: $verify"
+        [[ -z $floor ]] || echo "$floor"
     } | tee -a "$OUT/summary.txt"
     rm -rf "$dir" "$file"
 }

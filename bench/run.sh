@@ -4,7 +4,7 @@
 #
 #   bench/run.sh                 # the "get" scenario
 #   bench/run.sh get lists put   # several scenarios, one results folder
-#   bench/run.sh all             # get, lists and put
+#   bench/run.sh all             # every scenario: get, lists, put, import, scale
 #
 # Scenarios:
 #   get     GET ascScore (the subscription's secure score)
@@ -67,7 +67,7 @@ PUT_ASSESSMENT=21300918-b2e3-0346-785f-c77ff57d243b
 
 SCENARIOS=("$@")
 [[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=(get)
-[[ ${SCENARIOS[*]} == all ]] && SCENARIOS=(get lists put)
+[[ ${SCENARIOS[*]} == all ]] && SCENARIOS=(get lists put import scale)
 
 # scenario|name|method|path-and-query
 ENDPOINTS=()
@@ -110,6 +110,14 @@ if ! command -v wrk >/dev/null 2>&1; then
     timeout 300 apt-get install -y wrk >/dev/null || {
         timeout 300 apt-get update >/dev/null && timeout 300 apt-get install -y wrk >/dev/null
     } || die "cannot install wrk"
+fi
+if [[ " ${BULK[*]} " == *" import "* && ${FLOOR:-1} == 1 ]] && ! command -v sqlite3 >/dev/null 2>&1; then
+    if [[ $(id -u) == 0 ]]; then
+        log "installing the sqlite3 CLI for the import floor (apt-get install -y sqlite3)"
+        timeout 300 apt-get install -y sqlite3 >/dev/null || log "warning: cannot install sqlite3; the floor is skipped"
+    else
+        log "warning: no sqlite3 CLI (apt-get install -y sqlite3); the import floor is skipped"
+    fi
 fi
 command -v taskset >/dev/null 2>&1 || die "taskset is missing (package util-linux)"
 command -v curl >/dev/null 2>&1 || die "curl is missing"
