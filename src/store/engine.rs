@@ -57,6 +57,14 @@ impl Write {
             Write::Delete { resource, .. } => resource,
         }
     }
+
+    /// The assessment's name, as the write spells it.
+    pub fn name(&self) -> &str {
+        match self {
+            Write::Put(a) => &a.name,
+            Write::Delete { name, .. } => name,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

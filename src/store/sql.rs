@@ -140,6 +140,15 @@ impl Query<'_> {
         self
     }
 
+    /// Bind each value in turn (the list of an `IN` written by [`value_rows`]).
+    pub(in crate::store) fn bind_all<V: Into<Arg>>(
+        mut self,
+        values: impl IntoIterator<Item = V>,
+    ) -> Self {
+        self.0.args.extend(values.into_iter().map(Into::into));
+        self
+    }
+
     pub(in crate::store) async fn execute(self, conn: Conn<'_>) -> Result<Done, sqlx::Error> {
         let Statement { sql, args } = self.0;
         let sql = sql.as_ref();
@@ -167,6 +176,15 @@ macro_rules! fetches {
         impl<T: $bound> $ty<'_, T> {
             pub(in crate::store) fn bind(mut self, v: impl Into<Arg>) -> Self {
                 self.0.args.push(v.into());
+                self
+            }
+
+            /// Bind each value in turn (the list of an `IN` written by [`value_rows`]).
+            pub(in crate::store) fn bind_all<V: Into<Arg>>(
+                mut self,
+                values: impl IntoIterator<Item = V>,
+            ) -> Self {
+                self.0.args.extend(values.into_iter().map(Into::into));
                 self
             }
 

@@ -451,18 +451,14 @@ impl super::sql::WriteTx for WriteTx {
     async fn lock_subscriptions(&mut self, ids: Vec<String>) -> Result<BTreeSet<String>> {
         // The transaction holds the database's write lock already (BEGIN IMMEDIATE): this only
         // finds which exist, each id once however many writes name it.
-        let ids: BTreeSet<String> = ids.into_iter().collect();
+        let ids: Vec<String> = ids.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
         let mut found = BTreeSet::new();
-        let ids: Vec<String> = ids.into_iter().collect();
         for chunk in ids.chunks(super::sql::ROWS_PER_STATEMENT) {
             let sql = format!(
                 "SELECT id FROM subscriptions WHERE id IN {}",
                 super::sql::value_rows(1, chunk.len(), 1)
             );
-            let mut statement = super::sql::query_scalar::<String>(sql);
-            for id in chunk {
-                statement = statement.bind(id);
-            }
+            let statement = super::sql::query_scalar::<String>(sql).bind_all(chunk);
             found.extend(statement.fetch_all(super::sql::WriteTx::conn(self)).await?);
         }
         Ok(found)

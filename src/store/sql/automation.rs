@@ -48,10 +48,7 @@ impl Changes {
                 "SELECT DISTINCT subscription_id FROM automations WHERE subscription_id IN {}",
                 value_rows(1, chunk.len(), 1)
             );
-            let mut statement = query_scalar::<String>(sql);
-            for sub in chunk {
-                statement = statement.bind(*sub);
-            }
+            let statement = query_scalar::<String>(sql).bind_all(chunk.iter().copied());
             watched.extend(statement.fetch_all(tx.conn()).await?);
         }
         Ok(Changes {

@@ -194,16 +194,13 @@ impl<B: SqlBackend> Engine for B {
                 outcomes.push(Outcome::NoSubscription);
                 continue;
             }
-            let name = match write {
-                Write::Put(a) => &a.name,
-                Write::Delete { name, .. } => name,
-            };
+            let name = write.name();
             let key = (resource.key().to_owned(), name.to_ascii_lowercase());
             let existing = current.get(&key).cloned().flatten();
             let old = existing.as_ref().map(|a| a.status);
             let (logged_id, logged_name) = match &existing {
                 Some(e) => (e.resource_id.clone(), e.name.clone()),
-                None => (resource.as_str().to_owned(), name.clone()),
+                None => (resource.as_str().to_owned(), name.to_owned()),
             };
             let new = match write {
                 Write::Put(input) => {
@@ -435,23 +432,15 @@ impl<B: SqlBackend> Engine for B {
     }
 }
 
-/// The stored rows the writes name, by key (`None`: absent), in a statement per
-/// [`ROWS_PER_STATEMENT`] keys (a join with the keys' VALUES, which both engines run as index
-/// lookups; SQLite scans the table for a row-value `IN (VALUES …)`).
 /// (resource key, name key) → the stored assessment as the batch moves it (`None`: absent).
 type Assessments = HashMap<(String, String), Option<Assessment>>;
 
+/// The stored rows the writes name, by key (`None`: absent), in a statement per
+/// [`ROWS_PER_STATEMENT`] keys (a join with the keys' VALUES, which both engines run as index
+/// lookups; SQLite scans the table for a row-value `IN (VALUES …)`).
 async fn read_assessments(tx: &mut impl WriteTx, writes: &[&Write]) -> Result<Assessments> {
-    let keys: BTreeSet<(&str, String)> = writes
-        .iter()
-        .map(|w| {
-            let name = match w {
-                Write::Put(a) => &a.name,
-                Write::Delete { name, .. } => name,
-            };
-            (w.resource().key(), name.to_ascii_lowercase())
-        })
-        .collect();
+    let keys: BTreeSet<(&str, String)> =
+        writes.iter().map(|w| (w.resource().key(), w.name().to_ascii_lowercase())).collect();
     let keys: Vec<_> = keys.into_iter().collect();
     let mut out = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
@@ -483,11 +472,7 @@ async fn read_tallies(
     let cat = catalog::builtin();
     let mut per_sub: BTreeMap<String, (BTreeSet<&String>, BTreeSet<&str>)> = BTreeMap::new();
     for w in writes {
-        let name = match w {
-            Write::Put(a) => &a.name,
-            Write::Delete { name, .. } => name,
-        };
-        let controls = cat.scored_controls(&name.to_ascii_lowercase());
+        let controls = cat.scored_controls(&w.name().to_ascii_lowercase());
         if controls.is_empty() {
             continue;
         }
@@ -560,11 +545,7 @@ async fn write_assessments(
                 "DELETE FROM assessments WHERE name_key = $1 AND resource_key IN {}",
                 value_rows(1, chunk.len(), 2)
             );
-            let mut statement = query(sql).bind(name_key);
-            for resource_key in chunk {
-                statement = statement.bind(*resource_key);
-            }
-            statement.execute(tx.conn()).await?;
+            query(sql).bind(name_key).bind_all(chunk.iter().copied()).execute(tx.conn()).await?;
         }
     }
     Ok(())

@@ -31,8 +31,7 @@ pub(in crate::store) async fn step_resource_group(
     control: &str,
     delta: ControlCounts,
 ) -> Result<()> {
-    let delta = (delta.healthy, delta.unhealthy, delta.not_applicable);
-    if delta == (0, 0, 0) {
+    if delta == ControlCounts::default() {
         return Ok(());
     }
     query(
@@ -46,13 +45,13 @@ pub(in crate::store) async fn step_resource_group(
     .bind(subscription)
     .bind(resource_group)
     .bind(control)
-    .bind(delta.0)
-    .bind(delta.1)
-    .bind(delta.2)
+    .bind(delta.healthy)
+    .bind(delta.unhealthy)
+    .bind(delta.not_applicable)
     .execute(tx.conn())
     .await?;
     // Only a decrease can empty a row: an empty row is dropped, as control_counts drops its own.
-    if delta.0 >= 0 && delta.1 >= 0 && delta.2 >= 0 {
+    if delta.healthy >= 0 && delta.unhealthy >= 0 && delta.not_applicable >= 0 {
         return Ok(());
     }
     query(

@@ -188,14 +188,12 @@ impl Tracker {
                 value_rows(1, controls.len(), 2),
                 value_rows(1, chunk.len(), 2 + controls.len()),
             );
-            let mut statement = query_as::<TallyRow>(sql).bind(subscription);
-            for control in controls {
-                statement = statement.bind(control);
-            }
-            for key in chunk {
-                statement = statement.bind(*key);
-            }
-            let rows = statement.fetch_all(tx.conn()).await?;
+            let rows = query_as::<TallyRow>(sql)
+                .bind(subscription)
+                .bind_all(controls)
+                .bind_all(chunk.iter().copied())
+                .fetch_all(tx.conn())
+                .await?;
             let read = slot(&mut self.tallies, subscription);
             for control in controls {
                 let read = slot(read, control);
@@ -364,11 +362,12 @@ impl Tracker {
                     "DELETE FROM resource_tallies WHERE subscription_id = $1 AND control = $2 AND resource_key IN {}",
                     value_rows(1, chunk.len(), 3)
                 );
-                let mut statement = query(sql).bind(*sub).bind(*control);
-                for resource in chunk {
-                    statement = statement.bind(*resource);
-                }
-                statement.execute(tx.conn()).await?;
+                query(sql)
+                    .bind(*sub)
+                    .bind(*control)
+                    .bind_all(chunk.iter().copied())
+                    .execute(tx.conn())
+                    .await?;
             }
         }
 
@@ -407,11 +406,7 @@ impl Tracker {
                 "DELETE FROM control_counts WHERE subscription_id = $1 AND control IN {}",
                 value_rows(1, controls.len(), 2)
             );
-            let mut statement = query(sql).bind(*sub);
-            for control in controls {
-                statement = statement.bind(*control);
-            }
-            statement.execute(tx.conn()).await?;
+            query(sql).bind(*sub).bind_all(controls.iter().copied()).execute(tx.conn()).await?;
         }
 
         // Resource groups: the net change of each touched (group, control), through the
