@@ -134,20 +134,27 @@ impl Done {
     }
 }
 
-impl Query<'_> {
-    pub(in crate::store) fn bind(mut self, v: impl Into<Arg>) -> Self {
-        self.0.args.push(v.into());
-        self
-    }
+/// `bind` and `bind_all` of a statement builder (each wraps a [`Statement`] as its field 0).
+macro_rules! binds {
+    () => {
+        pub(in crate::store) fn bind(mut self, v: impl Into<Arg>) -> Self {
+            self.0.args.push(v.into());
+            self
+        }
 
-    /// Bind each value in turn (the list of an `IN` written by [`value_rows`]).
-    pub(in crate::store) fn bind_all<V: Into<Arg>>(
-        mut self,
-        values: impl IntoIterator<Item = V>,
-    ) -> Self {
-        self.0.args.extend(values.into_iter().map(Into::into));
-        self
-    }
+        /// Bind each value in turn (the list of an `IN` written by [`value_rows`]).
+        pub(in crate::store) fn bind_all<V: Into<Arg>>(
+            mut self,
+            values: impl IntoIterator<Item = V>,
+        ) -> Self {
+            self.0.args.extend(values.into_iter().map(Into::into));
+            self
+        }
+    };
+}
+
+impl Query<'_> {
+    binds!();
 
     pub(in crate::store) async fn execute(self, conn: Conn<'_>) -> Result<Done, sqlx::Error> {
         let Statement { sql, args } = self.0;
@@ -174,19 +181,7 @@ impl Query<'_> {
 macro_rules! fetches {
     ($ty:ident, $bound:ident, $make:ident) => {
         impl<T: $bound> $ty<'_, T> {
-            pub(in crate::store) fn bind(mut self, v: impl Into<Arg>) -> Self {
-                self.0.args.push(v.into());
-                self
-            }
-
-            /// Bind each value in turn (the list of an `IN` written by [`value_rows`]).
-            pub(in crate::store) fn bind_all<V: Into<Arg>>(
-                mut self,
-                values: impl IntoIterator<Item = V>,
-            ) -> Self {
-                self.0.args.extend(values.into_iter().map(Into::into));
-                self
-            }
+            binds!();
 
             fetches!(@fetch $make, fetch_all, Vec<T>);
             fetches!(@fetch $make, fetch_optional, Option<T>);
